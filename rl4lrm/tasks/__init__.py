@@ -1,0 +1,30 @@
+"""Verifiable tasks for RL on reasoning models: addition and TinyZero's Countdown.
+
+``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
+splits them deterministically into train and test, renders prompts and verifies completions.
+"""
+
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
+from rl4lrm.tasks.addition import Addition
+from rl4lrm.tasks.countdown import Countdown, solve
+from rl4lrm.tasks.expression import ExpressionError, evaluate
+
+
+def get_task(name: str, **kwargs) -> Task:
+    """The task registered as ``name``, built with ``kwargs``; unknown names list the known ones."""
+    return TASKS.get(name)(**kwargs)
+
+
+__all__ = [
+    "TASKS",
+    "Addition",
+    "Countdown",
+    "ExpressionError",
+    "Problem",
+    "Task",
+    "Verdict",
+    "evaluate",
+    "extract_answer",
+    "get_task",
+    "solve",
+]
