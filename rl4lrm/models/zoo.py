@@ -1,0 +1,96 @@
+"""The model zoo: base checkpoints for each lab task, shipped with the package, and their recipe.
+
+Each entry is a tiny model trained by ``rl4lrm.models.sft`` just long enough to sample correct
+answers now and then: sampled pass@1 well below 1 while pass@k at large k is high, so that RL has
+room to work (``benchmarks/learning_curve.py`` measures both). The checkpoints live in
+``rl4lrm/models/zoo/<name>/`` as safetensors; ``build_base(name)`` re-runs the recipe that made
+them (``python -m rl4lrm.models.zoo --rebuild``), deterministically on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+from rl4lrm.models.sft import SFTConfig, train_sft
+from rl4lrm.models.tiny import tiny_model
+from rl4lrm.models.tokenizer import char_tokenizer
+from rl4lrm.tasks import Task, get_task
+from rl4lrm.utils import resolve_device
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A base model: which task, which tiny architecture, and how long SFT ran."""
+
+    task: str
+    task_kwargs: dict = field(default_factory=dict)
+    model_preset: str = "micro"
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    description: str = ""
+
+
+ZOO: dict[str, ZooEntry] = {
+    "addition": ZooEntry("addition", {"digits": 2}, "micro", SFTConfig(steps=1500, lr=3e-3, seed=0, device="cpu"),
+                         "2-digit addition, 0.65M-parameter Llama, 1500 SFT steps"),
+    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "micro", SFTConfig(steps=600, lr=3e-3, seed=0, device="cpu"),
+                          "Countdown with 3 numbers, 0.65M-parameter Llama, 600 SFT steps"),
+}
+
+
+def _entry(name: str) -> ZooEntry:
+    if name not in ZOO:
+        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(sorted(ZOO))}")
+    return ZOO[name]
+
+
+def load_task(name: str) -> Task:
+    """The task (with the zoo entry's settings) that the base model ``name`` was trained on."""
+    entry = _entry(name)
+    return get_task(entry.task, **entry.task_kwargs)
+
+
+def build_base(name: str, out_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Runs the zoo recipe for ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo)."""
+    entry = _entry(name)
+    out = Path(out_dir) if out_dir is not None else ZOO_DIR / name
+    tokenizer = char_tokenizer()
+    model = tiny_model(entry.model_preset, tokenizer, seed=entry.sft.seed)
+    train_sft(model, tokenizer, load_task(name), entry.sft, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def load_base(name: str, device: str | torch.device = "cpu"):
+    """Loads the zoo's base model ``name``.
+
+    Returns:
+        ``(model, tokenizer, task)``: the model in eval mode on ``device``.
+    """
+    path = ZOO_DIR / name
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with "
+                                f"`python -m rl4lrm.models.zoo --rebuild {name}`")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    return model.eval(), tokenizer, load_task(name)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Rebuild the zoo's base checkpoints")
+    parser.add_argument("--rebuild", nargs="*", default=None, metavar="NAME", help="names (default: all)")
+    args = parser.parse_args(argv)
+    for name in args.rebuild or sorted(ZOO):
+        print(f"built {build_base(name)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Matplotlib figures of training runs (only notebooks, the CLI and the book import ``viz``)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+# (metric, panel title) of the standard dashboard, in reading order
+CURVES = [
+    ("reward/mean", "train reward"),
+    ("acc/pass@1", "held-out pass@1"),
+    ("length/mean", "completion length (tokens)"),
+    ("kl/k3", "KL to reference (k3)"),
+    ("entropy/mean", "token entropy"),
+    ("reward/frac_zero_std", "groups with zero reward variance"),
+]
+
+
+def plot_curves(history: pd.DataFrame | dict[str, pd.DataFrame], curves=CURVES, axes=None, title: str | None = None):
+    """Plots each metric of ``curves`` against step, one panel per metric.
+
+    Args:
+        history: one run's DataFrame, or ``{label: DataFrame}`` to overlay runs.
+        curves: ``(metric, title)`` pairs; metrics a run lacks are skipped.
+        axes: existing axes to draw into (as many as curves), e.g. for a live dashboard.
+
+    Returns:
+        The matplotlib figure.
+    """
+    runs = history if isinstance(history, dict) else {None: history}
+    if axes is None:
+        cols = 3
+        rows = -(-len(curves) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+        axes = axes.ravel()
+    fig = axes[0].figure
+    for ax, (metric, label) in zip(axes, curves):
+        ax.clear()
+        for name, df in runs.items():
+            if metric in df:
+                points = df[["step", metric]].dropna()
+                ax.plot(points["step"], points[metric], marker="o" if len(points) < 15 else None, ms=3, label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if any(name is not None for name in runs) and ax is axes[0]:
+            ax.legend(fontsize=8)
+    for ax in axes[len(curves):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
