@@ -37,10 +37,12 @@ class ZooEntry:
 
 
 ZOO: dict[str, ZooEntry] = {
-    "addition": ZooEntry("addition", {"digits": 2}, "micro", SFTConfig(steps=1500, lr=3e-3, seed=0, device="cpu"),
-                         "2-digit addition, 0.65M-parameter Llama, 1500 SFT steps"),
-    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "micro", SFTConfig(steps=600, lr=3e-3, seed=0, device="cpu"),
-                          "Countdown with 3 numbers, 0.65M-parameter Llama, 600 SFT steps"),
+    "addition": ZooEntry("addition", {"digits": 2}, "micro",
+                         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+                         "2-digit addition; 0.65M-parameter Llama; 4000 SFT steps, half the answers corrupted"),
+    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "small",
+                          SFTConfig(steps=4000, lr=2e-3, noise=0.5, seed=0, device="cpu"),
+                          "Countdown, 3 numbers; 3.4M-parameter Llama; 4000 SFT steps, half the answers corrupted"),
 }
 
 
@@ -75,13 +77,14 @@ def load_base(name: str, device: str | torch.device = "cpu"):
     Returns:
         ``(model, tokenizer, task)``: the model in eval mode on ``device``.
     """
+    task = load_task(name)
     path = ZOO_DIR / name
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with "
                                 f"`python -m rl4lrm.models.zoo --rebuild {name}`")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    return model.eval(), tokenizer, load_task(name)
+    return model.eval(), tokenizer, task
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,92 @@
+"""Rollout engine vs ``model.generate``: completion tokens/s, side by side in one run.
+
+Same model, prompts, group size, length cap and sampling settings (temperature 1, no top-k, no
+top-p) for both; both stop a row at EOS and stop the batch when every row has. Completion tokens
+are counted the same way for both (up to and including EOS). The engines alternate over several
+repeats and the median is reported, since this machine is noisy. Also prints the largest
+difference between the engine's sampling log-probs and a training-mode recomputation.
+
+    python benchmarks/rollout_throughput.py [--repeats 5] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from rl4lrm.models.tiny import tiny_model
+from rl4lrm.models.zoo import load_base
+from rl4lrm.rollout import compute_logprobs, rollout
+from rl4lrm.utils import resolve_device
+
+
+def generate_tokens(model, tok, prompts, G, T, seed) -> int:
+    enc = tok([p for p in prompts for _ in range(G)], return_tensors="pt", padding=True).to(model.device)
+    torch.manual_seed(seed)
+    out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=T,
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    new = out[:, enc["input_ids"].shape[1]:]
+    # tokens up to and including the first EOS (generate pads after it)
+    after_eos = (new == tok.eos_token_id).long().cumsum(-1) - (new == tok.eos_token_id).long()
+    return int((after_eos == 0).sum())
+
+
+def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
+    speeds = {"rollout": [], "generate": []}
+    for r in range(repeats + 1):  # the first round warms up and is dropped
+        for engine in ("rollout", "generate"):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            if engine == "rollout":
+                gen = torch.Generator(device=device).manual_seed(r)
+                n = int(rollout(model, tok, prompts, G, T, 1.0, generator=gen).response_mask.sum())
+            else:
+                n = generate_tokens(model, tok, prompts, G, T, r)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if r:
+                speeds[engine].append(n / (time.perf_counter() - t0))
+    batch = rollout(model, tok, prompts, G, T, 1.0, generator=torch.Generator(device=device).manual_seed(0))
+    with torch.no_grad():
+        lp, _ = compute_logprobs(model.train(), batch)
+    model.eval()
+    fast, slow = statistics.median(speeds["rollout"]), statistics.median(speeds["generate"])
+    return {"model": name, "rows": len(prompts) * G, "max_new": T, "rollout tok/s": round(fast),
+            "generate tok/s": round(slow), "ratio": round(fast / slow, 2),
+            "max |logprob diff|": f"{(lp - batch.old_logprobs).abs().max().item():.1e}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    t_start = time.time()
+    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} repeats={args.repeats}")
+    rows = []
+    for task_name, B, G, T in [("addition", 16, 8, 16), ("countdown", 16, 8, 24), ("countdown", 4, 4, 24),
+                               ("countdown", 64, 8, 24)]:
+        model, tok, task = load_base(task_name, device=device)
+        prompts = [task.format_prompt(p) for p in task.problems("test", B, seed=0)]
+        rows.append(bench(f"zoo/{task_name}", model, tok, prompts, G, T, args.repeats, device))
+        print(rows[-1], flush=True)
+    # a bigger random-init model: no EOS is ever sampled, every row runs to the cap
+    model = tiny_model("small", tok).to(device)
+    rows.append(bench("small (random init)", model, tok, prompts[:16], 8, 32, args.repeats, device))
+    print(rows[-1], flush=True)
+    try:
+        import pandas as pd
+
+        print(pd.DataFrame(rows).to_string(index=False))
+    except ImportError:
+        pass
+    print(f"wall time {time.time() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

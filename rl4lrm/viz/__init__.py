@@ -1,0 +1,17 @@
+"""Plots and widgets for the notebooks (the library itself never imports this package)."""
+
+import inspect
+
+from IPython.display import Code, display
+
+from rl4lrm.viz.dashboard import TrainingDashboard
+from rl4lrm.viz.explorer import SampleExplorer
+from rl4lrm.viz.plots import CURVES, plot_curves
+
+
+def show_source(obj) -> None:
+    """Displays the source code of a library object, highlighted (the notebooks' "the code" step)."""
+    display(Code(inspect.getsource(obj), language="python"))
+
+
+__all__ = ["CURVES", "SampleExplorer", "TrainingDashboard", "plot_curves", "show_source"]

@@ -1,0 +1,94 @@
+"""Tests for rl4lrm.cli: argument parsing, error messages, and one real (2-step) training run."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from rl4lrm.cli import build_parser, main
+from rl4lrm.cli import _train
+from rl4lrm.models.zoo import ZOO
+from rl4lrm.presets import PRESETS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models on a shared 2-core machine: one intra-op thread is far faster than two
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_parser_accepts_the_documented_command():
+    args = build_parser().parse_args(["train", "--task", "countdown", "--preset", "grpo", "--steps", "200"])
+    assert (args.command, args.task, args.preset, args.steps) == ("train", "countdown", "grpo", 200)
+    assert args.func is _train
+    assert args.lr is None and args.kl_coef is None  # unset flags keep TrainConfig's / the preset's values
+
+
+def test_parser_defaults_and_dashed_flags():
+    args = build_parser().parse_args(["train", "--group-size", "4", "--prompts-per-step", "8", "--kl-coef", "0",
+                                      "--eval-every", "5"])
+    assert (args.task, args.preset, args.out) == ("addition", "grpo", "runs/latest")
+    assert (args.group_size, args.prompts_per_step, args.kl_coef, args.eval_every) == (4, 8, 0.0, 5)
+
+
+def test_a_subcommand_is_required(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([])
+    assert exit_.value.code == 2
+    assert "train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, bad, choices", [("--preset", "ppo9", sorted(PRESETS)), ("--task", "chess", sorted(ZOO))])
+def test_unknown_choice_exits_2_listing_the_choices(capsys, flag, bad, choices):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", flag, bad])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert repr(bad) in err
+    assert all(repr(c) in err for c in choices), err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--steps", "0"], "TrainConfig.steps"),
+        (["--group-size", "0"], "TrainConfig.group_size"),
+        (["--lr", "0"], "TrainConfig.lr"),
+        (["--kl-coef", "-1"], "kl_coef"),
+        (["--device", "tpu"], "'tpu'"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_setting(capsys, tmp_path, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "rl4lrm: error:" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # failed before training or writing anything
+
+
+def test_train_end_to_end(capsys, tmp_path):
+    out = tmp_path / "run"
+    main(["train", "--task", "addition", "--steps", "2", "--eval-every", "0", "--out", str(out)])
+    stdout = capsys.readouterr().out
+
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert {"step", "reward/mean", "acc/pass@1"} <= set(metrics.columns)
+    assert metrics["step"].tolist() == [0, 1, 2]  # row 0: evaluation before training
+    assert metrics["acc/pass@1"].notna().tolist() == [True, False, True]  # eval_every=0: start and end only
+    assert metrics["reward/mean"].iloc[1:].between(0, 1).all()
+
+    png = (out / "curves.png").read_bytes()
+    assert len(png) > 1000 and png.startswith(b"\x89PNG")
+    assert (out / "checkpoint.pt").stat().st_size > 0
+
+    summary = json.loads(stdout[stdout.index("{") : stdout.index("}") + 1])
+    assert summary["held-out pass@1 after"] == round(metrics["acc/pass@1"].iloc[-1], 4)
+    assert summary["held-out pass@1 before"] == round(metrics["acc/pass@1"].iloc[0], 4)
+    assert 0 <= summary["held-out pass@1 after"] <= 1
+    assert "metrics.csv" in stdout and "curves.png" in stdout

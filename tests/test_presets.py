@@ -1,0 +1,109 @@
+"""Tests for rl4lrm.presets: every preset is a valid combination of registered axes, overrides."""
+
+import re
+from dataclasses import fields
+
+import pytest
+
+from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.kl import KL_ESTIMATORS
+from rl4lrm.losses import AGGREGATIONS, POLICY_LOSSES
+from rl4lrm.presets import KL_PLACEMENTS, PRESETS, Preset, resolve_preset
+
+NAMES = sorted(PRESETS)
+
+
+def test_the_documented_presets_exist():
+    assert {"reinforce", "grpo"} <= set(PRESETS)
+    assert all(name == preset.name for name, preset in PRESETS.items())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_preset_resolves_to_itself(name):
+    assert resolve_preset(name) == PRESETS[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_axis_names_a_registered_function(name):
+    p = PRESETS[name]
+    assert p.advantage in ADVANTAGES and callable(ADVANTAGES.get(p.advantage))
+    assert p.policy_loss in POLICY_LOSSES and callable(POLICY_LOSSES.get(p.policy_loss))
+    assert p.aggregation in AGGREGATIONS
+    assert p.kl_estimator in KL_ESTIMATORS and callable(KL_ESTIMATORS.get(p.kl_estimator))
+    assert p.kl_placement in KL_PLACEMENTS
+    assert 0 <= p.clip_low < 1 and p.clip_high >= 0
+    assert p.kl_coef >= 0 and p.entropy_coef >= 0 and p.update_epochs >= 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_preset_cites_its_paper_with_a_link(name):
+    paper = PRESETS[name].paper
+    assert paper.strip()
+    assert re.search(r"https?://\S+\.\S+", paper), paper
+    assert re.search(r"\(\d{4}\)", paper), paper  # author (year), as in the table
+
+
+def test_grpo_has_the_deepseekmath_hyperparameters():
+    p = PRESETS["grpo"]
+    assert (p.advantage, p.policy_loss) == ("grpo", "ppo_clip")
+    assert (p.clip_low, p.clip_high, p.kl_coef, p.kl_estimator, p.kl_placement) == (0.2, 0.2, 0.04, "k3", "loss")
+    assert "2402.03300" in p.paper
+
+
+def test_overrides_apply_and_none_keeps_the_preset_value():
+    base = PRESETS["grpo"]
+    p = resolve_preset("grpo", kl_coef=0.0, clip_high=0.28, aggregation="seq_mean_token_mean", update_epochs=2)
+    assert (p.kl_coef, p.clip_high, p.aggregation, p.update_epochs) == (0.0, 0.28, "seq_mean_token_mean", 2)
+    assert (p.name, p.advantage, p.clip_low, p.paper) == (base.name, base.advantage, base.clip_low, base.paper)
+    kept = resolve_preset("grpo", kl_coef=None, advantage=None, clip_low=None)
+    assert kept == base
+    assert PRESETS["grpo"].kl_coef == 0.04  # the table itself is untouched
+
+
+def test_every_axis_can_be_overridden():
+    overridable = {f.name for f in fields(Preset)} - {"name", "paper"}
+    values = dict(advantage="reinforce", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
+                  clip_low=0.1, clip_high=0.3, kl_coef=0.5, kl_estimator="k1", kl_placement="reward",
+                  entropy_coef=0.01, update_epochs=3)
+    assert set(values) == overridable
+    p = resolve_preset("grpo", **values)
+    assert {k: getattr(p, k) for k in values} == values
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"'nope'.*grpo.*reinforce"):
+        resolve_preset("nope")
+
+
+@pytest.mark.parametrize("field", ["foo", "paper"])
+def test_unknown_override_field(field):
+    with pytest.raises(ValueError, match=rf"'{field}'.*advantage"):
+        resolve_preset("grpo", **{field: "x"})
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (dict(advantage="nope"), r"advantage='nope'.*grpo"),
+        (dict(policy_loss="nope"), r"policy_loss='nope'.*ppo_clip"),
+        (dict(aggregation="sum"), r"aggregation='sum'.*token_mean"),
+        (dict(kl_estimator="k4"), r"kl_estimator='k4'.*k3"),
+        (dict(kl_placement="sideways"), r"kl_placement='sideways'.*loss.*reward"),
+        (dict(clip_low=1.5), r"clip_low=1\.5"),
+        (dict(clip_low=-0.1), r"clip_low=-0\.1"),
+        (dict(clip_high=-0.2), r"clip_high=-0\.2"),
+        (dict(kl_coef=-1), r"kl_coef.*-1"),
+        (dict(entropy_coef=-0.5), r"entropy_coef.*-0\.5"),
+        (dict(update_epochs=0), r"update_epochs.*got 0"),
+    ],
+)
+def test_bad_axis_values_are_named(override, expected):
+    with pytest.raises(ValueError, match=expected) as err:
+        resolve_preset("grpo", **override)
+    assert "'grpo'" in str(err.value)  # which preset was being built
+
+
+def test_preset_validates_on_construction():
+    with pytest.raises(ValueError, match=r"preset 'mine': advantage='nope'"):
+        Preset("mine", advantage="nope", policy_loss="ppo_clip")
+    assert Preset("mine", advantage="grpo", policy_loss="ppo_clip").aggregation == "token_mean"

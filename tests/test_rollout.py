@@ -1,0 +1,137 @@
+"""The rollout engine: agreement with a training-mode forward and with model.generate, masks, seeds."""
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from rl4lrm.models.tiny import tiny_model
+from rl4lrm.models.tokenizer import char_tokenizer
+from rl4lrm.models.zoo import load_base
+from rl4lrm.decoding import positions_from_mask, sample_tokens
+from rl4lrm.rollout import compute_logprobs, rollout
+
+PROMPTS = ["12+34=", "1+2=", "345+678=", "7="]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return char_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return load_base("addition")
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_fast_and_hf_engines_agree_greedy(tok, arch):
+    model = tiny_model("nano", tok, arch, seed=1)
+    a = rollout(model, tok, PROMPTS, group_size=2, max_new_tokens=10, temperature=0, engine="fast")
+    b = rollout(model, tok, PROMPTS, group_size=2, max_new_tokens=10, temperature=0, engine="hf")
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    assert (a.old_logprobs - b.old_logprobs).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("engine", ["fast", "hf"])
+def test_sampling_logprobs_match_training_forward(zoo, engine):
+    model, tok, _ = zoo
+    gen = torch.Generator().manual_seed(0)
+    batch = rollout(model, tok, PROMPTS, group_size=8, max_new_tokens=12, temperature=0.7, generator=gen, engine=engine)
+    model.train()
+    recomputed, entropy = compute_logprobs(model, batch, with_entropy=True)
+    model.eval()
+    assert (recomputed - batch.old_logprobs).abs().max() < 1e-4
+    assert (entropy >= -1e-6).all() and (entropy * (1 - batch.response_mask)).abs().max() == 0
+
+
+def test_greedy_matches_model_generate(zoo):
+    model, tok, _ = zoo
+    batch = rollout(model, tok, PROMPTS, group_size=1, max_new_tokens=8, temperature=0)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    out = model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
+    expected = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert batch.completions == expected
+
+
+def test_masks_groups_and_truncation(zoo, tok):
+    model, tok, _ = zoo
+    batch = rollout(model, tok, PROMPTS, group_size=3, max_new_tokens=6, generator=torch.Generator().manual_seed(1))
+    N = len(PROMPTS) * 3
+    assert batch.completion_ids.shape[0] == N and batch.group_ids.tolist() == [i // 3 for i in range(N)]
+    eos = tok.eos_token_id
+    for row in range(N):
+        ids, mask = batch.completion_ids[row], batch.response_mask[row]
+        n = int(mask.sum())
+        assert mask[:n].eq(1).all() and mask[n:].eq(0).all()  # a prefix of ones
+        assert ids[n:].eq(tok.pad_token_id).all() and (batch.old_logprobs[row, n:] == 0).all()
+        ended = bool((ids[:n] == eos).any())
+        assert ended == (ids[n - 1] == eos).item()  # EOS, when present, is the last masked token
+        assert batch.truncated[row].item() == (not ended)
+    # a random model almost never samples EOS: its rows hit the cap and are flagged
+    rand = tiny_model("nano", tok, seed=3)
+    capped = rollout(rand, tok, PROMPTS, group_size=2, max_new_tokens=5, temperature=0)
+    assert capped.truncated.all() and capped.response_mask.sum(-1).eq(5).all()
+
+
+def test_same_generator_seed_same_samples(zoo):
+    model, tok, _ = zoo
+    a = rollout(model, tok, PROMPTS, 4, 8, generator=torch.Generator().manual_seed(7))
+    b = rollout(model, tok, PROMPTS, 4, 8, generator=torch.Generator().manual_seed(7))
+    c = rollout(model, tok, PROMPTS, 4, 8, generator=torch.Generator().manual_seed(8))
+    assert a.completions == b.completions and a.completions != c.completions
+
+
+def test_tiny_top_p_is_greedy():
+    logits = torch.randn(64, 20)
+    tokens, logprobs = sample_tokens(logits, 1.0, 1e-6, torch.Generator().manual_seed(0))
+    assert torch.equal(tokens, logits.argmax(-1))
+    assert torch.allclose(logprobs, torch.log_softmax(logits, -1).max(-1).values)
+
+
+def test_sampling_frequencies_follow_the_distribution():
+    probs = torch.tensor([0.1, 0.6, 0.3])
+    logits = probs.log().expand(200_000, 3)
+    tokens, _ = sample_tokens(logits, 1.0, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=3).float() / len(tokens)
+    assert torch.allclose(freq, probs, atol=5e-3)
+
+
+def test_other_architectures_use_the_hf_engine(tok):
+    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = GPT2LMHeadModel(config).eval()
+    batch = rollout(model, tok, PROMPTS, 2, 6, generator=torch.Generator().manual_seed(0))
+    recomputed, _ = compute_logprobs(model, batch)
+    assert (recomputed - batch.old_logprobs).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="gpt2"):
+        rollout(model, tok, PROMPTS, 2, 6, engine="fast")
+
+
+def test_positions_start_at_first_real_token():
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert positions_from_mask(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(prompts=[]), "prompts is empty"),
+    (dict(group_size=0), "group_size"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(engine="vllm"), "'vllm'"),
+])
+def test_bad_arguments_are_rejected(tok, kwargs, fragment):
+    model = tiny_model("nano", tok)
+    args = dict(prompts=PROMPTS, group_size=2, max_new_tokens=4) | kwargs
+    with pytest.raises(ValueError, match=fragment):
+        rollout(model, tok, **args)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rollout_matches_training_forward(zoo):
+    model, tok, _ = zoo
+    model = model.cuda()
+    batch = rollout(model, tok, PROMPTS, 8, 12, generator=torch.Generator("cuda").manual_seed(0))
+    recomputed, _ = compute_logprobs(model, batch)
+    assert (recomputed - batch.old_logprobs).abs().max() < 1e-3
+    model.cpu()

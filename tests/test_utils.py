@@ -1,0 +1,118 @@
+"""Tests for rl4lrm.utils (device choice, seeding) and rl4lrm.registry."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from rl4lrm.registry import Registry
+from rl4lrm.utils import DEVICES, resolve_device, seed_everything
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+# --- resolve_device ---------------------------------------------------------------------------
+
+
+def test_auto_picks_cuda_only_when_available():
+    device = resolve_device("auto")
+    assert isinstance(device, torch.device)
+    assert device.type == ("cuda" if HAS_CUDA else "cpu")
+
+
+def test_cpu_is_returned_as_given():
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("bad", ["tpu", "CPU", "", "gpu", "mps"])
+def test_unknown_device_lists_the_choices(bad):
+    with pytest.raises(ValueError) as err:
+        resolve_device(bad)
+    message = str(err.value)
+    assert repr(bad) in message
+    assert all(d in message for d in DEVICES)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the error raised without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1"])
+def test_cuda_without_cuda_is_an_error(device):
+    with pytest.raises(ValueError, match=rf"'{device}'.*CUDA is not available"):
+        resolve_device(device)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
+def test_cuda_with_cuda():
+    assert resolve_device("cuda").type == "cuda"
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+
+
+# --- seed_everything --------------------------------------------------------------------------
+
+
+def draw():
+    return torch.rand(5), random.random(), np.random.rand(3)
+
+
+def test_seed_everything_makes_all_rngs_reproducible():
+    seed_everything(1234)
+    t1, r1, n1 = draw()
+    seed_everything(1234)
+    t2, r2, n2 = draw()
+    assert torch.equal(t1, t2) and r1 == r2 and np.array_equal(n1, n2)
+    seed_everything(1235)
+    t3, r3, n3 = draw()
+    assert not torch.equal(t1, t3) and r1 != r3 and not np.array_equal(n1, n3)
+
+
+# --- Registry ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reg():
+    r = Registry("widget")
+
+    @r.register("beta")
+    def beta():
+        return "b"
+
+    @r.register("alpha")
+    def alpha():
+        return "a"
+
+    return r
+
+
+def test_register_returns_the_object_and_get_finds_it(reg):
+    def gamma():
+        return "g"
+
+    assert reg.register("gamma")(gamma) is gamma
+    assert reg.get("gamma") is gamma
+    assert reg.get("alpha")() == "a" and reg.get("beta")() == "b"
+
+
+def test_duplicate_names_are_rejected(reg):
+    with pytest.raises(ValueError, match=r"widget 'alpha' is already registered"):
+        reg.register("alpha")(lambda: "other")
+    assert reg.get("alpha")() == "a"  # the original survives
+
+
+def test_unknown_name_lists_the_known_ones(reg):
+    with pytest.raises(ValueError, match=r"unknown widget 'gamma'; known: alpha, beta"):
+        reg.get("gamma")
+
+
+def test_contains_iteration_and_names(reg):
+    assert "alpha" in reg and "beta" in reg
+    assert "gamma" not in reg and 3 not in reg and None not in reg
+    assert list(reg) == ["alpha", "beta"] == reg.names()  # sorted, not insertion order
+    assert Registry("empty").names() == [] and list(Registry("empty")) == []
+
+
+def test_registries_are_independent(reg):
+    other = Registry("widget")
+    assert "alpha" not in other
+    other.register("alpha")(lambda: "x")  # no clash with `reg`
+    assert reg.get("alpha")() == "a"
