@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 FAST_ARCHITECTURES = ("llama", "qwen2")
 
@@ -65,6 +64,19 @@ class _StaticCacheDecoder:
         self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
         positions = torch.arange(max_len, device=p.device)[None]
         self.cos, self.sin = model.model.rotary_emb(p.new_empty(1), positions)  # (1, max_len, D)
+        # Fused weights, built once per rollout: one matmul for q|k|v and one for gate|up cut the
+        # number of small ops per decode step, which is what a tiny model's step time is made of.
+        self.blocks = []
+        for layer in self.layers:
+            a, mlp = layer.self_attn, layer.mlp
+            projections, gate_up = (a.q_proj, a.k_proj, a.v_proj), (mlp.gate_proj, mlp.up_proj)
+            self.blocks.append((
+                layer.input_layernorm, torch.cat([m.weight for m in projections]),
+                torch.cat([m.bias for m in projections]) if a.q_proj.bias is not None else None, a.o_proj,
+                layer.post_attention_layernorm, torch.cat([m.weight for m in gate_up]),
+                torch.cat([m.bias for m in gate_up]) if mlp.gate_proj.bias is not None else None,
+                mlp.act_fn, mlp.down_proj,
+            ))
 
     def repeat_rows(self, repeats: int, filled: int) -> None:
         """Copies each row's first ``filled`` cache slots to ``repeats`` consecutive rows."""
@@ -95,20 +107,23 @@ class _StaticCacheDecoder:
         """
         n, s = ids.shape
         end = start + s
-        cos, sin = self.cos[0, positions], self.sin[0, positions]  # (n, s, D)
+        qk_heads = self.n_heads + self.n_kv
+        cos, sin = self.cos[0, positions, None], self.sin[0, positions, None]  # (n, s, 1, D)
         x = self.model.model.embed_tokens(ids)  # (n, s, H)
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(n, s, self.n_heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(n, s, self.n_kv, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(n, s, self.n_kv, self.head_dim).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        for i, (norm1, w_qkv, b_qkv, o_proj, norm2, w_gu, b_gu, act, down) in enumerate(self.blocks):
+            h = F.rms_norm(x, norm1.weight.shape, norm1.weight, norm1.variance_epsilon)
+            qkv = F.linear(h, w_qkv, b_qkv).view(n, s, qk_heads + self.n_kv, self.head_dim)
+            qk, v = qkv[:, :, :qk_heads], qkv[:, :, qk_heads:]  # rotary on q and k at once
+            half = self.head_dim // 2
+            qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], dim=-1) * sin
+            q, k = qk[:, :, : self.n_heads].transpose(1, 2), qk[:, :, self.n_heads :].transpose(1, 2)
             self.k[i, :n, :, start:end] = k
-            self.v[i, :n, :, start:end] = v
+            self.v[i, :n, :, start:end] = v.transpose(1, 2)
             o = self.attend(q, self.k[i, :n, :, :end], self.v[i, :n, :, :end], mask)  # (n, heads, s, D)
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(n, s, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + o_proj(o.transpose(1, 2).reshape(n, s, -1))
+            gate, up = F.linear(F.rms_norm(x, norm2.weight.shape, norm2.weight, norm2.variance_epsilon),
+                                w_gu, b_gu).chunk(2, dim=-1)
+            x = x + down(act(gate) * up)
         return self.model.lm_head(self.model.model.norm(x[:, -1]))  # (n, V)
 
 

@@ -4,21 +4,11 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from rl4lrm.cli import build_parser, main
 from rl4lrm.cli import _train
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.presets import PRESETS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models on a shared 2-core machine: one intra-op thread is far faster than two
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_parser_accepts_the_documented_command():

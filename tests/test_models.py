@@ -14,16 +14,6 @@ from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import ZOO, load_base, load_task
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models are dominated by per-op overhead; on a shared 2-core machine two intra-op threads
-    # spin-wait on each other and run ~100x slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return char_tokenizer()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers.utils import logging as hf_logging
 
 from rl4lrm.models.sft import SFTConfig, train_sft
 from rl4lrm.models.tiny import tiny_model
@@ -40,9 +41,9 @@ ZOO: dict[str, ZooEntry] = {
     "addition": ZooEntry("addition", {"digits": 2}, "micro",
                          SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
                          "2-digit addition; 0.65M-parameter Llama; 4000 SFT steps, half the answers corrupted"),
-    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "small",
-                          SFTConfig(steps=4000, lr=2e-3, noise=0.5, seed=0, device="cpu"),
-                          "Countdown, 3 numbers; 3.4M-parameter Llama; 4000 SFT steps, half the answers corrupted"),
+    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "micro",
+                          SFTConfig(steps=5000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+                          "Countdown, 3 numbers; 0.65M-parameter Llama; 5000 SFT steps, half the answers corrupted"),
 }
 
 
@@ -82,7 +83,14 @@ def load_base(name: str, device: str | torch.device = "cpu"):
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with "
                                 f"`python -m rl4lrm.models.zoo --rebuild {name}`")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
+    # a progress bar per load would clutter the notebooks: these checkpoints load in milliseconds
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     return model.eval(), tokenizer, task
 
