@@ -6,6 +6,8 @@ what the button does (tests and quick mode call it), and ``panel.history`` holds
 
 from __future__ import annotations
 
+import math
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -42,15 +44,21 @@ class TrainingDashboard:
                       if k not in ("preset", "lr", "group_size", "temperature", "kl_coef", "steps")}
         style = {"description_width": "110px"}
         algo = base.algorithm
+        # slider ranges widen to include the given values: a widget must never clamp what you passed
+        def slider(kind, value, lo, hi, **kw):
+            lo, hi = min(lo, value), max(hi, value)
+            if kind is W.FloatLogSlider:  # its bounds are exponents
+                lo, hi = math.log10(lo), math.log10(hi)
+            return kind(value=value, min=lo, max=hi, style=style, **kw)
+
         self.controls = {
             "preset": W.Dropdown(options=sorted(PRESETS), value=base.preset, description="preset", style=style),
-            "lr": W.FloatLogSlider(value=base.lr, base=10, min=-5, max=-1.5, step=0.25, description="learning rate",
-                                   readout_format=".1e", style=style),
-            "group_size": W.IntSlider(value=base.group_size, min=2, max=32, description="group size G", style=style),
-            "temperature": W.FloatSlider(value=base.temperature, min=0.3, max=1.5, step=0.05, description="temperature",
-                                         style=style),
-            "kl_coef": W.FloatSlider(value=algo.kl_coef, min=0.0, max=0.5, step=0.01, description="KL coef β", style=style),
-            "steps": W.IntSlider(value=base.steps, min=5, max=400, step=5, description="steps", style=style),
+            "lr": slider(W.FloatLogSlider, base.lr, 1e-5, 10**-1.5, base=10, step=0.25, description="learning rate",
+                         readout_format=".1e"),
+            "group_size": slider(W.IntSlider, base.group_size, 2, 32, description="group size G"),
+            "temperature": slider(W.FloatSlider, base.temperature, 0.3, 1.5, step=0.05, description="temperature"),
+            "kl_coef": slider(W.FloatSlider, algo.kl_coef, 0.0, 0.5, step=0.01, description="KL coef β"),
+            "steps": slider(W.IntSlider, base.steps, 5, 400, step=5, description="steps"),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
