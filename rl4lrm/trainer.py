@@ -21,6 +21,7 @@ from rl4lrm.advantages import ADVANTAGES, group_view
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, aggregate
+from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import Preset, resolve_preset
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
 from rl4lrm.utils import resolve_device, seed_everything
@@ -129,8 +130,6 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, model=None, tokenizer=None, task=None, callbacks=(), progress=True):
-        from rl4lrm.models.zoo import load_base
-
         self.config, self.algo = config, config.algorithm
         self.device = resolve_device(config.device)
         seed_everything(config.seed)
