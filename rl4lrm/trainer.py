@@ -24,6 +24,7 @@ from rl4lrm.losses import POLICY_LOSSES, aggregate
 from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import Preset, resolve_preset
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
+from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
 
 
@@ -50,6 +51,9 @@ class TrainConfig:
     """Rollout nucleus sampling mass."""
     max_new_tokens: int = 16
     """Length cap of a completion; capped rows count as truncated."""
+    prompt_style: str = "plain"
+    """``"plain"`` prompts for the tiny char-level models, ``"chat"`` (the tokenizer's chat template,
+    answer in ``<answer></answer>``) for instruct models such as SmolLM2."""
     minibatches: int = 1
     """Optimizer steps per update epoch (the N rows are split into this many minibatches)."""
     max_grad_norm: float = 1.0
@@ -93,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.temperature must be > 0 for RL sampling, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"TrainConfig.top_p must be in (0, 1], got {self.top_p}")
+        if self.prompt_style not in STYLES:
+            raise ValueError(f"TrainConfig.prompt_style must be one of {STYLES}, got {self.prompt_style!r}")
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
@@ -157,7 +163,7 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(12345)
         metrics = evaluate(self.model, self.tokenizer, self.task, self.test_problems, self.config.eval_samples,
                            ks=(1,), temperature=self.config.temperature, max_new_tokens=self.config.max_new_tokens,
-                           top_p=self.config.top_p, generator=gen)
+                           top_p=self.config.top_p, style=self.config.prompt_style, generator=gen)
         metrics = {f"eval/{k}" if not k.startswith("acc/") else k: v for k, v in metrics.items()}
         for cb in self.callbacks:
             cb.on_eval_end(self, metrics)
@@ -179,7 +185,7 @@ class Trainer:
             t0 = time.perf_counter()
             # 1. sample: B train problems, G completions each
             problems = self.task.problems("train", cfg.prompts_per_step, seed=cfg.seed * 1_000_003 + self.step)
-            prompts = [self.task.format_prompt(p) for p in problems]
+            prompts = [self.task.format_prompt(p, cfg.prompt_style, self.tokenizer) for p in problems]
             batch = rollout(self.model, self.tokenizer, prompts, cfg.group_size, cfg.max_new_tokens,
                             cfg.temperature, cfg.top_p, self._generator(0))
             if self.ref_model is not None:

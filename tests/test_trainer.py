@@ -90,3 +90,22 @@ def test_grpo_raises_training_reward():
     rewards = df["reward/mean"].dropna()
     assert rewards.iloc[-5:].mean() > rewards.iloc[:5].mean() + 0.1
     assert df["acc/pass@1"].iloc[-1] > df["acc/pass@1"].iloc[0]
+
+
+def test_chat_prompt_style_uses_the_chat_template():
+    """Instruct models train on chat-formatted prompts: the template reaches the rollouts."""
+    from rl4lrm.models.zoo import load_base
+
+    model, tok, task = load_base("addition")
+    tok.chat_template = "{% for m in messages %}[{{ m['content'][-6:] }}]{% endfor %}"
+    seen = []
+
+    class Spy(Callback):
+        def on_rollout_end(self, trainer, batch, rewards):
+            seen.extend(tok.batch_decode(batch.prompt_ids, skip_special_tokens=True))
+
+    config = TrainConfig(steps=1, prompt_style="chat", **FAST)
+    Trainer(config, model=model, tokenizer=tok, task=task, callbacks=[Spy()], progress=False).train()
+    assert seen and all(p.startswith("[") and p.endswith("]") for p in seen)
+    with pytest.raises(ValueError, match="prompt_style"):
+        TrainConfig(prompt_style="markdown")
