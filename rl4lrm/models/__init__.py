@@ -1,0 +1,1 @@
+"""Models: the char tokenizer, tiny Llama/Qwen2 presets, the SFT recipe, the zoo, and loaders for real LMs."""
