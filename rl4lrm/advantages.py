@@ -49,6 +49,15 @@ def group_view(x: Tensor, group_size: int) -> Tensor:
     return x.reshape(n // group_size, group_size, *x.shape[1:])
 
 
+def zero_std_groups(rewards: Tensor, group_size: int) -> Tensor:
+    """Which groups carry no learning signal: all G rewards equal, shape (B,).
+
+    Exact equality, not std == 0: the mean of equal floats can differ from them by one ulp.
+    """
+    grouped = group_view(rewards, group_size)  # (B, G)
+    return (grouped == grouped[:, :1]).all(dim=1)
+
+
 def _to_tokens(seq_advantages: Tensor, response_mask: Tensor) -> Tensor:
     """Broadcasts (N,) sequence advantages over the (N, T) response tokens, zero on padding."""
     if response_mask.dim() != 2 or response_mask.shape[0] != seq_advantages.shape[0]:
@@ -139,8 +148,7 @@ def grpo(
     rewards = _float_rewards(rewards)
     grouped = group_view(rewards, group_size)  # (B, G)
     centered = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
-    # Exact equality, not std == 0: the mean of equal floats can differ from them by one ulp.
-    zero_std = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)  # (B, 1)
+    zero_std = zero_std_groups(rewards, group_size)[:, None]  # (B, 1)
     if normalize_std:
         # Manual Bessel correction: torch.std of a single element is NaN (group_size 1).
         var = centered.pow(2).sum(dim=1, keepdim=True) / max(group_size - 1, 1)  # (B, 1)

@@ -55,13 +55,6 @@ class RolloutBatch:
     def lengths(self) -> torch.Tensor:
         return self.response_mask.sum(-1)  # (N,)
 
-    def to(self, device) -> "RolloutBatch":
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in moved.items():
-            if isinstance(value, torch.Tensor):
-                moved[name] = value.to(device)
-        return RolloutBatch(**moved)
-
     def select(self, rows: torch.Tensor) -> "RolloutBatch":
         """The sub-batch of the given row indices (used for minibatches)."""
         picked = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rl4lrm.advantages import ADVANTAGES, group_view
+from rl4lrm.advantages import ADVANTAGES, zero_std_groups
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, aggregate
@@ -234,12 +234,11 @@ class Trainer:
             self.model.eval()
             self.step += 1
             # 5. log
-            groups = group_view(rewards, cfg.group_size)  # (B, G)
             metrics = {
                 "step": self.step,
                 "reward/mean": rewards.mean().item(),
                 "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
-                "reward/frac_zero_std": (groups.max(1).values == groups.min(1).values).float().mean().item(),
+                "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
                 **adv_metrics,
                 **{k: sum(m[k] for m in update_metrics) / len(update_metrics) for k in update_metrics[0]},
                 "length/mean": batch.lengths.mean().item(),
@@ -273,10 +272,10 @@ class Trainer:
     def load(self, path) -> None:
         """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped."""
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"] != asdict(self.config):
-            changed = {k for k in state["config"] if state["config"][k] != asdict(self.config).get(k)}
-            if changed - {"steps"}:
-                raise ValueError(f"checkpoint {path} was written with a different config; differing fields: {sorted(changed)}")
+        saved, current = state["config"], asdict(self.config)
+        differing = sorted(k for k in saved if k != "steps" and saved[k] != current.get(k))  # more steps is fine
+        if differing:
+            raise ValueError(f"checkpoint {path} was written with a different config; differing fields: {differing}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history = state["step"], state["history"]
