@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 
 from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.aggregation import AGGREGATIONS, aggregation_denominators
+from rl4lrm.kl import kl_penalty
 from rl4lrm.passk import pass_at_k
 
 
@@ -43,14 +45,14 @@ def check_pass_at_k(fn: Callable[[int, int, int], float], cases: int = 300, seed
     return _report("pass@k", attempt)
 
 
-def check_group_advantages(fn: Callable[[torch.Tensor, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
-    """Compares ``fn(rewards (N,), group_size) -> (N,)`` with the library's GRPO advantages."""
+def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int, seed: int) -> bool:
+    """Compares ``fn(rewards (N,), group_size) -> (N,)`` with the registered estimator ``name``."""
     gen = torch.Generator().manual_seed(seed)
-    reference = ADVANTAGES.get("grpo")
+    reference = ADVANTAGES.get(name)
 
     def attempt():
         for case in range(cases):
-            G = int(torch.randint(2, 9, (1,), generator=gen))
+            G = int(torch.randint(min_group, 9, (1,), generator=gen))
             B = int(torch.randint(1, 6, (1,), generator=gen))
             rewards = torch.randint(0, 2, (B * G,), generator=gen).float()
             if case % 4 == 0:
@@ -62,4 +64,50 @@ def check_group_advantages(fn: Callable[[torch.Tensor, int], torch.Tensor], case
             assert torch.allclose(got, want, atol=1e-4), (
                 f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}")
 
-    return _report("GRPO advantages", attempt)
+    return _report(label, attempt)
+
+
+def check_group_advantages(fn: Callable[[torch.Tensor, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
+    """Compares ``fn(rewards (N,), group_size) -> (N,)`` with the library's GRPO advantages."""
+    return _check_group_estimator(fn, "grpo", "GRPO advantages", 2, cases, seed)
+
+
+def check_rloo(fn: Callable[[torch.Tensor, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
+    """Compares ``fn(rewards (N,), group_size) -> (N,)`` with the library's RLOO advantages."""
+    return _check_group_estimator(fn, "rloo", "RLOO advantages", 2, cases, seed)
+
+
+def check_kl_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
+    """Compares ``fn(logprobs (N, T), ref_logprobs (N, T)) -> (N, T)`` with the library's k3."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            logprobs = -torch.rand(3, 5, generator=gen) * 4
+            ref = -torch.rand(3, 5, generator=gen) * 4
+            got, want = torch.as_tensor(fn(logprobs.clone(), ref.clone())), kl_penalty(logprobs, ref, "k3")
+            assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+            assert torch.allclose(got.float(), want, atol=1e-5), (
+                f"logprobs={logprobs[0, :2].tolist()}, ref={ref[0, :2].tolist()}: got {got[0, :2].tolist()}, "
+                f"expected {want[0, :2].tolist()}")
+            assert (got >= -1e-6).all(), "k3 is never negative"
+
+    return _report("k3 estimator", attempt)
+
+
+def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], cases: int = 50, seed: int = 0) -> bool:
+    """Compares ``fn(response_mask (N, T), mode) -> weights (N, T)`` with ``aggregation_denominators``."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            n, t = int(torch.randint(1, 5, (1,), generator=gen)), int(torch.randint(1, 7, (1,), generator=gen))
+            lengths = torch.randint(1, t + 1, (n,), generator=gen)
+            mask = (torch.arange(t)[None] < lengths[:, None]).float()
+            for mode in AGGREGATIONS:
+                got, want = torch.as_tensor(fn(mask.clone(), mode)).float(), aggregation_denominators(mask, mode)
+                assert torch.allclose(got, want, atol=1e-6), (
+                    f"{mode}, lengths={lengths.tolist()}, T={t}: got row 0 {got[0].tolist()}, "
+                    f"expected {want[0].tolist()}")
+
+    return _report("aggregation weights", attempt)

@@ -14,7 +14,7 @@ on-policy samples: there the gradient of k2 matches that of KL(pi || pi_ref), wh
 of k3 matches that of the reverse direction KL(pi_ref || pi).
 
 Each estimator maps ``(logprobs (N, T), ref_logprobs (N, T))`` to an elementwise ``(N, T)``
-tensor. Masking and reduction are left to the caller (e.g. ``rl4lrm.losses.aggregate``), because
+tensor. Masking and reduction are left to the caller (e.g. ``rl4lrm.aggregation.aggregate``), because
 the KL can be placed in the reward or in the loss.
 """
 

@@ -1,21 +1,27 @@
-"""Policy-gradient losses, loss aggregation, and the per-token log-prob / entropy helpers.
+"""Policy-gradient losses: per-token surrogates of the policy gradient, reduced by an aggregation.
 
 - ``vanilla_pg``: the REINFORCE surrogate -A * log pi (Williams, 1992).
 - ``ppo_clip``: the clipped surrogate of PPO (Schulman et al., 2017, arXiv:1707.06347), with
   separate lower and upper clip bounds: DAPO's "clip-higher" (Yu et al., 2025, arXiv:2503.14476).
+- ``dual_clip``: PPO plus a floor -c*A on tokens with negative advantage, so a token whose ratio
+  exploded cannot produce an unbounded loss (Ye et al., 2020, arXiv:1912.09729).
+- ``gspo``: one importance ratio per sequence, the geometric mean of its token ratios, clipped
+  (Zheng et al., 2025, "Group Sequence Policy Optimization", arXiv:2507.18071).
+- ``cispo``: REINFORCE weighted by the clipped, detached importance ratio, so clipped tokens
+  still get a gradient (MiniMax, 2025, "MiniMax-M1", arXiv:2506.13585).
 
-Aggregation, i.e. how the (N, T) per-token loss becomes one scalar, is an axis of its own:
+Aggregation (how the (N, T) per-token loss becomes a scalar) is its own axis: ``rl4lrm.aggregation``.
 
-- ``token_mean``: every valid token in the batch weighs the same (DAPO; verl's default).
-- ``seq_mean_token_mean``: mean over tokens within a sequence, then over sequences (original
-  GRPO, Shao et al., 2024, arXiv:2402.03300); a token of a short answer weighs more.
-- ``seq_mean_token_sum_norm``: sum over tokens divided by the constant N * max_len (Dr.GRPO,
-  Liu et al., 2025, arXiv:2503.20783), which removes the length bias of the per-sequence mean.
+Rollouts that came from a different policy than the one the ratio refers to (a stale policy in
+a replay buffer, or a sampler with other numerics) are corrected by ``truncated_is_weights``:
+every loss takes ``is_weights`` (N, T) that multiply its per-token loss (Yao et al., 2025, "Your
+Efficient RL Framework Secretly Brings You Off-Policy RL Training", https://fengyao.notion.site/off-policy-rl;
+Espeholt et al., 2018, "IMPALA", arXiv:1802.01561).
 
 Every policy loss has one signature::
 
     fn(logprobs, old_logprobs, advantages, response_mask, *, aggregation, clip_low, clip_high,
-       max_len, **kwargs) -> (loss, metrics)
+       max_len, is_weights=None, **kwargs) -> (loss, metrics)
 """
 
 from __future__ import annotations
@@ -23,9 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rl4lrm.aggregation import aggregate
 from rl4lrm.registry import Registry
-
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 
 POLICY_LOSSES = Registry("policy loss")
 register_policy_loss = POLICY_LOSSES.register
@@ -36,74 +41,19 @@ register_policy_loss = POLICY_LOSSES.register
 LOG_RATIO_CLAMP = 20.0
 
 
-def aggregation_denominators(
-    response_mask: Tensor, mode: str, max_len: int | None = None
-) -> Tensor:
-    """The weight each token gets in the aggregated loss, so that aggregate == (loss * w).sum().
-
-    Denominators are clamped to >= 1, so empty rows (or an empty batch) give weight 0, not NaN.
-
-    Args:
-        response_mask: 1 on response tokens, 0 on padding, shape (N, T).
-        mode: One of ``AGGREGATIONS``.
-        max_len: Constant length of ``seq_mean_token_sum_norm`` (the generation budget);
-            defaults to T. Ignored by the other modes.
-
-    Returns:
-        Weights, shape (N, T): mask / sum(mask) for ``token_mean``, mask / (N * len_i) for
-        ``seq_mean_token_mean`` (every row counts in the mean over sequences, empty ones too),
-        mask / (N * max_len) for ``seq_mean_token_sum_norm``.
-
-    Raises:
-        ValueError: for an unknown mode (listing ``AGGREGATIONS``) or max_len < 1.
-    """
-    if mode not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {mode!r}; known: {', '.join(AGGREGATIONS)}")
-    if response_mask.dim() != 2:
-        raise ValueError(f"response_mask must have shape (N, T), got {tuple(response_mask.shape)}")
-    mask = response_mask if response_mask.is_floating_point() else response_mask.float()  # (N, T)
-    n, t = mask.shape
-    if mode == "token_mean":
-        return mask / mask.sum().clamp(min=1)
-    if mode == "seq_mean_token_mean":
-        lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)  # (N, 1)
-        return mask / (lengths * max(n, 1))
-    max_len = t if max_len is None else max_len
-    if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
-    return mask / (max(n, 1) * max_len)
-
-
-def aggregate(
-    loss_mat: Tensor, response_mask: Tensor, mode: str, max_len: int | None = None
-) -> Tensor:
-    """Reduces a per-token loss to a scalar with the chosen aggregation.
-
-    Args:
-        loss_mat: Per-token loss, shape (N, T).
-        response_mask: 1 on response tokens, 0 on padding, shape (N, T).
-        mode: One of ``AGGREGATIONS``; see ``aggregation_denominators``.
-        max_len: Constant length for ``seq_mean_token_sum_norm``; defaults to T.
-
-    Returns:
-        Scalar tensor, differentiable with respect to ``loss_mat``.
-    """
-    if loss_mat.shape != response_mask.shape:
-        raise ValueError(
-            f"loss_mat {tuple(loss_mat.shape)} and response_mask {tuple(response_mask.shape)} "
-            "must have the same shape"
-        )
-    weights = aggregation_denominators(response_mask, mode, max_len)  # (N, T)
-    # Padding may hold inf/NaN (e.g. -inf log-probs); 0 * inf is NaN, so zero it explicitly.
-    loss_mat = loss_mat.masked_fill(~response_mask.bool(), 0.0)  # (N, T)
-    return (loss_mat * weights).sum()
-
-
 def _check_clip(clip_low: float, clip_high: float) -> None:
-    if not 0.0 <= clip_low < 1.0:
-        raise ValueError(f"clip_low must be in [0, 1) so that 1 - clip_low > 0, got {clip_low}")
+    if not 0.0 <= clip_low <= 1.0:
+        raise ValueError(f"clip_low must be in [0, 1] (1 = no lower bound), got {clip_low}")
     if clip_high < 0.0:
         raise ValueError(f"clip_high must be >= 0, got {clip_high}")
+
+
+def _finish(loss_mat: Tensor, response_mask: Tensor, aggregation: str, max_len: int | None,
+            is_weights: Tensor | None) -> Tensor:
+    """Applies the (detached) importance weights, then aggregates the per-token loss."""
+    if is_weights is not None:
+        loss_mat = loss_mat * is_weights.detach()
+    return aggregate(loss_mat, response_mask, aggregation, max_len)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> float:
@@ -134,6 +84,7 @@ def vanilla_pg(
     clip_low: float = 0.2,
     clip_high: float = 0.2,
     max_len: int | None = None,
+    is_weights: Tensor | None = None,
     **kwargs,
 ) -> tuple[Tensor, dict[str, float]]:
     """REINFORCE surrogate: per-token loss -A * log pi; no ratio, no clipping.
@@ -147,6 +98,7 @@ def vanilla_pg(
         clip_low: Unused; part of the shared signature.
         clip_high: Unused; part of the shared signature.
         max_len: Constant length for ``seq_mean_token_sum_norm``; defaults to T.
+        is_weights: Optional detached per-token importance weights (N, T) multiplying the loss.
         **kwargs: Ignored; part of the shared signature.
 
     Returns:
@@ -156,7 +108,7 @@ def vanilla_pg(
     """
     mask = response_mask.to(logprobs.dtype)  # (N, T)
     loss_mat = -advantages.detach() * logprobs  # (N, T)
-    loss = aggregate(loss_mat, response_mask, aggregation, max_len)
+    loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
     metrics = {"loss/policy": loss.item(), "clip/frac": 0.0}
     metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
     return loss, metrics
@@ -173,6 +125,7 @@ def ppo_clip(
     clip_low: float = 0.2,
     clip_high: float = 0.2,
     max_len: int | None = None,
+    is_weights: Tensor | None = None,
     **kwargs,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate: -min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A).
@@ -190,6 +143,7 @@ def ppo_clip(
         clip_low: Lower band 1 - clip_low, in [0, 1).
         clip_high: Upper band 1 + clip_high, >= 0.
         max_len: Constant length for ``seq_mean_token_sum_norm``; defaults to T.
+        is_weights: Optional detached per-token importance weights (N, T) multiplying the loss.
         **kwargs: Ignored; part of the shared signature.
 
     Returns:
@@ -209,7 +163,7 @@ def ppo_clip(
     unclipped = ratio * advantages  # (N, T)
     clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
     loss_mat = -torch.minimum(unclipped, clipped)  # (N, T)
-    loss = aggregate(loss_mat, response_mask, aggregation, max_len)
+    loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
     with torch.no_grad():
         metrics = {
             "loss/policy": loss.item(),
@@ -219,35 +173,183 @@ def ppo_clip(
     return loss, metrics
 
 
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token] for each position, without a second (N, T, V) float copy.
+@register_policy_loss("dual_clip")
+def dual_clip(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    response_mask: Tensor,
+    *,
+    aggregation: str = "token_mean",
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    max_len: int | None = None,
+    is_weights: Tensor | None = None,
+    dual_clip_c: float = 3.0,
+    **kwargs,
+) -> tuple[Tensor, dict[str, float]]:
+    """Dual-clip PPO: the PPO loss, capped at -c * A where A < 0.
 
-    ``log_softmax(logits).gather(...)`` would materialise a full (N, T, V) tensor; gathering the
-    logit first and subtracting the logsumexp only keeps (N, T) results. For bf16 logits, cast to
-    float32 first if exact log-probs matter (the logsumexp is then in float32).
-
-    Args:
-        logits: Unnormalised scores, shape (N, T, V).
-        tokens: Token ids, shape (N, T), int64.
-
-    Returns:
-        Log-probabilities of ``tokens``, shape (N, T).
-    """
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (N, T)
-    return picked - torch.logsumexp(logits, dim=-1)  # (N, T)
-
-
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Entropy of the categorical distribution at each position.
-
-    H = logsumexp(z) - sum_v softmax(z)_v z_v, which needs one (N, T, V) softmax and no
-    log-softmax copy (the formulation verl uses).
+    With A < 0 and a huge ratio (a token the policy now strongly prefers although it was bad),
+    PPO's min() keeps the unclipped r * A, an unbounded loss whose gradient dominates the batch.
+    The second clip bounds it at c * |A|; such tokens then get no gradient, like clipped ones.
 
     Args:
-        logits: Unnormalised scores, shape (N, T, V).
+        logprobs, old_logprobs, advantages, response_mask, aggregation, clip_low, clip_high,
+            max_len, is_weights: as in ``ppo_clip``.
+        dual_clip_c: c > 1, the cap on the ratio for negative advantages (3 in Ye et al. and verl).
+        **kwargs: Ignored.
 
     Returns:
-        Entropy in nats, shape (N, T).
+        loss and the ``ppo_clip`` metrics plus ``clip/frac_dual`` (fraction of valid tokens
+        where the dual clip is active).
     """
-    probs = torch.softmax(logits, dim=-1)  # (N, T, V)
-    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)  # (N, T)
+    if dual_clip_c <= 1:
+        raise ValueError(f"dual_clip_c must be > 1, got {dual_clip_c}")
+    _check_clip(clip_low, clip_high)
+    old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
+    mask = response_mask.to(logprobs.dtype)  # (N, T)
+    ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
+    unclipped = ratio * advantages  # (N, T)
+    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
+    ppo_mat = -torch.minimum(unclipped, clipped)  # (N, T)
+    floor = -dual_clip_c * advantages  # (N, T): positive where A < 0
+    dual_active = (advantages < 0) & (ppo_mat > floor)  # (N, T)
+    loss_mat = torch.where(dual_active, floor, ppo_mat)  # (N, T)
+    loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
+    with torch.no_grad():
+        metrics = {
+            "loss/policy": loss.item(),
+            "clip/frac": _masked_mean((clipped < unclipped).to(mask.dtype), mask),
+            "clip/frac_dual": _masked_mean(dual_active.to(mask.dtype), mask),
+        }
+    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
+    return loss, metrics
+
+
+@register_policy_loss("gspo")
+def gspo(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    response_mask: Tensor,
+    *,
+    aggregation: str = "seq_mean_token_mean",
+    clip_low: float = 3e-4,
+    clip_high: float = 4e-4,
+    max_len: int | None = None,
+    is_weights: Tensor | None = None,
+    **kwargs,
+) -> tuple[Tensor, dict[str, float]]:
+    """GSPO: a sequence-level ratio s_i = exp(mean_t log(pi / pi_old)), clipped per sequence.
+
+    Token ratios are noisy, and one outlier token can clip or blow up a whole update; the
+    length-normalised sequence ratio is what the sequence-level reward actually refers to. Every
+    token of sequence i carries s_i in the forward pass and its own log-prob gradient in the
+    backward pass (``s_i,t = sg[s_i] * pi_t / sg[pi_t]``, GSPO-token), so with one advantage per
+    sequence this is exactly GSPO. Its clip range is two orders of magnitude narrower than PPO's
+    because s_i is an average (the paper uses 3e-4 and 4e-4).
+
+    Args:
+        logprobs, old_logprobs, advantages, response_mask, aggregation, clip_low, clip_high,
+            max_len, is_weights: as in ``ppo_clip``.
+        **kwargs: Ignored.
+
+    Returns:
+        loss and the ``ppo_clip`` metrics; ``clip/frac`` counts tokens of clipped sequences.
+    """
+    _check_clip(clip_low, clip_high)
+    old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
+    mask = response_mask.to(logprobs.dtype)  # (N, T)
+    # padding may hold -inf log-probs; a masked multiply would turn them into NaN for the whole row
+    logprobs = logprobs.masked_fill(~response_mask.bool(), 0.0)  # (N, T)
+    log_ratio = (logprobs - old_logprobs).masked_fill(~response_mask.bool(), 0.0)  # (N, T)
+    seq_log_ratio = log_ratio.sum(-1) / mask.sum(-1).clamp(min=1)  # (N,)
+    token_log_ratio = seq_log_ratio.detach()[:, None] + logprobs - logprobs.detach()  # (N, T)
+    ratio = torch.exp(token_log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
+    unclipped = ratio * advantages  # (N, T)
+    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
+    loss_mat = -torch.minimum(unclipped, clipped)  # (N, T)
+    loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
+    with torch.no_grad():
+        metrics = {
+            "loss/policy": loss.item(),
+            "clip/frac": _masked_mean((clipped < unclipped).to(mask.dtype), mask),
+        }
+    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
+    return loss, metrics
+
+
+@register_policy_loss("cispo")
+def cispo(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    response_mask: Tensor,
+    *,
+    aggregation: str = "token_mean",
+    clip_low: float = 1.0,
+    clip_high: float = 0.28,
+    max_len: int | None = None,
+    is_weights: Tensor | None = None,
+    **kwargs,
+) -> tuple[Tensor, dict[str, float]]:
+    """CISPO: per-token loss -sg[clip(ratio, 1 - clip_low, 1 + clip_high)] * A * log pi.
+
+    PPO's clip zeroes the gradient of a token whose ratio left the band, and rare tokens that
+    the update favours leave it first. CISPO clips the importance weight instead and keeps every
+    token's log-prob gradient. MiniMax-M1 drops the lower bound (``clip_low=1``: weights in
+    [0, 1 + clip_high]). On-policy (ratio 1) its gradient is that of ``vanilla_pg``.
+
+    Args:
+        logprobs, old_logprobs, advantages, response_mask, aggregation, clip_low, clip_high,
+            max_len, is_weights: as in ``ppo_clip``.
+        **kwargs: Ignored.
+
+    Returns:
+        loss and metrics: ``loss/policy``, ``clip/frac`` (fraction of valid tokens whose weight
+        was clipped), ``ratio/mean``, ``ratio/max``, ``kl/old_approx``.
+    """
+    _check_clip(clip_low, clip_high)
+    old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
+    mask = response_mask.to(logprobs.dtype)  # (N, T)
+    with torch.no_grad():
+        ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
+        weight = ratio.clamp(1.0 - clip_low, 1.0 + clip_high)  # (N, T)
+    loss_mat = -weight * advantages * logprobs  # (N, T)
+    loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
+    metrics = {"loss/policy": loss.item(), "clip/frac": _masked_mean((weight != ratio).to(mask.dtype), mask)}
+    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
+    return loss, metrics
+
+
+@torch.no_grad()
+def truncated_is_weights(
+    old_logprobs: Tensor, behavior_logprobs: Tensor, response_mask: Tensor, cap: float = 2.0
+) -> tuple[Tensor, dict[str, float]]:
+    """Truncated importance weights min(pi_old / mu, cap) for samples drawn from a behaviour policy mu.
+
+    PPO's ratio refers to pi_old, the policy at the start of the update; when the tokens were
+    sampled by another policy mu (an older checkpoint in a replay buffer, or an inference engine
+    whose numerics differ), the expectation needs the extra factor pi_old / mu. Truncating it at
+    ``cap`` bounds the variance at the price of a small bias.
+
+    Args:
+        old_logprobs: log pi_old of the tokens (recomputed by the trainer), shape (N, T).
+        behavior_logprobs: log mu at sampling time, shape (N, T).
+        response_mask: 1 on response tokens, shape (N, T).
+        cap: Truncation level C >= 1.
+
+    Returns:
+        weights: shape (N, T), 0 on padding; metrics: ``is/mean``, ``is/frac_truncated``,
+        ``is/kl`` (k1 estimate of KL(mu || pi_old): how off-policy the samples are).
+    """
+    if cap < 1:
+        raise ValueError(f"the importance-weight cap must be >= 1, got {cap}")
+    mask = response_mask.to(old_logprobs.dtype)  # (N, T)
+    log_w = (old_logprobs - behavior_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # (N, T)
+    raw = torch.exp(log_w)  # (N, T)
+    weights = raw.clamp(max=cap) * mask  # (N, T)
+    metrics = {"is/mean": _masked_mean(weights, mask), "is/frac_truncated": _masked_mean((raw > cap).to(mask.dtype), mask),
+               "is/kl": _masked_mean(-log_w, mask)}
+    return weights, metrics

@@ -1,8 +1,8 @@
 """Algorithms as presets: one row per named algorithm, one column per independent axis.
 
 An RL algorithm for LLMs is a choice on each axis — advantage estimator × policy loss × loss
-aggregation × KL estimator and placement × entropy bonus × update epochs — plus the paper's
-hyperparameters. Adding an algorithm is one registered function (if it needs a new one) and one
+aggregation × KL estimator and placement × entropy bonus × length penalty × update epochs ×
+off-policy reuse — plus the paper's hyperparameters. Adding an algorithm is one registered function (if it needs a new one) and one
 row here; the trainer never branches on an algorithm's name. Every field can be overridden:
 ``resolve_preset("grpo", kl_coef=0.0)``.
 """
@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.aggregation import AGGREGATIONS
+from rl4lrm.critic import gae  # noqa: F401  (registers the "gae" advantage)
 from rl4lrm.kl import KL_ESTIMATORS
-from rl4lrm.losses import AGGREGATIONS, POLICY_LOSSES
+from rl4lrm.losses import POLICY_LOSSES
 
 KL_PLACEMENTS = ("loss", "reward")
 
@@ -30,9 +32,11 @@ class Preset:
     aggregation: str = "token_mean"
     """How the (N, T) token losses become a scalar: one of ``AGGREGATIONS``."""
     clip_low: float = 0.2
-    """PPO lower clip: the ratio is clipped below at ``1 - clip_low``."""
+    """PPO lower clip: the ratio is clipped below at ``1 - clip_low``; in [0, 1], 1 = no lower bound."""
     clip_high: float = 0.2
     """PPO upper clip: ``1 + clip_high`` (DAPO's clip-higher raises it alone)."""
+    dual_clip_c: float = 3.0
+    """Dual-clip cap c > 1 on the ratio of negative-advantage tokens (``dual_clip`` loss only)."""
     kl_coef: float = 0.0
     """Weight β of the KL penalty to the frozen reference (0 turns it off)."""
     kl_estimator: str = "k3"
@@ -41,8 +45,25 @@ class Preset:
     """``"loss"`` (GRPO: β·KL added to the loss) or ``"reward"`` (PPO-RLHF: −β·Σ k1 added to the reward)."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus subtracted from the loss."""
+    length_coef: float = 0.0
+    """Length penalty: ``length_coef * length / max_new_tokens`` is subtracted from each reward."""
     update_epochs: int = 1
     """Gradient passes over each rollout batch (1 = on-policy; more reuse samples via the ratio)."""
+    replay: int = 0
+    """Off-policy reuse: also train on the last ``replay`` rollout batches, sampled by older policies."""
+    tis_cap: float = 0.0
+    """Truncated importance sampling: weight tokens by min(π_old / π_behaviour, tis_cap), with π_old
+    recomputed before the update (0 = off: the ratio then refers to the sampling policy itself)."""
+    gamma: float = 1.0
+    """GAE discount γ (``gae`` advantage only)."""
+    lam: float = 0.95
+    """GAE λ (``gae`` advantage only): 0 = one-step TD error, 1 = Monte-Carlo return."""
+    value_clip: float = 0.2
+    """Clip range of the critic's value loss (``gae`` only)."""
+    critic_lr: float = 1e-3
+    """AdamW learning rate of the critic (``gae`` only)."""
+    pass_k: int = 4
+    """The k of the ``passk`` advantage (must not exceed the group size)."""
     paper: str = ""
     """Citation with link."""
 
@@ -53,14 +74,25 @@ class Preset:
         for field, choices in checks:
             if getattr(self, field) not in choices:
                 raise ValueError(f"preset {self.name!r}: {field}={getattr(self, field)!r} is not one of {choices}")
-        if not 0 <= self.clip_low < 1 or self.clip_high < 0:
-            raise ValueError(f"preset {self.name!r}: need 0 <= clip_low < 1 and clip_high >= 0, "
+        if not 0 <= self.clip_low <= 1 or self.clip_high < 0:
+            raise ValueError(f"preset {self.name!r}: need 0 <= clip_low <= 1 and clip_high >= 0, "
                              f"got clip_low={self.clip_low}, clip_high={self.clip_high}")
-        if self.kl_coef < 0 or self.entropy_coef < 0:
-            raise ValueError(f"preset {self.name!r}: kl_coef and entropy_coef must be >= 0, "
-                             f"got {self.kl_coef} and {self.entropy_coef}")
-        if self.update_epochs < 1:
-            raise ValueError(f"preset {self.name!r}: update_epochs must be >= 1, got {self.update_epochs}")
+        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "length_coef": (0, None), "tis_cap": (0, None),
+                  "gamma": (0, 1), "lam": (0, 1), "value_clip": (1e-12, None), "critic_lr": (1e-12, None)}
+        for field, (low, high) in bounds.items():
+            value = getattr(self, field)
+            if value < low or (high is not None and value > high):
+                allowed = f"in [{low}, {high}]" if high is not None else (">= 0" if low == 0 else "> 0")
+                raise ValueError(f"preset {self.name!r}: {field} must be {allowed}, got {value}")
+        if self.tis_cap and self.tis_cap < 1:
+            raise ValueError(f"preset {self.name!r}: tis_cap must be 0 (off) or >= 1, got {self.tis_cap}")
+        if self.dual_clip_c <= 1:
+            raise ValueError(f"preset {self.name!r}: dual_clip_c must be > 1, got {self.dual_clip_c}")
+        for field in ("update_epochs", "pass_k"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"preset {self.name!r}: {field} must be >= 1, got {getattr(self, field)}")
+        if self.replay < 0:
+            raise ValueError(f"preset {self.name!r}: replay must be >= 0, got {self.replay}")
 
 
 PRESETS: dict[str, Preset] = {
@@ -72,22 +104,79 @@ PRESETS: dict[str, Preset] = {
                   "reinforcement learning, https://doi.org/10.1007/BF00992696",
         ),
         Preset(
-            # DeepSeekMath uses clip eps 0.2 and beta 0.04 with the k3 estimator in the loss; its
-            # per-sequence length normalisation is the `seq_mean_token_mean` aggregation, while
-            # verl/DAPO and this preset use `token_mean` (switch with aggregation=...).
-            "grpo", advantage="grpo", policy_loss="ppo_clip", clip_low=0.2, clip_high=0.2,
-            kl_coef=0.04, kl_estimator="k3", kl_placement="loss",
+            # InstructGPT puts a per-token KL (k1, beta 0.02) in the reward; reasoning recipes such as
+            # Open-Reasoner-Zero use gamma = 1. Two epochs so that the ratio clip has something to do.
+            "ppo", advantage="gae", policy_loss="ppo_clip", clip_low=0.2, clip_high=0.2,
+            kl_coef=0.02, kl_estimator="k1", kl_placement="reward", gamma=1.0, lam=0.95, value_clip=0.2,
+            update_epochs=2,
+            paper="Schulman et al. (2017), Proximal Policy Optimization, https://arxiv.org/abs/1707.06347; "
+                  "Ouyang et al. (2022), InstructGPT, https://arxiv.org/abs/2203.02155",
+        ),
+        Preset(
+            # DeepSeekMath: clip 0.2, beta 0.04 with k3 in the loss, per-sequence length normalisation
+            # (seq_mean_token_mean), one update per rollout batch.
+            "grpo", advantage="grpo", policy_loss="ppo_clip", aggregation="seq_mean_token_mean",
+            clip_low=0.2, clip_high=0.2, kl_coef=0.04, kl_estimator="k3", kl_placement="loss",
             paper="Shao et al. (2024), DeepSeekMath, https://arxiv.org/abs/2402.03300",
+        ),
+        Preset(
+            # Dr.GRPO: no std scaling, no per-sequence length normalisation, no KL.
+            "dr_grpo", advantage="dr_grpo", policy_loss="ppo_clip", aggregation="seq_mean_token_sum_norm",
+            clip_low=0.2, clip_high=0.2, kl_coef=0.0,
+            paper="Liu et al. (2025), Understanding R1-Zero-Like Training, https://arxiv.org/abs/2503.20783",
+        ),
+        Preset(
+            # DAPO: clip-higher (0.2 / 0.28), token-level loss, no KL, several minibatch updates per batch.
+            # Its dynamic sampling and overlong shaping are sampling and reward choices, not preset axes.
+            "dapo", advantage="grpo", policy_loss="ppo_clip", aggregation="token_mean",
+            clip_low=0.2, clip_high=0.28, kl_coef=0.0, update_epochs=2,
+            paper="Yu et al. (2025), DAPO, https://arxiv.org/abs/2503.14476",
+        ),
+        Preset(
+            # GSPO: sequence-level ratio with the paper's clip range 3e-4 / 4e-4 and several updates per batch.
+            "gspo", advantage="grpo", policy_loss="gspo", aggregation="seq_mean_token_mean",
+            clip_low=3e-4, clip_high=4e-4, kl_coef=0.0, update_epochs=2,
+            paper="Zheng et al. (2025), Group Sequence Policy Optimization, https://arxiv.org/abs/2507.18071",
+        ),
+        Preset(
+            # RLOO: sequence-level REINFORCE with a leave-one-out baseline and the KL in the reward.
+            "rloo", advantage="rloo", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
+            kl_coef=0.05, kl_estimator="k1", kl_placement="reward",
+            paper="Ahmadian et al. (2024), Back to Basics: Revisiting REINFORCE-Style Optimization, "
+                  "https://arxiv.org/abs/2402.14740",
+        ),
+        Preset(
+            # REINFORCE++: PPO's clipped loss without a critic, token-level KL (k1) in the reward, batch
+            # normalisation of the returns; 0.01 is OpenRLHF's default KL coefficient.
+            "reinforce_pp", advantage="reinforce_pp", policy_loss="ppo_clip", aggregation="token_mean",
+            clip_low=0.2, clip_high=0.2, kl_coef=0.01, kl_estimator="k1", kl_placement="reward",
+            paper="Hu (2025), REINFORCE++, https://arxiv.org/abs/2501.03262",
+        ),
+        Preset(
+            # ReMax: REINFORCE with the greedy completion's reward as baseline, sequence-level.
+            "remax", advantage="remax", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
+            paper="Li et al. (2023), ReMax, https://arxiv.org/abs/2310.10505",
+        ),
+        Preset(
+            # CISPO: clipped, detached IS weight, no lower bound. MiniMax-M1 tunes the upper bound and does
+            # not publish it; we use DAPO's 0.28.
+            "cispo", advantage="grpo", policy_loss="cispo", aggregation="token_mean",
+            clip_low=1.0, clip_high=0.28, kl_coef=0.0, update_epochs=2,
+            paper="MiniMax (2025), MiniMax-M1, https://arxiv.org/abs/2506.13585",
         ),
     ]
 }
+
+
+PRESET_AXES: tuple[str, ...] = tuple(f.name for f in fields(Preset) if f.name not in ("name", "paper"))
+"""The overridable fields of a preset (everything but its name and citation)."""
 
 
 def resolve_preset(name: str, **overrides) -> Preset:
     """The preset ``name`` with some axes replaced; ``None`` values keep the preset's choice."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    known = {f.name for f in fields(Preset)} - {"name", "paper"}
+    known = set(PRESET_AXES)
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"cannot override {sorted(unknown)}; preset fields are {sorted(known)}")

@@ -134,6 +134,40 @@ def rollout(
     )
 
 
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token] for each position, without a second (N, T, V) float copy.
+
+    ``log_softmax(logits).gather(...)`` would materialise a full (N, T, V) tensor; gathering the
+    logit first and subtracting the logsumexp only keeps (N, T) results. For bf16 logits, cast to
+    float32 first if exact log-probs matter (the logsumexp is then in float32).
+
+    Args:
+        logits: Unnormalised scores, shape (N, T, V).
+        tokens: Token ids, shape (N, T), int64.
+
+    Returns:
+        Log-probabilities of ``tokens``, shape (N, T).
+    """
+    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (N, T)
+    return picked - torch.logsumexp(logits, dim=-1)  # (N, T)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the categorical distribution at each position.
+
+    H = logsumexp(z) - sum_v softmax(z)_v z_v, which needs one (N, T, V) softmax and no
+    log-softmax copy (the formulation verl uses).
+
+    Args:
+        logits: Unnormalised scores, shape (N, T, V).
+
+    Returns:
+        Entropy in nats, shape (N, T).
+    """
+    probs = torch.softmax(logits, dim=-1)  # (N, T, V)
+    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)  # (N, T)
+
+
 def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = None, with_entropy: bool = False):
     """Log-probs of the batch's completion tokens under ``model`` (with gradients if enabled).
 
@@ -154,9 +188,6 @@ def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = Non
     out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
                 logits_to_keep=T + 1, use_cache=False)
     logits = out.logits[:, :-1].float() / temperature  # (N, T, V): position t predicts token t
-    norm = torch.logsumexp(logits, dim=-1)  # (N, T)
-    logprobs = (logits.gather(-1, batch.completion_ids[..., None]).squeeze(-1) - norm) * batch.response_mask
-    entropy = None
-    if with_entropy:
-        entropy = (norm - (torch.softmax(logits, -1) * logits).sum(-1)) * batch.response_mask  # (N, T)
+    logprobs = token_logprobs(logits, batch.completion_ids) * batch.response_mask  # (N, T)
+    entropy = entropy_from_logits(logits) * batch.response_mask if with_entropy else None  # (N, T)
     return logprobs, entropy

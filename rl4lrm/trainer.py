@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -18,11 +19,13 @@ import torch
 from tqdm.auto import tqdm
 
 from rl4lrm.advantages import ADVANTAGES, zero_std_groups
+from rl4lrm.aggregation import aggregate
+from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
-from rl4lrm.losses import POLICY_LOSSES, aggregate
+from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
-from rl4lrm.presets import Preset, resolve_preset
+from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
@@ -70,17 +73,26 @@ class TrainConfig:
     """Seeds the model's problems, sampling and minibatch order."""
     device: str = "auto"
     """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
-    # preset overrides: None keeps the preset's value
+    # preset overrides (``rl4lrm.presets.Preset`` documents each axis): None keeps the preset's value
     advantage: str | None = None
     policy_loss: str | None = None
     aggregation: str | None = None
     clip_low: float | None = None
     clip_high: float | None = None
+    dual_clip_c: float | None = None
     kl_coef: float | None = None
     kl_estimator: str | None = None
     kl_placement: str | None = None
     entropy_coef: float | None = None
+    length_coef: float | None = None
     update_epochs: int | None = None
+    replay: int | None = None
+    tis_cap: float | None = None
+    gamma: float | None = None
+    lam: float | None = None
+    value_clip: float | None = None
+    critic_lr: float | None = None
+    pass_k: int | None = None
 
     def __post_init__(self):
         positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
@@ -102,15 +114,14 @@ class TrainConfig:
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
-        self.algorithm  # validates the preset name and the overrides
+        algo = self.algorithm  # validates the preset name and the overrides
+        if algo.advantage == "passk" and algo.pass_k > self.group_size:
+            raise ValueError(f"pass_k={algo.pass_k} exceeds TrainConfig.group_size={self.group_size}")
 
     @property
     def algorithm(self) -> Preset:
         """The preset with this config's overrides applied."""
-        overrides = {k: getattr(self, k) for k in ("advantage", "policy_loss", "aggregation", "clip_low", "clip_high",
-                                                   "kl_coef", "kl_estimator", "kl_placement", "entropy_coef",
-                                                   "update_epochs")}
-        return resolve_preset(self.preset, **overrides)
+        return resolve_preset(self.preset, **{name: getattr(self, name) for name in PRESET_AXES})
 
 
 class Callback:
@@ -123,6 +134,17 @@ class Callback:
     def on_eval_end(self, trainer: "Trainer", metrics: dict) -> None: ...
 
     def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+@dataclass
+class Experience:
+    """One scored rollout batch, ready for updates; kept in the replay buffer when ``replay > 0``."""
+
+    batch: RolloutBatch
+    advantages: torch.Tensor  # (N, T)
+    step: int  # the trainer step that sampled it (its policy's age)
+    old_values: torch.Tensor | None = None  # (N, T) critic values at sampling time
+    returns: torch.Tensor | None = None  # (N, T) critic targets
 
 
 class Trainer:
@@ -144,9 +166,15 @@ class Trainer:
         if tokenizer is None or task is None:
             raise ValueError("pass tokenizer and task together with model")
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
+        self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
         needs_ref = self.algo.kl_coef > 0 or config.track_kl
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.critic = self.critic_optimizer = None
+        if "values" in self.advantage_fn.requires:
+            self.critic = ValueModel(self.model).to(self.device)
+            self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
+        self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)
         self.callbacks, self.progress = list(callbacks), progress
         self.test_problems = task.problems("test", config.eval_problems, seed=0)
         self.step, self.history = 0, []
@@ -173,11 +201,91 @@ class Trainer:
         every = self.config.eval_every
         return self.step == self.config.steps or (every > 0 and self.step % every == 0)
 
+    def _shaped(self, rewards: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
+        """Verifier rewards minus the length penalty, shape (N,)."""
+        if self.algo.length_coef == 0:
+            return rewards
+        return rewards - self.algo.length_coef * batch.lengths / self.config.max_new_tokens
+
+    def _context(self, problems, prompts, batch: RolloutBatch, scores: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """What the advantage estimator needs beyond the rewards: (scalar scores, context kwargs)."""
+        cfg, algo, requires = self.config, self.algo, self.advantage_fn.requires
+        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k}
+        if algo.kl_coef > 0 and algo.kl_placement == "reward":
+            token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
+            if "token_rewards" in requires:
+                context["token_rewards"] = token_rewards  # (N, T)
+            else:
+                scores = scores + token_rewards.sum(-1)  # the sequence's total KL penalty
+        if "baseline_rewards" in requires:  # ReMax: one greedy completion per prompt
+            greedy = rollout(self.model, self.tokenizer, prompts, 1, cfg.max_new_tokens, temperature=0.0)
+            base = self._shaped(torch.tensor(self.task.reward(problems, greedy.completions), device=self.device), greedy)
+            context["baseline_rewards"] = base.repeat_interleave(cfg.group_size)  # (N,)
+        if "values" in requires:
+            with torch.no_grad():
+                context["values"] = self.critic(batch)  # (N, T)
+        return scores, context
+
+    @torch.no_grad()
+    def _behaviour_correction(self, exp: Experience) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        """The log-probs the ratio refers to, optional truncated IS weights, and drift metrics.
+
+        A fresh batch without ``tis_cap`` uses its sampling log-probs. A replayed batch was sampled by
+        an older policy: its drift from the current one is measured, and with ``tis_cap`` the ratio is
+        taken against the current policy while min(pi_current / pi_sampler, cap) corrects the sampling.
+        """
+        behaviour = exp.batch.old_logprobs
+        stale = exp.step < self.step
+        if not stale and self.algo.tis_cap == 0:
+            return behaviour, None, {}
+        current, _ = compute_logprobs(self.model, exp.batch)  # (N, T)
+        weights, metrics = truncated_is_weights(current, behaviour, exp.batch.response_mask, self.algo.tis_cap or 1.0)
+        metrics = {"offpolicy/staleness": float(self.step - exp.step), "offpolicy/kl": metrics["is/kl"],
+                   **({k: v for k, v in metrics.items() if k != "is/kl"} if self.algo.tis_cap else {})}
+        if self.algo.tis_cap == 0:
+            return behaviour, None, metrics
+        return current, weights, metrics
+
+    def _update(self, exp: Experience, old_logprobs, is_weights, rows: torch.Tensor) -> dict[str, float]:
+        """One optimizer step of the policy (and the critic) on the given rows of an experience."""
+        cfg, algo = self.config, self.algo
+        mb = exp.batch.select(rows)
+        logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True)  # (n, T) each
+        loss, m = self.loss_fn(logprobs, old_logprobs[rows], exp.advantages[rows], mb.response_mask,
+                               aggregation=algo.aggregation, clip_low=algo.clip_low, clip_high=algo.clip_high,
+                               max_len=cfg.max_new_tokens, dual_clip_c=algo.dual_clip_c,
+                               is_weights=None if is_weights is None else is_weights[rows])
+        m["entropy/mean"] = aggregate(entropy.detach(), mb.response_mask, "token_mean").item()
+        if algo.entropy_coef > 0:
+            loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
+        if mb.ref_logprobs is not None:
+            kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator)  # (n, T)
+            kl_value = aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
+            m[f"kl/{algo.kl_estimator}"] = kl_value.item()
+            if algo.kl_estimator != "k3":  # k3 is always logged, so that runs compare on one scale
+                m["kl/k3"] = aggregate(kl_penalty(logprobs.detach(), mb.ref_logprobs, "k3"), mb.response_mask,
+                                       "token_mean").item()
+            if algo.kl_coef > 0 and algo.kl_placement == "loss":
+                loss = loss + algo.kl_coef * kl_value
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()
+        self.optimizer.step()
+        m["loss/total"] = loss.item()
+        if self.critic is not None:
+            v_loss, vm = value_loss(self.critic(mb), exp.old_values[rows], exp.returns[rows], mb.response_mask,
+                                    algo.value_clip)
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            v_loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+            self.critic_optimizer.step()
+            m.update(vm)
+        return m
+
     # ---------------------------------------------------------------- the loop
     def train(self) -> pd.DataFrame:
         """Runs the remaining steps and returns the metrics history as a DataFrame."""
         cfg, algo = self.config, self.algo
-        adv_fn, loss_fn = ADVANTAGES.get(algo.advantage), POLICY_LOSSES.get(algo.policy_loss)
         if self.step == 0 and not self.history:
             self.history.append({"step": 0, **self.evaluate()})
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress)
@@ -192,56 +300,43 @@ class Trainer:
                 with torch.no_grad():
                     batch.ref_logprobs, _ = compute_logprobs(self.ref_model, batch)
             t1 = time.perf_counter()
-            # 2. score with the verifier
+            # 2. score with the verifier (plus shaping)
             expanded = [p for p in problems for _ in range(cfg.group_size)]
             rewards = torch.tensor(self.task.reward(expanded, batch.completions), device=self.device)  # (N,)
             for cb in self.callbacks:
                 cb.on_rollout_end(self, batch, rewards)
-            scores = rewards
-            if algo.kl_coef > 0 and algo.kl_placement == "reward":
-                kl_seq = (kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask).sum(-1)
-                scores = rewards - algo.kl_coef * kl_seq
+            scores, context = self._context(problems, prompts, batch, self._shaped(rewards, batch))
             # 3. advantages
-            advantages, adv_metrics = adv_fn(scores, batch.response_mask, cfg.group_size)  # (N, T)
-            # 4. update epochs over minibatches
-            update_metrics: list[dict] = []
+            advantages, adv_metrics = self.advantage_fn(scores, batch.response_mask, cfg.group_size, **context)
+            exp = Experience(batch, advantages, self.step)
+            if self.critic is not None:
+                exp.old_values, exp.returns = context["values"], advantages + context["values"]
+            self.buffer.append(exp)
+            # 4. update epochs over minibatches of the fresh batch and the replayed ones
+            corrections = [self._behaviour_correction(e) for e in self.buffer]
+            update_metrics: list[dict] = [c[2] for c in corrections if c[2]]
             self.model.train()
             order_gen = self._generator(1)
             for _ in range(algo.update_epochs):
-                order = torch.randperm(len(rewards), generator=order_gen, device=self.device)
-                for rows in order.chunk(cfg.minibatches):
-                    mb = batch.select(rows)
-                    logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True)
-                    loss, m = loss_fn(logprobs, mb.old_logprobs, advantages[rows], mb.response_mask,
-                                      aggregation=algo.aggregation, clip_low=algo.clip_low, clip_high=algo.clip_high,
-                                      max_len=cfg.max_new_tokens)
-                    m["entropy/mean"] = aggregate(entropy.detach(), mb.response_mask, "token_mean").item()
-                    if algo.entropy_coef > 0:
-                        loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation,
-                                                                    cfg.max_new_tokens)
-                    if mb.ref_logprobs is not None:
-                        kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator)  # (n, T)
-                        kl_value = aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
-                        m[f"kl/{algo.kl_estimator}"] = kl_value.item()
-                        if algo.kl_coef > 0 and algo.kl_placement == "loss":
-                            loss = loss + algo.kl_coef * kl_value
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()
-                    self.optimizer.step()
-                    m["loss/total"] = loss.item()
-                    update_metrics.append(m)
+                for e, (old_logprobs, is_weights, _) in zip(self.buffer, corrections):
+                    order = torch.randperm(len(e.advantages), generator=order_gen, device=self.device)
+                    for rows in order.chunk(cfg.minibatches):
+                        update_metrics.append(self._update(e, old_logprobs, is_weights, rows))
             self.model.eval()
             self.step += 1
             # 5. log
+            correct = rewards > 0.5
+            lengths = batch.lengths
             metrics = {
                 "step": self.step,
                 "reward/mean": rewards.mean().item(),
                 "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
                 "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
                 **adv_metrics,
-                **{k: sum(m[k] for m in update_metrics) / len(update_metrics) for k in update_metrics[0]},
-                "length/mean": batch.lengths.mean().item(),
+                **_mean_over(update_metrics),
+                "length/mean": lengths.mean().item(),
+                "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
+                "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
                 "length/frac_truncated": batch.truncated.float().mean().item(),
                 "time/rollout": t1 - t0,
                 "time/step": time.perf_counter() - t0,
@@ -265,9 +360,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, path) -> None:
-        """Writes model, optimizer, step, history and config to one file."""
-        torch.save({"config": asdict(self.config), "step": self.step, "history": self.history,
-                    "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}, path)
+        """Writes model, optimizers, critic, replay buffer, step, history and config to one file."""
+        state = {"config": asdict(self.config), "step": self.step, "history": self.history,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "buffer": list(self.buffer)}
+        if self.critic is not None:
+            state["critic"], state["critic_optimizer"] = self.critic.state_dict(), self.critic_optimizer.state_dict()
+        torch.save(state, path)
 
     def load(self, path) -> None:
         """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped."""
@@ -278,4 +376,14 @@ class Trainer:
             raise ValueError(f"checkpoint {path} was written with a different config; differing fields: {differing}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.buffer.extend(state["buffer"])
         self.step, self.history = state["step"], state["history"]
+
+
+def _mean_over(rows: list[dict]) -> dict[str, float]:
+    """Per-key mean over a list of metric dicts whose keys may differ (e.g. replayed batches only)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: sum(row[k] for row in rows if k in row) / sum(k in row for row in rows) for k in keys}

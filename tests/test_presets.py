@@ -7,7 +7,8 @@ import pytest
 
 from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.kl import KL_ESTIMATORS
-from rl4lrm.losses import AGGREGATIONS, POLICY_LOSSES
+from rl4lrm.aggregation import AGGREGATIONS
+from rl4lrm.losses import POLICY_LOSSES
 from rl4lrm.presets import KL_PLACEMENTS, PRESETS, Preset, resolve_preset
 
 NAMES = sorted(PRESETS)
@@ -31,7 +32,7 @@ def test_every_axis_names_a_registered_function(name):
     assert p.aggregation in AGGREGATIONS
     assert p.kl_estimator in KL_ESTIMATORS and callable(KL_ESTIMATORS.get(p.kl_estimator))
     assert p.kl_placement in KL_PLACEMENTS
-    assert 0 <= p.clip_low < 1 and p.clip_high >= 0
+    assert 0 <= p.clip_low <= 1 and p.clip_high >= 0
     assert p.kl_coef >= 0 and p.entropy_coef >= 0 and p.update_epochs >= 1
 
 
@@ -43,9 +44,32 @@ def test_every_preset_cites_its_paper_with_a_link(name):
     assert re.search(r"\(\d{4}\)", paper), paper  # author (year), as in the table
 
 
+def test_the_issue_presets_exist():
+    assert {"reinforce", "ppo", "grpo", "dr_grpo", "dapo", "gspo", "rloo", "reinforce_pp", "remax",
+            "cispo"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    "name, axes",
+    [
+        ("dr_grpo", dict(advantage="dr_grpo", aggregation="seq_mean_token_sum_norm", kl_coef=0.0)),
+        ("dapo", dict(clip_low=0.2, clip_high=0.28, aggregation="token_mean", kl_coef=0.0)),
+        ("gspo", dict(policy_loss="gspo", clip_low=3e-4, clip_high=4e-4)),
+        ("ppo", dict(advantage="gae", kl_placement="reward", kl_estimator="k1")),
+        ("rloo", dict(advantage="rloo", policy_loss="vanilla_pg", kl_placement="reward")),
+        ("cispo", dict(policy_loss="cispo", clip_low=1.0)),
+        ("remax", dict(advantage="remax", policy_loss="vanilla_pg")),
+        ("reinforce_pp", dict(advantage="reinforce_pp", kl_placement="reward")),
+    ],
+)
+def test_presets_carry_their_papers_choices(name, axes):
+    p = PRESETS[name]
+    assert {k: getattr(p, k) for k in axes} == axes
+
+
 def test_grpo_has_the_deepseekmath_hyperparameters():
     p = PRESETS["grpo"]
-    assert (p.advantage, p.policy_loss) == ("grpo", "ppo_clip")
+    assert (p.advantage, p.policy_loss, p.aggregation) == ("grpo", "ppo_clip", "seq_mean_token_mean")
     assert (p.clip_low, p.clip_high, p.kl_coef, p.kl_estimator, p.kl_placement) == (0.2, 0.2, 0.04, "k3", "loss")
     assert "2402.03300" in p.paper
 
@@ -64,7 +88,8 @@ def test_every_axis_can_be_overridden():
     overridable = {f.name for f in fields(Preset)} - {"name", "paper"}
     values = dict(advantage="reinforce", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
                   clip_low=0.1, clip_high=0.3, kl_coef=0.5, kl_estimator="k1", kl_placement="reward",
-                  entropy_coef=0.01, update_epochs=3)
+                  entropy_coef=0.01, update_epochs=3, dual_clip_c=2.5, length_coef=0.1, replay=2, tis_cap=2.0,
+                  gamma=0.99, lam=0.9, value_clip=0.5, critic_lr=1e-4, pass_k=2)
     assert set(values) == overridable
     p = resolve_preset("grpo", **values)
     assert {k: getattr(p, k) for k in values} == values
@@ -95,6 +120,14 @@ def test_unknown_override_field(field):
         (dict(kl_coef=-1), r"kl_coef.*-1"),
         (dict(entropy_coef=-0.5), r"entropy_coef.*-0\.5"),
         (dict(update_epochs=0), r"update_epochs.*got 0"),
+        (dict(dual_clip_c=1.0), r"dual_clip_c must be > 1, got 1\.0"),
+        (dict(gamma=1.5), r"gamma must be in \[0, 1\], got 1\.5"),
+        (dict(lam=-0.1), r"lam must be in \[0, 1\], got -0\.1"),
+        (dict(tis_cap=0.5), r"tis_cap must be 0 \(off\) or >= 1, got 0\.5"),
+        (dict(replay=-1), r"replay must be >= 0, got -1"),
+        (dict(pass_k=0), r"pass_k must be >= 1, got 0"),
+        (dict(value_clip=0.0), r"value_clip must be > 0, got 0\.0"),
+        (dict(length_coef=-0.1), r"length_coef must be >= 0, got -0\.1"),
     ],
 )
 def test_bad_axis_values_are_named(override, expected):

@@ -10,6 +10,10 @@ character replaced at random. The resulting base model usually ranks the right a
 often samples a near miss, so sampled pass@1 is well below 1 while pass@k at large k is high —
 the situation in which Yue et al. (2025, https://arxiv.org/abs/2504.13837) find RL sharpening
 what the base model already knows.
+
+``SFTConfig.afterthought`` gives a base model the habit of writing on after its answer (a second
+line of filler of random length, which the verifiers ignore), the freedom in length that real
+reasoning models have and in which the length biases of loss aggregation show (notebook 03).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class SFTConfig:
     """Size of the pool of train-split problems sampled from."""
     noise: float = 0.0
     """Fraction of training answers with one character replaced by another answer character."""
+    afterthought: int = 0
+    """If > 0, every answer is followed by ``"\\n"`` and 0..afterthought dots (uniform): a second line
+    that verifiers ignore but that makes the completion length free to drift during RL."""
     seed: int = 0
     """Seed for the problem pool and the batch order."""
     device: str = "auto"
@@ -54,6 +61,8 @@ class SFTConfig:
             raise ValueError(f"SFTConfig.lr must be > 0, got {self.lr}")
         if not 0 <= self.noise < 1:
             raise ValueError(f"SFTConfig.noise must be in [0, 1), got {self.noise}")
+        if self.afterthought < 0:
+            raise ValueError(f"SFTConfig.afterthought must be >= 0, got {self.afterthought}")
         if not 0 <= self.warmup <= self.steps:
             raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 
@@ -94,6 +103,8 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), pro
     rng = random.Random(config.seed)
     charset = "".join(sorted({c for p in problems for c in p.answer}))
     answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
+    if config.afterthought:
+        answers = [a + "\n" + "." * rng.randint(0, config.afterthought) for a in answers]
     examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
 

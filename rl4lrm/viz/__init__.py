@@ -4,6 +4,7 @@ import inspect
 
 from IPython.display import Code, display
 
+from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
@@ -14,4 +15,5 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["CURVES", "SampleExplorer", "TrainingDashboard", "plot_curves", "show_source"]
+__all__ = ["COMPARISON_CURVES", "CURVES", "ComparisonPanel", "SampleExplorer", "TrainingDashboard", "plot_comparison",
+           "plot_curves", "show_source"]

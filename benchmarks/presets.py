@@ -1,0 +1,115 @@
+"""Every algorithm preset on one task under the same rollout budget: held-out pass@1, mean ± std over seeds.
+
+Each run starts from the zoo base model and takes ``--steps`` RL steps of ``prompts_per_step`` x
+``group_size`` rollouts (the same budget of sampled completions for every preset; presets differ in
+how many gradient steps they take on them, which the wall time shows). Besides accuracy the table
+reports the quantities the published findings are about: entropy, the length of wrong answers, the
+KL to the reference and the clip fraction, all averaged over the last 20% of steps. Controlled
+ablations (one axis changed) are run next to the presets to test findings in isolation.
+
+Runs go to a process pool (one torch thread each: tiny models run fastest single-threaded and the
+runs are independent). The table is printed and written to ``--out`` (CSV) for the notebook.
+
+    python benchmarks/presets.py [--task countdown] [--steps 200] [--seeds 0 1 2] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rl4lrm.presets import PRESETS
+from rl4lrm.trainer import TrainConfig
+
+# (row label, preset, overrides): one axis changed, to test a finding in isolation
+ABLATIONS = [
+    ("dapo, clip_high=0.2", "dapo", {"clip_high": 0.2}),  # clip-higher vs a symmetric clip
+    ("grpo, token_sum_norm", "grpo", {"aggregation": "seq_mean_token_sum_norm"}),  # length normalisation only
+]
+
+
+def run_one(job: tuple) -> dict:
+    """Trains one (label, preset, overrides, seed) and summarises it (runs in a worker process)."""
+    label, preset, overrides, seed, args = job
+    torch.set_num_threads(1)
+    from rl4lrm.trainer import Trainer
+
+    config = TrainConfig(task=args["task"], preset=preset, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
+                         eval_problems=args["eval_problems"], eval_samples=args["eval_samples"], device=args["device"],
+                         **overrides)
+    t0 = time.perf_counter()
+    history = Trainer(config, progress=False).train()
+    wall = time.perf_counter() - t0
+    tail = history[history["step"] > 0.8 * args["steps"]]
+    return {
+        "method": label, "seed": seed,
+        "base pass@1": history["acc/pass@1"].iloc[0], "pass@1": history["acc/pass@1"].iloc[-1],
+        "entropy": tail["entropy/mean"].mean(), "wrong length": tail["length/wrong_mean"].mean(),
+        "correct length": tail["length/correct_mean"].mean(),
+        "kl (k3)": tail["kl/k3"].mean(), "clip frac": tail["clip/frac"].mean(),
+        "wall (s)": wall,
+    }
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: mean ± std over seeds of every column."""
+    metrics = [c for c in runs.columns if c not in ("method", "seed")]
+    grouped = runs.groupby("method", sort=False)[metrics]
+    mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
+    table = mean.add_suffix(" mean").join(std.add_suffix(" std"))
+    table["gain (points) mean"] = 100 * (mean["pass@1"] - mean["base pass@1"])
+    table["gain (points) std"] = 100 * runs.assign(g=runs["pass@1"] - runs["base pass@1"]).groupby(
+        "method", sort=False)["g"].std(ddof=1).fillna(0.0)
+    table["seeds"] = grouped.size()
+    return table.reset_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="countdown")
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS))
+    parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--eval-problems", type=int, default=256)
+    parser.add_argument("--eval-samples", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/results/presets_countdown.csv")
+    args = parser.parse_args()
+    shared = {k: getattr(args, k) for k in ("task", "steps", "eval_problems", "eval_samples", "device")}
+    specs = [(name, name, {}) for name in args.presets] + ([] if args.no_ablations else ABLATIONS)
+    jobs = [(label, preset, overrides, seed, shared) for label, preset, overrides in specs for seed in args.seeds]
+    print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
+          f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    t0 = time.perf_counter()
+    rows = []
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        for row in pool.imap_unordered(run_one, jobs):
+            rows.append(row)
+            print(f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+                  f"({row['wall (s)']:.0f} s)", flush=True)
+    runs = pd.DataFrame(rows)
+    order = {label: i for i, (label, _, _) in enumerate(specs)}
+    runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    table = summarise(runs)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    runs.to_csv(Path(args.out).with_suffix(".runs.csv"), index=False)
+    show = pd.DataFrame({"method": table["method"]})
+    for col in ("pass@1", "gain (points)", "entropy", "wrong length", "kl (k3)", "clip frac", "wall (s)"):
+        show[col] = [f"{m:.3f} ± {s:.3f}" if col not in ("gain (points)", "wall (s)") else f"{m:.1f} ± {s:.1f}"
+                     for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
+    print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
+          f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+    print(show.to_string(index=False))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Critic-based PPO: a learned value model, GAE(γ, λ) advantages and the clipped value loss.
+
+PPO for LLMs (Schulman et al., 2017, arXiv:1707.06347; Ouyang et al., 2022, arXiv:2203.02155)
+learns V(s_t), the expected final reward from the state "prompt + first t completion tokens", and
+turns it into per-token advantages with generalized advantage estimation (Schulman et al., 2016,
+"High-Dimensional Continuous Control Using GAE", arXiv:1506.02438):
+
+    δ_t = r_t + γ V(s_{t+1}) − V(s_t),    A_t = Σ_l (γλ)^l δ_{t+l},    return_t = A_t + V(s_t).
+
+λ = 1 gives the Monte-Carlo return minus V (unbiased, high variance), λ = 0 the one-step TD error
+(low variance, biased by the critic's errors). Critic-free methods (GRPO, RLOO, ...) replace V
+with a baseline from other samples of the same prompt; this module is what they save.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from rl4lrm.advantages import advantage_metrics, float_rewards, group_view, register_advantage, token_level_rewards
+from rl4lrm.decoding import positions_from_mask
+
+
+class ValueModel(nn.Module):
+    """A separate critic: a copy of the policy's transformer trunk with a scalar head.
+
+    Initialising the trunk from the policy gives the critic the policy's features from step 0;
+    the zero-initialised head makes every initial value 0, so the first advantages are the plain
+    returns. The critic has its own parameters and optimizer (no weight sharing with the policy).
+
+    Args:
+        policy: A Hugging Face causal LM whose ``base_model`` is the trunk (Llama, Qwen2, GPT-2, ...).
+    """
+
+    def __init__(self, policy):
+        super().__init__()
+        self.trunk = copy.deepcopy(policy.base_model)
+        self.head = nn.Linear(policy.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch) -> Tensor:
+        """Values of the states before each completion token.
+
+        Args:
+            batch: a ``RolloutBatch``.
+
+        Returns:
+            values: shape (N, T), zero where ``response_mask`` is 0. ``values[:, t]`` is read at
+                the position that predicts token t, i.e. after the prompt and t completion tokens.
+        """
+        attn = batch.attention_mask
+        hidden = self.trunk(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
+                            use_cache=False).last_hidden_state  # (N, P+T, H)
+        T = batch.completion_ids.shape[1]
+        start = batch.prompt_ids.shape[1] - 1
+        values = self.head(hidden[:, start:start + T].float()).squeeze(-1)  # (N, T)
+        return values * batch.response_mask
+
+
+@register_advantage("gae", requires=("values", "token_rewards"))
+def gae(
+    rewards: Tensor,
+    response_mask: Tensor,
+    group_size: int,
+    *,
+    values: Tensor,
+    token_rewards: Tensor | None = None,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+    **kwargs,
+) -> tuple[Tensor, dict[str, float]]:
+    """Generalized advantage estimation from a critic's values.
+
+    The outcome reward sits on each row's last valid token (plus ``token_rewards``, e.g. a
+    per-token KL penalty); the value after the last token is 0 (the episode ends).
+
+    Args:
+        rewards: Scalar outcome reward per sample, shape (N,).
+        response_mask: 1 on response tokens, 0 on padding, shape (N, T); rows right-padded.
+        group_size: G, samples per prompt (validated only: the critic is the baseline).
+        values: V(s_t) from the critic, shape (N, T); treated as constants.
+        token_rewards: Optional per-token rewards, shape (N, T).
+        gamma: Discount γ in [0, 1]; 1 is usual for LLM episodes of a few hundred tokens.
+        lam: GAE λ in [0, 1]: the bias (0) / variance (1) trade-off.
+        **kwargs: Ignored.
+
+    Returns:
+        advantages: shape (N, T), zero on padding; ``advantages + values`` are the critic's
+            regression targets (the λ-returns).
+        metrics: the ``adv/*`` statistics and ``critic/value_mean``.
+    """
+    if not (0 <= gamma <= 1 and 0 <= lam <= 1):
+        raise ValueError(f"gae needs gamma and lam in [0, 1], got gamma={gamma}, lam={lam}")
+    rewards = float_rewards(rewards)
+    group_view(rewards, group_size)
+    if values.shape != response_mask.shape:
+        raise ValueError(f"values must have the shape of response_mask {tuple(response_mask.shape)}, "
+                         f"got {tuple(values.shape)}")
+    mask = response_mask.to(rewards.dtype)  # (N, T)
+    values = values.detach().to(rewards.dtype) * mask  # (N, T)
+    dense = token_level_rewards(rewards, response_mask, token_rewards)  # (N, T)
+    T = dense.shape[1]
+    advantages = torch.zeros_like(dense)  # (N, T)
+    next_value = torch.zeros_like(rewards)  # (N,)
+    running = torch.zeros_like(rewards)  # (N,)
+    for t in reversed(range(T)):
+        # padding after the last token has mask 0: the state after the last token is terminal
+        delta = dense[:, t] + gamma * next_value - values[:, t]
+        running = (delta + gamma * lam * running) * mask[:, t]
+        advantages[:, t] = running
+        next_value = values[:, t]
+    metrics = advantage_metrics(advantages, response_mask)
+    metrics["critic/value_mean"] = (values.sum() / mask.sum().clamp(min=1)).item()
+    return advantages, metrics
+
+
+def value_loss(
+    values: Tensor, old_values: Tensor, returns: Tensor, response_mask: Tensor, value_clip: float | None = 0.2
+) -> tuple[Tensor, dict[str, float]]:
+    """PPO's clipped value loss, averaged over valid tokens.
+
+    0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2): like the policy's ratio clip, the
+    critic cannot move a value by more than c from its value at sampling time in one batch.
+
+    Args:
+        values: Current critic values, with grad, shape (N, T).
+        old_values: Values at sampling time, shape (N, T).
+        returns: Regression targets (GAE λ-returns), shape (N, T).
+        response_mask: 1 on response tokens, shape (N, T).
+        value_clip: c > 0, or None for the unclipped squared error.
+
+    Returns:
+        loss: scalar tensor; metrics: ``critic/loss``, ``critic/clip_frac``,
+        ``critic/explained_var`` (1 - Var(R - V) / Var(R) over valid tokens).
+    """
+    if value_clip is not None and value_clip <= 0:
+        raise ValueError(f"value_clip must be > 0 or None, got {value_clip}")
+    mask = response_mask.to(values.dtype)  # (N, T)
+    returns, old_values = returns.detach(), old_values.detach()
+    err = (values - returns).pow(2)  # (N, T)
+    if value_clip is None:
+        per_token, clipped_frac = err, 0.0
+    else:
+        clipped_v = old_values + (values - old_values).clamp(-value_clip, value_clip)  # (N, T)
+        err_clipped = (clipped_v - returns).pow(2)  # (N, T)
+        per_token = torch.maximum(err, err_clipped)
+        clipped_frac = (((err_clipped > err).to(mask.dtype) * mask).sum() / mask.sum().clamp(min=1)).item()
+    loss = 0.5 * (per_token * mask).sum() / mask.sum().clamp(min=1)
+    with torch.no_grad():
+        valid = mask.bool()
+        var_r = returns[valid].var(unbiased=False) if valid.sum() > 1 else torch.tensor(0.0)
+        explained = 1 - (returns - values)[valid].var(unbiased=False) / var_r if var_r > 0 else torch.tensor(0.0)
+    return loss, {"critic/loss": loss.item(), "critic/clip_frac": clipped_frac, "critic/explained_var": explained.item()}

@@ -1,0 +1,1 @@
+"""Canned studies that return DataFrames: the experiments the notebooks show, reusable in scripts."""

@@ -1,0 +1,54 @@
+"""Train several presets (× seeds) under one budget and collect their histories side by side."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from rl4lrm.presets import PRESETS
+from rl4lrm.trainer import TrainConfig, Trainer
+
+
+def compare_presets(
+    presets: list[str] | dict[str, dict],
+    seeds: tuple[int, ...] = (0,),
+    on_run_end: Callable[[pd.DataFrame], None] | None = None,
+    progress: bool = True,
+    **config,
+) -> pd.DataFrame:
+    """Runs every (method, seed) with the same ``TrainConfig`` fields and returns one long DataFrame.
+
+    Args:
+        presets: preset names, or ``{label: overrides}`` where overrides include ``preset`` and any
+            axis, e.g. ``{"dapo": {"preset": "dapo"}, "dapo sym": {"preset": "dapo", "clip_high": 0.2}}``.
+        seeds: seeds per method (mean ± std needs at least 2).
+        on_run_end: called with the runs so far after each run (live plots).
+        progress: show a bar over runs.
+        **config: ``TrainConfig`` fields shared by every run (task, steps, lr, ...).
+
+    Returns:
+        The concatenated histories with ``method`` and ``seed`` columns, one row per (run, step).
+    """
+    methods = {name: {"preset": name} for name in presets} if not isinstance(presets, dict) else dict(presets)
+    if not methods or not seeds:
+        raise ValueError("compare_presets needs at least one preset and one seed")
+    for label, overrides in methods.items():
+        if overrides.get("preset") not in PRESETS:
+            raise ValueError(f"method {label!r}: unknown preset {overrides.get('preset')!r}; known: {sorted(PRESETS)}")
+    configs = [(label, seed, TrainConfig(**{**config, **overrides, "seed": seed}))  # validates before any run
+               for label, overrides in methods.items() for seed in seeds]
+    runs = []
+    for label, seed, cfg in tqdm(configs, desc="runs", disable=not progress):
+        history = Trainer(cfg, progress=False).train()
+        runs.append(history.assign(method=label, seed=seed))
+        if on_run_end is not None:
+            on_run_end(pd.concat(runs, ignore_index=True))
+    return pd.concat(runs, ignore_index=True)
+
+
+def final_table(runs: pd.DataFrame, metrics=("acc/pass@1",)) -> pd.DataFrame:
+    """Last logged value of each metric per (method, seed), then mean and std over seeds per method."""
+    last = runs.groupby(["method", "seed"], sort=False)[list(metrics)].agg(lambda s: s.dropna().iloc[-1])
+    return last.groupby("method", sort=False).agg(["mean", "std"])

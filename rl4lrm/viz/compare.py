@@ -1,0 +1,126 @@
+"""Method comparison: mean ± std curves over seeds, and the panel that trains 2–4 presets side by side.
+
+``ComparisonPanel(task="countdown")`` displays itself in a notebook; ``panel.run()`` does what the
+Run button does (tests and quick mode call it) and returns the long DataFrame of all runs.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.presets import PRESETS
+
+COMPARISON_CURVES = [
+    ("acc/pass@1", "held-out pass@1"),
+    ("reward/mean", "train reward"),
+    ("length/mean", "completion length"),
+    ("entropy/mean", "token entropy"),
+    ("kl/k3", "KL to reference (k3)"),
+    ("clip/frac", "clipped fraction"),
+]
+
+
+def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None):
+    """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1.
+
+    Args:
+        runs: long DataFrame with ``method``, ``seed``, ``step`` and metric columns
+            (``rl4lrm.experiments.compare.compare_presets``).
+        curves: ``(metric, title)`` pairs; metrics absent from ``runs`` leave an empty panel.
+        axes: existing axes to draw into (at least ``len(curves)``).
+        title: figure title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    if axes is None:
+        cols = 3
+        fig, axes = plt.subplots(-(-len(curves) // cols), cols, figsize=(4.2 * cols, 2.9 * -(-len(curves) // cols)),
+                                 squeeze=False)
+        axes = axes.ravel()
+    for ax, (metric, label) in zip(axes, curves):
+        ax.clear()
+        if metric in runs:
+            for i, (method, df) in enumerate(runs.groupby("method", sort=False)):
+                table = df.pivot_table(index="step", columns="seed", values=metric).dropna(how="all")
+                mean, std = table.mean(axis=1), table.std(axis=1)
+                color = f"C{i}"
+                ax.plot(mean.index, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
+                if table.shape[1] > 1:
+                    ax.fill_between(mean.index, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    for ax in axes[len(curves):]:
+        ax.axis("off")
+    fig = axes[0].figure
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class ComparisonPanel:
+    """Pick 2–4 presets, seeds and a step budget; Run trains them all and draws mean ± std curves.
+
+    Args:
+        task: zoo entry (``"addition"``, ``"countdown"``, ...).
+        presets: presets selected at first.
+        seeds: number of seeds per preset at first (1–3).
+        **config: ``TrainConfig`` fields shared by every run (``steps``, ``eval_every``, ``lr``, ...).
+    """
+
+    def __init__(self, task: str = "countdown", presets=("grpo", "dr_grpo"), seeds: int = 2, **config):
+        unknown = [p for p in presets if p not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown presets {unknown}; known: {sorted(PRESETS)}")
+        self.task, self.config, self.runs = task, dict(config), None
+        steps = self.config.pop("steps", 60)
+        style = {"description_width": "90px"}
+        self.presets = W.SelectMultiple(options=list(PRESETS), value=tuple(presets), rows=6, description="presets",
+                                        style=style)
+        self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)
+        self.steps = W.IntSlider(value=steps, min=min(10, steps), max=max(400, steps), step=10, description="steps",
+                                 style=style)
+        self.button = W.Button(description="Run", button_style="primary", icon="play")
+        self.button.on_click(lambda _: self.run())
+        self.status = W.HTML()
+        self.out = W.Output()
+        self.widget = W.VBox([W.HBox([self.presets, W.VBox([self.seeds, self.steps, W.HBox([self.button, self.status])])]),
+                              self.out])
+        self.fig, axes = plt.subplots(2, 3, figsize=(12.5, 5.8))
+        self.axes = axes.ravel()
+        plt.close(self.fig)  # drawn into the Output widget only
+
+    def _draw(self, runs: pd.DataFrame) -> None:
+        done = runs.groupby(["method", "seed"]).ngroups
+        plot_comparison(runs, axes=self.axes, title=f"{self.task}: {done} run(s) done")
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(self.fig)
+
+    def run(self) -> pd.DataFrame:
+        """Trains every selected preset for every seed, redrawing after each run; returns all runs."""
+        chosen = list(self.presets.value)
+        if not 1 <= len(chosen) <= 4:
+            raise ValueError(f"select 1 to 4 presets, got {len(chosen)}: {chosen}")
+        self.button.disabled = True
+        self.status.value = "<i>training…</i>"
+        try:
+            self.runs = compare_presets(chosen, seeds=tuple(range(self.seeds.value)), on_run_end=self._draw,
+                                        progress=False, task=self.task, steps=self.steps.value, **self.config)
+            final = self.runs.dropna(subset=["acc/pass@1"]).groupby(["method", "seed"]).last()["acc/pass@1"]
+            summary = final.groupby("method", sort=False).mean()
+            self.status.value = "held-out pass@1: " + ", ".join(f"{m} <b>{v:.2f}</b>" for m, v in summary.items())
+        finally:
+            self.button.disabled = False
+        return self.runs
+
+    def _ipython_display_(self):
+        display(self.widget)
