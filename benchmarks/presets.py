@@ -106,7 +106,8 @@ def main() -> None:
         show[col] = [f"{m:.3f} ± {s:.3f}" if col not in ("gain (points)", "wall (s)") else f"{m:.1f} ± {s:.1f}"
                      for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
     print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
-          f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+          f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; "
+          f"total {time.perf_counter() - t0:.0f} s")
     print(show.to_string(index=False))
     print(f"\nwrote {args.out}")
 

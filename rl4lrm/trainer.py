@@ -171,7 +171,7 @@ class Trainer:
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.critic = self.critic_optimizer = None
-        if "values" in self.advantage_fn.requires:
+        if "values" in _requires(self.advantage_fn):
             self.critic = ValueModel(self.model).to(self.device)
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
         self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)
@@ -209,7 +209,7 @@ class Trainer:
 
     def _context(self, problems, prompts, batch: RolloutBatch, scores: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """What the advantage estimator needs beyond the rewards: (scalar scores, context kwargs)."""
-        cfg, algo, requires = self.config, self.algo, self.advantage_fn.requires
+        cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
         context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k}
         if algo.kl_coef > 0 and algo.kl_placement == "reward":
             token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
@@ -381,6 +381,11 @@ class Trainer:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.buffer.extend(state["buffer"])
         self.step, self.history = state["step"], state["history"]
+
+
+def _requires(advantage_fn) -> frozenset:
+    """The context an advantage estimator asks for (``register_advantage(..., requires=...)``)."""
+    return getattr(advantage_fn, "requires", frozenset())
 
 
 def _mean_over(rows: list[dict]) -> dict[str, float]:

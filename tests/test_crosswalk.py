@@ -1,11 +1,12 @@
 """Tests for rl4lrm.crosswalk: rl4lrm names are real config fields, the table renders completely."""
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
 from rl4lrm import crosswalk
-from rl4lrm.crosswalk import COLUMNS, CROSSWALK, crosswalk_frame, crosswalk_markdown
+from rl4lrm.crosswalk import COLUMNS, CROSSWALK, DOC_HEADER, crosswalk_frame, crosswalk_markdown
 from rl4lrm.presets import Preset
 from rl4lrm.trainer import TrainConfig
 
@@ -61,3 +62,9 @@ def test_markdown_escapes_pipes(monkeypatch):
     row = crosswalk.crosswalk_markdown().split("\n")[2]
     assert _cells(row)[0] == "a\\|b"
     assert len(_cells(row)) == len(COLUMNS)
+
+
+def test_docs_copy_is_up_to_date():
+    doc = Path(__file__).parent.parent / "docs" / "crosswalk.md"
+    assert doc.read_text() == DOC_HEADER + crosswalk_markdown() + "\n", \
+        "regenerate it: python -m rl4lrm.crosswalk > docs/crosswalk.md"

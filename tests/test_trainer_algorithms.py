@@ -101,20 +101,15 @@ def test_length_penalty_lowers_the_scores_not_the_logged_reward():
         return torch.zeros_like(response_mask), {}
 
     plain = Trainer(TrainConfig(steps=1, **FAST), progress=False)
-    plain.advantage_fn = _with_requires(spy)
+    plain.advantage_fn = spy
     plain.train()
     base_scores = seen["scores"].clone()
     penalised = Trainer(TrainConfig(steps=1, length_coef=0.5, **FAST), progress=False)
-    penalised.advantage_fn = _with_requires(spy)
+    penalised.advantage_fn = spy
     df = penalised.train()
     lengths = penalised.buffer[-1].batch.lengths
     torch.testing.assert_close(seen["scores"], base_scores - 0.5 * lengths / FAST["max_new_tokens"])
     assert df["reward/mean"].iloc[-1] == pytest.approx(base_scores.mean().item())
-
-
-def _with_requires(fn):
-    fn.requires = frozenset()
-    return fn
 
 
 def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
@@ -131,7 +126,7 @@ def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
     advantage = ADVANTAGES.get("grpo")
     trainer = Trainer(TrainConfig(steps=3, lr=3e-3, kl_coef=0.5, kl_placement="reward", **FAST), callbacks=[Rewards()],
                       progress=False)
-    trainer.advantage_fn = _with_requires(spy)
+    trainer.advantage_fn = spy
     trainer.train()
     batch = trainer.buffer[-1].batch
     assert "token_rewards" not in seen["context"]

@@ -12,8 +12,10 @@ the situation in which Yue et al. (2025, https://arxiv.org/abs/2504.13837) find 
 what the base model already knows.
 
 ``SFTConfig.afterthought`` gives a base model the habit of writing on after its answer (a second
-line of filler of random length, which the verifiers ignore), the freedom in length that real
-reasoning models have and in which the length biases of loss aggregation show (notebook 03).
+line of dots, which the verifiers ignore), and of writing on longer after a corrupted answer, as a
+pretrained model hedges when it is unsure. The completion length is then free to drift during RL
+and the model can tell its shaky answers from its sure ones: the setting in which the length bias
+of loss aggregation shows (Liu et al., 2025, arXiv:2503.20783; notebook 03).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class SFTConfig:
     noise: float = 0.0
     """Fraction of training answers with one character replaced by another answer character."""
     afterthought: int = 0
-    """If > 0, every answer is followed by ``"\\n"`` and 0..afterthought dots (uniform): a second line
-    that verifiers ignore but that makes the completion length free to drift during RL."""
+    """If > 0, every answer is followed by ``"\\n"`` and a line of dots that verifiers ignore: 0 to
+    ``afterthought // 4`` dots after a clean answer, more (up to ``afterthought``) after a corrupted
+    one (uniform). Makes the completion length free to drift during RL."""
     seed: int = 0
     """Seed for the problem pool and the batch order."""
     device: str = "auto"
@@ -104,7 +107,9 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), pro
     charset = "".join(sorted({c for p in problems for c in p.answer}))
     answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
     if config.afterthought:
-        answers = [a + "\n" + "." * rng.randint(0, config.afterthought) for a in answers]
+        sure = config.afterthought // 4
+        answers = [a + "\n" + "." * (rng.randint(0, sure) if a == p.answer else rng.randint(sure + 1, config.afterthought))
+                   for p, a in zip(problems, answers)]
     examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
 
