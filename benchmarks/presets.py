@@ -11,6 +11,7 @@ Runs go to a process pool (one torch thread each: tiny models run fastest single
 runs are independent). The table is printed and written to ``--out`` (CSV) for the notebook.
 
     python benchmarks/presets.py [--task countdown] [--steps 200] [--seeds 0 1 2] [--workers 2]
+    python benchmarks/presets.py --presets --ablations "dapo, 4 minibatches" --append   # add or redo rows
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from rl4lrm.trainer import TrainConfig
 ABLATIONS = [
     ("dapo, clip_high=0.2", "dapo", {"clip_high": 0.2}),  # clip-higher vs a symmetric clip
     ("grpo, token_sum_norm", "grpo", {"aggregation": "seq_mean_token_sum_norm"}),  # length normalisation only
+    # clip-higher where clipping happens: 2 epochs x 4 minibatches = 8 updates per rollout batch
+    ("dapo, 4 minibatches", "dapo", {"minibatches": 4}),
+    ("dapo, clip_high=0.2, 4 minibatches", "dapo", {"clip_high": 0.2, "minibatches": 4}),
 ]
 
 
@@ -73,7 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="countdown")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS))
-    parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--ablations", nargs="*", default=[label for label, _, _ in ABLATIONS],
+                        help="labels of the ablation rows to run (none: only the presets)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other rows of an existing --out table, replacing the rows run now")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--eval-problems", type=int, default=256)
@@ -83,7 +90,10 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/presets_countdown.csv")
     args = parser.parse_args()
     shared = {k: getattr(args, k) for k in ("task", "steps", "eval_problems", "eval_samples", "device")}
-    specs = [(name, name, {}) for name in args.presets] + ([] if args.no_ablations else ABLATIONS)
+    unknown = sorted(set(args.ablations) - {label for label, _, _ in ABLATIONS})
+    if unknown:
+        parser.error(f"unknown ablations {unknown}; known: {[label for label, _, _ in ABLATIONS]}")
+    specs = [(name, name, {}) for name in args.presets] + [a for a in ABLATIONS if a[0] in args.ablations]
     jobs = [(label, preset, overrides, seed, shared) for label, preset, overrides in specs for seed in args.seeds]
     print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
           f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
@@ -97,10 +107,14 @@ def main() -> None:
     runs = pd.DataFrame(rows)
     order = {label: i for i, (label, _, _) in enumerate(specs)}
     runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    runs_path = Path(args.out).with_suffix(".runs.csv")
+    if args.append and runs_path.exists():  # earlier rows of other methods stay, in their order
+        old = pd.read_csv(runs_path)
+        runs = pd.concat([old[~old["method"].isin(runs["method"])], runs], ignore_index=True)
     table = summarise(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    runs.to_csv(Path(args.out).with_suffix(".runs.csv"), index=False)
+    runs.to_csv(runs_path, index=False)
     show = pd.DataFrame({"method": table["method"]})
     for col in ("pass@1", "gain (points)", "entropy", "wrong length", "kl (k3)", "clip frac", "wall (s)"):
         show[col] = [f"{m:.3f} ± {s:.3f}" if col not in ("gain (points)", "wall (s)") else f"{m:.1f} ± {s:.1f}"

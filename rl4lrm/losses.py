@@ -60,6 +60,23 @@ def _masked_mean(x: Tensor, mask: Tensor) -> float:
     return ((x * mask).sum() / mask.sum().clamp(min=1)).item()
 
 
+def _clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_low: float, clip_high: float) -> tuple[Tensor, Tensor]:
+    """PPO's per-token loss -min(ratio * A, clip(ratio) * A), and where the clip cuts the gradient."""
+    unclipped = ratio * advantages  # (N, T)
+    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
+    return -torch.minimum(unclipped, clipped), clipped < unclipped
+
+
+@torch.no_grad()
+def _result(loss: Tensor, logprobs: Tensor, old_logprobs: Tensor, response_mask: Tensor,
+            fractions: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    """(loss, metrics): ``loss/policy``, each boolean (N, T) map as a fraction of valid tokens, the drift."""
+    mask = response_mask.to(logprobs.dtype)  # (N, T)
+    metrics = {"loss/policy": loss.item(), **{k: _masked_mean(v.to(mask.dtype), mask) for k, v in fractions.items()}}
+    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
+    return loss, metrics
+
+
 @torch.no_grad()
 def _drift_metrics(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor) -> dict[str, float]:
     """Ratio statistics over valid tokens: how far the policy moved since sampling."""
@@ -106,12 +123,9 @@ def vanilla_pg(
         metrics: ``loss/policy``, ``clip/frac`` (always 0), ``ratio/mean``, ``ratio/max``,
             ``kl/old_approx``.
     """
-    mask = response_mask.to(logprobs.dtype)  # (N, T)
     loss_mat = -advantages.detach() * logprobs  # (N, T)
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    metrics = {"loss/policy": loss.item(), "clip/frac": 0.0}
-    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
-    return loss, metrics
+    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": torch.zeros_like(response_mask)})
 
 
 @register_policy_loss("ppo_clip")
@@ -155,22 +169,11 @@ def ppo_clip(
     _check_clip(clip_low, clip_high)
     # Detached so that passing the same tensor as logprobs (one on-policy epoch) still gives
     # ratio 1 with the policy gradient, instead of a constant ratio with zero gradient.
-    old_logprobs = old_logprobs.detach()
-    advantages = advantages.detach()
-    mask = response_mask.to(logprobs.dtype)  # (N, T)
-    log_ratio = (logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # (N, T)
-    ratio = torch.exp(log_ratio)  # (N, T)
-    unclipped = ratio * advantages  # (N, T)
-    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
-    loss_mat = -torch.minimum(unclipped, clipped)  # (N, T)
+    old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
+    ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
+    loss_mat, clip_active = _clipped_surrogate(ratio, advantages, clip_low, clip_high)  # (N, T) each
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    with torch.no_grad():
-        metrics = {
-            "loss/policy": loss.item(),
-            "clip/frac": _masked_mean((clipped < unclipped).to(mask.dtype), mask),
-        }
-    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
-    return loss, metrics
+    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": clip_active})
 
 
 @register_policy_loss("dual_clip")
@@ -208,23 +211,13 @@ def dual_clip(
         raise ValueError(f"dual_clip_c must be > 1, got {dual_clip_c}")
     _check_clip(clip_low, clip_high)
     old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
-    mask = response_mask.to(logprobs.dtype)  # (N, T)
     ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
-    unclipped = ratio * advantages  # (N, T)
-    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
-    ppo_mat = -torch.minimum(unclipped, clipped)  # (N, T)
+    ppo_mat, clip_active = _clipped_surrogate(ratio, advantages, clip_low, clip_high)  # (N, T) each
     floor = -dual_clip_c * advantages  # (N, T): positive where A < 0
     dual_active = (advantages < 0) & (ppo_mat > floor)  # (N, T)
     loss_mat = torch.where(dual_active, floor, ppo_mat)  # (N, T)
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    with torch.no_grad():
-        metrics = {
-            "loss/policy": loss.item(),
-            "clip/frac": _masked_mean((clipped < unclipped).to(mask.dtype), mask),
-            "clip/frac_dual": _masked_mean(dual_active.to(mask.dtype), mask),
-        }
-    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
-    return loss, metrics
+    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": clip_active, "clip/frac_dual": dual_active})
 
 
 @register_policy_loss("gspo")
@@ -267,17 +260,9 @@ def gspo(
     seq_log_ratio = log_ratio.sum(-1) / mask.sum(-1).clamp(min=1)  # (N,)
     token_log_ratio = seq_log_ratio.detach()[:, None] + logprobs - logprobs.detach()  # (N, T)
     ratio = torch.exp(token_log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
-    unclipped = ratio * advantages  # (N, T)
-    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (N, T)
-    loss_mat = -torch.minimum(unclipped, clipped)  # (N, T)
+    loss_mat, clip_active = _clipped_surrogate(ratio, advantages, clip_low, clip_high)  # (N, T) each
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    with torch.no_grad():
-        metrics = {
-            "loss/policy": loss.item(),
-            "clip/frac": _masked_mean((clipped < unclipped).to(mask.dtype), mask),
-        }
-    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
-    return loss, metrics
+    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": clip_active})
 
 
 @register_policy_loss("cispo")
@@ -312,15 +297,12 @@ def cispo(
     """
     _check_clip(clip_low, clip_high)
     old_logprobs, advantages = old_logprobs.detach(), advantages.detach()
-    mask = response_mask.to(logprobs.dtype)  # (N, T)
     with torch.no_grad():
         ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))  # (N, T)
         weight = ratio.clamp(1.0 - clip_low, 1.0 + clip_high)  # (N, T)
     loss_mat = -weight * advantages * logprobs  # (N, T)
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    metrics = {"loss/policy": loss.item(), "clip/frac": _masked_mean((weight != ratio).to(mask.dtype), mask)}
-    metrics.update(_drift_metrics(logprobs, old_logprobs, mask))
-    return loss, metrics
+    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": weight != ratio})
 
 
 @torch.no_grad()

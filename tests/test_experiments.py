@@ -81,3 +81,41 @@ def test_new_exercise_checkers_accept_the_right_answer_and_catch_wrong_ones():
         raise NotImplementedError
 
     assert not check_rloo(stub)
+
+
+def test_length_bias_study_grpo_lengthens_wrong_answers_dr_grpo_does_not():
+    from rl4lrm.experiments.length_bias import length_bias_study
+
+    for seed in (0, 1, 2):
+        grpo = length_bias_study("seq_mean_token_mean", "grpo", steps=150, seed=seed)
+        dr = length_bias_study("seq_mean_token_sum_norm", "dr_grpo", steps=150, seed=seed)
+        start = grpo["expected/wrong"].iloc[0]
+        assert dr["expected/wrong"].iloc[0] == start
+        assert grpo["expected/wrong"].iloc[-1] > start + 10 and grpo["expected/correct"].iloc[-1] < start - 1
+        assert abs(dr["expected/wrong"].iloc[-1] - start) < 5 and abs(dr["expected/correct"].iloc[-1] - start) < 5
+
+
+def test_length_bias_toy_rollouts_are_consistent():
+    from rl4lrm.experiments.length_bias import _sample
+
+    z = torch.tensor([-1.0, 2.0], requires_grad=True)
+    correct = torch.tensor([True, False] * 50)
+    logprobs, mask, lengths = _sample(z, correct, answer_len=3, max_dots=5, gen=torch.Generator().manual_seed(0))
+    assert logprobs.shape == mask.shape == (100, 9)
+    assert ((lengths >= 4) & (lengths <= 8)).all()  # answer, 0..5 dots, EOS unless the cap was hit
+    assert (logprobs[mask == 0] == 0).all() and (logprobs[:, :3] == 0).all()  # answer tokens are not trained
+    logprobs.sum().backward()
+    assert (z.grad != 0).all()
+    right, wrong = lengths[correct].float().mean(), lengths[~correct].float().mean()
+    assert right > wrong  # sigmoid(2) > sigmoid(-1): after a right answer this policy writes more dots
+
+
+def test_length_bias_study_validates():
+    from rl4lrm.experiments.length_bias import length_bias_study
+
+    with pytest.raises(ValueError, match="unknown aggregation 'sum'"):
+        length_bias_study("sum")
+    with pytest.raises(ValueError, match="p_correct"):
+        length_bias_study(p_correct=1.0)
+    with pytest.raises(ValueError, match="unknown advantage estimator 'nope'"):
+        length_bias_study(advantage="nope")

@@ -130,7 +130,6 @@ def test_collate_right_pads():
         (dict(noise=-0.1), "noise"),
         (dict(steps=10, warmup=11), "warmup"),
         (dict(warmup=-1), "warmup"),
-        (dict(afterthought=-1), "afterthought"),
     ],
 )
 def test_sft_config_rejects_bad_values_naming_the_field(kwargs, field):
@@ -156,24 +155,6 @@ def test_short_sft_lowers_the_loss(tok):
     assert max(h["lr"] for h in history) == pytest.approx(config.lr)
     assert min(h["lr"] for h in history) >= 0.1 * config.lr - 1e-12
     assert not model.training
-
-
-def test_afterthought_appends_a_line_of_dots_that_the_verifier_ignores(tok, monkeypatch):
-    import rl4lrm.models.sft as sft
-
-    answers = []
-    monkeypatch.setattr(sft, "sft_example", lambda tokenizer, prompt, answer: answers.append(answer) or ([1], [1]))
-    ids = torch.ones(1, 2, dtype=torch.long)
-    monkeypatch.setattr(sft, "collate", lambda examples, pad: {"input_ids": ids, "labels": ids})
-    task = load_task("addition")
-    config = SFTConfig(steps=1, warmup=0, train_problems=400, noise=0.5, afterthought=6, device="cpu")
-    train_sft(tiny_model("nano", tok), tok, task, config, progress=False)
-    problems = task.problems("train", 400, seed=0)
-    heads, tails = zip(*(a.split("\n") for a in answers))
-    clean = [t for p, h, t in zip(problems, heads, tails) if h == p.answer]
-    noisy = [t for p, h, t in zip(problems, heads, tails) if h != p.answer]
-    assert set(clean) == {"." * k for k in range(2)} and set(noisy) == {"." * k for k in range(2, 7)}
-    assert all(task.verify(p, a).correct == (h == p.answer) for p, a, h in zip(problems, answers, heads))
 
 
 # --- zoo --------------------------------------------------------------------------------------

@@ -10,12 +10,6 @@ character replaced at random. The resulting base model usually ranks the right a
 often samples a near miss, so sampled pass@1 is well below 1 while pass@k at large k is high —
 the situation in which Yue et al. (2025, https://arxiv.org/abs/2504.13837) find RL sharpening
 what the base model already knows.
-
-``SFTConfig.afterthought`` gives a base model the habit of writing on after its answer (a second
-line of dots, which the verifiers ignore), and of writing on longer after a corrupted answer, as a
-pretrained model hedges when it is unsure. The completion length is then free to drift during RL
-and the model can tell its shaky answers from its sure ones: the setting in which the length bias
-of loss aggregation shows (Liu et al., 2025, arXiv:2503.20783; notebook 03).
 """
 
 from __future__ import annotations
@@ -47,10 +41,6 @@ class SFTConfig:
     """Size of the pool of train-split problems sampled from."""
     noise: float = 0.0
     """Fraction of training answers with one character replaced by another answer character."""
-    afterthought: int = 0
-    """If > 0, every answer is followed by ``"\\n"`` and a line of dots that verifiers ignore: 0 to
-    ``afterthought // 4`` dots after a clean answer, more (up to ``afterthought``) after a corrupted
-    one (uniform). Makes the completion length free to drift during RL."""
     seed: int = 0
     """Seed for the problem pool and the batch order."""
     device: str = "auto"
@@ -64,8 +54,6 @@ class SFTConfig:
             raise ValueError(f"SFTConfig.lr must be > 0, got {self.lr}")
         if not 0 <= self.noise < 1:
             raise ValueError(f"SFTConfig.noise must be in [0, 1), got {self.noise}")
-        if self.afterthought < 0:
-            raise ValueError(f"SFTConfig.afterthought must be >= 0, got {self.afterthought}")
         if not 0 <= self.warmup <= self.steps:
             raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 
@@ -106,10 +94,6 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), pro
     rng = random.Random(config.seed)
     charset = "".join(sorted({c for p in problems for c in p.answer}))
     answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
-    if config.afterthought:
-        sure = config.afterthought // 4
-        answers = [a + "\n" + "." * (rng.randint(0, sure) if a == p.answer else rng.randint(sure + 1, config.afterthought))
-                   for p, a in zip(problems, answers)]
     examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
 

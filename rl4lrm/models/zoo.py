@@ -44,10 +44,6 @@ ZOO: dict[str, ZooEntry] = {
     "countdown": ZooEntry("countdown", {"n_numbers": 3}, "micro",
                           SFTConfig(steps=5000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
                           "Countdown, 3 numbers; 0.65M-parameter Llama; 5000 SFT steps, half the answers corrupted"),
-    "addition_rambling": ZooEntry("addition", {"digits": 2}, "micro",
-                                  SFTConfig(steps=4000, lr=3e-3, noise=0.5, afterthought=9, seed=0, device="cpu"),
-                                  "2-digit addition with a rambling habit: after the answer a line of dots, 0-2 after "
-                                  "a clean answer and 3-9 after a corrupted one; 0.65M-parameter Llama; 4000 SFT steps"),
 }
 
 
