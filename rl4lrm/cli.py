@@ -8,7 +8,19 @@ from dataclasses import fields
 from pathlib import Path
 
 from rl4lrm.models.zoo import ZOO
-from rl4lrm.presets import PRESETS
+from rl4lrm.presets import PRESET_AXES, PRESETS
+
+
+def _axis_override(text: str) -> tuple[str, object]:
+    """Parses ``--set NAME=VALUE`` for a preset axis, converting VALUE to the axis's type."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in PRESET_AXES:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(PRESET_AXES)}; got {text!r}")
+    kind = type(getattr(PRESETS["grpo"], name))  # every preset has the same field types
+    try:
+        return name, kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} must be of type {kind.__name__}, got {value!r}") from None
 
 
 def _train(args) -> None:
@@ -19,7 +31,7 @@ def _train(args) -> None:
     from rl4lrm.viz.plots import plot_curves
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    config = TrainConfig(**overrides)
+    config = TrainConfig(**overrides, **dict(args.set))
     trainer = Trainer(config)
     history = trainer.train()
     out = Path(args.out)
@@ -50,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--device", help="auto, cpu or cuda")
+    train.add_argument("--set", type=_axis_override, action="append", default=[], metavar="NAME=VALUE",
+                       help="override any preset axis, e.g. --set aggregation=token_mean --set clip_high=0.28")
     train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.set_defaults(func=_train)
     return parser

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from rl4lrm.cli import build_parser, main
 from rl4lrm.cli import _train
@@ -82,3 +83,26 @@ def test_train_end_to_end(capsys, tmp_path):
     assert summary["held-out pass@1 before"] == round(metrics["acc/pass@1"].iloc[0], 4)
     assert 0 <= summary["held-out pass@1 after"] <= 1
     assert "metrics.csv" in stdout and "curves.png" in stdout
+
+
+def test_set_overrides_any_preset_axis_with_its_type():
+    args = build_parser().parse_args(["train", "--set", "aggregation=token_mean", "--set", "clip_high=0.28",
+                                      "--set", "update_epochs=2"])
+    assert dict(args.set) == {"aggregation": "token_mean", "clip_high": 0.28, "update_epochs": 2}
+    assert isinstance(dict(args.set)["update_epochs"], int)
+
+
+@pytest.mark.parametrize("bad, expected", [("nope=1", "NAME one of advantage"), ("clip_high", "NAME=VALUE"),
+                                           ("update_epochs=two", "update_epochs must be of type int, got 'two'")])
+def test_set_rejects_unknown_axes_and_bad_values(capsys, bad, expected):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", "--set", bad])
+    assert exit_.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_set_reaches_the_trainer(capsys, tmp_path):
+    main(["train", "--steps", "1", "--eval-every", "0", "--set", "update_epochs=2", "--set", "clip_high=0.28",
+          "--out", str(tmp_path / "run")])
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
+    assert (saved["update_epochs"], saved["clip_high"]) == (2, 0.28)
