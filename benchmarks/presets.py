@@ -108,9 +108,11 @@ def main() -> None:
     order = {label: i for i, (label, _, _) in enumerate(specs)}
     runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
     runs_path = Path(args.out).with_suffix(".runs.csv")
-    if args.append and runs_path.exists():  # earlier rows of other methods stay, in their order
+    if args.append and runs_path.exists():  # rows of other methods stay; rerun methods keep their place
         old = pd.read_csv(runs_path)
+        order = {m: i for i, m in enumerate(dict.fromkeys([*old["method"], *runs["method"]]))}
         runs = pd.concat([old[~old["method"].isin(runs["method"])], runs], ignore_index=True)
+        runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
     table = summarise(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)

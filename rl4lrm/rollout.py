@@ -134,7 +134,7 @@ def rollout(
     )
 
 
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
     """log softmax(logits)[token] for each position, without a second (N, T, V) float copy.
 
     ``log_softmax(logits).gather(...)`` would materialise a full (N, T, V) tensor; gathering the
@@ -144,15 +144,16 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     Args:
         logits: Unnormalised scores, shape (N, T, V).
         tokens: Token ids, shape (N, T), int64.
+        lse: ``logsumexp(logits, -1)`` if the caller already has it, shape (N, T).
 
     Returns:
         Log-probabilities of ``tokens``, shape (N, T).
     """
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (N, T)
-    return picked - torch.logsumexp(logits, dim=-1)  # (N, T)
+    return picked - (torch.logsumexp(logits, dim=-1) if lse is None else lse)  # (N, T)
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+def entropy_from_logits(logits: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
     """Entropy of the categorical distribution at each position.
 
     H = logsumexp(z) - sum_v softmax(z)_v z_v, which needs one (N, T, V) softmax and no
@@ -160,12 +161,13 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
     Args:
         logits: Unnormalised scores, shape (N, T, V).
+        lse: ``logsumexp(logits, -1)`` if the caller already has it, shape (N, T).
 
     Returns:
         Entropy in nats, shape (N, T).
     """
     probs = torch.softmax(logits, dim=-1)  # (N, T, V)
-    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)  # (N, T)
+    return (torch.logsumexp(logits, dim=-1) if lse is None else lse) - (probs * logits).sum(dim=-1)  # (N, T)
 
 
 def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = None, with_entropy: bool = False):
@@ -188,6 +190,7 @@ def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = Non
     out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
                 logits_to_keep=T + 1, use_cache=False)
     logits = out.logits[:, :-1].float() / temperature  # (N, T, V): position t predicts token t
-    logprobs = token_logprobs(logits, batch.completion_ids) * batch.response_mask  # (N, T)
-    entropy = entropy_from_logits(logits) * batch.response_mask if with_entropy else None  # (N, T)
+    lse = torch.logsumexp(logits, dim=-1)  # (N, T), shared by the log-probs and the entropy
+    logprobs = token_logprobs(logits, batch.completion_ids, lse) * batch.response_mask  # (N, T)
+    entropy = entropy_from_logits(logits, lse) * batch.response_mask if with_entropy else None  # (N, T)
     return logprobs, entropy

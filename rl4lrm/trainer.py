@@ -234,17 +234,15 @@ class Trainer:
         an older policy: its drift from the current one is measured, and with ``tis_cap`` the ratio is
         taken against the current policy while min(pi_current / pi_sampler, cap) corrects the sampling.
         """
-        behaviour = exp.batch.old_logprobs
-        stale = exp.step < self.step
-        if not stale and self.algo.tis_cap == 0:
+        behaviour, cap = exp.batch.old_logprobs, self.algo.tis_cap
+        if exp.step == self.step and cap == 0:
             return behaviour, None, {}
         current, _ = compute_logprobs(self.model, exp.batch)  # (N, T)
-        weights, metrics = truncated_is_weights(current, behaviour, exp.batch.response_mask, self.algo.tis_cap or 1.0)
-        metrics = {"offpolicy/staleness": float(self.step - exp.step), "offpolicy/kl": metrics["is/kl"],
-                   **({k: v for k, v in metrics.items() if k != "is/kl"} if self.algo.tis_cap else {})}
-        if self.algo.tis_cap == 0:
+        weights, is_metrics = truncated_is_weights(current, behaviour, exp.batch.response_mask, max(cap, 1.0))
+        metrics = {"offpolicy/staleness": float(self.step - exp.step), "offpolicy/kl": is_metrics.pop("is/kl")}
+        if cap == 0:  # measured only: the ratio keeps referring to the sampling policy
             return behaviour, None, metrics
-        return current, weights, metrics
+        return current, weights, {**metrics, **is_metrics}
 
     def _update(self, exp: Experience, old_logprobs, is_weights, rows: torch.Tensor) -> dict[str, float]:
         """One optimizer step of the policy (and the critic) on the given rows of an experience."""
@@ -260,13 +258,12 @@ class Trainer:
             loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
         if mb.ref_logprobs is not None:
             kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator)  # (n, T)
-            kl_value = aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
-            m[f"kl/{algo.kl_estimator}"] = kl_value.item()
-            if algo.kl_estimator != "k3":  # k3 is always logged, so that runs compare on one scale
-                m["kl/k3"] = aggregate(kl_penalty(logprobs.detach(), mb.ref_logprobs, "k3"), mb.response_mask,
-                                       "token_mean").item()
             if algo.kl_coef > 0 and algo.kl_placement == "loss":
-                loss = loss + algo.kl_coef * kl_value
+                loss = loss + algo.kl_coef * aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
+            # logged per token, whatever the loss's aggregation, and k3 always: runs compare on one scale
+            for name in dict.fromkeys((algo.kl_estimator, "k3")):
+                per_token = kl if name == algo.kl_estimator else kl_penalty(logprobs, mb.ref_logprobs, name)
+                m[f"kl/{name}"] = aggregate(per_token.detach(), mb.response_mask, "token_mean").item()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()

@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.experiments.compare import compare_presets, final_table
 from rl4lrm.presets import PRESETS
+from rl4lrm.viz.plots import finish_panels, panel_grid
 
 COMPARISON_CURVES = [
     ("acc/pass@1", "held-out pass@1"),
@@ -37,12 +38,8 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
     Returns:
         The matplotlib figure.
     """
-    if axes is None:
-        cols = 3
-        fig, axes = plt.subplots(-(-len(curves) // cols), cols, figsize=(4.2 * cols, 2.9 * -(-len(curves) // cols)),
-                                 squeeze=False)
-        axes = axes.ravel()
-    for ax, (metric, label) in zip(axes, curves):
+    axes = panel_grid(len(curves)) if axes is None else axes
+    for ax, (metric, _) in zip(axes, curves):
         ax.clear()
         if metric in runs:
             for i, (method, df) in enumerate(runs.groupby("method", sort=False)):
@@ -52,18 +49,7 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
                 ax.plot(mean.index, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
                 if table.shape[1] > 1:
                     ax.fill_between(mean.index, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    for ax in axes[len(curves):]:
-        ax.axis("off")
-    fig = axes[0].figure
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_panels(axes, curves, title, legend=True)
 
 
 class ComparisonPanel:
@@ -115,8 +101,7 @@ class ComparisonPanel:
         try:
             self.runs = compare_presets(chosen, seeds=tuple(range(self.seeds.value)), on_run_end=self._draw,
                                         progress=False, task=self.task, steps=self.steps.value, **self.config)
-            final = self.runs.dropna(subset=["acc/pass@1"]).groupby(["method", "seed"]).last()["acc/pass@1"]
-            summary = final.groupby("method", sort=False).mean()
+            summary = final_table(self.runs)[("acc/pass@1", "mean")]
             self.status.value = "held-out pass@1: " + ", ".join(f"{m} <b>{v:.2f}</b>" for m, v in summary.items())
         finally:
             self.button.disabled = False

@@ -28,26 +28,35 @@ def plot_curves(history: pd.DataFrame | dict[str, pd.DataFrame], curves=CURVES, 
         The matplotlib figure.
     """
     runs = history if isinstance(history, dict) else {None: history}
-    if axes is None:
-        cols = 3
-        rows = -(-len(curves) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
-        axes = axes.ravel()
-    fig = axes[0].figure
+    axes = panel_grid(len(curves)) if axes is None else axes
     for ax, (metric, label) in zip(axes, curves):
         ax.clear()
         for name, df in runs.items():
             if metric in df:
                 points = df[["step", metric]].dropna()
                 ax.plot(points["step"], points[metric], marker="o" if len(points) < 15 else None, ms=3, label=name)
+    return finish_panels(axes, curves, title, legend=any(name is not None for name in runs))
+
+
+def panel_grid(n: int, cols: int = 3):
+    """A grid of axes for ``n`` metric panels, three per row; returns the flat array of axes."""
+    rows = -(-n // cols)
+    _, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    return axes.ravel()
+
+
+def finish_panels(axes, curves, title: str | None, legend: bool):
+    """Titles, grid and small ticks on each metric panel, unused panels hidden; returns the figure."""
+    for ax, (_, label) in zip(axes, curves):
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
-        if any(name is not None for name in runs) and ax is axes[0]:
-            ax.legend(fontsize=8)
+    if legend:
+        axes[0].legend(fontsize=8)
     for ax in axes[len(curves):]:
         ax.axis("off")
+    fig = axes[0].figure
     if title:
         fig.suptitle(title)
     fig.tight_layout()
