@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.presets import PRESET_AXES, PRESETS
+from rl4lrm.sampling import SAMPLERS, SamplingConfig
 
 
 def _axis_override(text: str) -> tuple[str, object]:
@@ -23,6 +24,19 @@ def _axis_override(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(f"{name} must be of type {kind.__name__}, got {value!r}") from None
 
 
+def _sampling_override(text: str) -> tuple[str, object]:
+    """Parses ``--sampling NAME=VALUE`` for a ``SamplingConfig`` field (``branching=4,2`` for tuples)."""
+    names = [f.name for f in fields(SamplingConfig)]
+    name, sep, value = text.partition("=")
+    if not sep or name not in names:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(names)}; got {text!r}")
+    default = getattr(SamplingConfig(), name)
+    try:
+        return name, tuple(int(v) for v in value.split(",")) if isinstance(default, tuple) else type(default)(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} must be like {default!r}, got {value!r}") from None
+
+
 def _train(args) -> None:
     import matplotlib
 
@@ -30,8 +44,9 @@ def _train(args) -> None:
     from rl4lrm.trainer import TrainConfig, Trainer
     from rl4lrm.viz.plots import plot_curves
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    config = TrainConfig(**overrides, **dict(args.set))
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if f.name != "sampling" and getattr(args, f.name, None) is not None}
+    config = TrainConfig(**overrides, **dict(args.set), sampling=dict(args.sampling))
     trainer = Trainer(config)
     history = trainer.train()
     out = Path(args.out)
@@ -64,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto, cpu or cuda")
     train.add_argument("--set", type=_axis_override, action="append", default=[], metavar="NAME=VALUE",
                        help="override any preset axis, e.g. --set aggregation=token_mean --set clip_high=0.28")
+    train.add_argument("--sampler", choices=SAMPLERS.names(), help="sampling strategy (default flat)")
+    train.add_argument("--sampling", type=_sampling_override, action="append", default=[], metavar="NAME=VALUE",
+                       help="sampler setting, e.g. --sampling pool_size=512 --sampling branching=4,2")
     train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.set_defaults(func=_train)
     return parser

@@ -18,7 +18,8 @@ releases: check them against the version you install.
 # rloo_config.py, the GRPO and RLOO losses in grpo_trainer.py and rloo_trainer.py, trl/experimental/ppo/ppo_config.py;
 # verl verl/trainer/config/ppo_trainer.yaml, _generated_ppo_trainer.yaml, actor/actor.yaml,
 # algorithm/rollout_correction.yaml, verl/trainer/ppo/core_algos.py, docs/algo/{grpo,dapo,rollout_corr}.md;
-# OpenRLHF openrlhf/cli/train_ppo_ray.py and openrlhf/trainer/ray/ppo_actor.py.
+# OpenRLHF openrlhf/cli/train_ppo_ray.py and openrlhf/trainer/ray/ppo_actor.py; the dynamic-sampling rows against
+# verl's recipe/dapo trainer and OpenRLHF's experience maker (dynamic_filtering_reward_range).
 
 from __future__ import annotations
 
@@ -111,6 +112,16 @@ CROSSWALK: tuple[Knob, ...] = (
     Knob("pass@k training k", "pass_k", "—", "—", "—",
          "verl adv_estimator=grpo_passk is another estimator without k: only each group's best sample gets "
          "r_max − r_second (arXiv:2503.19595)"),
+    Knob("dynamic sampling (drop groups without signal, refill)", "sampler='dynamic'", "—",
+         "algorithm.filter_groups.enable=True, algorithm.filter_groups.metric=acc", "--dynamic_filtering",
+         "TRL logs frac_reward_zero_std but trains on every group; verl's is the DAPO recipe's trainer"),
+    Knob("pass-rate band of kept groups", "sampling.filter='pass_band', band_low, band_high", "—", "—",
+         "--dynamic_filtering_reward_range LOW HIGH",
+         "OpenRLHF keeps a group when LOW < mean reward < HIGH (exclusive); rl4lrm's band is inclusive"),
+    Knob("refill rounds before giving up", "sampling.max_rounds", "—",
+         "algorithm.filter_groups.max_num_gen_batches", "—"),
+    Knob("tree rollouts (shared prefixes)", "sampler='tree', sampling.branching, sampling.segment_len", "—", "—", "—",
+         "none of the three grows sampling trees"),
 )
 
 

@@ -111,3 +111,56 @@ def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], c
                     f"expected {want[0].tolist()}")
 
     return _report("aggregation weights", attempt)
+
+
+def check_pass_band(fn: Callable[[torch.Tensor, int, float, float], torch.Tensor], cases: int = 100,
+                    seed: int = 0) -> bool:
+    """Compares ``fn(rewards, group_size, low, high)`` (groups to keep, (B,) bool) with the ``pass_band`` filter."""
+    from rl4lrm.sampling.dynamic import FILTERS
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            G = int(torch.randint(1, 9, (1,), generator=gen))
+            B = int(torch.randint(1, 7, (1,), generator=gen))
+            rewards = (torch.rand(B * G, generator=gen) < torch.rand(1, generator=gen)).float()
+            low, high = sorted(torch.rand(2, generator=gen).tolist())
+            want = FILTERS.get("pass_band")(rewards, G, low, high)
+            got = torch.as_tensor(fn(rewards, G, low, high)).bool()
+            assert got.shape == want.shape and torch.equal(got, want), (
+                f"rewards {rewards.tolist()}, G={G}, band [{low:.2f}, {high:.2f}]: expected {want.tolist()}, got {got.tolist()}")
+
+    return _report("pass_band filter", attempt)
+
+
+def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], cases: int = 50,
+                      seed: int = 0) -> bool:
+    """Compares ``fn(rewards (N,), row_nodes (N, D+1), n_nodes) -> values (n_nodes,)`` with ``node_values``.
+
+    ``row_nodes`` lists the nodes on each leaf row's path (root first, -1 after the leaf); a node's
+    value is the mean reward of the rows through it (0 for a node no row passes through).
+    """
+    from rl4lrm.sampling.tree import node_values
+
+    gen = torch.Generator().manual_seed(seed)
+
+    class _Tree:  # the two fields node_values reads
+        def __init__(self, row_nodes, n):
+            self.row_nodes, self.parent = row_nodes, torch.zeros(n)
+
+    def attempt():
+        for _ in range(cases):
+            depth, n_rows = int(torch.randint(1, 4, (1,), generator=gen)), int(torch.randint(1, 9, (1,), generator=gen))
+            n_nodes = 1 + depth * n_rows
+            row_nodes = torch.randint(1, n_nodes, (n_rows, depth + 1), generator=gen)
+            row_nodes[:, 0] = 0
+            cut = torch.randint(1, depth + 2, (n_rows,), generator=gen)
+            row_nodes[torch.arange(depth + 1)[None] >= cut[:, None]] = -1
+            rewards = torch.rand(n_rows, generator=gen)
+            want, _ = node_values(rewards, _Tree(row_nodes, n_nodes))
+            got = torch.as_tensor(fn(rewards, row_nodes, n_nodes), dtype=torch.float32)
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
+                f"row_nodes {row_nodes.tolist()}, rewards {rewards.tolist()}: expected {want.tolist()}, got {got.tolist()}")
+
+    return _report("node values", attempt)

@@ -96,6 +96,23 @@ def rollout(
     """
     if not prompts:
         raise ValueError("prompts is empty: rollout needs at least one prompt")
+    device = next(model.parameters()).device
+    enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
+    return rollout_ids(model, tokenizer, enc["input_ids"].to(device), enc["attention_mask"].to(device), group_size,
+                       max_new_tokens, temperature, top_p, generator, engine)
+
+
+@torch.no_grad()
+def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int = 8,
+                max_new_tokens: int = 32, temperature: float = 1.0, top_p: float = 1.0,
+                generator: torch.Generator | None = None, engine: str = "auto") -> RolloutBatch:
+    """``rollout`` from token ids: continues B left-padded sequences (prompts, or prompts plus a
+    partial completion, as tree rollouts do); each sequence is prefilled once for its G samples.
+
+    Args:
+        prompt_ids: (B, P) left-padded token ids; prompt_mask: (B, P) 1 on real tokens.
+        The other arguments are those of ``rollout``.
+    """
     if group_size < 1 or max_new_tokens < 1:
         raise ValueError(f"group_size and max_new_tokens must be >= 1, got {group_size} and {max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1:
@@ -105,9 +122,7 @@ def rollout(
     fast_ok = model.config.model_type in FAST_ARCHITECTURES
     if engine == "fast" and not fast_ok:
         raise ValueError(f"engine='fast' supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
-    device = next(model.parameters()).device
-    enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
-    prompt_ids, prompt_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (B, P)
+    device = prompt_ids.device
     run = fast_rollout if (engine == "fast" or (engine == "auto" and fast_ok)) else hf_rollout
     was_training = model.training
     model.eval()
@@ -126,11 +141,52 @@ def rollout(
         completion_ids=tokens,
         response_mask=mask,
         old_logprobs=logprobs,
-        group_ids=torch.arange(len(prompts), device=device).repeat_interleave(group_size),
+        group_ids=torch.arange(len(prompt_ids), device=device).repeat_interleave(group_size),
         truncated=truncated,
         completions=tokenizer.batch_decode(tokens, skip_special_tokens=True),
         group_size=group_size,
         temperature=temperature,
+    )
+
+
+def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
+    """Stacks rollout batches of the same group size and temperature into one.
+
+    Prompts stay left-padded and completions right-padded (with ``pad_id``) to the widest batch;
+    group ids are renumbered so that groups stay distinct. Used by samplers that draw several
+    rounds (dynamic sampling) or build a batch group by group.
+    """
+    if not batches:
+        raise ValueError("concat_batches needs at least one batch")
+    G, temperature = batches[0].group_size, batches[0].temperature
+    if any(b.group_size != G or b.temperature != temperature for b in batches):
+        raise ValueError("concat_batches needs batches with one group size and one temperature, got "
+                         f"{[(b.group_size, b.temperature) for b in batches]}")
+    P = max(b.prompt_ids.shape[1] for b in batches)
+    T = max(b.completion_ids.shape[1] for b in batches)
+
+    def left(x, width, value):  # (n, p) -> (n, width), padded on the left
+        return torch.nn.functional.pad(x, (width - x.shape[1], 0), value=value)
+
+    def right(x, width, value):  # (n, t) -> (n, width), padded on the right
+        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+    offsets = [0]
+    for b in batches[:-1]:
+        offsets.append(offsets[-1] + int(b.group_ids.max()) + 1)
+    refs = [b.ref_logprobs for b in batches]
+    return RolloutBatch(
+        prompt_ids=torch.cat([left(b.prompt_ids, P, pad_id) for b in batches]),
+        prompt_mask=torch.cat([left(b.prompt_mask, P, 0) for b in batches]),
+        completion_ids=torch.cat([right(b.completion_ids, T, pad_id) for b in batches]),
+        response_mask=torch.cat([right(b.response_mask, T, 0.0) for b in batches]),
+        old_logprobs=torch.cat([right(b.old_logprobs, T, 0.0) for b in batches]),
+        group_ids=torch.cat([b.group_ids + o for b, o in zip(batches, offsets)]),
+        truncated=torch.cat([b.truncated for b in batches]),
+        completions=[c for b in batches for c in b.completions],
+        group_size=G,
+        temperature=temperature,
+        ref_logprobs=None if any(r is None for r in refs) else torch.cat([right(r, T, 0.0) for r in refs]),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import torch
@@ -27,6 +27,7 @@ from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
+from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
 
@@ -45,6 +46,11 @@ class TrainConfig:
     """B: distinct prompts per step."""
     group_size: int = 8
     """G: samples per prompt. GRPO needs G >= 2 to have a group baseline."""
+    sampler: str = "flat"
+    """Sampling strategy (``rl4lrm.sampling.SAMPLERS``): ``flat``, ``dynamic`` (DAPO's filter and refill),
+    ``curriculum`` (online difficulty estimates) or ``tree`` (branching rollouts; G = prod(branching))."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """The samplers' settings (a ``SamplingConfig`` or a dict of its fields)."""
     lr: float = 3e-4
     """AdamW learning rate (tiny models tolerate far larger rates than 1B+ models' 1e-6; at 1e-3 the
     zoo models collapse within a few steps)."""
@@ -115,6 +121,20 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
         algo = self.algorithm  # validates the preset name and the overrides
+        if isinstance(self.sampling, dict):
+            self.sampling = SamplingConfig(**self.sampling)
+        sampler = SAMPLERS.get(self.sampler)
+        if self.sampler == "tree" and self.sampling.leaves != self.group_size:
+            raise ValueError(f"sampler='tree' grows prod(branching={self.sampling.branching}) = {self.sampling.leaves} "
+                             f"leaves per prompt, but TrainConfig.group_size={self.group_size}; make them equal")
+        if 0 < self.sampling.pool_size < self.prompts_per_step:
+            raise ValueError(f"sampling.pool_size={self.sampling.pool_size} is smaller than one step's "
+                             f"prompts_per_step={self.prompts_per_step}")
+        missing = _requires(ADVANTAGES.get(algo.advantage)) - _TRAINER_CONTEXT - set(sampler.provides)
+        if missing:
+            raise ValueError(f"advantage {algo.advantage!r} needs {sorted(missing)}, which sampler={self.sampler!r} "
+                             f"does not provide; samplers that do: "
+                             f"{[n for n in SAMPLERS if missing <= set(SAMPLERS.get(n).provides)]}")
         if algo.advantage == "passk" and algo.pass_k > self.group_size:
             raise ValueError(f"pass_k={algo.pass_k} exceeds TrainConfig.group_size={self.group_size}")
 
@@ -175,15 +195,20 @@ class Trainer:
             self.critic = ValueModel(self.model).to(self.device)
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
         self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)
+        self.sampler = SAMPLERS.get(config.sampler)(config.sampling, self)
         self.callbacks, self.progress = list(callbacks), progress
         self.test_problems = task.problems("test", config.eval_problems, seed=0)
         self.step, self.history = 0, []
 
     # ---------------------------------------------------------------- helpers
-    def _generator(self, stream: int) -> torch.Generator:
-        """A generator seeded by (seed, step, stream): resuming at step s replays the same noise."""
+    def generator(self, stream: int, round: int = 0) -> torch.Generator:
+        """A generator seeded by (seed, step, stream, round): resuming at step s replays the same noise.
+
+        Stream 0 samples rollouts, stream 1 orders minibatches; ``round`` > 0 serves samplers that draw
+        several batches in one step.
+        """
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(self.config.seed * 1_000_003 + self.step * 7 + stream)
+        gen.manual_seed(self.config.seed * 1_000_003 + self.step * 7 + stream + round * 1_000_000_007)
         return gen
 
     def evaluate(self) -> dict[str, float]:
@@ -207,10 +232,11 @@ class Trainer:
             return rewards
         return rewards - self.algo.length_coef * batch.lengths / self.config.max_new_tokens
 
-    def _context(self, problems, prompts, batch: RolloutBatch, scores: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def _context(self, sampled: Sampled, scores: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """What the advantage estimator needs beyond the rewards: (scalar scores, context kwargs)."""
         cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
-        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k}
+        problems, prompts, batch = sampled.problems, sampled.prompts, sampled.batch
+        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, **sampled.context}
         if algo.kl_coef > 0 and algo.kl_placement == "reward":
             token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
             if "token_rewards" in requires:
@@ -288,21 +314,17 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress)
         while self.step < cfg.steps:
             t0 = time.perf_counter()
-            # 1. sample: B train problems, G completions each
-            problems = self.task.problems("train", cfg.prompts_per_step, seed=cfg.seed * 1_000_003 + self.step)
-            prompts = [self.task.format_prompt(p, cfg.prompt_style, self.tokenizer) for p in problems]
-            batch = rollout(self.model, self.tokenizer, prompts, cfg.group_size, cfg.max_new_tokens,
-                            cfg.temperature, cfg.top_p, self._generator(0))
+            # 1. sample B groups of G completions (the sampler picks the prompts and how) and score them
+            sampled = self.sampler.sample(self)
+            batch, rewards = sampled.batch, sampled.rewards  # N = B*G rows, rewards (N,)
             if self.ref_model is not None:
                 with torch.no_grad():
                     batch.ref_logprobs, _ = compute_logprobs(self.ref_model, batch)
             t1 = time.perf_counter()
-            # 2. score with the verifier (plus shaping)
-            expanded = [p for p in problems for _ in range(cfg.group_size)]
-            rewards = torch.tensor(self.task.reward(expanded, batch.completions), device=self.device)  # (N,)
             for cb in self.callbacks:
                 cb.on_rollout_end(self, batch, rewards)
-            scores, context = self._context(problems, prompts, batch, self._shaped(rewards, batch))
+            # 2. shaping and the context the advantage estimator asks for
+            scores, context = self._context(sampled, self._shaped(rewards, batch))
             # 3. advantages
             advantages, adv_metrics = self.advantage_fn(scores, batch.response_mask, cfg.group_size, **context)
             exp = Experience(batch, advantages, self.step)
@@ -313,7 +335,7 @@ class Trainer:
             corrections = [self._behaviour_correction(e) for e in self.buffer]
             update_metrics: list[dict] = [c[2] for c in corrections if c[2]]
             self.model.train()
-            order_gen = self._generator(1)
+            order_gen = self.generator(1)
             for _ in range(algo.update_epochs):
                 for e, (old_logprobs, is_weights, _) in zip(self.buffer, corrections):
                     order = torch.randperm(len(e.advantages), generator=order_gen, device=self.device)
@@ -324,8 +346,11 @@ class Trainer:
             # 5. log
             correct = rewards > 0.5
             lengths = batch.lengths
+            tokens_before = self.history[-1].get("tokens/cumulative", 0.0)
             metrics = {
                 "step": self.step,
+                **sampled.metrics,
+                "tokens/cumulative": tokens_before + sampled.metrics["tokens/generated"],
                 "reward/mean": rewards.mean().item(),
                 "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
                 "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
@@ -359,7 +384,8 @@ class Trainer:
     def save(self, path) -> None:
         """Writes model, optimizers, critic, replay buffer, step, history and config to one file."""
         state = {"config": asdict(self.config), "step": self.step, "history": self.history,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "buffer": list(self.buffer)}
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "buffer": list(self.buffer),
+                 "sampler": self.sampler.state_dict()}
         if self.critic is not None:
             state["critic"], state["critic_optimizer"] = self.critic.state_dict(), self.critic_optimizer.state_dict()
         torch.save(state, path)
@@ -377,7 +403,12 @@ class Trainer:
             self.critic.load_state_dict(state["critic"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.buffer.extend(state["buffer"])
+        self.sampler.load_state_dict(state["sampler"])
         self.step, self.history = state["step"], state["history"]
+
+
+# advantage context the trainer computes itself (``_context``); samplers may provide more
+_TRAINER_CONTEXT = frozenset({"baseline_rewards", "values", "token_rewards"})
 
 
 def _requires(advantage_fn) -> frozenset:

@@ -106,3 +106,25 @@ def test_set_reaches_the_trainer(capsys, tmp_path):
           "--out", str(tmp_path / "run")])
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
     assert (saved["update_epochs"], saved["clip_high"]) == (2, 0.28)
+
+
+def test_sampler_and_sampling_settings_reach_the_config(tmp_path):
+    main(["train", "--task", "countdown", "--steps", "1", "--eval-every", "0", "--prompts-per-step", "2",
+          "--sampler", "tree", "--sampling", "branching=2,2,2", "--sampling", "segment_len=3", "--out", str(tmp_path)])
+    config = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]
+    assert config["sampler"] == "tree"
+    assert tuple(config["sampling"]["branching"]) == (2, 2, 2) and config["sampling"]["segment_len"] == 3
+    assert "tokens/generated" in pd.read_csv(tmp_path / "metrics.csv")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--sampling", "nope=1"], "pool_size"),  # the message lists the valid names
+    (["--sampling", "pool_size=big"], "'big'"),
+    (["--sampler", "beam"], "'flat'"),
+    (["--sampler", "tree", "--sampling", "branching=3,3"], "group_size=8"),  # 9 leaves for G = 8
+])
+def test_bad_sampling_settings_exit_2_naming_them(capsys, tmp_path, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert expected in capsys.readouterr().err

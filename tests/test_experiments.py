@@ -63,9 +63,9 @@ def test_comparison_panel_run_draws_mean_and_std():
     fig = plot_comparison(runs)
     assert len(fig.axes[0].collections) == 2  # one ±std band per method
     panel.presets.value = ()
-    with pytest.raises(ValueError, match="select 1 to 4 presets"):
+    with pytest.raises(ValueError, match="select 1 to 4 methods"):
         panel.run()
-    with pytest.raises(ValueError, match="unknown presets"):
+    with pytest.raises(ValueError, match="unknown methods"):
         ComparisonPanel(presets=("nope",))
 
 

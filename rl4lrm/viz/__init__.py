@@ -8,6 +8,7 @@ from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparis
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
+from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
 
 
 def show_source(obj) -> None:
@@ -15,5 +16,5 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "ComparisonPanel", "SampleExplorer", "TrainingDashboard", "plot_comparison",
-           "plot_curves", "show_source"]
+__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "SampleExplorer", "TrainingDashboard",
+           "plot_comparison", "plot_curriculum", "plot_curves", "plot_tree", "show_source"]

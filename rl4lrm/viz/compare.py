@@ -25,7 +25,8 @@ COMPARISON_CURVES = [
 ]
 
 
-def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None):
+def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None,
+                    x: str = "step"):
     """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1.
 
     Args:
@@ -34,6 +35,8 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
         curves: ``(metric, title)`` pairs; metrics absent from ``runs`` leave an empty panel.
         axes: existing axes to draw into (at least ``len(curves)``).
         title: figure title.
+        x: the horizontal axis: ``"step"`` or another per-step column such as ``"tokens/cumulative"``
+            (then each point is the seeds' mean of both coordinates at one step).
 
     Returns:
         The matplotlib figure.
@@ -45,32 +48,42 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
             for i, (method, df) in enumerate(runs.groupby("method", sort=False)):
                 table = df.pivot_table(index="step", columns="seed", values=metric).dropna(how="all")
                 mean, std = table.mean(axis=1), table.std(axis=1)
+                xs = mean.index if x == "step" else df.groupby("step")[x].mean().reindex(mean.index)
                 color = f"C{i}"
-                ax.plot(mean.index, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
+                ax.plot(xs, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
                 if table.shape[1] > 1:
-                    ax.fill_between(mean.index, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-    return finish_panels(axes, curves, title, legend=True)
+                    ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    fig = finish_panels(axes, curves, title, legend=True)
+    if x != "step":
+        for ax in axes[:len(curves)]:
+            ax.set_xlabel(x, fontsize=8)
+    return fig
 
 
 class ComparisonPanel:
-    """Pick 2–4 presets, seeds and a step budget; Run trains them all and draws mean ± std curves.
+    """Pick 2–4 methods, seeds and a step budget; Run trains them all and draws mean ± std curves.
 
     Args:
         task: zoo entry (``"addition"``, ``"countdown"``, ...).
-        presets: presets selected at first.
-        seeds: number of seeds per preset at first (1–3).
+        presets: methods selected at first.
+        seeds: number of seeds per method at first (1–3).
+        methods: ``{label: TrainConfig overrides}`` to choose from (e.g. sampling strategies,
+            ``rl4lrm.experiments.sampling.SAMPLING_METHODS``); default: every preset by name.
+        curves: ``(metric, title)`` panels (six fit the figure); x: their horizontal axis.
         **config: ``TrainConfig`` fields shared by every run (``steps``, ``eval_every``, ``lr``, ...).
     """
 
-    def __init__(self, task: str = "countdown", presets=("grpo", "dr_grpo"), seeds: int = 2, **config):
-        unknown = [p for p in presets if p not in PRESETS]
+    def __init__(self, task: str = "countdown", presets=("grpo", "dr_grpo"), seeds: int = 2,
+                 methods: dict[str, dict] | None = None, curves=COMPARISON_CURVES, x: str = "step", **config):
+        self.methods = {name: {"preset": name} for name in PRESETS} if methods is None else dict(methods)
+        unknown = [p for p in presets if p not in self.methods]
         if unknown:
-            raise ValueError(f"unknown presets {unknown}; known: {sorted(PRESETS)}")
-        self.task, self.config, self.runs = task, dict(config), None
+            raise ValueError(f"unknown methods {unknown}; known: {list(self.methods)}")
+        self.task, self.config, self.runs, self.curves, self.x = task, dict(config), None, curves, x
         steps = self.config.pop("steps", 60)
         style = {"description_width": "90px"}
-        self.presets = W.SelectMultiple(options=list(PRESETS), value=tuple(presets), rows=6, description="presets",
-                                        style=style)
+        self.presets = W.SelectMultiple(options=list(self.methods), value=tuple(presets), rows=6,
+                                        description="methods", style=style)
         self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)
         self.steps = W.IntSlider(value=steps, min=min(10, steps), max=max(400, steps), step=10, description="steps",
                                  style=style)
@@ -86,7 +99,7 @@ class ComparisonPanel:
 
     def _draw(self, runs: pd.DataFrame) -> None:
         done = runs.groupby(["method", "seed"]).ngroups
-        plot_comparison(runs, axes=self.axes, title=f"{self.task}: {done} run(s) done")
+        plot_comparison(runs, self.curves, axes=self.axes, title=f"{self.task}: {done} run(s) done", x=self.x)
         with self.out:
             self.out.clear_output(wait=True)
             display(self.fig)
@@ -95,11 +108,12 @@ class ComparisonPanel:
         """Trains every selected preset for every seed, redrawing after each run; returns all runs."""
         chosen = list(self.presets.value)
         if not 1 <= len(chosen) <= 4:
-            raise ValueError(f"select 1 to 4 presets, got {len(chosen)}: {chosen}")
+            raise ValueError(f"select 1 to 4 methods, got {len(chosen)}: {chosen}")
         self.button.disabled = True
         self.status.value = "<i>training…</i>"
         try:
-            self.runs = compare_presets(chosen, seeds=tuple(range(self.seeds.value)), on_run_end=self._draw,
+            self.runs = compare_presets({m: self.methods[m] for m in chosen}, seeds=tuple(range(self.seeds.value)),
+                                        on_run_end=self._draw,
                                         progress=False, task=self.task, steps=self.steps.value, **self.config)
             summary = final_table(self.runs)[("acc/pass@1", "mean")]
             self.status.value = "held-out pass@1: " + ", ".join(f"{m} <b>{v:.2f}</b>" for m, v in summary.items())
