@@ -153,7 +153,7 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     """Stacks rollout batches of the same group size and temperature into one.
 
     Prompts stay left-padded and completions right-padded (with ``pad_id``) to the widest batch;
-    group ids are renumbered so that groups stay distinct. Used by samplers that draw several
+    group ids are renumbered 0, 1, ... in row order, so they index the concatenated groups. Used by samplers that draw several
     rounds (dynamic sampling) or build a batch group by group.
     """
     if not batches:
@@ -171,9 +171,11 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     def right(x, width, value):  # (n, t) -> (n, width), padded on the right
         return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
-    offsets = [0]
-    for b in batches[:-1]:
-        offsets.append(offsets[-1] + int(b.group_ids.max()) + 1)
+    group_ids, offset = [], 0
+    for b in batches:  # renumber 0..(groups - 1): a group's rows are contiguous, its old id may be any index
+        _, local = torch.unique_consecutive(b.group_ids, return_inverse=True)
+        group_ids.append(local + offset)
+        offset += int(local.max()) + 1
     refs = [b.ref_logprobs for b in batches]
     return RolloutBatch(
         prompt_ids=torch.cat([left(b.prompt_ids, P, pad_id) for b in batches]),
@@ -181,7 +183,7 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         completion_ids=torch.cat([right(b.completion_ids, T, pad_id) for b in batches]),
         response_mask=torch.cat([right(b.response_mask, T, 0.0) for b in batches]),
         old_logprobs=torch.cat([right(b.old_logprobs, T, 0.0) for b in batches]),
-        group_ids=torch.cat([b.group_ids + o for b, o in zip(batches, offsets)]),
+        group_ids=torch.cat(group_ids),
         truncated=torch.cat([b.truncated for b in batches]),
         completions=[c for b in batches for c in b.completions],
         group_size=G,

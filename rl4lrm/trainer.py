@@ -127,6 +127,10 @@ class TrainConfig:
         if self.sampler == "tree" and self.sampling.leaves != self.group_size:
             raise ValueError(f"sampler='tree' grows prod(branching={self.sampling.branching}) = {self.sampling.leaves} "
                              f"leaves per prompt, but TrainConfig.group_size={self.group_size}; make them equal")
+        levels, segment = len(self.sampling.branching), self.sampling.segment_len
+        if self.sampler == "tree" and (levels - 1) * segment >= self.max_new_tokens:
+            raise ValueError(f"sampler='tree': {levels} levels of segment_len={segment} leave no room under "
+                             f"TrainConfig.max_new_tokens={self.max_new_tokens}; use fewer levels or shorter segments")
         if 0 < self.sampling.pool_size < self.prompts_per_step:
             raise ValueError(f"sampling.pool_size={self.sampling.pool_size} is smaller than one step's "
                              f"prompts_per_step={self.prompts_per_step}")

@@ -78,7 +78,8 @@ class CurriculumSampler(Sampler):
 
     def sample(self, trainer) -> Sampled:
         cfg, scfg = trainer.config, self.config
-        weights = curriculum_weights(self.tracker.pass_rate, scfg.target, scfg.width)  # (pool,)
+        # floored: a narrow width underflows to 0 far from the target, and multinomial needs B nonzero weights
+        weights = curriculum_weights(self.tracker.pass_rate, scfg.target, scfg.width).clamp(min=1e-12)  # (pool,)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + trainer.step)
         index = torch.multinomial(weights, cfg.prompts_per_step, replacement=scfg.allocation == "proportional",
                                   generator=gen)  # (B,)
