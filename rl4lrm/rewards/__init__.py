@@ -1,0 +1,9 @@
+"""Rewards (survey §3.1): one registry and one contract for every family, combinable with weights.
+
+``REWARDS`` holds every registered reward; ``RewardMix({"correct": 1.0, "format": 0.2})`` combines
+them; ``RewardContext`` carries what a reward may need beyond the text.
+"""
+
+from rl4lrm.rewards.base import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
+
+__all__ = ["REWARDS", "RewardContext", "RewardMix", "compute_reward", "register_reward"]

@@ -1,0 +1,135 @@
+"""The reward contract, its registry, and weighted mixes of rewards.
+
+Every reward, whatever its family (verifiable, generative, dense, unsupervised, shaping), has one
+signature::
+
+    fn(problems: list[Problem], completions: list[str], ctx: RewardContext, **params) -> Tensor (N,)
+
+``problems[i]`` is the problem completion ``i`` answers (N = B*G rows, the G samples of a prompt
+contiguous). ``ctx`` carries what some rewards need beyond the text: the task's verifier, the
+rollout batch (token ids, lengths, truncation), the policy and reference models, the group size.
+A reward declares what it needs with ``@register_reward(name, requires=...)`` so that a missing
+piece is a clear error, not an AttributeError deep inside. ``RewardMix`` adds weighted rewards and
+keeps each component for logging (survey §3.1: reward design).
+
+Dense (process) rewards, registered with ``dense=True``, return one value per completion token instead,
+shape (N, T) aligned with ``ctx.batch.completion_ids``; a mix sums them over tokens for the scalar
+total and also hands the token-level total to the advantage estimators that use it (REINFORCE++).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from rl4lrm.registry import Registry
+from rl4lrm.tasks import Problem, Task
+
+REWARDS = Registry("reward")
+CONTEXT_FIELDS = ("task", "batch", "model", "tokenizer", "ref_model")
+
+
+@dataclass
+class RewardContext:
+    """What a reward may read besides the problems and completions (fields a reward does not need may be None)."""
+
+    group_size: int = 1
+    """G: samples per prompt (group rewards such as majority vote need it)."""
+    max_new_tokens: int | None = None
+    """The rollout's length cap (length shaping needs it)."""
+    task: Task | None = None
+    """The task whose verifier defines correctness."""
+    batch: Any = None
+    """The ``RolloutBatch`` the completions come from (token ids, ``lengths``, ``truncated``)."""
+    model: Any = None
+    """The policy (rewards computed from its own distribution: self-certainty, entropy)."""
+    tokenizer: Any = None
+    """The policy's tokenizer."""
+    ref_model: Any = None
+    """A frozen reference model (implicit process rewards)."""
+
+
+def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False):
+    """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, and a
+    ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``)."""
+    unknown = sorted(set(requires) - set(CONTEXT_FIELDS))
+    if unknown:
+        raise ValueError(f"reward {name!r} requires unknown context fields {unknown}; known: {list(CONTEXT_FIELDS)}")
+
+    def add(fn):
+        fn.requires = frozenset(requires) | ({"batch"} if dense else set())
+        fn.dense = dense
+        return REWARDS.register(name)(fn)
+
+    return add
+
+
+def compute_reward(name: str, problems: list[Problem], completions: list[str], ctx: RewardContext,
+                   **params) -> torch.Tensor:
+    """Runs the reward ``name`` after checking its inputs; returns a float tensor (N,), or (N, T) if dense."""
+    fn = REWARDS.get(name)
+    if len(problems) != len(completions):
+        raise ValueError(f"reward {name!r}: got {len(problems)} problems but {len(completions)} completions")
+    missing = sorted(f for f in fn.requires if getattr(ctx, f) is None)
+    if missing:
+        raise ValueError(f"reward {name!r} needs RewardContext fields {missing}, which are None")
+    out = torch.as_tensor(fn(problems, completions, ctx, **params), dtype=torch.float32)
+    expected = (len(completions), ctx.batch.completion_ids.shape[1]) if fn.dense else (len(completions),)
+    if tuple(out.shape) != expected:
+        raise ValueError(f"reward {name!r} returned shape {tuple(out.shape)}, expected {expected}")
+    return out
+
+
+class RewardMix:
+    """A weighted sum of registered rewards: ``RewardMix({"correct": 1.0, "format": 0.2})``.
+
+    Args:
+        spec: ``{name: weight}`` or ``{name: (weight, params)}`` where ``params`` are keyword arguments
+            of that reward (e.g. ``{"numeric": (1.0, {"rel_tol": 1e-3})}``).
+    """
+
+    def __init__(self, spec: dict[str, float | tuple[float, dict]]):
+        if not spec:
+            raise ValueError("RewardMix needs at least one reward, e.g. {'correct': 1.0}")
+        self.terms: list[tuple[str, float, dict]] = []
+        for name, value in spec.items():
+            REWARDS.get(name)  # unknown names fail here, listing the known ones
+            weight, params = value if isinstance(value, tuple) else (value, {})
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise ValueError(f"weight of reward {name!r} must be a number, got {weight!r}")
+            self.terms.append((name, float(weight), dict(params)))
+
+    @property
+    def requires(self) -> frozenset:
+        return frozenset().union(*(REWARDS.get(name).requires for name, _, _ in self.terms))
+
+    @property
+    def dense(self) -> bool:
+        return any(REWARDS.get(name).dense for name, _, _ in self.terms)
+
+    def __call__(self, problems, completions, ctx: RewardContext):
+        """Scores the completions.
+
+        Returns:
+            ``(total, parts, token_total)``: the weighted total (N,); each component by name, (N,) or
+            (N, T) for dense ones; and the weighted sum of the dense components (N, T), or None.
+        """
+        parts = {name: compute_reward(name, problems, completions, ctx, **params) for name, _, params in self.terms}
+        scalar = {name: part.sum(-1) if part.dim() == 2 else part for name, part in parts.items()}
+        total = sum(weight * scalar[name] for name, weight, _ in self.terms)
+        dense = [weight * parts[name] for name, weight, _ in self.terms if parts[name].dim() == 2]
+        return total, parts, (sum(dense) if dense else None)
+
+    def __repr__(self) -> str:
+        return "RewardMix(" + " + ".join(f"{w:g}·{n}" for n, w, _ in self.terms) + ")"
+
+
+@register_reward("correct", requires=("task",))
+def correct(problems: list[Problem], completions: list[str], ctx: RewardContext) -> torch.Tensor:
+    """The task's own verifier: 1.0 when ``task.verify`` says correct, else 0.0 (the lab's default reward)."""
+    return torch.tensor(ctx.task.reward(problems, completions))
+
+
+RewardFn = Callable[[list[Problem], list[str], RewardContext], torch.Tensor]
