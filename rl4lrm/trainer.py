@@ -26,8 +26,9 @@ from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
+from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
-from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig
+from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig, Scores
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
 
@@ -46,6 +47,10 @@ class TrainConfig:
     """B: distinct prompts per step."""
     group_size: int = 8
     """G: samples per prompt. GRPO needs G >= 2 to have a group baseline."""
+    rewards: dict | None = None
+    """The training reward: ``{name: weight}`` or ``{name: (weight, params)}`` over ``rl4lrm.rewards.REWARDS``
+    (``rl4lrm.rewards.RewardMix``). None trains on the task's verifier, ``{"correct": 1.0}``. Held-out
+    accuracy and ``reward/correct`` always use the verifier, whatever the training reward."""
     sampler: str = "flat"
     """Sampling strategy (``rl4lrm.sampling.SAMPLERS``): ``flat``, ``dynamic`` (DAPO's filter and refill),
     ``curriculum`` (online difficulty estimates) or ``tree`` (branching rollouts; G = prod(branching))."""
@@ -121,6 +126,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
         algo = self.algorithm  # validates the preset name and the overrides
+        RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)  # validates the reward names and weights
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
         sampler = SAMPLERS.get(self.sampler)
@@ -191,6 +197,7 @@ class Trainer:
             raise ValueError("pass tokenizer and task together with model")
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
         self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
+        self.reward_mix = RewardMix({"correct": 1.0} if config.rewards is None else config.rewards)
         needs_ref = self.algo.kl_coef > 0 or config.track_kl
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
@@ -230,6 +237,18 @@ class Trainer:
         every = self.config.eval_every
         return self.step == self.config.steps or (every > 0 and self.step % every == 0)
 
+    def score(self, problems, batch: RolloutBatch) -> Scores:
+        """Scores N completions (``problems[i]`` is the problem of row i) with the reward mix and the verifier."""
+        cfg = self.config
+        ctx = RewardContext(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens, task=self.task, batch=batch,
+                            model=self.model, tokenizer=self.tokenizer, ref_model=self.ref_model)
+        total, parts, token = self.reward_mix(problems, batch.completions, ctx)
+        parts = {name: (part.sum(-1) if part.dim() == 2 else part).to(self.device) for name, part in parts.items()}
+        correct = parts.get("correct")
+        if correct is None:
+            correct = torch.tensor(self.task.reward(problems, batch.completions), device=self.device)
+        return Scores(total.to(self.device), parts, correct, None if token is None else token.to(self.device))
+
     def _shaped(self, rewards: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
         """Verifier rewards minus the length penalty, shape (N,)."""
         if self.algo.length_coef == 0:
@@ -241,10 +260,14 @@ class Trainer:
         cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
         problems, prompts, batch = sampled.problems, sampled.prompts, sampled.batch
         context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, **sampled.context}
+        dense = sampled.scores.token  # (N, T) or None: dense rewards, already summed into the scalar scores
+        if dense is not None and "token_rewards" in requires:
+            context["token_rewards"] = dense  # placed on their tokens instead
+            scores = scores - dense.sum(-1)
         if algo.kl_coef > 0 and algo.kl_placement == "reward":
             token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
             if "token_rewards" in requires:
-                context["token_rewards"] = token_rewards  # (N, T)
+                context["token_rewards"] = context.get("token_rewards", 0) + token_rewards  # (N, T)
             else:
                 scores = scores + token_rewards.sum(-1)  # the sequence's total KL penalty
         if "baseline_rewards" in requires:  # ReMax: one greedy completion per prompt
@@ -348,7 +371,7 @@ class Trainer:
             self.model.eval()
             self.step += 1
             # 5. log
-            correct = rewards > 0.5
+            correct = sampled.scores.correct > 0.5
             lengths = batch.lengths
             tokens_before = self.history[-1].get("tokens/cumulative", 0.0)
             metrics = {
@@ -358,6 +381,8 @@ class Trainer:
                 "reward/mean": rewards.mean().item(),
                 "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
                 "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
+                "reward/correct": sampled.scores.correct.float().mean().item(),
+                **{f"reward/{name}": part.float().mean().item() for name, part in sampled.scores.parts.items()},
                 **adv_metrics,
                 **_mean_over(update_metrics),
                 "length/mean": lengths.mean().item(),

@@ -270,7 +270,8 @@ def _dynamic_reference(trainer):
     problems, completions, rewards, tokens = [], [], [], 0.0
     for r in range(scfg.max_rounds):
         round_problems = trainer.sampler.source.draw(B, trainer.step, r)
-        _, batch, round_rewards = draw_groups(trainer, round_problems, r)
+        _, batch, round_scores = draw_groups(trainer, round_problems, r)
+        round_rewards = round_scores.total
         tokens += batch.response_mask.sum().item()
         keep = _keep_reference(round_rewards.tolist(), G, scfg.filter, scfg.band_low, scfg.band_high)
         for g in range(B):

@@ -6,11 +6,11 @@ estimates that choose prompts and allocate the rollout budget) and ``tree`` (rol
 from shared prefixes, with segment-level advantages).
 """
 
-from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, SamplingConfig
+from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, SamplingConfig, Scores
 from rl4lrm.sampling.curriculum import CurriculumSampler, DifficultyTracker, curriculum_weights
 from rl4lrm.sampling.dynamic import FILTERS, DynamicSampler
 from rl4lrm.sampling.tree import TreeRollout, TreeSampler, node_values, tree_advantage, tree_rollout
 
 __all__ = ["FILTERS", "SAMPLERS", "CurriculumSampler", "DifficultyTracker", "DynamicSampler", "Sampled", "Sampler",
-           "SamplingConfig", "TreeRollout", "TreeSampler", "curriculum_weights", "node_values", "tree_advantage",
+           "SamplingConfig", "Scores", "TreeRollout", "TreeSampler", "curriculum_weights", "node_values", "tree_advantage",
            "tree_rollout"]

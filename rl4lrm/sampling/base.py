@@ -84,15 +84,45 @@ class SamplingConfig:
 
 
 @dataclass
+class Scores:
+    """The rewards of N completions: the training reward, its parts, and the task's verdict."""
+
+    total: torch.Tensor  # (N,) the training reward: the weighted sum of the reward mix
+    parts: dict[str, torch.Tensor]  # (N,) each mix component (dense ones summed over tokens)
+    correct: torch.Tensor  # (N,) the task's verifier (1 = correct), logged whatever the mix
+    token: torch.Tensor | None = None  # (N, T) the weighted dense components, or None
+
+    def select(self, rows: torch.Tensor) -> "Scores":
+        """The scores of the given rows."""
+        return Scores(self.total[rows], {k: v[rows] for k, v in self.parts.items()}, self.correct[rows],
+                      None if self.token is None else self.token[rows])
+
+    @staticmethod
+    def cat(scores: list["Scores"], width: int) -> "Scores":
+        """Stacks scores; dense token rewards are right-padded to ``width`` tokens (as ``concat_batches`` pads)."""
+        token = None
+        if scores[0].token is not None:
+            token = torch.cat([torch.nn.functional.pad(s.token, (0, width - s.token.shape[1])) for s in scores])
+        return Scores(torch.cat([s.total for s in scores]),
+                      {k: torch.cat([s.parts[k] for s in scores]) for k in scores[0].parts},
+                      torch.cat([s.correct for s in scores]), token)
+
+
+@dataclass
 class Sampled:
     """One step's scored batch, as a sampler hands it to the trainer."""
 
     problems: list[Problem]  # one per group (B)
     prompts: list[str]  # their formatted prompts
     batch: RolloutBatch  # N = B*G rows
-    rewards: torch.Tensor  # (N,) verifier rewards
+    scores: Scores  # their rewards
     context: dict = field(default_factory=dict)  # extra advantage context (e.g. the tree)
     metrics: dict = field(default_factory=dict)  # sampling metrics, logged with the step
+
+    @property
+    def rewards(self) -> torch.Tensor:
+        """The training reward, shape (N,)."""
+        return self.scores.total
 
 
 class Sampler:
@@ -138,19 +168,17 @@ class ProblemSource:
         return [self.pool[i] for i in picked]
 
 
-def draw_groups(trainer, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, torch.Tensor]:
-    """G completions for each problem under the trainer's policy, scored by the task's verifier.
+def draw_groups(trainer, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, Scores]:
+    """G completions for each problem under the trainer's policy, scored by the trainer's reward mix.
 
     Returns:
-        The formatted prompts, the ``RolloutBatch`` (N = len(problems) * G rows) and the rewards (N,).
+        The formatted prompts, the ``RolloutBatch`` (N = len(problems) * G rows) and its ``Scores``.
     """
     cfg, task, tokenizer = trainer.config, trainer.task, trainer.tokenizer
     prompts = [task.format_prompt(p, cfg.prompt_style, tokenizer) for p in problems]
     batch = rollout(trainer.model, tokenizer, prompts, cfg.group_size, cfg.max_new_tokens, cfg.temperature,
                     cfg.top_p, trainer.generator(0, round))
-    expanded = [p for p in problems for _ in range(cfg.group_size)]
-    rewards = torch.tensor(task.reward(expanded, batch.completions), device=batch.completion_ids.device)  # (N,)
-    return prompts, batch, rewards
+    return prompts, batch, trainer.score([p for p in problems for _ in range(cfg.group_size)], batch)
 
 
 def generated_tokens(batch: RolloutBatch) -> float:
@@ -164,5 +192,5 @@ class FlatSampler(Sampler):
 
     def sample(self, trainer) -> Sampled:
         problems = self.source.draw(trainer.config.prompts_per_step, trainer.step)
-        prompts, batch, rewards = draw_groups(trainer, problems)
-        return Sampled(problems, prompts, batch, rewards, metrics={"tokens/generated": generated_tokens(batch)})
+        prompts, batch, scores = draw_groups(trainer, problems)
+        return Sampled(problems, prompts, batch, scores, metrics={"tokens/generated": generated_tokens(batch)})

@@ -86,8 +86,8 @@ class CurriculumSampler(Sampler):
         estimate = self.tracker.pass_rate[index].mean().item()
         self.last_index = index
         problems = [self.source.pool[i] for i in index.tolist()]
-        prompts, batch, rewards = draw_groups(trainer, problems)
-        self.tracker.update(index, rewards, cfg.group_size)
+        prompts, batch, scores = draw_groups(trainer, problems)
+        self.tracker.update(index, scores.correct, cfg.group_size)  # difficulty = the verifier's pass rate
         metrics = {
             "tokens/generated": generated_tokens(batch),
             "curriculum/selected_pass_rate": estimate,
@@ -95,7 +95,7 @@ class CurriculumSampler(Sampler):
             "curriculum/frac_seen": self.tracker.seen.double().mean().item(),
             "curriculum/distinct_prompts": float(len(index.unique())),
         }
-        return Sampled(problems, prompts, batch, rewards, metrics=metrics)
+        return Sampled(problems, prompts, batch, scores, metrics=metrics)
 
     def state_dict(self) -> dict:
         return self.tracker.state_dict()

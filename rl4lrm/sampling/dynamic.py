@@ -15,7 +15,7 @@ import torch
 from rl4lrm.advantages import group_view, zero_std_groups
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import concat_batches
-from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, draw_groups, generated_tokens
+from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, Scores, draw_groups, generated_tokens
 
 FILTERS = Registry("group filter")
 
@@ -54,21 +54,21 @@ class DynamicSampler(Sampler):
         cfg, scfg = trainer.config, self.config
         B, G = cfg.prompts_per_step, cfg.group_size
         keep_fn = FILTERS.get(scfg.filter)
-        batches, rewards, problems, prompts = [], [], [], []
+        batches, scores, problems, prompts = [], [], [], []
         kept = drawn = drawn_zero_std = 0
         tokens = 0.0
         for round in range(scfg.max_rounds):
             round_problems = self.source.draw(B, trainer.step, round)
-            round_prompts, batch, round_rewards = draw_groups(trainer, round_problems, round)
+            round_prompts, batch, round_scores = draw_groups(trainer, round_problems, round)
             tokens += generated_tokens(batch)
-            keep = keep_fn(round_rewards, G, scfg.band_low, scfg.band_high)  # (B,)
+            keep = keep_fn(round_scores.total, G, scfg.band_low, scfg.band_high)  # (B,)
             drawn += B
-            drawn_zero_std += int(zero_std_groups(round_rewards, G).sum())
+            drawn_zero_std += int(zero_std_groups(round_scores.total, G).sum())
             groups = keep.nonzero().squeeze(-1)[: B - kept]
             if len(groups):
                 rows = (groups[:, None] * G + torch.arange(G, device=groups.device)).reshape(-1)  # (n*G,)
                 batches.append(batch.select(rows))
-                rewards.append(round_rewards[rows])
+                scores.append(round_scores.select(rows))
                 problems += [round_problems[i] for i in groups.tolist()]
                 prompts += [round_prompts[i] for i in groups.tolist()]
                 kept += len(groups)
@@ -82,4 +82,4 @@ class DynamicSampler(Sampler):
         batch = concat_batches(batches, trainer.tokenizer.pad_token_id)
         metrics = {"tokens/generated": tokens, "sampling/rounds": round + 1, "sampling/groups_drawn": drawn,
                    "sampling/frac_kept": B / drawn, "sampling/drawn_frac_zero_std": drawn_zero_std / drawn}
-        return Sampled(problems, prompts, batch, torch.cat(rewards), metrics=metrics)
+        return Sampled(problems, prompts, batch, Scores.cat(scores, batch.completion_ids.shape[1]), metrics=metrics)

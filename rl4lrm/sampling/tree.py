@@ -226,10 +226,9 @@ class TreeSampler(Sampler):
         prompts = [task.format_prompt(p, cfg.prompt_style, trainer.tokenizer) for p in problems]
         tree = tree_rollout(trainer.model, trainer.tokenizer, prompts, scfg.branching, scfg.segment_len,
                             cfg.max_new_tokens, cfg.temperature, cfg.top_p, trainer.generator(0))
-        expanded = [p for p in problems for _ in range(cfg.group_size)]
-        rewards = torch.tensor(task.reward(expanded, tree.batch.completions), device=tree.batch.completion_ids.device)
+        scores = trainer.score([p for p in problems for _ in range(cfg.group_size)], tree.batch)
         metrics = {"tokens/generated": float(tree.tokens_generated),
                    "tree/tokens_shared": float(tree.tokens_in_batch - tree.tokens_generated),
                    "tree/prefill_tokens": float(tree.prefill_tokens),
                    "tree/nodes": float(len(tree.parent) - len(problems))}
-        return Sampled(problems, prompts, tree.batch, rewards, context={"tree": tree}, metrics=metrics)
+        return Sampled(problems, prompts, tree.batch, scores, context={"tree": tree}, metrics=metrics)
