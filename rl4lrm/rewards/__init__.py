@@ -8,7 +8,7 @@ overlong punishment, cosine length scaling); ``rl4lrm.rewards.trl`` adapts any o
 ``reward_funcs``.
 """
 
-from rl4lrm.rewards import shaping, unsupervised, verifiable  # noqa: F401  (importing registers their rewards)
+from rl4lrm.rewards import generative, shaping, unsupervised, verifiable  # noqa: F401  (importing registers their rewards)
 from rl4lrm.rewards.base import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
 
 __all__ = ["REWARDS", "RewardContext", "RewardMix", "compute_reward", "register_reward"]

@@ -1,0 +1,90 @@
+"""Reward families under one GRPO budget: held-out pass@1, always measured by the true verifier.
+
+Each row trains the zoo base model of its task with the ``grpo`` preset for ``--steps`` steps, changing
+only ``TrainConfig.rewards``, 3 seeds. Held-out pass@1 uses the task's verifier whatever the training
+reward, so a reward that can be satisfied without solving the task shows up as a gap between its own
+train reward and ``reward/correct``. The table also reports those two, averaged over the last 20% of
+steps.
+
+    python benchmarks/rewards.py [--steps 100] [--seeds 0 1 2] [--workers 2] [--methods ...]
+
+Writes ``--out`` (summary) and ``*.runs.csv`` (one row per run) for notebook 02.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from presets import summarise  # benchmarks/presets.py: mean ± std over seeds per method
+from rl4lrm.experiments.rewards import REWARD_METHODS
+
+
+def run_one(job: tuple) -> dict:
+    """Trains one (label, seed) and summarises it (runs in a worker process)."""
+    label, seed, args = job
+    torch.set_num_threads(1)
+    from rl4lrm.experiments.rewards import train_with_reward
+
+    t0 = time.perf_counter()
+    history = train_with_reward(label, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
+                                eval_problems=args["eval_problems"], eval_samples=args["eval_samples"],
+                                device=args["device"])
+    tail = history[history["step"] > 0.8 * args["steps"]]
+    return {"method": label, "seed": seed, "task": REWARD_METHODS[label]["task"],
+            "base pass@1": history["acc/pass@1"].iloc[0], "pass@1": history["acc/pass@1"].iloc[-1],
+            "train reward": tail["reward/mean"].mean(), "train correct": tail["reward/correct"].mean(),
+            "wall (s)": time.perf_counter() - t0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="*", default=list(REWARD_METHODS))
+    parser.add_argument("--eval-problems", type=int, default=256)
+    parser.add_argument("--eval-samples", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/results/rewards.csv")
+    args = parser.parse_args()
+    unknown = sorted(set(args.methods) - set(REWARD_METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {list(REWARD_METHODS)}")
+    shared = {k: getattr(args, k) for k in ("steps", "eval_problems", "eval_samples", "device")}
+    jobs = [(label, seed, shared) for label in args.methods for seed in args.seeds]
+    print(f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
+          f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    t0 = time.perf_counter()
+    rows = []
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        for row in pool.imap_unordered(run_one, jobs):
+            rows.append(row)
+            print(f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+                  f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; "
+                  f"{row['wall (s)']:.0f} s)", flush=True)
+    order = {label: i for i, label in enumerate(args.methods)}
+    runs = pd.DataFrame(rows).sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    table = summarise(runs.drop(columns="task"))
+    table.insert(1, "task", [REWARD_METHODS[m]["task"] for m in table["method"]])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
+    show = table[["method", "task"]].copy()
+    for col, fmt in [("base pass@1", ".3f"), ("pass@1", ".3f"), ("gain (points)", ".1f"), ("train reward", ".3f"),
+                     ("train correct", ".3f"), ("wall (s)", ".0f")]:
+        show[col] = [f"{m:{fmt}} ± {s:{fmt}}" for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
+    print(f"\n{args.steps} GRPO steps x 16 prompts x 8 samples; held-out pass@1 by the true verifier; mean ± std over "
+          f"seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+    print(show.to_string(index=False))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
