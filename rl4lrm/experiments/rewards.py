@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rl4lrm.models.zoo import load_base
+from rl4lrm.rewards.prm import build_prm
 from rl4lrm.trainer import TrainConfig, Trainer
 
 REWARD_METHODS: dict[str, dict] = {
@@ -16,9 +18,17 @@ REWARD_METHODS: dict[str, dict] = {
     "majority vote (addition)": {"task": "addition", "rewards": {"majority_vote": 1.0}},
     "self-certainty (addition)": {"task": "addition", "rewards": {"self_certainty": 1.0}},
     "neg. entropy (addition)": {"task": "addition", "rewards": {"neg_entropy": 1.0}},
+    "judge (addition)": {"task": "addition", "rewards": {"judge": (1.0, {"judge": "judge-addition"})}},
+    "weak judge (addition)": {"task": "addition", "rewards": {"judge": (1.0, {"judge": "judge-addition-weak"})}},
+    "verifier + weak judge (addition)": {"task": "addition",
+                                         "rewards": {"correct": 0.5, "judge": (0.5, {"judge": "judge-addition-weak"})}},
     "verifier (countdown)": {"task": "countdown", "rewards": {"correct": 1.0}},
     "majority vote (countdown)": {"task": "countdown", "rewards": {"majority_vote": 1.0}},
     "verifier + cosine length (countdown)": {"task": "countdown", "rewards": {"cosine_length": 1.0}},
+    "verifier (chain)": {"task": "chain", "rewards": {"correct": 1.0}},
+    "verifier + step rewards (chain)": {"task": "chain", "rewards": {"correct": 1.0, "step_correct": 1.0}},
+    "verifier + learned PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "prm": 1.0}, "build_prm": True},
+    "verifier + implicit PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "implicit_prm": 1.0}},
 }
 
 
@@ -32,5 +42,10 @@ def train_with_reward(method: str, progress: bool = False, **config) -> pd.DataF
     if method not in REWARD_METHODS:
         raise ValueError(f"unknown reward method {method!r}; known: {list(REWARD_METHODS)}")
     spec = REWARD_METHODS[method]
-    cfg = TrainConfig(task=spec["task"], rewards=spec["rewards"], **{**spec.get("config", {}), **config})
+    rewards = dict(spec["rewards"])
+    if spec.get("build_prm"):  # a process reward model trained from Monte-Carlo labels of the base policy
+        model, tokenizer, task = load_base(spec["task"])
+        prm, _ = build_prm(model, tokenizer, task, seed=config.get("seed", 0))
+        rewards["prm"] = (rewards["prm"], {"prm": prm})
+    cfg = TrainConfig(task=spec["task"], rewards=rewards, **{**spec.get("config", {}), **config})
     return Trainer(cfg, progress=progress).train()

@@ -1,14 +1,18 @@
 """Rewards (survey §3.1): one registry and one contract for every family, combinable with weights.
 
-``REWARDS`` holds every registered reward; ``RewardMix({"correct": 1.0, "format": 0.2})`` combines
-them; ``RewardContext`` carries what a reward may need beyond the text. Families:
-``verifiable`` (exact, numeric, math-verify equivalence, format), ``unsupervised`` (majority vote, self-certainty,
-negative entropy), ``shaping`` (length penalty, DAPO’s
-overlong punishment, cosine length scaling); ``rl4lrm.rewards.trl`` adapts any of them to TRL's
-``reward_funcs``.
+``REWARDS`` holds every registered reward; ``RewardMix({"correct": 1.0, "format": 0.2})`` combines them;
+``RewardContext`` carries what a reward may need beyond the text. The families, one module each:
+
+- ``verifiable``: exact match, numeric match, math-verify equivalence, format; strict vs lenient extraction;
+- ``generative``: a judge model's verdict (tiny trained judges, SmolLM2 as a judge);
+- ``dense``: step rewards from ground truth, a learned process reward model (``prm``), PRIME's implicit one;
+- ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
+- ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling.
+
+``rl4lrm.rewards.trl`` adapts any of them to TRL's ``reward_funcs``.
 """
 
-from rl4lrm.rewards import generative, shaping, unsupervised, verifiable  # noqa: F401  (importing registers their rewards)
+from rl4lrm.rewards import dense, generative, shaping, unsupervised, verifiable  # noqa: F401  (registers them)
 from rl4lrm.rewards.base import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
 
 __all__ = ["REWARDS", "RewardContext", "RewardMix", "compute_reward", "register_reward"]

@@ -1,4 +1,5 @@
-"""Verifiable tasks for RL on reasoning models: addition and TinyZero's Countdown.
+"""Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, and arithmetic chains
+whose intermediate steps are checkable (for process rewards).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -6,6 +7,7 @@ splits them deterministically into train and test, renders prompts and verifies 
 
 from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.addition import Addition
+from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.expression import ExpressionError, evaluate
 
@@ -18,13 +20,16 @@ def get_task(name: str, **kwargs) -> Task:
 __all__ = [
     "TASKS",
     "Addition",
+    "Chain",
     "Countdown",
     "ExpressionError",
+    "StepVerdict",
     "Problem",
     "Task",
     "Verdict",
     "evaluate",
     "extract_answer",
+    "first_error",
     "get_task",
     "solve",
 ]
