@@ -164,3 +164,95 @@ def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
                 f"row_nodes {row_nodes.tolist()}, rewards {rewards.tolist()}: expected {want.tolist()}, got {got.tolist()}")
 
     return _report("node values", attempt)
+
+
+def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]]], cases: int = 200,
+                   seed: int = 0) -> bool:
+    """Compares ``fn(base_counts, rl_counts) -> (gained, lost)`` with ``coverage_sets``.
+
+    Both count lists hold the correct samples per problem (same problems, same order); ``gained`` is
+    the set of problem indices the RL model solves at k = n and the base does not, ``lost`` the reverse.
+    """
+    from rl4lrm.experiments.sharpening import coverage_sets  # the study pulls in the trainer
+
+    rng = random.Random(seed)
+
+    def attempt():
+        for _ in range(cases):
+            n, size = rng.randint(1, 8), rng.randint(1, 12)
+            base = [rng.choice([0, 0, rng.randint(0, n)]) for _ in range(size)]
+            rl = [rng.choice([0, 0, rng.randint(0, n)]) for _ in range(size)]
+            want = coverage_sets({"base": base, "rl": rl}, "base")["rl"]
+            got = fn(list(base), list(rl))
+            assert isinstance(got, tuple) and len(got) == 2, f"return (gained, lost), got {got!r}"
+            gained, lost = set(got[0]), set(got[1])
+            assert (gained, lost) == (want["gained"], want["lost"]), (
+                f"base={base}, rl={rl}: got gained={sorted(gained)}, lost={sorted(lost)}; expected "
+                f"gained={sorted(want['gained'])}, lost={sorted(want['lost'])}")
+
+    return _report("coverage", attempt)
+
+
+def check_crossover_k(fn: Callable[[dict[int, float], dict[int, float]], int | None], cases: int = 300,
+                      seed: int = 0) -> bool:
+    """Compares ``fn(base_curve, rl_curve) -> k or None`` with ``crossover_k`` (tol 0) on random curves.
+
+    Curves are ``{k: pass@k}`` over the same ks; the answer is the smallest k at which the base is at
+    least as high as the RL model, after the RL model led at a smaller k (None if that never happens).
+    """
+    from rl4lrm.experiments.sharpening import crossover_k
+
+    rng = random.Random(seed)
+
+    def attempt():
+        for _ in range(cases):
+            ks = [2**j for j in range(rng.randint(1, 7))]
+            base = dict(zip(ks, sorted(round(rng.random(), 2) for _ in ks)))
+            rl = dict(zip(ks, sorted(round(rng.random(), 2) for _ in ks)))
+            got, want = fn(dict(base), dict(rl)), crossover_k(base, rl)
+            assert got == want, f"base={base}, rl={rl}: got {got}, expected {want}"
+
+    return _report("crossover k", attempt)
+
+
+def check_soft_overlong(fn: Callable[[torch.Tensor, int, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
+    """Compares ``fn(lengths (N,), max_len, cache_len) -> penalties (N,)`` with DAPO's soft overlong punishment."""
+    from rl4lrm.rewards.shaping import soft_overlong_penalty
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            max_len = int(torch.randint(2, 200, (1,), generator=gen))
+            cache_len = int(torch.randint(1, max_len + 1, (1,), generator=gen))
+            lengths = torch.randint(0, max_len + 20, (16,), generator=gen)
+            want = soft_overlong_penalty(lengths, max_len, cache_len)
+            got = torch.as_tensor(fn(lengths, max_len, cache_len), dtype=torch.float32)
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
+                f"max_len={max_len}, cache_len={cache_len}, lengths {lengths.tolist()}: "
+                f"expected {want.tolist()}, got {got.tolist()}")
+
+    return _report("soft overlong punishment", attempt)
+
+
+def check_majority_vote(fn: Callable[[list, int], list], cases: int = 200, seed: int = 0) -> bool:
+    """Compares ``fn(answers, group_size) -> rewards`` with the majority-vote reward on parsed answers.
+
+    ``answers`` holds N = B*G parsed answers (strings, or None for an unparsable completion), groups
+    contiguous; a completion earns 1.0 when its answer equals its group's most common answer (ties: the
+    one that appears first), else 0.0; unparsable answers never vote and earn 0.
+    """
+    from rl4lrm.rewards.unsupervised import group_majority
+
+    rng = random.Random(seed)
+
+    def attempt():
+        for _ in range(cases):
+            G, B = rng.randint(1, 6), rng.randint(1, 4)
+            answers = [rng.choice(["12", "13", "7", None]) for _ in range(B * G)]
+            majority = group_majority(answers, G)
+            want = [float(a is not None and a == majority[i // G][0]) for i, a in enumerate(answers)]
+            got = [float(x) for x in fn(list(answers), G)]
+            assert got == want, f"answers {answers}, G={G}: expected {want}, got {got}"
+
+    return _report("majority vote", attempt)

@@ -272,3 +272,40 @@ def test_load_smollm2():
     with torch.no_grad():
         logits = model(ids[:, -8:]).logits
     assert logits.shape[-1] == model.config.vocab_size and torch.isfinite(logits).all()
+
+
+# --- zoo: base-model strength -----------------------------------------------------------------
+
+
+def test_continued_sft_entry_starts_from_its_parent(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from rl4lrm.models.zoo import ZooEntry, build_base
+
+    sft = SFTConfig(steps=2, batch_size=4, train_problems=16, warmup=0, device="cpu")
+    monkeypatch.setitem(ZOO, "addition-more", ZooEntry("addition", {"digits": 2}, "micro", sft, init="addition"))
+    out = build_base("addition-more", tmp_path / "more", progress=False)
+    child = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    parent, _, _ = load_base("addition")
+    parent = parent.state_dict()
+    assert child.keys() == parent.keys()
+    diffs = [(child[k] - parent[k]).abs().max().item() for k in parent]
+    assert 0 < max(diffs) < 0.1  # two small steps away from the parent, not a fresh random model
+    assert (out / "tokenizer.json").exists()
+
+
+def test_countdown_zoo_entries_are_ordered_by_strength():
+    from rl4lrm.evaluation import evaluate
+
+    names = ["countdown-weak", "countdown", "countdown-strong"]
+    assert all(ZOO[n].task == "countdown" and ZOO[n].task_kwargs == ZOO["countdown"].task_kwargs for n in names)
+    assert ZOO["countdown-weak"].sft.steps < ZOO["countdown"].sft.steps and ZOO["countdown-strong"].init == "countdown"
+    scores = []
+    for name in names:
+        model, tok, task = load_base(name)
+        problems = task.problems("test", 64, seed=0)
+        gen = torch.Generator().manual_seed(1)
+        scores.append(evaluate(model, tok, task, problems, n_samples=64, ks=(1, 64), max_new_tokens=16, generator=gen))
+    for k in ("acc/pass@1", "acc/pass@64"):
+        values = [s[k] for s in scores]
+        assert values[0] < values[1] < values[2], (k, values)  # weak < base < strong

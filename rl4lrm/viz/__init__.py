@@ -8,7 +8,9 @@ from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparis
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
+from rl4lrm.viz.rewards import RewardMixPanel, plot_group_rewards
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
+from rl4lrm.viz.sharpening import SharpeningPanel, plot_coverage, plot_gaps, plot_passk_curves, plot_sharpening
 
 
 def show_source(obj) -> None:
@@ -16,5 +18,6 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "SampleExplorer", "TrainingDashboard",
-           "plot_comparison", "plot_curriculum", "plot_curves", "plot_tree", "show_source"]
+__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "RewardMixPanel", "SampleExplorer",
+           "SharpeningPanel", "TrainingDashboard", "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves",
+           "plot_gaps", "plot_group_rewards", "plot_passk_curves", "plot_sharpening", "plot_tree", "show_source"]
