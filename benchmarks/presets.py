@@ -17,13 +17,13 @@ runs are independent). The table is printed and written to ``--out`` (CSV) for t
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from common import in_method_order, mean_std_strings, run_pool, summarise
 from rl4lrm.presets import PRESETS
 from rl4lrm.trainer import TrainConfig
 
@@ -60,19 +60,6 @@ def run_one(job: tuple) -> dict:
     }
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: mean ± std over seeds of every column."""
-    metrics = [c for c in runs.columns if c not in ("method", "seed")]
-    grouped = runs.groupby("method", sort=False)[metrics]
-    mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
-    table = mean.add_suffix(" mean").join(std.add_suffix(" std"))
-    table["gain (points) mean"] = 100 * (mean["pass@1"] - mean["base pass@1"])
-    table["gain (points) std"] = 100 * runs.assign(g=runs["pass@1"] - runs["base pass@1"]).groupby(
-        "method", sort=False)["g"].std(ddof=1).fillna(0.0)
-    table["seeds"] = grouped.size()
-    return table.reset_index()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="countdown")
@@ -98,29 +85,21 @@ def main() -> None:
     print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
           f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
     t0 = time.perf_counter()
-    rows = []
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for row in pool.imap_unordered(run_one, jobs):
-            rows.append(row)
-            print(f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
-                  f"({row['wall (s)']:.0f} s)", flush=True)
-    runs = pd.DataFrame(rows)
-    order = {label: i for i, (label, _, _) in enumerate(specs)}
-    runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    rows = run_pool(run_one, jobs, args.workers, lambda row: print(
+        f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+        f"({row['wall (s)']:.0f} s)", flush=True))
+    runs = in_method_order(pd.DataFrame(rows), [label for label, _, _ in specs])
     runs_path = Path(args.out).with_suffix(".runs.csv")
     if args.append and runs_path.exists():  # rows of other methods stay; rerun methods keep their place
         old = pd.read_csv(runs_path)
-        order = {m: i for i, m in enumerate(dict.fromkeys([*old["method"], *runs["method"]]))}
-        runs = pd.concat([old[~old["method"].isin(runs["method"])], runs], ignore_index=True)
-        runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+        merged = pd.concat([old[~old["method"].isin(runs["method"])], runs], ignore_index=True)
+        runs = in_method_order(merged, dict.fromkeys([*old["method"], *runs["method"]]))
     table = summarise(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     runs.to_csv(runs_path, index=False)
-    show = pd.DataFrame({"method": table["method"]})
-    for col in ("pass@1", "gain (points)", "entropy", "wrong length", "kl (k3)", "clip frac", "wall (s)"):
-        show[col] = [f"{m:.3f} ± {s:.3f}" if col not in ("gain (points)", "wall (s)") else f"{m:.1f} ± {s:.1f}"
-                     for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
+    show = mean_std_strings(table, {"pass@1": ".3f", "gain (points)": ".1f", "entropy": ".3f", "wrong length": ".3f",
+                                    "kl (k3)": ".3f", "clip frac": ".3f", "wall (s)": ".1f"})
     print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
           f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; "
           f"total {time.perf_counter() - t0:.0f} s")

@@ -14,14 +14,13 @@ Writes ``--out`` (summary) and ``*.runs.csv`` (one row per run) for notebook 02.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from presets import summarise  # benchmarks/presets.py: mean ± std over seeds per method
+from common import in_method_order, mean_std_strings, run_pool, summarise
 from rl4lrm.experiments.rewards import REWARD_METHODS
 
 
@@ -61,25 +60,19 @@ def main() -> None:
     print(f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
           f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
     t0 = time.perf_counter()
-    rows = []
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for row in pool.imap_unordered(run_one, jobs):
-            rows.append(row)
-            print(f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
-                  f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; "
-                  f"{row['wall (s)']:.0f} s)", flush=True)
-    order = {label: i for i, label in enumerate(args.methods)}
-    runs = pd.DataFrame(rows).sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
-    table = summarise(runs.drop(columns="task"))
+    rows = run_pool(run_one, jobs, args.workers, lambda row: print(
+        f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+        f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; {row['wall (s)']:.0f} s)",
+        flush=True))
+    runs = in_method_order(pd.DataFrame(rows), args.methods)
+    table = summarise(runs)
     table.insert(1, "task", [REWARD_METHODS[m]["task"] for m in table["method"]])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     runs.to_csv(out.with_suffix(".runs.csv"), index=False)
-    show = table[["method", "task"]].copy()
-    for col, fmt in [("base pass@1", ".3f"), ("pass@1", ".3f"), ("gain (points)", ".1f"), ("train reward", ".3f"),
-                     ("train correct", ".3f"), ("wall (s)", ".0f")]:
-        show[col] = [f"{m:{fmt}} ± {s:{fmt}}" for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
+    show = mean_std_strings(table, {"base pass@1": ".3f", "pass@1": ".3f", "gain (points)": ".1f",
+                                    "train reward": ".3f", "train correct": ".3f", "wall (s)": ".0f"}, keep=("method", "task"))
     print(f"\n{args.steps} GRPO steps x 16 prompts x 8 samples; held-out pass@1 by the true verifier; mean ± std over "
           f"seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
     print(show.to_string(index=False))

@@ -18,7 +18,6 @@ cumulative tokens, for notebook 04).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from presets import summarise  # benchmarks/presets.py: mean ± std over seeds per method
+from common import in_method_order, mean_std_strings, run_pool, summarise
 from rl4lrm.experiments.sampling import SAMPLING_METHODS
 from rl4lrm.trainer import TrainConfig
 
@@ -81,30 +80,24 @@ def main() -> None:
     print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
           f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
     t0 = time.perf_counter()
-    rows, curves = [], []
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for row, curve in pool.imap_unordered(run_one, jobs):
-            rows.append(row)
-            curves.append(curve)
-            print(f"  {row['method']:<20} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f}, "
-                  f"{row['tokens (k)']:.0f}k tokens ({row['wall (s)']:.0f} s)", flush=True)
+    results = run_pool(run_one, jobs, args.workers, lambda result: print(
+        f"  {result[0]['method']:<20} seed {result[0]['seed']}: pass@1 {result[0]['base pass@1']:.3f} -> "
+        f"{result[0]['pass@1']:.3f}, {result[0]['tokens (k)']:.0f}k tokens ({result[0]['wall (s)']:.0f} s)", flush=True))
+    rows, curves = [row for row, _ in results], [curve for _, curve in results]
     runs, curves = pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
     budget = runs.groupby("method")["tokens (k)"].mean().min() * 1e3
     runs["pass@1 at budget"] = [at_budget(curves[(curves.method == r.method) & (curves.seed == r.seed)], budget)
                                 for r in runs.itertuples()]
-    order = {label: i for i, label in enumerate(args.methods)}
-    runs = runs.sort_values(["method", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+    runs = in_method_order(runs, args.methods)
     table = summarise(runs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     runs.to_csv(out.with_suffix(".runs.csv"), index=False)
     curves.to_csv(out.with_suffix(".curves.csv"), index=False)
-    show = pd.DataFrame({"method": table["method"]})
-    formats = {"pass@1": ".3f", "pass@1 at budget": ".3f", "gain (points)": ".1f", "tokens (k)": ".0f",
-               "gain per 100k tokens": ".2f", "signal groups": ".2f", "wall (s)": ".0f"}
-    for col, fmt in formats.items():
-        show[col] = [f"{m:{fmt}} ± {s:{fmt}}" for m, s in zip(table[f"{col} mean"], table[f"{col} std"])]
+    show = mean_std_strings(table, {"pass@1": ".3f", "pass@1 at budget": ".3f", "gain (points)": ".1f",
+                                    "tokens (k)": ".0f", "gain per 100k tokens": ".2f", "signal groups": ".2f",
+                                    "wall (s)": ".0f"})
     print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
           f"{TrainConfig.prompts_per_step} groups of {TrainConfig.group_size}; budget for 'pass@1 at budget': "
           f"{budget / 1e3:.0f}k tokens; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")

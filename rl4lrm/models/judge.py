@@ -32,17 +32,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from rl4lrm.models.sft import SFTConfig, train_sft
-from rl4lrm.models.tiny import tiny_model
-from rl4lrm.models.tokenizer import char_tokenizer
-from rl4lrm.models.zoo import load_base
+from rl4lrm.models.sft import SFTConfig
+from rl4lrm.models.zoo import ZOO_DIR, load_checkpoint, train_recipe
 from rl4lrm.tasks import Problem, Task, get_task
 from rl4lrm.tasks.base import Verdict
-from rl4lrm.utils import resolve_device
 
-ZOO_DIR = Path(__file__).parent / "zoo"
 SEPARATOR, YES, NO = "|", "Y", "N"
 MAX_CANDIDATE_CHARS = 6
 """Candidates are cut to this many characters (after the first line is taken and stripped)."""
@@ -195,19 +190,12 @@ def judge_task(name: str) -> JudgeTask:
 
 
 def build_judge(name: str, out_dir: str | Path | None = None, progress: bool = True, **sft_overrides) -> Path:
-    """Runs the recipe of judge ``name`` (SFT from scratch) and saves model + tokenizer to ``out_dir``."""
+    """Runs the recipe of judge ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo folder).
+
+    A judge that starts from a base model (``init``) already adds; its SFT teaches it to compare."""
     entry = _entry(name)
     out = Path(out_dir) if out_dir is not None else ZOO_DIR / name
-    if entry.init is not None:  # the base model already adds: the judge learns to compare
-        model, tokenizer, _ = load_base(entry.init, device="cpu")
-    else:
-        tokenizer = char_tokenizer()
-        model = tiny_model(entry.model_preset, tokenizer, seed=entry.sft.seed)
-    train_sft(model, tokenizer, judge_task(name), replace(entry.sft, **sft_overrides), progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return train_recipe(entry, judge_task(name), out, replace(entry.sft, **sft_overrides), progress)
 
 
 def load_judge_model(name: str, device: str | torch.device = "cpu"):
@@ -216,12 +204,9 @@ def load_judge_model(name: str, device: str | torch.device = "cpu"):
     Returns:
         ``(model, tokenizer, base_task)``: the model in eval mode on ``device``.
     """
-    entry, path = _entry(name), ZOO_DIR / name
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"judge checkpoint {path} is missing; rebuild it with "
-                                f"`python -m rl4lrm.models.judge --rebuild {name}`")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
-    return model.eval(), PreTrainedTokenizerFast.from_pretrained(path), get_task(entry.task, **entry.task_kwargs)
+    entry = _entry(name)
+    model, tokenizer = load_checkpoint(ZOO_DIR / name, device, f"python -m rl4lrm.models.judge --rebuild {name}")
+    return model, tokenizer, get_task(entry.task, **entry.task_kwargs)
 
 
 def main(argv=None) -> None:

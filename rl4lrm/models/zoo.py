@@ -79,20 +79,44 @@ def load_task(name: str) -> Task:
     return get_task(entry.task, **entry.task_kwargs)
 
 
-def build_base(name: str, out_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Runs the zoo recipe for ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo)."""
-    entry = _entry(name)
-    out = Path(out_dir) if out_dir is not None else ZOO_DIR / name
-    if entry.init is not None:  # continued SFT: the parent's weights and tokenizer
+def train_recipe(entry, task: Task, out: Path, sft: SFTConfig | None = None, progress: bool = True) -> Path:
+    """SFT of a tiny model on ``task`` by the recipe of ``entry`` (a zoo or judge entry), saved to ``out``.
+
+    The model starts from the zoo checkpoint ``entry.init`` when it has one (continued SFT), else from a fresh
+    ``entry.model_preset`` model; ``sft`` overrides ``entry.sft``.
+    """
+    if entry.init is not None:
         model, tokenizer, _ = load_base(entry.init, device="cpu")
     else:
         tokenizer = char_tokenizer()
         model = tiny_model(entry.model_preset, tokenizer, seed=entry.sft.seed)
-    train_sft(model, tokenizer, load_task(name), entry.sft, progress=progress)
+    train_sft(model, tokenizer, task, sft or entry.sft, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def load_checkpoint(path: Path, device: str | torch.device, rebuild: str):
+    """A saved tiny model and its tokenizer, the model in eval mode on ``device``; ``rebuild`` is the command
+    the error names when the checkpoint is missing."""
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"checkpoint {path} is missing; rebuild it with `{rebuild}`")
+    # a progress bar per load would clutter the notebooks: these checkpoints load in milliseconds
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+    return model.eval(), PreTrainedTokenizerFast.from_pretrained(path)
+
+
+def build_base(name: str, out_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Runs the zoo recipe for ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo)."""
+    return train_recipe(_entry(name), load_task(name), Path(out_dir) if out_dir is not None else ZOO_DIR / name,
+                        progress=progress)
 
 
 def load_base(name: str, device: str | torch.device = "cpu"):
@@ -102,20 +126,8 @@ def load_base(name: str, device: str | torch.device = "cpu"):
         ``(model, tokenizer, task)``: the model in eval mode on ``device``.
     """
     task = load_task(name)
-    path = ZOO_DIR / name
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"zoo checkpoint {path} is missing; rebuild it with "
-                                f"`python -m rl4lrm.models.zoo --rebuild {name}`")
-    # a progress bar per load would clutter the notebooks: these checkpoints load in milliseconds
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    return model.eval(), tokenizer, task
+    model, tokenizer = load_checkpoint(ZOO_DIR / name, device, f"python -m rl4lrm.models.zoo --rebuild {name}")
+    return model, tokenizer, task
 
 
 def main(argv=None) -> None:
