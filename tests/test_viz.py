@@ -53,3 +53,25 @@ def test_dashboard_never_clamps_given_values():
     config = panel.config()
     assert (config.steps, config.group_size, config.temperature) == (2, 64, 2.0)
     assert abs(config.lr - 0.1) < 1e-9
+
+
+def test_reward_mix_panel_trains_on_the_mix_and_tabulates_every_run():
+    from rl4lrm.viz import RewardMixPanel
+
+    panel = RewardMixPanel(task="addition", rewards=("correct", "majority_vote"), weights={"correct": 1.0}, steps=2,
+                           eval_every=0, eval_problems=8, prompts_per_step=4, group_size=4)
+    history = panel.run()
+    assert (history["reward/mean"].iloc[1:] == history["reward/correct"].iloc[1:]).all()
+    panel.sliders["correct"].value, panel.sliders["majority_vote"].value = 0.0, 1.0
+    history = panel.run()
+    assert "reward/majority_vote" in history and "reward/correct" in history
+    assert [r["reward mix"] for r in panel.results] == ["1·correct", "1·majority_vote"]
+    heat_maps = [ax for ax in panel.groups_fig.axes if ax.get_title()]  # one per reward of the mix, and the verifier
+    assert [ax.get_title() for ax in heat_maps] == ["majority_vote", "verifier"]
+    panel.sliders["majority_vote"].value = 0.0
+    with pytest.raises(ValueError, match="every weight is 0"):
+        panel.run()
+    with pytest.raises(ValueError, match="unknown reward 'nope'"):
+        RewardMixPanel(rewards=("correct", "nope"))
+    with pytest.raises(ValueError, match="without a slider"):
+        RewardMixPanel(rewards=("correct",), weights={"format": 1.0})

@@ -1,9 +1,9 @@
 """Figures and the panel of chapter 02: rewards per group, and training on a reward mix you choose.
 
 ``RewardMixPanel(task="addition", rewards=("correct", "majority_vote", ...))`` shows one weight slider per
-reward; Run trains GRPO on the weighted mix and adds a row to a table that compares every mix tried so
-far by held-out pass@1, which the task's verifier always measures. ``panel.run()`` does what the button
-does.
+reward; Run draws how each reward of the mix scores the first batch (one group per row), trains GRPO on the
+weighted mix, and adds a row to a table that compares every mix tried so far by held-out pass@1, which the
+task's verifier always measures. ``panel.run()`` does what the button does.
 """
 
 from __future__ import annotations
@@ -86,14 +86,15 @@ class RewardMixPanel:
                                  style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
-        self.status, self.out, self.table_out = W.HTML(), W.Output(), W.Output()
+        self.status, self.groups_out, self.out, self.table_out = W.HTML(), W.Output(), W.Output(), W.Output()
         self.widget = W.VBox([W.HBox([W.VBox(list(self.sliders.values())), W.VBox([self.steps, self.button, self.status])]),
-                              self.out, self.table_out])
+                              self.groups_out, self.out, self.table_out])
         self.fig, axes = plt.subplots(1, 3, figsize=(12.5, 2.9))
         self.axes = axes.ravel()
         plt.close(self.fig)
         self.results: list[dict] = []
         self.history: pd.DataFrame | None = None
+        self.groups_fig = None  # the last run's per-group reward heat maps
 
     def mix(self) -> dict:
         """The reward mix the sliders describe: ``{name: (weight, params)}`` for every nonzero weight."""
@@ -121,7 +122,15 @@ class RewardMixPanel:
         self.button.disabled = True
         self.status.value = "<i>training…</i>"
         try:
-            self.history = Trainer(config, callbacks=[_Live(self)], progress=False).train()
+            trainer = Trainer(config, callbacks=[_Live(self)], progress=False)
+            first_batch = trainer.sampler.sample(trainer).scores  # what the first step will see (same seed)
+            self.groups_fig = plot_group_rewards({**first_batch.parts, "verifier": first_batch.correct},
+                                                 config.group_size, title=f"{self._label()}: the first batch, one group per row")
+            plt.close(self.groups_fig)
+            with self.groups_out:
+                self.groups_out.clear_output(wait=True)
+                display(self.groups_fig)
+            self.history = trainer.train()
         finally:
             self.button.disabled = False
         rows = self.history[self.history["step"] > 0]
