@@ -79,3 +79,14 @@ def test_reward_contract_errors():
     with pytest.raises(ValueError, match="already registered"):
         register_reward("test_half")(_half)
     assert "correct" in REWARDS and repr(RewardMix({"correct": 1.0, "test_half": 0.5})) == "RewardMix(1·correct + 0.5·test_half)"
+
+
+def test_dynamic_sampling_keeps_dense_rewards_aligned_with_the_concatenated_batch():
+    trainer = Trainer(TrainConfig(**SMALL, sampler="dynamic", rewards={"correct": 1.0, "test_first_token": 1.0}),
+                      progress=False)
+    sampled = trainer.sampler.sample(trainer)
+    token, mask = sampled.scores.token, sampled.batch.response_mask
+    assert token.shape == mask.shape
+    assert torch.allclose(token[:, 0], 0.25 * mask[:, 0]) and (token[:, 1:] == 0).all()
+    assert torch.allclose(sampled.rewards, sampled.scores.correct + 0.25)
+    assert set(sampled.scores.parts) == {"correct", "test_first_token"}
