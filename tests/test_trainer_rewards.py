@@ -90,3 +90,9 @@ def test_dynamic_sampling_keeps_dense_rewards_aligned_with_the_concatenated_batc
     assert torch.allclose(token[:, 0], 0.25 * mask[:, 0]) and (token[:, 1:] == 0).all()
     assert torch.allclose(sampled.rewards, sampled.scores.correct + 0.25)
     assert set(sampled.scores.parts) == {"correct", "test_first_token"}
+
+
+def test_misspelt_reward_parameters_fail_when_the_mix_is_built():
+    with pytest.raises(ValueError, match="'numeric' does not take the parameters \\['tolerance'\\]"):
+        RewardMix({"numeric": (1.0, {"tolerance": 0.1})})
+    RewardMix({"numeric": (1.0, {"rel_tol": 0.1})})  # a real parameter is fine

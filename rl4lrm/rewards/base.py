@@ -19,6 +19,7 @@ total and also hands the token-level total to the advantage estimators that use 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -95,8 +96,12 @@ class RewardMix:
             raise ValueError("RewardMix needs at least one reward, e.g. {'correct': 1.0}")
         self.terms: list[tuple[str, float, dict]] = []
         for name, value in spec.items():
-            REWARDS.get(name)  # unknown names fail here, listing the known ones
+            fn = REWARDS.get(name)  # unknown names fail here, listing the known ones
             weight, params = value if isinstance(value, tuple) else (value, {})
+            try:  # a misspelt parameter fails now, not at the first training step
+                inspect.signature(fn).bind(None, None, None, **params)
+            except TypeError as err:
+                raise ValueError(f"reward {name!r} does not take the parameters {sorted(params)}: {err}") from None
             if not isinstance(weight, (int, float)) or isinstance(weight, bool):
                 raise ValueError(f"weight of reward {name!r} must be a number, got {weight!r}")
             self.terms.append((name, float(weight), dict(params)))
