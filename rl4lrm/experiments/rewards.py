@@ -10,8 +10,10 @@ from __future__ import annotations
 import pandas as pd
 
 from rl4lrm.models.zoo import load_base
+from rl4lrm.rewards.implicit import build_implicit_prm
 from rl4lrm.rewards.prm import build_prm
 from rl4lrm.trainer import TrainConfig, Trainer
+from rl4lrm.utils import resolve_device
 
 REWARD_METHODS: dict[str, dict] = {
     "verifier (addition)": {"task": "addition", "rewards": {"correct": 1.0}},
@@ -29,6 +31,8 @@ REWARD_METHODS: dict[str, dict] = {
     "verifier + step rewards (chain)": {"task": "chain", "rewards": {"correct": 1.0, "step_correct": 1.0}},
     "verifier + learned PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "prm": 1.0}, "build_prm": True},
     "verifier + implicit PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "implicit_prm": 1.0}},
+    "verifier + trained implicit PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "implicit_prm": 1.0},
+                                                "train_implicit": True},
 }
 
 
@@ -47,5 +51,10 @@ def train_with_reward(method: str, progress: bool = False, **config) -> pd.DataF
         model, tokenizer, task = load_base(spec["task"])
         prm, _ = build_prm(model, tokenizer, task, seed=config.get("seed", 0))
         rewards["prm"] = (rewards["prm"], {"prm": prm})
+    if spec.get("train_implicit"):  # PRIME's π_φ trained on outcome labels of the base policy's rollouts
+        model, tokenizer, task = load_base(spec["task"])
+        phi, _ = build_implicit_prm(model, tokenizer, task, seed=config.get("seed", 0))
+        # π_ref is the trainer's ctx.ref_model: a frozen copy of the same zoo model π_φ was trained against
+        rewards["implicit_prm"] = (rewards["implicit_prm"], {"implicit_model": phi.to(resolve_device(config.get("device", "auto")))})
     cfg = TrainConfig(task=spec["task"], rewards=rewards, **{**spec.get("config", {}), **config})
     return Trainer(cfg, progress=progress).train()

@@ -15,7 +15,8 @@ went wrong, which is finer credit assignment for long reasoning. Three sources o
   through Implicit Rewards", arXiv:2502.01456): ``r_t = β · log π_φ(y_t|y_<t) / π_ref(y_t|y_<t)``
   on every response token, no step segmentation needed. By default ``π_φ`` is ``ctx.model`` (the
   policy itself, the simplest version); pass ``implicit_model=`` for a separately trained implicit
-  PRM (PRIME trains it with the outcome cross-entropy of ``implicit_prm_loss``).
+  PRM (PRIME trains it with the outcome cross-entropy of ``implicit_prm_loss``;
+  ``rl4lrm.rewards.implicit.train_implicit_prm`` does that).
 
 Every reward here is registered with ``dense=True`` and returns (N, T) aligned with
 ``ctx.batch.completion_ids``. A step's character span is mapped to tokens by decoding each row's
