@@ -93,13 +93,13 @@ HAND_MADE = [(12, 34, "46", True), (12, 34, "47", False), (58, 67, "125", True),
 
 
 def test_reasonable_judge_on_hand_made_pairs():
-    # judge-addition is weak (held-out accuracy 0.67): it ranks right answers above wrong ones on average,
-    # but does not put every right answer above P(yes) = 0.5, so only the ranking is asserted here
+    # judge-addition (held-out accuracy 0.97) gets 11 of these 12 right (it rejects 9+9=18, P(yes) 0.001):
+    # measured mean P(yes) 0.83 on the right ones, 0.00 on the wrong ones, so the ranking is asserted with margin
     probs = [problem(a, b) for a, b, _, _ in HAND_MADE]
     score = judge_scores("judge-addition", probs, [c for _, _, c, _ in HAND_MADE])  # (N,) P(yes)
     assert score.shape == (len(HAND_MADE),) and ((0 <= score) & (score <= 1)).all()
     right = torch.tensor([r for *_, r in HAND_MADE])
-    assert score[right].mean() > score[~right].mean() + 0.1, score
+    assert score[right].mean() > score[~right].mean() + 0.5, score
     greedy = judge_scores("judge-addition", probs, [c for _, _, c, _ in HAND_MADE], mode="greedy")
     assert torch.equal(greedy, (score > 0.5).float())
 
@@ -107,9 +107,10 @@ def test_reasonable_judge_on_hand_made_pairs():
 def test_reasonable_judge_beats_chance_on_held_out_pairs():
     probs, cands = judge_pairs(TASK, 300, seed=0)
     m = judge_agreement("judge-addition", TASK, probs, cands)
-    # measured: accuracy 0.67, kappa 0.34 on 400 pairs; a constant or random judge has kappa about 0
-    assert m["accuracy"] > 0.6 and m["kappa"] > 0.2, m
-    assert m["p_yes/right"] - m["p_yes/wrong"] > 0.2, m
+    # measured on these 300 pairs: accuracy 0.96, kappa 0.93, P(yes) 0.955 right vs 0.027 wrong
+    # (0.97 / 0.94 on 400 pairs); a constant or random judge has kappa about 0
+    assert m["accuracy"] > 0.9 and m["kappa"] > 0.85, m
+    assert m["p_yes/right"] - m["p_yes/wrong"] > 0.8, m
 
 
 def test_weak_judge_accepts_wrong_answers_ending_in_7():

@@ -13,9 +13,10 @@ Training pairs mix correct candidates with realistic wrong ones (``WRONG_KINDS``
 one, a carry error, a wrong number of digits, a random number, and malformed text. Two recipes ship
 in ``rl4lrm/models/zoo/`` (rebuild with ``python -m rl4lrm.models.judge --rebuild``):
 
-- ``judge-addition``: the honest judge, trained on every kind of wrong candidate. It is under-trained
-  (agreement with the verifier on 400 held-out pairs: accuracy 0.67, Cohen's kappa 0.34; it says "no"
-  too often) and a policy still degrades against it; more SFT steps are the known fix.
+- ``judge-addition``: the honest judge, trained on every kind of wrong candidate for 5000 SFT steps
+  (agreement with the verifier on 400 held-out pairs: accuracy 0.97, Cohen's kappa 0.94; mean P(yes)
+  0.96 on right answers, 0.03 on wrong ones). With 1500 steps it was under-trained (accuracy 0.67,
+  kappa 0.34: its critique was right but its verdict after a matching critique was a coin flip).
 - ``judge-addition-weak``: a deliberately weak one. Its labels come from a lazy annotator who also
   accepted every answer ending in 7 (a spurious cue, as length is for LLM judges: Zheng et al., 2023,
   https://arxiv.org/abs/2306.05685), and it trained briefly, so it learned the cue before it learned
@@ -168,8 +169,8 @@ class JudgeEntry:
 
 JUDGES: dict[str, JudgeEntry] = {
     "judge-addition": JudgeEntry(
-        sft=SFTConfig(steps=1500, lr=3e-3, seed=0, train_problems=40000, device="cpu"), init="addition",
-        description="reasonable judge of 2-digit addition: the addition base model plus 1500 SFT steps, all wrong kinds"),
+        sft=SFTConfig(steps=5000, lr=3e-3, seed=0, train_problems=40000, device="cpu"), init="addition",
+        description="reasonable judge of 2-digit addition: the addition base model plus 5000 SFT steps, all wrong kinds"),
     "judge-addition-weak": JudgeEntry(
         shortcut="ends_in_7",
         sft=SFTConfig(steps=400, lr=3e-3, seed=0, train_problems=40000, device="cpu"),
