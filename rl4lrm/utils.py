@@ -1,10 +1,11 @@
-"""Small shared helpers: device choice and seeding."""
+"""Small shared helpers: device choice, seeding, and rank statistics (AUROC) used by several studies."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pandas as pd
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -26,3 +27,26 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def average_ranks(x) -> np.ndarray:
+    """Ranks 1..n of the values of ``x``, ties sharing the mean of their positions (as Spearman and AUROC need)."""
+    return pd.Series(np.asarray(x, dtype=float)).rank(method="average").to_numpy()
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve: P(score of a random positive > score of a random negative), ties counting 1/2
+    (the Mann-Whitney U statistic, from ranks in O(n log n)).
+
+    Args:
+        scores: (n,) scores. labels: (n,) labels; above 0.5 counts as positive (0/1 or soft labels).
+
+    Returns:
+        The AUROC, or NaN when one class is empty.
+    """
+    positive = np.asarray(labels, dtype=float) > 0.5
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    rank_sum = average_ranks(scores)[positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

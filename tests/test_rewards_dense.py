@@ -11,7 +11,8 @@ import rl4lrm.rewards.dense as dense
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rewards import RewardContext, RewardMix, compute_reward
-from rl4lrm.rewards.prm import auc, evaluate_prm, mc_step_labels, prm_scores, train_prm
+from rl4lrm.rewards.prm import evaluate_prm, mc_step_labels, prm_scores, train_prm
+from rl4lrm.utils import auroc as auc
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Chain, Problem, get_task
 

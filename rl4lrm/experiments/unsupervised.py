@@ -37,6 +37,7 @@ from rl4lrm.rewards.base import RewardContext, compute_reward
 from rl4lrm.rewards.unsupervised import answer_keys
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.utils import auroc, average_ranks
 
 UNSUPERVISED = ("majority_vote", "self_certainty", "neg_entropy")  # registered by importing rl4lrm.rewards.unsupervised
 AGREEMENT_COLUMNS = ("reward", "mean", "pearson", "spearman", "auroc", "pearson_within",
@@ -71,29 +72,11 @@ def score_completions(model, tokenizer, task: Task, problems: list[Problem], bat
     return frame
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean of their positions), as Spearman's correlation needs."""
-    return pd.Series(x).rank(method="average").to_numpy()
-
-
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation; NaN when either side is constant (no signal to correlate)."""
     x, y = x - x.mean(), y - y.mean()
     denom = np.sqrt((x * x).sum() * (y * y).sum())
     return float((x * y).sum() / denom) if denom > 1e-12 else float("nan")
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """P(score of a random positive > score of a random negative), ties counting 1/2 (Mann–Whitney U).
-
-    NaN when one class is empty.
-    """
-    labels = labels.astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    rank_sum = _ranks(scores)[labels].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def agreement_table(scores: pd.DataFrame, group_size: int) -> pd.DataFrame:
@@ -125,7 +108,7 @@ def agreement_table(scores: pd.DataFrame, group_size: int) -> pd.DataFrame:
     for name in ("correct", *UNSUPERVISED):
         x = scores[name].to_numpy(float)  # (N,)
         row = {"reward": name, "mean": x.mean(), "pearson": _pearson(x, truth),
-               "spearman": _pearson(_ranks(x), _ranks(truth)), "auroc": auroc(x, truth),
+               "spearman": _pearson(average_ranks(x), average_ranks(truth)), "auroc": auroc(x, truth),
                "pearson_within": _pearson(within(x), within(truth)),
                "maj_acc": np.nan, "maj_confident_wrong": np.nan, "maj_none": np.nan}
         if name == "majority_vote":

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor
 
 from rl4lrm.rewards.dense import char_to_token, implicit_prm_loss, step_last_char, token_char_ends
-from rl4lrm.rewards.prm import auc
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.utils import auroc
 
 
 def sample_outcomes(policy, tokenizer, task: Task, problems: Sequence[Problem], n_samples: int = 8,
@@ -159,11 +159,11 @@ def evaluate_implicit_prm(implicit_model, ref_model, tokenizer, task: Task, prob
                 q_scores.append(value), q_labels.append(float(ok))
                 r_scores.append(value - prev), r_labels.append(float(v.correct))
                 prev = value
-    out = {"implicit/auc": auc(seq, labels), "implicit/auc_ref_logp": auc(ref_seq, labels),
+    out = {"implicit/auc": auroc(seq, labels), "implicit/auc_ref_logp": auroc(ref_seq, labels),
            "implicit/acc": sum((s > 0) == (y > 0.5) for s, y in zip(seq, labels)) / max(len(labels), 1),
            "implicit/pass": sum(labels) / max(len(labels), 1)}
     if steps:
-        out.update({"implicit/auc_step_gt": auc(q_scores, q_labels), "implicit/auc_step_reward": auc(r_scores, r_labels)})
+        out.update({"implicit/auc_step_gt": auroc(q_scores, q_labels), "implicit/auc_step_reward": auroc(r_scores, r_labels)})
     return out
 
 

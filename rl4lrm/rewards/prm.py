@@ -27,6 +27,7 @@ from rl4lrm.decoding import positions_from_mask
 from rl4lrm.rewards.dense import char_to_token, step_last_char, token_char_ends
 from rl4lrm.rollout import rollout
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.utils import auroc
 
 Sampler = Callable[[list[str], int], list[str]]
 """``sampler(prompts, n)`` → ``len(prompts) * n`` continuations, the n of each prompt contiguous."""
@@ -192,16 +193,6 @@ def prm_scores(prm: ProcessRewardModel, tokenizer, task: Task, records: Sequence
     return out
 
 
-def auc(scores: Sequence[float], labels: Sequence[float]) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count 1/2); NaN when only one class is present."""
-    pos = [s for s, y in zip(scores, labels) if y > 0.5]
-    neg = [s for s, y in zip(scores, labels) if y <= 0.5]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def evaluate_prm(prm: ProcessRewardModel, tokenizer, task: Task, records: Sequence[dict]) -> dict[str, float]:
     """Held-out agreement of the PRM with the MC labels and with the ground-truth prefix labels.
 
@@ -217,8 +208,8 @@ def evaluate_prm(prm: ProcessRewardModel, tokenizer, task: Task, records: Sequen
     gt = [float(y) for r in records for y in r["prefix_ok"]]
     acc = lambda ys: sum((s > 0.5) == (y > 0.5) for s, y in zip(scores, ys)) / max(len(ys), 1)  # noqa: E731
     share = sum(gt) / max(len(gt), 1)
-    return {"prm/auc_mc": auc(scores, hard), "prm/acc_mc": acc(hard), "prm/auc_gt": auc(scores, gt),
-            "prm/acc_gt": acc(gt), "prm/mc_auc_gt": auc(soft, gt), "prm/base_acc_gt": max(share, 1 - share),
+    return {"prm/auc_mc": auroc(scores, hard), "prm/acc_mc": acc(hard), "prm/auc_gt": auroc(scores, gt),
+            "prm/acc_gt": acc(gt), "prm/mc_auc_gt": auroc(soft, gt), "prm/base_acc_gt": max(share, 1 - share),
             "prm/steps": float(len(gt))}
 
 
