@@ -228,6 +228,29 @@ def entropy_from_logits(logits: torch.Tensor, lse: torch.Tensor | None = None) -
     return (torch.logsumexp(logits, dim=-1) if lse is None else lse) - (probs * logits).sum(dim=-1)  # (N, T)
 
 
+def completion_logits(model, batch: RolloutBatch, temperature: float | None = None):
+    """The temperature-scaled logits that predict each completion token, and their logsumexp.
+
+    One forward over prompt + completion that keeps logits only for completion positions; every quantity
+    computed from the policy's distribution over a batch (log-probs, entropy, self-certainty) starts here.
+
+    Args:
+        model: the causal LM.
+        batch: a ``RolloutBatch``.
+        temperature: defaults to the batch's sampling temperature (0 counts as 1).
+
+    Returns:
+        ``logits`` (N, T, V) float32, position t predicting token t, and ``lse`` (N, T).
+    """
+    temperature = (batch.temperature if temperature is None else temperature) or 1.0
+    T = batch.completion_ids.shape[1]
+    attn = batch.attention_mask
+    out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
+                logits_to_keep=T + 1, use_cache=False)
+    logits = out.logits[:, :-1].float() / temperature  # (N, T, V)
+    return logits, torch.logsumexp(logits, dim=-1)  # (N, T, V), (N, T)
+
+
 def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = None, with_entropy: bool = False):
     """Log-probs of the batch's completion tokens under ``model`` (with gradients if enabled).
 
@@ -242,13 +265,7 @@ def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = Non
     Returns:
         ``logprobs`` (N, T), zero where ``response_mask`` is 0, and ``entropy`` (N, T) or None.
     """
-    temperature = (batch.temperature if temperature is None else temperature) or 1.0
-    T = batch.completion_ids.shape[1]
-    attn = batch.attention_mask
-    out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                logits_to_keep=T + 1, use_cache=False)
-    logits = out.logits[:, :-1].float() / temperature  # (N, T, V): position t predicts token t
-    lse = torch.logsumexp(logits, dim=-1)  # (N, T), shared by the log-probs and the entropy
+    logits, lse = completion_logits(model, batch, temperature)  # (N, T, V), (N, T): lse shared by both outputs
     logprobs = token_logprobs(logits, batch.completion_ids, lse) * batch.response_mask  # (N, T)
     entropy = entropy_from_logits(logits, lse) * batch.response_mask if with_entropy else None  # (N, T)
     return logprobs, entropy

@@ -35,9 +35,8 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from rl4lrm.decoding import positions_from_mask
 from rl4lrm.rewards.base import RewardContext, register_reward
-from rl4lrm.rollout import entropy_from_logits
+from rl4lrm.rollout import completion_logits, entropy_from_logits
 from rl4lrm.tasks import Problem
 
 # A plain decimal literal: "46", "+046", "-3.50", "1e3". Fractions such as "8/2" are left as text on
@@ -163,7 +162,7 @@ def response_token_stats(model, batch, stats: tuple[str, ...] = STATS, temperatu
                          chunk_rows: int | None = None) -> dict[str, Tensor]:
     """Per-token self-certainty and/or entropy of ``model`` over the batch's completion tokens.
 
-    The forward is ``compute_logprobs``'s (same positions, same ``logits_to_keep``), in eval mode
+    The forward is ``rl4lrm.rollout.completion_logits`` (the one ``compute_logprobs`` uses), in eval mode
     (restored afterwards) and without gradients: these are rewards, not losses.
 
     Args:
@@ -183,22 +182,18 @@ def response_token_stats(model, batch, stats: tuple[str, ...] = STATS, temperatu
     temperature = (batch.temperature if temperature is None else temperature) or 1.0
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    N, T = batch.completion_ids.shape
+    N = batch.completion_ids.shape[0]
     step = N if chunk_rows is None else int(chunk_rows)
     if step < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    input_ids, attn, mask = batch.input_ids, batch.attention_mask, batch.response_mask  # (N, P+T), (N, P+T), (N, T)
+    mask = batch.response_mask  # (N, T)
     out: dict[str, list[Tensor]] = {name: [] for name in stats}
     was_training = model.training
     model.eval()
     try:
         for s in range(0, N, step):
             rows = slice(s, s + step)
-            logits = model(input_ids=input_ids[rows], attention_mask=attn[rows],
-                           position_ids=positions_from_mask(attn[rows]), logits_to_keep=T + 1,
-                           use_cache=False).logits
-            logits = logits[:, :-1].float() / temperature  # (n, T, V): position t predicts token t
-            lse = torch.logsumexp(logits, dim=-1)  # (n, T), shared by both statistics
+            logits, lse = completion_logits(model, batch.select(torch.arange(N)[rows]), temperature)  # (n, T, V)
             if "self_certainty" in out:
                 out["self_certainty"].append(token_self_certainty(logits, lse) * mask[rows])  # (n, T)
             if "entropy" in out:
