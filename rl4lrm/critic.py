@@ -23,12 +23,13 @@ from rl4lrm.advantages import advantage_metrics, float_rewards, group_view, regi
 from rl4lrm.decoding import positions_from_mask
 
 
-class ValueModel(nn.Module):
-    """A separate critic: a copy of the policy's transformer trunk with a scalar head.
+class ScalarHeadModel(nn.Module):
+    """A copy of a policy's transformer trunk with a scalar head: one number per position.
 
-    Initialising the trunk from the policy gives the critic the policy's features from step 0;
-    the zero-initialised head makes every initial value 0, so the first advantages are the plain
-    returns. The critic has its own parameters and optimizer (no weight sharing with the policy).
+    Initialising the trunk from the policy gives the model the policy's features from step 0; the
+    zero-initialised head makes every initial output 0. It has its own parameters (no weight sharing
+    with the policy). The critic (``ValueModel``) and the process reward model
+    (``rl4lrm.rewards.prm.ProcessRewardModel``) are this model, read at different positions.
 
     Args:
         policy: A Hugging Face causal LM whose ``base_model`` is the trunk (Llama, Qwen2, GPT-2, ...).
@@ -41,6 +42,17 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def position_scores(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """The head's output at every position, shape (N, L), for (N, L) ids with left or right padding."""
+        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask,
+                            position_ids=positions_from_mask(attention_mask), use_cache=False).last_hidden_state
+        return self.head(hidden.float()).squeeze(-1)  # (N, L)
+
+
+class ValueModel(ScalarHeadModel):
+    """A separate critic: a copy of the policy's trunk with a scalar head (``ScalarHeadModel``); every
+    initial value is 0, so the first advantages are the plain returns."""
+
     def forward(self, batch) -> Tensor:
         """Values of the states before each completion token.
 
@@ -51,13 +63,10 @@ class ValueModel(nn.Module):
             values: shape (N, T), zero where ``response_mask`` is 0. ``values[:, t]`` is read at
                 the position that predicts token t, i.e. after the prompt and t completion tokens.
         """
-        attn = batch.attention_mask
-        hidden = self.trunk(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                            use_cache=False).last_hidden_state  # (N, P+T, H)
+        scores = self.position_scores(batch.input_ids, batch.attention_mask)  # (N, P+T)
         T = batch.completion_ids.shape[1]
         start = batch.prompt_ids.shape[1] - 1
-        values = self.head(hidden[:, start:start + T].float()).squeeze(-1)  # (N, T)
-        return values * batch.response_mask
+        return scores[:, start:start + T] * batch.response_mask  # (N, T)
 
 
 @register_advantage("gae", requires=("values", "token_rewards"))

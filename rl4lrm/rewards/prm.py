@@ -16,14 +16,13 @@ Pipeline: ``mc_step_labels`` (rollouts with ``rl4lrm.rollout.rollout`` from each
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from rl4lrm.decoding import positions_from_mask
+from rl4lrm.critic import ScalarHeadModel
 from rl4lrm.rewards.dense import char_to_token, step_last_char, token_char_ends
 from rl4lrm.rollout import rollout
 from rl4lrm.tasks import Problem, Task
@@ -33,28 +32,20 @@ Sampler = Callable[[list[str], int], list[str]]
 """``sampler(prompts, n)`` → ``len(prompts) * n`` continuations, the n of each prompt contiguous."""
 
 
-class ProcessRewardModel(nn.Module):
+class ProcessRewardModel(ScalarHeadModel):
     """A transformer trunk (copied from a policy) with a scalar head: one logit per position.
 
     The logit at position ``l`` scores the prefix that ends with token ``l``; read at a step's last
-    token it is the PRM's belief that the chain so far can still reach the right answer.
+    token it is the PRM's belief that the chain so far can still reach the right answer. The
+    zero-initialised head makes every first prediction p = 0.5.
 
     Args:
         policy: a Hugging Face causal LM whose ``base_model`` is the trunk (copied, not shared).
     """
 
-    def __init__(self, policy):
-        super().__init__()
-        self.trunk = copy.deepcopy(policy.base_model)
-        self.head = nn.Linear(policy.config.hidden_size, 1)
-        nn.init.zeros_(self.head.weight)  # every first prediction is p = 0.5
-        nn.init.zeros_(self.head.bias)
-
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Logits, shape (N, L), for (N, L) ids with left or right padding."""
-        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask,
-                            position_ids=positions_from_mask(attention_mask), use_cache=False).last_hidden_state
-        return self.head(hidden.float()).squeeze(-1)  # (N, L)
+        return self.position_scores(input_ids, attention_mask)  # (N, L)
 
 
 def rollout_sampler(model, tokenizer, max_new_tokens: int = 24, temperature: float = 1.0,
