@@ -11,11 +11,19 @@ goes through its regular ``forward`` with a ``DynamicCache`` (``rl4lrm.decoding`
 ``compute_logprobs`` recomputes the same log-probs with a plain training-mode forward; the two
 must agree (``tests/test_rollout.py`` checks it and ``benchmarks/rollout_throughput.py``
 reports the largest difference), otherwise "on-policy" training silently is not.
+
+Policies that do not decode left to right (the masked diffusion LM of ``rl4lrm.models.diffusion``, the
+continuous-thought model of ``rl4lrm.models.latent``) plug into the same trainer, advantages and losses by
+defining two methods, which ``rollout_ids`` and ``completion_logits`` hand over to:
+``model.sample_rollout(tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
+generator) -> RolloutBatch`` and ``model.completion_logits(batch, temperature) -> (logits, lse)``. What such a
+policy needs to recompute its log-probs exactly (a likelihood estimator's random mask, noise on latent
+thoughts) travels with the batch in ``RolloutBatch.aux``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -42,6 +50,8 @@ class RolloutBatch:
     group_size: int
     temperature: float
     ref_logprobs: torch.Tensor | None = None  # (N, T), filled by the trainer when a KL term needs it
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)  # per-row tensors (N, ...) a non-causal policy
+    # needs to recompute its log-probs (see the module docstring); sliced and concatenated with the rows
 
     @property
     def input_ids(self) -> torch.Tensor:
@@ -62,6 +72,7 @@ class RolloutBatch:
             if isinstance(value, torch.Tensor):
                 picked[name] = value[rows]
         picked["completions"] = [self.completions[i] for i in rows.tolist()]
+        picked["aux"] = {name: value[rows] for name, value in self.aux.items()}
         return RolloutBatch(**picked)
 
 
@@ -119,6 +130,9 @@ def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.T
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got temperature={temperature}, top_p={top_p}")
     if engine not in ("auto", "fast", "hf"):
         raise ValueError(f"unknown engine {engine!r}; choose 'auto', 'fast' or 'hf'")
+    if hasattr(model, "sample_rollout"):  # a policy that does not decode left to right brings its own sampler
+        return model.sample_rollout(tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
+                                    generator)
     fast_ok = model.config.model_type in FAST_ARCHITECTURES
     if engine == "fast" and not fast_ok:
         raise ValueError(f"engine='fast' supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
@@ -177,6 +191,9 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         group_ids.append(local + offset)
         offset += int(local.max()) + 1
     refs = [b.ref_logprobs for b in batches]
+    aux_keys = {frozenset(b.aux) for b in batches}
+    if len(aux_keys) > 1:
+        raise ValueError(f"concat_batches needs batches with the same aux tensors, got {[sorted(k) for k in aux_keys]}")
     return RolloutBatch(
         prompt_ids=torch.cat([left(b.prompt_ids, P, pad_id) for b in batches]),
         prompt_mask=torch.cat([left(b.prompt_mask, P, 0) for b in batches]),
@@ -189,6 +206,7 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         group_size=G,
         temperature=temperature,
         ref_logprobs=None if any(r is None for r in refs) else torch.cat([right(r, T, 0.0) for r in refs]),
+        aux={name: torch.cat([b.aux[name] for b in batches]) for name in batches[0].aux},
     )
 
 
@@ -243,6 +261,8 @@ def completion_logits(model, batch: RolloutBatch, temperature: float | None = No
         ``logits`` (N, T, V) float32, position t predicting token t, and ``lse`` (N, T).
     """
     temperature = (batch.temperature if temperature is None else temperature) or 1.0
+    if hasattr(model, "completion_logits"):  # a non-causal policy (see the module docstring) scores its own way
+        return model.completion_logits(batch, temperature)
     T = batch.completion_ids.shape[1]
     attn = batch.attention_mask
     out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),

@@ -8,7 +8,7 @@ from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import load_base
 from rl4lrm.decoding import positions_from_mask, sample_tokens
-from rl4lrm.rollout import compute_logprobs, rollout
+from rl4lrm.rollout import completion_logits, compute_logprobs, concat_batches, rollout, rollout_ids
 
 PROMPTS = ["12+34=", "1+2=", "345+678=", "7="]
 
@@ -135,3 +135,47 @@ def test_cuda_rollout_matches_training_forward(zoo):
     recomputed, _ = compute_logprobs(model, batch)
     assert (recomputed - batch.old_logprobs).abs().max() < 1e-3
     model.cpu()
+
+
+class _ShiftedPolicy(torch.nn.Module):
+    """A non-causal policy stand-in: samples with the wrapped causal LM, records a per-row aux tensor, and scores
+    completions with logits shifted by that tensor — enough to check that the hooks are used and aux travels."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.calls = []
+
+    def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
+                       generator):
+        self.calls.append("sample_rollout")
+        batch = rollout_ids(self.inner, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature,
+                            top_p, generator)
+        batch.aux = {"shift": torch.arange(len(batch.group_ids), dtype=torch.float32)}
+        return batch
+
+    def completion_logits(self, batch, temperature):
+        self.calls.append("completion_logits")
+        logits, _ = completion_logits(self.inner, batch, temperature)
+        logits = logits.clone()
+        logits[..., 0] += 10 * batch.aux["shift"][:, None]  # (N, T): only token 0 (pad) moves, row by row
+        return logits, torch.logsumexp(logits, -1)
+
+
+def test_non_causal_policies_plug_in_through_the_hooks(zoo):
+    model, tok, _ = zoo
+    policy = _ShiftedPolicy(model)
+    batch = rollout(policy, tok, PROMPTS, group_size=2, max_new_tokens=6, temperature=1.0,
+                    generator=torch.Generator().manual_seed(0))
+    assert policy.calls == ["sample_rollout"] and batch.aux["shift"].tolist() == list(range(8))
+    logprobs, _ = compute_logprobs(policy, batch)
+    plain, _ = compute_logprobs(model, batch)
+    assert policy.calls[-1] == "completion_logits"
+    assert torch.allclose(logprobs[0], plain[0], atol=1e-5)  # row 0 has shift 0
+    assert not torch.allclose(logprobs[5], plain[5], atol=1e-3)  # the aux tensor reached the scoring
+    sub = batch.select(torch.tensor([5, 1]))
+    assert sub.aux["shift"].tolist() == [5.0, 1.0]
+    both = concat_batches([batch, sub], tok.pad_token_id)
+    assert both.aux["shift"].tolist() == list(range(8)) + [5.0, 1.0]
+    with pytest.raises(ValueError, match="same aux"):
+        concat_batches([batch, rollout(model, tok, PROMPTS[:1], 2, 4)], tok.pad_token_id)
