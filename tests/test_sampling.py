@@ -677,6 +677,13 @@ def test_tree_rollout_validation(addition):
         tree_rollout(model, tok, prompts, (2, 2, 2), 4, 8)  # two 4-token levels leave nothing for the last
     tree_rollout(model, tok, prompts, (2, 2, 2), 4, 9, generator=torch.Generator().manual_seed(0))
 
+    class NonCausal(torch.nn.Module):  # rl4lrm.rollout's hook marks a policy that does not decode left to right
+        def sample_rollout(self, *args):
+            raise AssertionError("tree_rollout must refuse before sampling")
+
+    with pytest.raises(ValueError, match="left-to-right causal LM.*NonCausal.*'flat'"):
+        tree_rollout(NonCausal(), tok, prompts, (2, 2), 2, 8)
+
 
 # ----------------------------------------------------------------------------------------- node values
 def _hand_tree():

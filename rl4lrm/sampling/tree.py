@@ -85,6 +85,9 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
     if (len(branching) - 1) * segment_len >= max_new_tokens:
         raise ValueError(f"{len(branching)} levels of {segment_len}-token segments leave no room under "
                          f"max_new_tokens={max_new_tokens}; use fewer levels or shorter segments")
+    if hasattr(model, "sample_rollout"):  # a diffusion or latent-thought policy (rl4lrm.rollout's hooks)
+        raise ValueError(f"tree_rollout branches a completion mid-way, which needs a left-to-right causal LM; "
+                         f"{type(model).__name__} samples its own way: use sampler='flat', 'dynamic' or 'curriculum'")
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     prompt_tokens = tokenizer(prompts, add_special_tokens=False)["input_ids"]
