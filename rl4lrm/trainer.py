@@ -203,6 +203,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.critic = self.critic_optimizer = None
         if "values" in _requires(self.advantage_fn):
+            if hasattr(self.model, "sample_rollout"):  # rl4lrm.rollout's hook: a diffusion or latent-thought policy
+                raise ValueError(f"advantage {self.algo.advantage!r} reads a critic's value before every token, which "
+                                 f"needs a left-to-right causal LM, not a {type(self.model).__name__}; use a "
+                                 f"critic-free advantage such as 'grpo', 'rloo' or 'reinforce_pp'")
             self.critic = ValueModel(self.model).to(self.device)
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
         self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)

@@ -109,3 +109,20 @@ def test_chat_prompt_style_uses_the_chat_template():
     assert seen and all(p.startswith("[") and p.endswith("]") for p in seen)
     with pytest.raises(ValueError, match="prompt_style"):
         TrainConfig(prompt_style="markdown")
+
+
+def test_critic_presets_refuse_policies_that_do_not_decode_left_to_right():
+    from rl4lrm.models.zoo import load_base
+
+    class NonCausal(torch.nn.Module):  # rl4lrm.rollout's hook marks a diffusion or latent-thought policy
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def sample_rollout(self, *args):
+            raise AssertionError("not reached")
+
+    _, tok, task = load_base("addition")
+    with pytest.raises(ValueError, match="'gae'.*NonCausal.*'grpo'"):
+        Trainer(TrainConfig(preset="ppo", steps=1, device="cpu"), model=NonCausal(), tokenizer=tok, task=task,
+                progress=False)
