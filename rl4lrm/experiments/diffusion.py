@@ -34,9 +34,18 @@ from rl4lrm.trainer import TrainConfig, Trainer
 from rl4lrm.utils import auroc
 
 
-def _prompts(tokenizer, problems, repeat: int = 1):
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _gen(model, seed: int) -> torch.Generator:
+    return torch.Generator(device=_device(model)).manual_seed(seed)
+
+
+def _prompts(tokenizer, problems, repeat: int = 1, device="cpu"):
     enc = tokenizer([p.prompt for p in problems], padding=True, return_tensors="pt", add_special_tokens=False)
-    return enc["input_ids"].repeat_interleave(repeat, 0), enc["attention_mask"].repeat_interleave(repeat, 0)
+    return (enc["input_ids"].repeat_interleave(repeat, 0).to(device),
+            enc["attention_mask"].repeat_interleave(repeat, 0).to(device))
 
 
 @torch.no_grad()
@@ -52,15 +61,15 @@ def estimator_study(model, tokenizer, task, n_problems: int = 16, samples_per_pr
         error), ``one_step`` (mean over ``n_one_step`` prompt masks), ``one_step_std`` and ``mc_std``
         (standard deviation of a single one-forward estimate of each kind).
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = _gen(model, seed)
     problems = task.problems("test", n_problems, seed=seed)
-    p_ids, p_mask_ = _prompts(tokenizer, problems, samples_per_problem)
+    p_ids, p_mask_ = _prompts(tokenizer, problems, samples_per_problem, _device(model))
     cfg = model.sampling
     sample = diffusion_sample(model, p_ids, p_mask_, model.gen_length, cfg.steps, cfg.remasking, cfg.block_length,
                               1.0, 1.0, gen)
     completion = sample.completion  # (N, L)
-    ref = mc_elbo(model, p_ids, p_mask_, completion, n_reference, gen)  # (N, n_reference)
-    one = one_step_estimate(model, p_ids, p_mask_, completion, p_mask, n_one_step, gen)  # (N, n_one_step)
+    ref = mc_elbo(model, p_ids, p_mask_, completion, n_reference, gen).cpu()  # (N, n_reference)
+    one = one_step_estimate(model, p_ids, p_mask_, completion, p_mask, n_one_step, gen).cpu()  # (N, n_one_step)
     return pd.DataFrame({
         "completion": finish_completions(tokenizer, completion)[3],
         "reference": ref.mean(1).numpy(), "reference_se": (ref.std(1) / n_reference ** 0.5).numpy(),
@@ -95,7 +104,7 @@ def steps_study(model, tokenizer, task, steps=(1, 2, 4, 8), remasking=("low_conf
         for n_steps in steps:
             old = _with_sampling(model, steps=n_steps, remasking=strategy, block_length=block_length)
             try:
-                gen = torch.Generator().manual_seed(seed)
+                gen = _gen(model, seed)
                 t0 = time.perf_counter()
                 metrics = evaluate(model, tokenizer, task, problems, samples, temperature=temperature,
                                    max_new_tokens=model.gen_length, generator=gen)
@@ -125,15 +134,16 @@ def self_correction_study(model, tokenizer, task, settings=((8, "low_confidence"
     """
     problems = task.problems("test", n_problems, seed=0)
     expanded = [p for p in problems for _ in range(samples)]
-    p_ids, p_mask = _prompts(tokenizer, problems, samples)
+    p_ids, p_mask = _prompts(tokenizer, problems, samples, _device(model))
     target = completion_targets(tokenizer, [p.answer for p in expanded], model.gen_length)  # (N, L)
-    answer_pos = torch.arange(model.gen_length)[None, :] <= (target == tokenizer.eos_token_id).float().argmax(-1,
-                                                                                                  keepdim=True)
+    eos_at = (target == tokenizer.eos_token_id).float().argmax(-1, keepdim=True)  # (N, 1)
+    answer_pos = torch.arange(model.gen_length)[None, :] <= eos_at  # (N, L): the answer digits and its EOS
     rows = []
     for n_steps, strategy in settings:
-        gen = torch.Generator().manual_seed(seed)
+        gen = _gen(model, seed)
         out = diffusion_sample(model, p_ids, p_mask, model.gen_length, n_steps, strategy, None, temperature, 1.0, gen)
-        refined = remask_refine(model, p_ids, p_mask, out.completion, out.confidence, n_remask, 0.0, gen)
+        refined = remask_refine(model, p_ids, p_mask, out.completion, out.confidence, n_remask, 0.0, gen).cpu()
+        out.completion, out.confidence = out.completion.cpu(), out.confidence.cpu()
         before = torch.tensor(task.reward(expanded, finish_completions(tokenizer, out.completion)[3])) > 0.5
         after = torch.tensor(task.reward(expanded, finish_completions(tokenizer, refined)[3])) > 0.5
         wrong = (out.completion != target)[answer_pos]  # answer-token errors
@@ -153,7 +163,7 @@ def sampler_tokens_per_second(model, tokenizer, task, prompts: int = 64, group_s
                               max_new_tokens: int = 8, seed: int = 0) -> float:
     """Generated tokens (up to and including EOS) per second of ``rl4lrm.rollout.rollout`` on test prompts."""
     texts = [p.prompt for p in task.problems("test", prompts, seed=seed)]
-    gen = torch.Generator().manual_seed(seed)
+    gen = _gen(model, seed)
     t0 = time.perf_counter()
     batch = rollout(model, tokenizer, texts, group_size, max_new_tokens, 1.0, 1.0, gen)
     return batch.response_mask.sum().item() / (time.perf_counter() - t0)

@@ -135,7 +135,7 @@ class DiffusionPanel:
         return {name: c.value for name, c in self.controls.items()}
 
     def _accuracy(self, model, temperature: float) -> float:
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
         problems = self.task.problems("test", self.eval_problems, seed=0)
         return evaluate(model, self.tokenizer, self.task, problems, self.eval_samples, temperature=temperature,
                         max_new_tokens=model.gen_length, generator=gen)["acc/pass@1"]
@@ -149,14 +149,16 @@ class DiffusionPanel:
             model.sampling.steps, model.sampling.remasking, model.sampling.block_length = (
                 s["steps"], s["remasking"], s["block_length"])
             problem = self.task.problems("test", 1, seed=1)[0]
-            enc = self.tokenizer([problem.prompt], return_tensors="pt", add_special_tokens=False)
+            device = next(model.parameters()).device
+            enc = self.tokenizer([problem.prompt], return_tensors="pt", add_special_tokens=False).to(device)
             sample = diffusion_sample(model, enc["input_ids"], enc["attention_mask"], model.gen_length, s["steps"],
                                       s["remasking"], s["block_length"], s["temperature"], 1.0,
-                                      torch.Generator().manual_seed(0), return_states=True)
+                                      torch.Generator(device=device).manual_seed(0), return_states=True)
+            sample.states = [x.cpu() for x in sample.states]
             result = {"before": self._accuracy(model, s["temperature"]), "states": sample.states}
             if s["rl_steps"] > 0:
                 self.status.value = "<i>training with GRPO…</i>"
-                _, history = train_grpo(model, self.tokenizer, self.task, s["rl_steps"], lr=s["lr"],
+                _, history = train_grpo(model, self.tokenizer, self.task, s["rl_steps"], lr=s["lr"], device=str(device),
                                         temperature=max(s["temperature"], 0.1), eval_problems=self.eval_problems,
                                         eval_samples=self.eval_samples)
                 result["history"] = history
@@ -166,7 +168,7 @@ class DiffusionPanel:
             self.status.value = f"held-out accuracy {result['before']:.2f}{after}"
             fig, axes = plt.subplots(1, 2 if "history" in result else 1, figsize=(11, 3.6), squeeze=False)
             plot_unmasking(sample.states, self.tokenizer, 0, problem.prompt, ax=axes[0, 0],
-                           confidence=sample.confidence)
+                           confidence=sample.confidence.cpu())
             if "history" in result:
                 h = result["history"]
                 axes[0, 1].plot(h["step"], h["reward/mean"], label="batch reward")
