@@ -8,7 +8,7 @@ problems x 4 samples, T = 1), and the sampler's generated tokens per second (tok
 one rollout of 64 prompts x 8 samples; the diffusion sampler makes ``steps`` full forwards over prompt +
 L = 8 positions, the AR engine one cached forward per token).
 
-    python benchmarks/diffusion.py [--steps 60] [--seeds 0 1 2]
+    python benchmarks/diffusion.py [--steps 200] [--seeds 0 1 2]   (about 4 minutes on one CPU thread)
 
 Writes ``--out`` (one row per model and seed).
 """
@@ -28,7 +28,7 @@ from rl4lrm.experiments.diffusion import grpo_comparison
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
