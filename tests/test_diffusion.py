@@ -220,3 +220,20 @@ def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer(capsys):
     assert not check_diffusion_loss(lambda lg, y, m, t: masked_diffusion_loss(lg, y, m, torch.ones_like(t)))
     assert check_transfer_schedule(transfer_schedule)
     assert not check_transfer_schedule(lambda n, s: [n // s] * s)
+
+
+def test_studies_return_their_tables(shipped):
+    from rl4lrm.experiments.diffusion import estimator_study, estimator_summary, self_correction_study, steps_study
+
+    model, tok, task = shipped
+    per_seq = estimator_study(model, tok, task, n_problems=3, samples_per_problem=2, n_one_step=3, n_reference=4)
+    assert len(per_seq) == 6 and (per_seq["reference"] <= 0).all() and (per_seq["one_step"] <= 0).all()
+    summary = estimator_summary(per_seq)
+    assert list(summary.index) == ["one-step (d1)", "MC ELBO, 1 sample"]
+    table = steps_study(model, tok, task, steps=(1, 8), remasking=("random",), n_problems=8, samples=1)
+    assert table[["steps", "remasking"]].values.tolist() == [[1, "random"], [8, "random"]]
+    assert model.sampling.steps == 8 and model.sampling.remasking == "low_confidence"  # restored afterwards
+    fix = self_correction_study(model, tok, task, settings=((8, "low_confidence"),), n_problems=8, samples=2)
+    row = fix.iloc[0]
+    assert row["accuracy after remask pass"] == pytest.approx(row["accuracy"] + row["fixed by pass"]
+                                                              - row["broken by pass"])
