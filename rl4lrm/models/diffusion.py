@@ -164,12 +164,18 @@ class DiffusionLM(torch.nn.Module):
     # the two hooks of rl4lrm.rollout; their code lives with the sampler and the estimators
     def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
                        generator):
+        """``rl4lrm.rollout``'s sampling hook: ``diffusion_sampling.diffusion_rollout`` with ``self.sampling``."""
         from rl4lrm.models.diffusion_sampling import diffusion_rollout
 
         return diffusion_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature,
                                  top_p, generator)
 
     def completion_logits(self, batch, temperature: float):
+        """``rl4lrm.rollout``'s scoring hook: d1's one-step logits under the batch's stored prompt mask.
+
+        Returns:
+            ``logits`` (N, T, V) float32 divided by ``temperature``, and their logsumexp (N, T).
+        """
         from rl4lrm.models.diffusion_sampling import one_step_logits
 
         logits = one_step_logits(self, batch.prompt_ids, batch.prompt_mask, batch.completion_ids.shape[1],
