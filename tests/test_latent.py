@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from rl4lrm.models.latent import LatentConfig, LatentReasoner, latent_tokenizer
-from rl4lrm.models.latent_train import (CurriculumConfig, collate_stage, latent_loss, load_latent, stage_example)
+from rl4lrm.models.latent_train import CurriculumConfig, collate_stage, latent_loss, load_latent, stage_example
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.rewards import RewardContext, compute_reward
 from rl4lrm.rollout import completion_logits, compute_logprobs, rollout
 from rl4lrm.tasks import Problem
-from rl4lrm.trainer import Trainer, TrainConfig
+from rl4lrm.trainer import TrainConfig, Trainer
 
 torch.set_num_threads(1)
 
@@ -80,12 +80,12 @@ def test_gradient_flows_through_the_thoughts(tok, model):
 
 def test_curriculum_stages_on_a_hand_made_example(tok):
     problem = Problem(question="", prompt="7;+5;*2;-3=", answer="12\n24\n21", meta={"values": (12, 24, 21)}, key="")
-    dec = lambda ids: tok.decode(ids, skip_special_tokens=False)  # noqa: E731
+    dec = lambda ids: tok.decode(ids, skip_special_tokens=False)
     for stage, c, k, target in [(0, 1, 0, "12\n24\n21<eos>"), (1, 1, 1, "24\n21<eos>"), (2, 1, 2, "21<eos>"),
                                 (2, 2, 4, "21<eos>"), (5, 1, 2, "21<eos>")]:
         prompt, n, t = stage_example(tok, problem, stage, c)
         assert dec(prompt) == "7;+5;*2;-3=" and n == k and dec(t) == target, (stage, c)
-    p_ids, p_mask, k, t_ids, t_mask = collate_stage([stage_example(tok, problem, 1), ([5, 6], 0, [7])], tok.pad_token_id)
+    p_ids, p_mask, k, _, t_mask = collate_stage([stage_example(tok, problem, 1), ([5, 6], 0, [7])], tok.pad_token_id)
     assert p_mask[1].tolist() == [0] * 9 + [1, 1] and p_ids[1, 0] == tok.pad_token_id  # prompts left-padded
     assert t_mask[1].tolist() == [1, 0, 0, 0, 0, 0] and k.tolist() == [1, 0]  # targets right-padded
 
@@ -117,6 +117,34 @@ def test_rollout_and_recomputation_agree(tok, model, cfg):
         assert torch.equal(lat, k)
         (logprobs.sum()).backward()
         assert model.halt.weight.grad.abs().sum() > 0
+
+
+def test_halting_logprob_matches_the_decision_positions(tok, model):
+    from rl4lrm.models.latent import halting_logprob
+
+    model.config = LatentConfig(halting=True, max_thoughts=3)
+    batch = rollout(model, tok, ["7;+5;*2;-3="], 8, 4, generator=torch.Generator().manual_seed(2))
+    k = batch.aux["n_thoughts"]
+    _, _, states, _ = model.think(batch.prompt_ids, batch.prompt_mask, lambda j, h: k <= j)
+    z = torch.nn.functional.pad(model.halt(states).squeeze(-1), (0, 4))[:, :3]  # (N, K)
+    assert torch.allclose(halting_logprob(z, k, 3), batch.old_logprobs[:, :3].sum(-1), atol=1e-5)
+    # hand-made: p = 1/2 everywhere -> k continues and one stop cost (k + 1) log 2, k = K costs K log 2
+    half = torch.zeros(3, 3)
+    assert torch.allclose(halting_logprob(half, torch.tensor([0, 2, 3]), 3), -torch.log(torch.tensor(2.0)) * torch.tensor([1.0, 3.0, 3.0]))
+
+
+def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
+    from rl4lrm.experiments.latent import check_halting_logprob, check_stage_example
+    from rl4lrm.models.latent import halting_logprob
+
+    def stage(answer, s, c):
+        lines = answer.split("\n")
+        s = min(s, len(lines) - 1)
+        return s * c, "\n".join(lines[s:])
+
+    assert check_stage_example(stage) and check_halting_logprob(halting_logprob)
+    assert not check_stage_example(lambda a, s, c: (s * c, a))
+    assert not check_halting_logprob(lambda z, k, K: torch.nn.functional.logsigmoid(-z).sum(-1))
 
 
 def test_latent_steps_reward(tok, model):

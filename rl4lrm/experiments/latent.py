@@ -16,12 +16,14 @@ Each returns a pandas DataFrame:
 from __future__ import annotations
 
 import copy
+import random
 
 import pandas as pd
 import torch
 
-from rl4lrm.models.latent import LatentConfig, LatentReasoner
-from rl4lrm.models.latent_train import latent_report
+from rl4lrm.exercises import _report
+from rl4lrm.models.latent import LatentConfig, LatentReasoner, halting_logprob
+from rl4lrm.models.latent_train import latent_report, stage_example
 from rl4lrm.rollout import rollout
 from rl4lrm.tasks import Task
 
@@ -88,7 +90,7 @@ def thought_decoding(model: LatentReasoner, tokenizer, task: Task, n_thoughts: i
     cos = torch.nn.functional.normalize(thoughts, dim=-1) @ torch.nn.functional.normalize(emb, dim=-1).T  # (B, k, V)
     p_top, head_idx = probs.topk(top_k, -1)  # (B, k, top_k)
     cos_idx = cos.topk(top_k, -1).indices
-    name = lambda ids: [tokenizer.convert_ids_to_tokens(int(i)) for i in ids]  # noqa: E731
+    name = lambda ids: [tokenizer.convert_ids_to_tokens(int(i)) for i in ids]
     rows = []
     for b, p in enumerate(problems):
         values = p.answer.split("\n")
@@ -157,7 +159,7 @@ def latent_rl(model: LatentReasoner, tokenizer, task: Task, steps: int = 30, cos
     Returns:
         ``(history DataFrame, trained model)``; the input model is left untouched when ``copy_model``.
     """
-    from rl4lrm.trainer import Trainer, TrainConfig
+    from rl4lrm.trainer import TrainConfig, Trainer
 
     model = copy.deepcopy(model) if copy_model else model
     model.config = LatentConfig(n_thoughts=n_thoughts, halting=halting, max_thoughts=max_thoughts, noise_std=noise_std)
@@ -179,3 +181,37 @@ def compute_tradeoff(model: LatentReasoner, tokenizer, task: Task, costs=(0.0, 0
         rows.append({"cost": cost, "accuracy": df["correct"].mean(), "thoughts": df["thoughts"].mean(),
                      "reward": (df["correct"] - cost * df["thoughts"]).mean()})
     return pd.DataFrame(rows)
+
+
+def check_stage_example(fn, cases: int = 200, seed: int = 0) -> bool:
+    """Compares ``fn(answer, stage, c) -> (n_thoughts, target_text)`` with the curriculum's ``stage_example``."""
+    from rl4lrm.models.latent import latent_tokenizer
+    from rl4lrm.tasks import Problem
+
+    rng, tok = random.Random(seed), latent_tokenizer()
+
+    def attempt():
+        for _ in range(cases):
+            answer = "\n".join(str(rng.randint(0, 40)) for _ in range(rng.randint(1, 5)))
+            stage, c = rng.randint(0, 6), rng.randint(1, 3)
+            _, k, target = stage_example(tok, Problem("", "1=", answer, {}, ""), stage, c)
+            want = (k, tok.decode(target[:-1]))
+            got = tuple(fn(answer, stage, c))
+            assert got == want, f"answer={answer!r}, stage={stage}, c={c}: got {got}, expected {want}"
+
+    return _report("curriculum stage example", attempt)
+
+
+def check_halting_logprob(fn, cases: int = 100, seed: int = 0) -> bool:
+    """Compares ``fn(stop_logits (N, K), k (N,), max_thoughts) -> (N,)`` with ``halting_logprob``."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            N, K = (int(x) for x in torch.randint(1, 6, (2,), generator=gen))
+            z, k = torch.randn(N, K, generator=gen) * 2, torch.randint(0, K + 1, (N,), generator=gen)
+            got, want = torch.as_tensor(fn(z.clone(), k.clone(), K)).float(), halting_logprob(z, k, K)
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), \
+                f"z={z[0].tolist()}, k={k[0].item()}, K={K}: got {got.tolist()}, expected {want.tolist()}"
+
+    return _report("halting log-probability", attempt)

@@ -75,6 +75,23 @@ def latent_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def halting_logprob(stop_logits: torch.Tensor, k: torch.Tensor, max_thoughts: int) -> torch.Tensor:
+    """log-probability of running exactly k thoughts: sum_{j<k} log(1 - p_j) + log p_k (no p_K term: at
+    ``max_thoughts`` the model must stop).
+
+    Args:
+        stop_logits: (N, K) halting-head logits z_j, p_j = sigmoid(z_j), K >= ``max_thoughts``.
+        k: (N,) thoughts run, in 0..max_thoughts.
+
+    Returns:
+        (N,) log-probabilities of the halting decisions.
+    """
+    j = torch.arange(stop_logits.shape[1], device=k.device)[None]  # (1, K)
+    go_on = torch.nn.functional.logsigmoid(-stop_logits) * (j < k[:, None])  # (N, K): log(1 - p_j), j < k
+    stop = torch.nn.functional.logsigmoid(stop_logits) * ((j == k[:, None]) & (k[:, None] < max_thoughts))  # (N, K)
+    return (go_on + stop).sum(-1)  # (N,)
+
+
 class LatentReasoner(torch.nn.Module):
     """A causal LM that runs k continuous thoughts between ``<bot>`` and ``<eot>`` before answering.
 

@@ -55,11 +55,11 @@ class CurriculumConfig:
     stages: int = 2
     """Last curriculum stage: stage s replaces the first s steps (lines) with thoughts. On 3-step chains the
     answer line is never replaced, so 2 is the fully latent stage."""
-    steps_per_stage: int = 500
+    steps_per_stage: int = 1000
     """Optimizer steps at each stage 1..``stages`` (the optimizer is reset between stages)."""
     thoughts_per_step: int = 1
-    """c: continuous thoughts that replace one language step (Coconut uses c = 1 for GSM8K... and 2)."""
-    stage_lr: float = 1e-3
+    """c: continuous thoughts that replace one language step (Coconut: c = 2 on GSM8K, 1 on ProntoQA / ProsQA)."""
+    stage_lr: float = 1.5e-3
     """Peak learning rate within a curriculum stage."""
     noise: float = 0.0
     """Std of Gaussian noise on the thoughts during curriculum training (robustness to RL's exploration noise)."""
@@ -203,36 +203,44 @@ def _dir(kind: str) -> Path:
     return ZOO_DIR / f"latent-chain-{kind}"
 
 
-def build_latent_zoo(config: CurriculumConfig | None = None, out_root: Path | None = None, progress=True) -> dict:
+def build_latent_zoo(config: CurriculumConfig | None = None, out_root: Path | None = None, progress=True,
+                     kinds=KINDS) -> dict:
     """Trains the CoT, no-CoT and final-stage latent models and saves them (default: the package zoo).
 
+    ``kinds`` picks which to (re)train; the latent model continues from the CoT model, which is loaded from
+    ``out_root`` when ``"cot"`` is not retrained (the recipe is deterministic on CPU, so the result is the same).
+
     Returns:
-        ``{"cot": acc, "nocot": acc, "stages": [acc at stage 0, 1, ...]}`` (greedy, 256 test problems).
+        ``{"cot": {...}, "nocot": {...}, "stages": [{accuracy, tokens} at stage 0, 1, ...]}`` (greedy, 256 test
+        problems; stage 0 is the CoT model itself, writing every step).
     """
     config = config or CurriculumConfig()
     root = Path(out_root) if out_root is not None else ZOO_DIR
     tokenizer, task = latent_tokenizer(), get_task("chain", **TASK_KWARGS)
     report = {"recipe": asdict(config), "task": TASK_KWARGS}
-    cot = tiny_model("micro", tokenizer, seed=config.seed)
-    train_text(cot, tokenizer, task, False, config, progress)
-    nocot = tiny_model("micro", tokenizer, seed=config.seed)
-    train_text(nocot, tokenizer, task, True, config, progress)
-    for kind, net in (("cot", cot), ("nocot", nocot)):
-        report[kind] = latent_accuracy(net, tokenizer, task)
-        net.cpu().save_pretrained(root / f"latent-chain-{kind}")
-        tokenizer.save_pretrained(root / f"latent-chain-{kind}")
-    model = LatentReasoner(cot, tokenizer)  # stage 0 is the CoT model
-    stages = [latent_accuracy(model, tokenizer, task, n_thoughts=0)]
-    for stage in range(1, config.stages + 1):
-        train_stage(model, tokenizer, task, stage, config, progress)
-        stages.append(latent_accuracy(model, tokenizer, task, n_thoughts=stage * config.thoughts_per_step))
-    report["stages"] = stages
-    model.config = LatentConfig(n_thoughts=config.stages * config.thoughts_per_step)
-    out = root / "latent-chain-latent"
-    model.net.cpu().save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    save_file(model.halt.state_dict(), out / "halt.safetensors")
-    (out / "latent.json").write_text(json.dumps({"config": asdict(model.config), **report}, indent=1))
+    nets = {}
+    for kind in ("cot", "nocot"):
+        if kind in kinds:
+            nets[kind] = tiny_model("micro", tokenizer, seed=config.seed)
+            train_text(nets[kind], tokenizer, task, kind == "nocot", config, progress)
+            nets[kind].cpu().save_pretrained(root / f"latent-chain-{kind}")
+            tokenizer.save_pretrained(root / f"latent-chain-{kind}")
+        else:
+            nets[kind] = load_latent(kind, root=root)[0]
+        report[kind] = latent_accuracy(nets[kind], tokenizer, task)
+    if "latent" in kinds:
+        model = LatentReasoner(nets["cot"], tokenizer)  # stage 0 is the CoT model
+        stages = [report["cot"]]
+        for stage in range(1, config.stages + 1):
+            train_stage(model, tokenizer, task, stage, config, progress)
+            stages.append(latent_accuracy(model, tokenizer, task, n_thoughts=stage * config.thoughts_per_step))
+        report["stages"] = stages
+        model.config = LatentConfig(n_thoughts=config.stages * config.thoughts_per_step)
+        out = root / "latent-chain-latent"
+        model.net.cpu().save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        save_file(model.halt.state_dict(), out / "halt.safetensors")
+        (out / "latent.json").write_text(json.dumps({"config": asdict(model.config), **report}, indent=1))
     return report
 
 
@@ -263,10 +271,11 @@ def latent_report(root: Path | None = None) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Rebuild the CoT / no-CoT / Coconut chain checkpoints")
     parser.add_argument("--rebuild", action="store_true", help="run the recipe and save the three checkpoints")
+    parser.add_argument("--kinds", nargs="*", default=list(KINDS), help=f"which to retrain (default: all of {KINDS})")
     args = parser.parse_args(argv)
     if args.rebuild:
         torch.set_num_threads(1)
-        print(json.dumps(build_latent_zoo(), indent=1))
+        print(json.dumps(build_latent_zoo(kinds=tuple(args.kinds)), indent=1))
     else:
         parser.print_help()
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rl4lrm.experiments.latent import (curriculum_table, latent_rl, run_model, thought_distribution)
+from rl4lrm.experiments.latent import curriculum_table, latent_rl, run_model, thought_distribution
 from rl4lrm.models.latent import LatentConfig
 
 
