@@ -82,7 +82,7 @@ class LatentPanel:
 
     def __init__(self, model, tokenizer, task, report: dict | None = None, stage: int | None = None,
                  n_thoughts: int = 2, rl_steps: int = 0, cost: float = 0.0, halting: bool = False,
-                 noise_std: float = 0.0, lr: float = 1e-3, eval_problems: int = 64):
+                 noise_std: float = 0.0, lr: float = 5e-5, eval_problems: int = 64):
         self.model, self.tokenizer, self.task, self.report = model, tokenizer, task, report
         self.eval_problems, self.result = eval_problems, None
         n_stages, style = len(report["stages"]) - 1 if report else 0, {"description_width": "120px"}
@@ -96,7 +96,7 @@ class LatentPanel:
             "cost": W.FloatSlider(value=cost, min=0.0, max=0.5, step=0.05, description="cost per thought", style=style),
             "noise_std": W.FloatSlider(value=noise_std, min=0.0, max=1.0, step=0.1, description="thought noise",
                                        style=style),
-            "lr": W.FloatLogSlider(value=lr, base=10, min=-4, max=-2, description="learning rate", style=style),
+            "lr": W.FloatLogSlider(value=lr, base=10, min=-5, max=-2, description="learning rate", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
