@@ -186,3 +186,24 @@ def test_grpo_through_trainer_trades_accuracy_for_compute():
     rows = history.dropna(subset=["reward/mean"])
     assert rows["reward/latent_steps"].iloc[-2:].mean() < rows["reward/latent_steps"].iloc[:2].mean() - 0.3
     assert rows["reward/mean"].iloc[-2:].mean() > rows["reward/mean"].iloc[:2].mean()
+
+
+def test_studies_and_panel_on_the_shipped_model():
+    from rl4lrm.experiments.latent import (compare_reasoning, curriculum_table, decoding_summary, thought_decoding,
+                                           thoughts_sweep)
+    from rl4lrm.viz.latent import LatentPanel
+
+    model, tok, task = load_latent("latent")
+    cot, _, _ = load_latent("cot")
+    table = compare_reasoning({"cot": cot, "latent": model}, tok, task, n_problems=32).set_index("method")
+    assert table.loc["cot", "cot_tokens"] > 3 and table.loc["latent", "cot_tokens"] == 0
+    assert table.loc["latent", "thoughts"] == model.config.n_thoughts and table.loc["cot", "thoughts"] == 0
+    dec = thought_decoding(model, tok, task, n_problems=4)
+    assert len(dec) == 4 * model.config.n_thoughts and len(decoding_summary(dec)) == model.config.n_thoughts
+    sweep = thoughts_sweep(model, tok, task, ks=(0, 2), n_problems=32).set_index("thoughts")
+    assert sweep.loc[2, "accuracy"] > sweep.loc[0, "accuracy"] + 0.3  # the shipped model needs its thoughts
+    assert model.config.n_thoughts == 2  # the sweep restores the model's own setting
+    assert curriculum_table()["stage"].tolist() == [0, 1, 2]
+    panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=0, eval_problems=16)
+    result = panel.run()
+    assert result["decoding"].shape == (2, 12) and "after" not in result and "accuracy" in panel.status.value

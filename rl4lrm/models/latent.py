@@ -50,7 +50,8 @@ class LatentConfig:
     halting: bool = False
     """Adaptive compute: sample k from the halting head instead of using ``n_thoughts`` (0..``max_thoughts``)."""
     max_thoughts: int = 4
-    """Cap on k with ``halting`` on (the K extra decision positions of each completion)."""
+    """Cap on k with ``halting`` on (the K extra decision positions of each completion). At temperature 0 the
+    halting head stops as soon as p(stop) > 0.5."""
     noise_std: float = 0.0
     """Std of Gaussian noise added to each fed-back thought at sampling time: exploration in latent space
     (0 = the answer tokens are the only source of randomness). Stored in ``aux`` so recomputation is exact."""
