@@ -62,7 +62,8 @@ def main() -> None:
             sampled = run_model(trained, tok, task, args.problems, temperature=1.0)["correct"].mean()
             rows.append(pd.DataFrame([{"method": label, "accuracy": df["correct"].mean(), "accuracy T=1": sampled,
                                        "generated_tokens": df["generated_tokens"].mean(),
-                                       "cot_tokens": df["cot_tokens"].mean(), "answer_tokens": df["answer_tokens"].mean(),
+                                       "cot_tokens": df["cot_tokens"].mean(),
+                                       "answer_tokens": df["answer_tokens"].mean(),
                                        "thoughts": df["thoughts"].mean(), "seed": seed,
                                        "wall (s)": time.perf_counter() - t0}]))
             print(f"  {label} seed {seed}: accuracy {rows[-1]['accuracy'].iloc[0]:.3f} (T=1 {sampled:.3f}), thoughts "

@@ -130,7 +130,8 @@ def test_halting_logprob_matches_the_decision_positions(tok, model):
     assert torch.allclose(halting_logprob(z, k, 3), batch.old_logprobs[:, :3].sum(-1), atol=1e-5)
     # hand-made: p = 1/2 everywhere -> k continues and one stop cost (k + 1) log 2, k = K costs K log 2
     half = torch.zeros(3, 3)
-    assert torch.allclose(halting_logprob(half, torch.tensor([0, 2, 3]), 3), -torch.log(torch.tensor(2.0)) * torch.tensor([1.0, 3.0, 3.0]))
+    want = -torch.log(torch.tensor(2.0)) * torch.tensor([1.0, 3.0, 3.0])
+    assert torch.allclose(halting_logprob(half, torch.tensor([0, 2, 3]), 3), want)
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
@@ -189,8 +190,13 @@ def test_grpo_through_trainer_trades_accuracy_for_compute():
 
 
 def test_studies_and_panel_on_the_shipped_model():
-    from rl4lrm.experiments.latent import (compare_reasoning, curriculum_table, decoding_summary, thought_decoding,
-                                           thoughts_sweep)
+    from rl4lrm.experiments.latent import (
+        compare_reasoning,
+        curriculum_table,
+        decoding_summary,
+        thought_decoding,
+        thoughts_sweep,
+    )
     from rl4lrm.viz.latent import LatentPanel
 
     model, tok, task = load_latent("latent")

@@ -60,7 +60,8 @@ def compare_reasoning(models: dict, tokenizer, task: Task, n_problems: int = 256
     rows = []
     for method, model in models.items():
         df = run_model(model, tokenizer, task, n_problems, temperature, seed)
-        rows.append({"method": method, "accuracy": df["correct"].mean(), "generated_tokens": df["generated_tokens"].mean(),
+        rows.append({"method": method, "accuracy": df["correct"].mean(),
+                     "generated_tokens": df["generated_tokens"].mean(),
                      "cot_tokens": df["cot_tokens"].mean(), "answer_tokens": df["answer_tokens"].mean(),
                      "thoughts": df["thoughts"].mean()})
     return pd.DataFrame(rows)

@@ -142,9 +142,12 @@ class LatentReasoner(torch.nn.Module):
         embed = self.net.get_input_embeddings()
         ids = torch.cat([prompt_ids, torch.full((N, 1), self.bot_id, device=device)], dim=1)  # (N, P+1)
         cache = DynamicCache()
-        h, mask = self._feed(embed(ids), prompt_mask[:, :0], torch.cat([prompt_mask, torch.ones_like(prompt_mask[:, :1])], 1), cache)
+        first_mask = torch.cat([prompt_mask, torch.ones_like(prompt_mask[:, :1])], 1)  # (N, P+1)
+        h, mask = self._feed(embed(ids), prompt_mask[:, :0], first_mask, cache)
         h = h[:, -1]  # (N, H): h_0, the state after <bot>
-        states, active, k, j = [h], torch.ones(N, dtype=torch.bool, device=device), torch.zeros(N, dtype=torch.long, device=device), 0
+        states, j = [h], 0
+        active = torch.ones(N, dtype=torch.bool, device=device)  # (N,) rows still thinking
+        k = torch.zeros(N, dtype=torch.long, device=device)  # (N,) thoughts run so far
         while True:
             active = active & ~decide(j, h)  # (N,)
             if not active.any():
@@ -197,7 +200,8 @@ class LatentReasoner(torch.nn.Module):
             p_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
             p_mask = prompt_mask.repeat_interleave(group_size, 0)
             N, K = p_ids.shape[0], cfg.max_thoughts if cfg.halting else cfg.n_thoughts
-            noise = torch.randn(N, max(K, 1), self.hidden_size, generator=generator, device=p_ids.device) * cfg.noise_std
+            noise = torch.randn(N, max(K, 1), self.hidden_size, generator=generator, device=p_ids.device)
+            noise = noise * cfg.noise_std  # (N, K, H)
 
             def decide(j, h):
                 if j >= K:
@@ -211,7 +215,8 @@ class LatentReasoner(torch.nn.Module):
 
             cache, mask, states, k = self.think(p_ids, p_mask, decide, noise)
             ids = torch.full((N, max_new_tokens), tokenizer.pad_token_id, device=p_ids.device)
-            logps, alive = torch.zeros(N, max_new_tokens, device=p_ids.device), torch.ones(N, dtype=torch.bool, device=p_ids.device)
+            logps = torch.zeros(N, max_new_tokens, device=p_ids.device)  # (N, T)
+            alive = torch.ones(N, dtype=torch.bool, device=p_ids.device)  # (N,) rows without EOS yet
             resp = torch.zeros(N, max_new_tokens, device=p_ids.device)
             logits, mask = self._answer(cache, mask, ids[:, :0], resp[:, :0].long())
             for t in range(max_new_tokens):
@@ -221,7 +226,8 @@ class LatentReasoner(torch.nn.Module):
                 alive = alive & (tok != tokenizer.eos_token_id)
                 if not alive.any() or t == max_new_tokens - 1:
                     break
-                h, mask = self._feed(self.net.get_input_embeddings()(ids[:, t:t + 1]), mask, resp[:, t:t + 1].long(), cache)
+                step_embeds = self.net.get_input_embeddings()(ids[:, t:t + 1])  # (N, 1, H)
+                h, mask = self._feed(step_embeds, mask, resp[:, t:t + 1].long(), cache)
                 logits = self.net.lm_head(h).float()
             keep = int(resp.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
             ids, logps, resp = ids[:, :keep], logps[:, :keep], resp[:, :keep]
@@ -229,7 +235,8 @@ class LatentReasoner(torch.nn.Module):
             if cfg.halting:  # the K decisions go in front of the answer, scored like tokens
                 d_ids, d_mask = self.decisions(k, K)
                 d_logp = token_logprobs(self.halting_logits(states, k, K, T), d_ids) * d_mask  # (N, K)
-                ids, logps, resp = torch.cat([d_ids, ids], 1), torch.cat([d_logp, logps], 1), torch.cat([d_mask, resp], 1)
+                ids, logps = torch.cat([d_ids, ids], 1), torch.cat([d_logp, logps], 1)  # (N, K + T)
+                resp = torch.cat([d_mask, resp], 1)
         finally:
             self.train(was_training)
         return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=resp,
@@ -246,7 +253,8 @@ class LatentReasoner(torch.nn.Module):
             their logsumexp (N, T).
         """
         k, K = batch.aux["n_thoughts"], (self.config.max_thoughts if self.config.halting else 0)
-        cache, mask, states, _ = self.think(batch.prompt_ids, batch.prompt_mask, lambda j, h: k <= j, batch.aux["noise"])
+        cache, mask, states, _ = self.think(batch.prompt_ids, batch.prompt_mask, lambda j, h: k <= j,
+                                           batch.aux["noise"])
         ans_ids, ans_mask = batch.completion_ids[:, K:], batch.response_mask[:, K:]
         logits, _ = self._answer(cache, mask, ans_ids, ans_mask.long())
         logits = logits[:, :-1] / temperature  # (N, T_ans, V)
