@@ -17,7 +17,8 @@ answer and is never replaced, so the final stage ``n_steps - 1`` answers in one 
 ``build_latent_zoo`` trains and saves, from one seed: ``latent-chain-cot`` (explicit steps),
 ``latent-chain-nocot`` (answer only) and ``latent-chain-latent`` (the last curriculum stage, continued
 from the CoT model), and records each stage's held-out accuracy. ``python -m rl4lrm.models.latent_train
---rebuild`` re-runs it (about 5 CPU minutes on one thread); ``load_latent`` loads them.
+--rebuild`` re-runs it (7 minutes on one CPU thread; it reproduces the shipped files byte for byte);
+``load_latent`` loads them.
 """
 
 from __future__ import annotations
