@@ -18,7 +18,9 @@ from rl4lrm.kl import kl_penalty
 from rl4lrm.passk import pass_at_k
 
 
-def _report(name: str, attempt: Callable[[], None]) -> bool:
+def report_check(name: str, attempt: Callable[[], None]) -> bool:
+    """Runs a checker's ``attempt`` and prints whether the student's function matches the library; every
+    exercise checker (here and in ``rl4lrm.experiments``) reports through it."""
     try:
         attempt()
     except NotImplementedError:
@@ -42,7 +44,7 @@ def check_pass_at_k(fn: Callable[[int, int, int], float], cases: int = 300, seed
             got, want = float(fn(n, c, k)), pass_at_k(n, c, k)
             assert abs(got - want) < 1e-6, f"n={n}, c={c}, k={k}: got {got:.6f}, expected {want:.6f}"
 
-    return _report("pass@k", attempt)
+    return report_check("pass@k", attempt)
 
 
 def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int, seed: int) -> bool:
@@ -64,7 +66,7 @@ def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int
             assert torch.allclose(got, want, atol=1e-4), (
                 f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}")
 
-    return _report(label, attempt)
+    return report_check(label, attempt)
 
 
 def check_group_advantages(fn: Callable[[torch.Tensor, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
@@ -92,7 +94,7 @@ def check_kl_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases:
                 f"expected {want[0, :2].tolist()}")
             assert (got >= -1e-6).all(), "k3 is never negative"
 
-    return _report("k3 estimator", attempt)
+    return report_check("k3 estimator", attempt)
 
 
 def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], cases: int = 50, seed: int = 0) -> bool:
@@ -110,7 +112,7 @@ def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], c
                     f"{mode}, lengths={lengths.tolist()}, T={t}: got row 0 {got[0].tolist()}, "
                     f"expected {want[0].tolist()}")
 
-    return _report("aggregation weights", attempt)
+    return report_check("aggregation weights", attempt)
 
 
 def check_pass_band(fn: Callable[[torch.Tensor, int, float, float], torch.Tensor], cases: int = 100,
@@ -131,7 +133,7 @@ def check_pass_band(fn: Callable[[torch.Tensor, int, float, float], torch.Tensor
             assert got.shape == want.shape and torch.equal(got, want), (
                 f"rewards {rewards.tolist()}, G={G}, band [{low:.2f}, {high:.2f}]: expected {want.tolist()}, got {got.tolist()}")
 
-    return _report("pass_band filter", attempt)
+    return report_check("pass_band filter", attempt)
 
 
 def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], cases: int = 50,
@@ -163,7 +165,7 @@ def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
                 f"row_nodes {row_nodes.tolist()}, rewards {rewards.tolist()}: expected {want.tolist()}, got {got.tolist()}")
 
-    return _report("node values", attempt)
+    return report_check("node values", attempt)
 
 
 def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]]], cases: int = 200,
@@ -190,7 +192,7 @@ def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]
                 f"base={base}, rl={rl}: got gained={sorted(gained)}, lost={sorted(lost)}; expected "
                 f"gained={sorted(want['gained'])}, lost={sorted(want['lost'])}")
 
-    return _report("coverage", attempt)
+    return report_check("coverage", attempt)
 
 
 def check_crossover_k(fn: Callable[[dict[int, float], dict[int, float]], int | None], cases: int = 300,
@@ -212,7 +214,7 @@ def check_crossover_k(fn: Callable[[dict[int, float], dict[int, float]], int | N
             got, want = fn(dict(base), dict(rl)), crossover_k(base, rl)
             assert got == want, f"base={base}, rl={rl}: got {got}, expected {want}"
 
-    return _report("crossover k", attempt)
+    return report_check("crossover k", attempt)
 
 
 def check_soft_overlong(fn: Callable[[torch.Tensor, int, int], torch.Tensor], cases: int = 100, seed: int = 0) -> bool:
@@ -232,7 +234,7 @@ def check_soft_overlong(fn: Callable[[torch.Tensor, int, int], torch.Tensor], ca
                 f"max_len={max_len}, cache_len={cache_len}, lengths {lengths.tolist()}: "
                 f"expected {want.tolist()}, got {got.tolist()}")
 
-    return _report("soft overlong punishment", attempt)
+    return report_check("soft overlong punishment", attempt)
 
 
 def check_majority_vote(fn: Callable[[list, int], list], cases: int = 200, seed: int = 0) -> bool:
@@ -255,4 +257,4 @@ def check_majority_vote(fn: Callable[[list, int], list], cases: int = 200, seed:
             got = [float(x) for x in fn(list(answers), G)]
             assert got == want, f"answers {answers}, G={G}: expected {want}, got {got}"
 
-    return _report("majority vote", attempt)
+    return report_check("majority vote", attempt)

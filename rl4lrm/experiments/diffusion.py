@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from rl4lrm.evaluation import evaluate
-from rl4lrm.exercises import _report
+from rl4lrm.exercises import report_check
 from rl4lrm.models.diffusion import completion_targets, load_diffusion_base, masked_diffusion_loss
 from rl4lrm.models.diffusion_sampling import (diffusion_sample, finish_completions, mc_elbo, one_step_estimate,
                                               remask_refine, transfer_schedule)
@@ -230,7 +230,7 @@ def check_diffusion_loss(fn, cases: int = 50, seed: int = 0) -> bool:
             assert torch.allclose(torch.as_tensor(got, dtype=torch.float32), want, atol=1e-5), \
                 f"N={N}, T={T}: got {float(got):.5f}, expected {want.item():.5f}"
 
-    return _report("masked diffusion loss", attempt)
+    return report_check("masked diffusion loss", attempt)
 
 
 def check_transfer_schedule(fn, seed: int = 0) -> bool:
@@ -242,4 +242,4 @@ def check_transfer_schedule(fn, seed: int = 0) -> bool:
                 got, want = list(fn(n, s)), transfer_schedule(n, s)
                 assert got == want, f"n_tokens={n}, steps={s}: got {got}, expected {want}"
 
-    return _report("unmasking schedule", attempt)
+    return report_check("unmasking schedule", attempt)

@@ -21,7 +21,7 @@ import random
 import pandas as pd
 import torch
 
-from rl4lrm.exercises import _report
+from rl4lrm.exercises import report_check
 from rl4lrm.models.latent import LatentConfig, LatentReasoner, halting_logprob
 from rl4lrm.models.latent_train import latent_report, stage_example
 from rl4lrm.rollout import rollout
@@ -209,7 +209,7 @@ def check_stage_example(fn, cases: int = 200, seed: int = 0) -> bool:
             got = tuple(fn(answer, stage, c))
             assert got == want, f"answer={answer!r}, stage={stage}, c={c}: got {got}, expected {want}"
 
-    return _report("curriculum stage example", attempt)
+    return report_check("curriculum stage example", attempt)
 
 
 def check_halting_logprob(fn, cases: int = 100, seed: int = 0) -> bool:
@@ -224,4 +224,4 @@ def check_halting_logprob(fn, cases: int = 100, seed: int = 0) -> bool:
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), \
                 f"z={z[0].tolist()}, k={k[0].item()}, K={K}: got {got.tolist()}, expected {want.tolist()}"
 
-    return _report("halting log-probability", attempt)
+    return report_check("halting log-probability", attempt)

@@ -7,12 +7,13 @@
 - ``generative``: a judge model's verdict (tiny trained judges, SmolLM2 as a judge);
 - ``dense``: step rewards from ground truth, a learned process reward model (``prm``), PRIME's implicit one;
 - ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
-- ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling.
+- ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling;
+- ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.models.latent``).
 
 ``rl4lrm.rewards.trl`` adapts any of them to TRL's ``reward_funcs``.
 """
 
-from rl4lrm.rewards import dense, generative, shaping, unsupervised, verifiable  # noqa: F401  (registers them)
+from rl4lrm.rewards import compute, dense, generative, shaping, unsupervised, verifiable  # noqa: F401  (registers them)
 from rl4lrm.rewards.base import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
 
 __all__ = ["REWARDS", "RewardContext", "RewardMix", "compute_reward", "register_reward"]

@@ -6,7 +6,10 @@ from IPython.display import Code, display
 
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.dashboard import TrainingDashboard
+from rl4lrm.viz.diffusion import DiffusionPanel, plot_estimators, plot_steps_study, plot_unmasking
 from rl4lrm.viz.explorer import SampleExplorer
+from rl4lrm.viz.latent import (LatentPanel, plot_accuracy_vs_tokens, plot_thought_heatmap, plot_thoughts_sweep,
+                              plot_tradeoff)
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.rewards import RewardMixPanel, plot_group_rewards
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
@@ -18,6 +21,8 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "RewardMixPanel", "SampleExplorer",
-           "SharpeningPanel", "TrainingDashboard", "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves",
-           "plot_gaps", "plot_group_rewards", "plot_passk_curves", "plot_sharpening", "plot_tree", "show_source"]
+__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "LatentPanel",
+           "RewardMixPanel", "SampleExplorer", "SharpeningPanel", "TrainingDashboard", "plot_accuracy_vs_tokens",
+           "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves", "plot_estimators", "plot_gaps",
+           "plot_group_rewards", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
+           "plot_thoughts_sweep", "plot_tradeoff", "plot_tree", "plot_unmasking", "show_source"]
