@@ -16,6 +16,7 @@ Exercise checkers for the notebook (``check_diffusion_loss``, ``check_transfer_s
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from dataclasses import replace
 
@@ -160,13 +161,18 @@ def self_correction_study(model, tokenizer, task, settings=((8, "low_confidence"
 
 
 def sampler_tokens_per_second(model, tokenizer, task, prompts: int = 64, group_size: int = 8,
-                              max_new_tokens: int = 8, seed: int = 0) -> float:
-    """Generated tokens (up to and including EOS) per second of ``rl4lrm.rollout.rollout`` on test prompts."""
+                              max_new_tokens: int = 8, seed: int = 0, repeats: int = 3) -> float:
+    """Generated tokens (up to and including EOS) per second of ``rl4lrm.rollout.rollout`` on test prompts:
+    the median of ``repeats`` timed rollouts after one warm-up (this machine is noisy)."""
     texts = [p.prompt for p in task.problems("test", prompts, seed=seed)]
     gen = _gen(model, seed)
-    t0 = time.perf_counter()
-    batch = rollout(model, tokenizer, texts, group_size, max_new_tokens, 1.0, 1.0, gen)
-    return batch.response_mask.sum().item() / (time.perf_counter() - t0)
+    speeds = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        batch = rollout(model, tokenizer, texts, group_size, max_new_tokens, 1.0, 1.0, gen)
+        if r:  # the first round warms up
+            speeds.append(batch.response_mask.sum().item() / (time.perf_counter() - t0))
+    return statistics.median(speeds)
 
 
 def train_grpo(model, tokenizer, task, steps: int = 30, progress: bool = False, callbacks=(), **overrides):
