@@ -76,6 +76,13 @@ class RolloutBatch:
         return RolloutBatch(**picked)
 
 
+def decodes_left_to_right(model) -> bool:
+    """False for a policy that samples and scores its own way through the hooks of the module docstring
+    (``sample_rollout``, ``completion_logits``): the diffusion and latent-thought models. Token-by-token
+    machinery (tree branching, a critic's per-token values) needs True."""
+    return not hasattr(model, "sample_rollout")
+
+
 @torch.no_grad()
 def rollout(
     model,
@@ -130,7 +137,7 @@ def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.T
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got temperature={temperature}, top_p={top_p}")
     if engine not in ("auto", "fast", "hf"):
         raise ValueError(f"unknown engine {engine!r}; choose 'auto', 'fast' or 'hf'")
-    if hasattr(model, "sample_rollout"):  # a policy that does not decode left to right brings its own sampler
+    if not decodes_left_to_right(model):  # it brings its own sampler
         return model.sample_rollout(tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
                                     generator)
     fast_ok = model.config.model_type in FAST_ARCHITECTURES
@@ -261,7 +268,7 @@ def completion_logits(model, batch: RolloutBatch, temperature: float | None = No
         ``logits`` (N, T, V) float32, position t predicting token t, and ``lse`` (N, T).
     """
     temperature = (batch.temperature if temperature is None else temperature) or 1.0
-    if hasattr(model, "completion_logits"):  # a non-causal policy (see the module docstring) scores its own way
+    if not decodes_left_to_right(model):  # it scores its own way
         return model.completion_logits(batch, temperature)
     T = batch.completion_ids.shape[1]
     attn = batch.attention_mask

@@ -27,7 +27,7 @@ from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
-from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
+from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right, rollout
 from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig, Scores
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
@@ -203,7 +203,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.critic = self.critic_optimizer = None
         if "values" in _requires(self.advantage_fn):
-            if hasattr(self.model, "sample_rollout"):  # rl4lrm.rollout's hook: a diffusion or latent-thought policy
+            if not decodes_left_to_right(self.model):
                 raise ValueError(f"advantage {self.algo.advantage!r} reads a critic's value before every token, which "
                                  f"needs a left-to-right causal LM, not a {type(self.model).__name__}; use a "
                                  f"critic-free advantage such as 'grpo', 'rloo' or 'reinforce_pp'")

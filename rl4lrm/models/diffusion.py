@@ -35,7 +35,7 @@ from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from rl4lrm.decoding import positions_from_mask
-from rl4lrm.models.sft import corrupt
+from rl4lrm.models.sft import noisy_answers, warmup_cosine
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
@@ -246,21 +246,12 @@ def pretrain_diffusion(model: DiffusionLM, tokenizer, task: Task, config: Diffus
     device = resolve_device(config.device)
     model.to(device).train()
     problems = task.problems("train", config.train_problems, seed=config.seed)
-    rng = random.Random(config.seed)
-    charset = "".join(sorted({c for p in problems for c in p.answer}))
-    answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
+    answers = noisy_answers(problems, config.noise, random.Random(config.seed))
     enc = tokenizer([p.prompt for p in problems], padding=True, return_tensors="pt", add_special_tokens=False)
     prompts, prompt_masks = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (M, P)
     targets = completion_targets(tokenizer, answers, config.gen_length).to(device)  # (M, L)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-
-    def lr_at(step: int) -> float:
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.1 + 0.45 * (1 + torch.cos(torch.tensor(frac * torch.pi)).item())
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = warmup_cosine(opt, config.steps, config.warmup)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     history = []
     for step in tqdm(range(config.steps), desc="masked diffusion pre-training", disable=not progress):

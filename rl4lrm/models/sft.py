@@ -82,6 +82,26 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     return {"input_ids": ids, "labels": labels, "attention_mask": attn}
 
 
+def noisy_answers(problems, noise: float, rng: random.Random) -> list[str]:
+    """The problems' reference answers, a ``noise`` fraction of them with one character corrupted (``corrupt``,
+    drawing replacements from the answers' own characters): the noisy "pretraining corpus" of every recipe."""
+    charset = "".join(sorted({c for p in problems for c in p.answer}))
+    return [corrupt(p.answer, charset, rng) if rng.random() < noise else p.answer for p in problems]
+
+
+def warmup_cosine(optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The recipes' learning-rate schedule: linear warm-up over ``warmup`` steps to the optimizer's rate, then
+    cosine decay to 10% of it at ``steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        frac = (step - warmup) / max(1, steps - warmup)
+        return 0.1 + 0.45 * (1 + torch.cos(torch.tensor(frac * torch.pi)).item())
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), progress: bool = True) -> list[dict]:
     """Trains ``model`` in place on reference answers of ``task``'s train split.
 
@@ -91,19 +111,10 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), pro
     device = resolve_device(config.device)
     model.to(device).train()
     problems = task.problems("train", config.train_problems, seed=config.seed)
-    rng = random.Random(config.seed)
-    charset = "".join(sorted({c for p in problems for c in p.answer}))
-    answers = [corrupt(p.answer, charset, rng) if rng.random() < config.noise else p.answer for p in problems]
+    answers = noisy_answers(problems, config.noise, random.Random(config.seed))
     examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-
-    def lr_at(step: int) -> float:
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        progress_frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress_frac * torch.pi)).item())
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = warmup_cosine(opt, config.steps, config.warmup)
     gen = torch.Generator().manual_seed(config.seed)
     history = []
     for step in tqdm(range(config.steps), desc=f"SFT {task.name}", disable=not progress):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from rl4lrm.advantages import advantage_metrics, float_rewards, register_advantage
-from rl4lrm.rollout import RolloutBatch, rollout_ids
+from rl4lrm.rollout import RolloutBatch, decodes_left_to_right, rollout_ids
 from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler
 
 
@@ -85,7 +85,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
     if (len(branching) - 1) * segment_len >= max_new_tokens:
         raise ValueError(f"{len(branching)} levels of {segment_len}-token segments leave no room under "
                          f"max_new_tokens={max_new_tokens}; use fewer levels or shorter segments")
-    if hasattr(model, "sample_rollout"):  # a diffusion or latent-thought policy (rl4lrm.rollout's hooks)
+    if not decodes_left_to_right(model):
         raise ValueError(f"tree_rollout branches a completion mid-way, which needs a left-to-right causal LM; "
                          f"{type(model).__name__} samples its own way: use sampler='flat', 'dynamic' or 'curriculum'")
     device = next(model.parameters()).device
