@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
-from transformers.utils import logging as hf_logging
 
 from rl4lrm.decoding import positions_from_mask
 from rl4lrm.models.sft import noisy_answers, warmup_cosine
 from rl4lrm.models.tokenizer import char_tokenizer
+from rl4lrm.models.zoo import load_checkpoint
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
 
@@ -300,20 +300,10 @@ def load_diffusion_base(device: str | torch.device = "cpu", path: str | Path | N
         ``<mask>``) and the 2-digit addition task.
     """
     path = Path(path) if path is not None else DIFFUSION_DIR
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"checkpoint {path} is missing; rebuild it with "
-                                f"`python -m rl4lrm.models.diffusion --rebuild`")
+    net, tokenizer = load_checkpoint(path, device, "python -m rl4lrm.models.diffusion --rebuild", BertForMaskedLM)
     meta = json.loads((path / "diffusion.json").read_text())
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a bar per load would clutter the notebooks; this loads in milliseconds
-    try:
-        net = BertForMaskedLM.from_pretrained(path, dtype=torch.float32)
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     model = DiffusionLM(net, tokenizer.mask_token_id, meta["gen_length"], DiffusionSamplingConfig(**meta["sampling"]))
-    return model.to(resolve_device(str(device))).eval(), tokenizer, get_task("addition", digits=2)
+    return model.eval(), tokenizer, get_task("addition", digits=2)
 
 
 def main(argv=None) -> None:

@@ -280,14 +280,3 @@ class LatentReasoner(torch.nn.Module):
         k = torch.full((prompt_ids.shape[0],), n_thoughts, device=prompt_ids.device)  # (N,)
         _, _, states, _ = self.think(prompt_ids, prompt_mask, lambda j, h: k <= j)
         return states[:, :n_thoughts]
-
-
-def main(argv=None) -> None:
-    """``python -m rl4lrm.models.latent --rebuild``: runs ``rl4lrm.models.latent_train``'s recipe."""
-    from rl4lrm.models.latent_train import main as train_main
-
-    train_main(argv)
-
-
-if __name__ == "__main__":
-    main()

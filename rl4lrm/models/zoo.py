@@ -97,16 +97,16 @@ def train_recipe(entry, task: Task, out: Path, sft: SFTConfig | None = None, pro
     return out
 
 
-def load_checkpoint(path: Path, device: str | torch.device, rebuild: str):
-    """A saved tiny model and its tokenizer, the model in eval mode on ``device``; ``rebuild`` is the command
-    the error names when the checkpoint is missing."""
+def load_checkpoint(path: Path, device: str | torch.device, rebuild: str, model_class=AutoModelForCausalLM):
+    """A saved tiny model (a ``model_class``, by default a causal LM) and its tokenizer, the model in eval mode on
+    ``device``; ``rebuild`` is the command the error names when the checkpoint is missing."""
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"checkpoint {path} is missing; rebuild it with `{rebuild}`")
     # a progress bar per load would clutter the notebooks: these checkpoints load in milliseconds
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
+        model = model_class.from_pretrained(path, dtype=torch.float32).to(resolve_device(str(device)))
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
