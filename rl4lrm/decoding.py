@@ -1,13 +1,16 @@
 """Decoding engines behind ``rl4lrm.rollout``: a sampling loop and two ways to run the model.
 
-``fast_rollout`` runs Llama/Qwen2-style models through their own modules with a preallocated
-(static) KV cache: each prompt is prefilled once and its cache copied to the G samples of its
-group; single-query attention is two batched matmuls; rows that finished are dropped from the
-batch every few steps. ``hf_rollout`` runs any causal LM through its regular ``forward`` with a
-``DynamicCache``. Both share ``_decode``, the loop that samples tokens and records log-probs.
+``fast_rollout`` runs Llama/Qwen2-style models through their own weights (fused once per rollout)
+with a preallocated (static) KV cache: each prompt is prefilled once and its cache copied to the G
+samples of its group; single-query attention is two batched matmuls; rows that finished are dropped
+from the batch (checked every step on the CPU, every 4 steps on a GPU). ``hf_rollout`` runs any
+causal LM through its regular ``forward`` with a ``DynamicCache``. Both share ``_decode``, the loop
+that samples tokens and records log-probs.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -47,36 +50,66 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, genera
     return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
 
 
+_KV_WORKSPACE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (k, v) kept between CPU rollouts
+
+
+def _kv_buffers(model, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key and value caches of ``shape`` (layers, rows, kv heads, slots, head dim).
+
+    On the CPU a fresh multi-megabyte tensor costs a page fault per 4 KiB the first time it is written (copying
+    the prompt cache to 128 rows took 0.85 ms in fresh memory, 0.23 ms in reused memory), so the buffers of the
+    last rollout are kept with the model and reused (sliced) when they are big enough. On a GPU the caching
+    allocator already reuses memory.
+    """
+    if like.device.type != "cpu":
+        return tuple(torch.empty(shape, dtype=like.dtype, device=like.device) for _ in range(2))
+    kept = _KV_WORKSPACE.get(model)
+    if kept is None or kept[0].dtype != like.dtype or any(have < need for have, need in zip(kept[0].shape, shape)):
+        grown = tuple(max(need, have) for need, have in zip(shape, kept[0].shape if kept is not None else shape))
+        kept = tuple(torch.empty(grown, dtype=like.dtype) for _ in range(2))
+        _KV_WORKSPACE[model] = kept
+    index = tuple(slice(0, size) for size in shape)
+    return kept[0][index], kept[1][index]
+
+
 class _StaticCacheDecoder:
-    """Llama/Qwen2 forward over the model's own modules with a preallocated KV cache."""
+    """Llama/Qwen2 forward over the model's own weights with a preallocated KV cache.
+
+    A tiny model's decode step is made of many small ops (a few microseconds each) around a few small
+    matmuls, so this forward keeps the op count low: the weights are fused once per rollout (q|k|v in one
+    matrix, gate|up in another) with the RMSNorm weights and the attention scaling folded in, activations
+    stay 2-D (rows, hidden), residual adds ride on ``addmm``, and rotary uses ``roll`` with the sign of
+    ``rotate_half`` folded into the sine table. The arithmetic is the model's; only the rounding order
+    differs (log-probs agree with a training-mode forward to about 1e-5).
+    """
 
     def __init__(self, model, rows: int, max_len: int):
         cfg = model.config
         self.model = model
-        self.layers = model.model.layers
-        attn = self.layers[0].self_attn
+        layers = model.model.layers
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.head_dim = attn.head_dim
-        self.scaling = attn.scaling
+        self.head_dim = layers[0].self_attn.head_dim
+        self.eps = layers[0].input_layernorm.variance_epsilon
         p = next(model.parameters())
-        shape = (len(self.layers), rows, self.n_kv, max_len, self.head_dim)
-        self.k = torch.empty(shape, dtype=p.dtype, device=p.device)
-        self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
-        positions = torch.arange(max_len, device=p.device)[None]
-        self.cos, self.sin = model.model.rotary_emb(p.new_empty(1), positions)  # (1, max_len, D)
-        # Fused weights, built once per rollout: one matmul for q|k|v and one for gate|up cut the
-        # number of small ops per decode step, which is what a tiny model's step time is made of.
+        self.k, self.v = _kv_buffers(model, (len(layers), rows, self.n_kv, max_len, self.head_dim), p)
+        cos, sin = model.model.rotary_emb(p.new_empty(1), torch.arange(max_len, device=p.device)[None])  # (1, L, D)
+        sign = torch.ones(self.head_dim, dtype=sin.dtype, device=p.device)
+        sign[: self.head_dim // 2] = -1  # rotate_half(x) = roll(x, D/2) * sign
+        self.cos, self.sin = cos[0], sin[0] * sign  # (max_len, D)
+
+        def fused(modules, scales, norm):  # W (out, in) stacked, scaled per module, times the norm weight
+            weight = torch.cat([m.weight * c for m, c in zip(modules, scales)]) * norm.weight
+            bias = torch.cat([m.bias * c for m, c in zip(modules, scales)]) if modules[0].bias is not None else None
+            return weight.t(), bias  # (in, out) for torch.mm / torch.addmm
+
         self.blocks = []
-        for layer in self.layers:
+        for layer in layers:
             a, mlp = layer.self_attn, layer.mlp
-            projections, gate_up = (a.q_proj, a.k_proj, a.v_proj), (mlp.gate_proj, mlp.up_proj)
-            self.blocks.append((
-                layer.input_layernorm, torch.cat([m.weight for m in projections]),
-                torch.cat([m.bias for m in projections]) if a.q_proj.bias is not None else None, a.o_proj,
-                layer.post_attention_layernorm, torch.cat([m.weight for m in gate_up]),
-                torch.cat([m.bias for m in gate_up]) if mlp.gate_proj.bias is not None else None,
-                mlp.act_fn, mlp.down_proj,
-            ))
+            qkv = fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
+            gate_up = fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
+            self.blocks.append((*qkv, a.o_proj.weight.t(), a.o_proj.bias, *gate_up, mlp.act_fn,
+                                mlp.down_proj.weight.t(), mlp.down_proj.bias))
+        self.lm_head = fused((model.lm_head,), (1.0,), model.model.norm)
 
     def repeat_rows(self, repeats: int, filled: int) -> None:
         """Copies each row's first ``filled`` cache slots to ``repeats`` consecutive rows."""
@@ -89,42 +122,48 @@ class _StaticCacheDecoder:
         for cache in (self.k, self.v):
             cache[:, : len(keep), :, :filled] = cache[:, keep, :, :filled]
 
-    def attend(self, q, k, v, mask):
-        if q.shape[2] > 1:  # prefill
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling,
-                                                  enable_gqa=self.n_heads != self.n_kv)
-        # one query per row: two batched matmuls beat CPU SDPA's flash kernel by several times
-        n, L = q.shape[0], k.shape[2]
-        q = q.view(n, self.n_kv, self.n_heads // self.n_kv, self.head_dim)  # (n, kv, rep, D)
-        scores = (q @ k.transpose(-1, -2)) * self.scaling  # (n, kv, rep, L)
-        scores = scores.masked_fill(~mask.view(n, 1, 1, L), float("-inf"))
-        return (scores.softmax(-1) @ v).view(n, self.n_heads, 1, self.head_dim)
+    def attend(self, q, k, v, bias):
+        """q (n, heads, s, D) against cache slots k, v (n, kv, L, D); bias (n, 1, s, L) is 0 or -inf."""
+        n, _, s, D = q.shape
+        if s > 1:  # prefill
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0, enable_gqa=self.n_heads != self.n_kv)
+            return o.transpose(1, 2).reshape(n * s, -1)
+        # one query per row: two batched matmuls beat CPU SDPA's flash kernel here, and a contiguous q
+        # avoids matmul's slow path for strided operands
+        q = q.reshape(n, self.n_kv, self.n_heads // self.n_kv, D).contiguous()  # (n, kv, rep, D)
+        scores = torch.matmul(q, k.transpose(-1, -2)).add_(bias)  # (n, kv, rep, L)
+        return torch.matmul(scores.softmax(-1), v).view(n, -1)  # (n, heads*D)
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int, bias: torch.Tensor) -> torch.Tensor:
         """Runs ``ids`` (n, s) written at cache slots ``start..start+s``; returns last logits (n, V).
 
-        ``mask`` (n, 1, s, start+s) says which cache slots each query may attend to.
+        ``bias`` (n, 1, s, start+s) is 0 where a query may attend to a cache slot and -inf elsewhere.
         """
         n, s = ids.shape
         end = start + s
-        qk_heads = self.n_heads + self.n_kv
-        cos, sin = self.cos[0, positions, None], self.sin[0, positions, None]  # (n, s, 1, D)
-        x = self.model.model.embed_tokens(ids)  # (n, s, H)
-        for i, (norm1, w_qkv, b_qkv, o_proj, norm2, w_gu, b_gu, act, down) in enumerate(self.blocks):
-            h = F.rms_norm(x, norm1.weight.shape, norm1.weight, norm1.variance_epsilon)
-            qkv = F.linear(h, w_qkv, b_qkv).view(n, s, qk_heads + self.n_kv, self.head_dim)
-            qk, v = qkv[:, :, :qk_heads], qkv[:, :, qk_heads:]  # rotary on q and k at once
-            half = self.head_dim // 2
-            qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], dim=-1) * sin
-            q, k = qk[:, :, : self.n_heads].transpose(1, 2), qk[:, :, self.n_heads :].transpose(1, 2)
-            self.k[i, :n, :, start:end] = k
-            self.v[i, :n, :, start:end] = v.transpose(1, 2)
-            o = self.attend(q, self.k[i, :n, :, :end], self.v[i, :n, :, :end], mask)  # (n, heads, s, D)
-            x = x + o_proj(o.transpose(1, 2).reshape(n, s, -1))
-            gate, up = F.linear(F.rms_norm(x, norm2.weight.shape, norm2.weight, norm2.variance_epsilon),
-                                w_gu, b_gu).chunk(2, dim=-1)
-            x = x + down(act(gate) * up)
-        return self.model.lm_head(self.model.model.norm(x[:, -1]))  # (n, V)
+        H, K, D = self.n_heads, self.n_kv, self.head_dim
+        cos, sin = self.cos[positions].view(n * s, 1, D), self.sin[positions].view(n * s, 1, D)
+        x = self.model.model.embed_tokens(ids).view(n * s, -1)  # (n*s, hidden)
+        for i, (w_qkv, b_qkv, w_o, b_o, w_gu, b_gu, act, w_down, b_down) in enumerate(self.blocks):
+            qkv = _linear(F.rms_norm(x, x.shape[-1:], None, self.eps), w_qkv, b_qkv).view(n * s, H + 2 * K, D)
+            qk = qkv[:, : H + K]  # rotary on q and k at once
+            qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
+            self.k[i, :n, :, start:end] = qk[:, H:].view(n, s, K, D).transpose(1, 2)
+            self.v[i, :n, :, start:end] = qkv[:, H + K :].view(n, s, K, D).transpose(1, 2)
+            q = qk[:, :H].view(n, s, H, D).transpose(1, 2)  # (n, heads, s, D)
+            o = self.attend(q, self.k[i, :n, :, :end], self.v[i, :n, :, :end], bias)  # (n*s, heads*D)
+            x = _linear(o, w_o, b_o, residual=x)
+            gate, up = _linear(F.rms_norm(x, x.shape[-1:], None, self.eps), w_gu, b_gu).chunk(2, dim=-1)
+            x = _linear(act(gate).mul_(up), w_down, b_down, residual=x)
+        last = x.view(n, s, -1)[:, -1]
+        return _linear(F.rms_norm(last, last.shape[-1:], None, self.eps), *self.lm_head)  # (n, V)
+
+
+def _linear(x, w_t, bias=None, residual=None):
+    """x @ w_t (+ bias) (+ residual), the additions fused into one ``addmm`` where there is one."""
+    if residual is None:
+        return torch.mm(x, w_t) if bias is None else torch.addmm(bias, x, w_t)
+    return torch.addmm(residual if bias is None else residual + bias, x, w_t)
 
 
 def _decode(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad_id: int,
@@ -143,6 +182,8 @@ def _decode(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad
     active = torch.arange(rows, device=device)  # global ids of the rows being decoded
     done = torch.zeros(rows, dtype=torch.bool, device=device)  # per active row
     logits = first_logits
+    # stopping or dropping rows reads a count on the host: free on the CPU, a stall of the queue on a GPU
+    check_every = 1 if device.type == "cpu" else 4
     for t in range(max_new_tokens):
         tok, lp = sample_tokens(logits, temperature, top_p, generator)
         alive = ~done
@@ -153,7 +194,7 @@ def _decode(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad
         if t == max_new_tokens - 1:
             truncated[active] = ~done
             break
-        if t % 4 == 3:  # a host sync every few steps: stop, or drop finished rows
+        if t % check_every == check_every - 1:  # stop, or drop finished rows
             n_done = int(done.sum())
             if n_done == len(active):
                 break
@@ -165,6 +206,11 @@ def _decode(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad
     return tokens, logprobs, mask, truncated
 
 
+def _additive(allowed: torch.Tensor) -> torch.Tensor:
+    """A boolean attention mask as an additive one: 0 where allowed, -inf elsewhere."""
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+
+
 def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator):
     B, P = prompt_ids.shape
     N = B * group_size
@@ -174,28 +220,39 @@ def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos
     # left padding leaves pad queries with no key at all; letting them see everything keeps the
     # softmax finite (their outputs are never used, but a NaN would leak through 0 * NaN)
     mask = mask | ~mask.any(-1, keepdim=True)
-    first = dec.forward(prompt_ids, positions_from_mask(prompt_mask), 0, mask)  # (B, V)
+    first = dec.forward(prompt_ids, positions_from_mask(prompt_mask), 0, _additive(mask))  # (B, V)
     dec.repeat_rows(group_size, P)
-    key_ok = torch.ones(N, P + max_new_tokens, dtype=torch.bool, device=prompt_ids.device)  # (N, P+T)
-    key_ok[:, :P] = prompt_mask.bool().repeat_interleave(group_size, 0)
+    key_bias = torch.zeros(N, P + max_new_tokens, device=prompt_ids.device)  # (N, P+T): 0, or -inf on prompt pads
+    key_bias[:, :P] = _additive(prompt_mask.bool().repeat_interleave(group_size, 0))
     next_pos = prompt_mask.sum(-1).repeat_interleave(group_size)  # (N,)
     filled = P
 
     def step(tok, t):
         nonlocal filled
         filled = P + t + 1
-        return dec.forward(tok[:, None], (next_pos + t)[:, None], P + t, key_ok[:, None, None, :filled])
+        return dec.forward(tok[:, None], (next_pos + t)[:, None], P + t, key_bias[:, None, None, :filled])
 
     def compact(keep):
-        nonlocal key_ok, next_pos
+        nonlocal key_bias, next_pos
         dec.keep_rows(keep, filled)
-        key_ok, next_pos = key_ok[keep], next_pos[keep]
+        key_bias, next_pos = key_bias[keep], next_pos[keep]
 
     return _decode(step, first.repeat_interleave(group_size, 0), N, max_new_tokens, eos_id, pad_id,
                    temperature, top_p, generator, compact)
 
 
 def hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator):
+    was_training = model.training
+    model.eval()  # no dropout while sampling (the static-cache decoder never applies any)
+    try:
+        return _hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature,
+                           top_p, generator)
+    finally:
+        model.train(was_training)
+
+
+def _hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p,
+                generator):
     ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
     attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
     cache = DynamicCache()

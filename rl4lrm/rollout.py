@@ -98,7 +98,7 @@ def rollout(
     """Samples ``group_size`` completions for every prompt.
 
     Args:
-        model: a Hugging Face causal LM (put in eval mode for the duration of the call).
+        model: a Hugging Face causal LM (sampled as in eval mode: no dropout).
         tokenizer: its tokenizer; needs a pad and an EOS token.
         prompts: B prompt strings, already formatted (no special tokens are added).
         group_size: G samples per prompt.
@@ -144,16 +144,11 @@ def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.T
     if engine == "fast" and not fast_ok:
         raise ValueError(f"engine='fast' supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
     device = prompt_ids.device
-    run = fast_rollout if (engine == "fast" or (engine == "auto" and fast_ok)) else hf_rollout
-    was_training = model.training
-    model.eval()
-    try:
-        tokens, logprobs, mask, truncated = run(
-            model, prompt_ids, prompt_mask, group_size, max_new_tokens,
-            tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, generator,
-        )
-    finally:
-        model.train(was_training)
+    run = hf_rollout if engine == "hf" or not fast_ok else fast_rollout
+    tokens, logprobs, mask, truncated = run(
+        model, prompt_ids, prompt_mask, group_size, max_new_tokens,
+        tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, generator,
+    )
     keep = int(mask.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
     tokens, logprobs, mask = tokens[:, :keep], logprobs[:, :keep], mask[:, :keep]
     return RolloutBatch(

@@ -81,6 +81,17 @@ def test_same_generator_seed_same_samples(zoo):
     assert a.completions == b.completions and a.completions != c.completions
 
 
+def test_reused_cache_buffers_give_the_same_samples(zoo):
+    """The CPU engine keeps its KV buffers between rollouts and slices them: a bigger rollout in between, which
+    grows them, and a smaller one, which uses a corner of them, must not change what a seed samples."""
+    model, tok, _ = zoo
+    first = rollout(model, tok, PROMPTS, 4, 8, generator=torch.Generator().manual_seed(7))
+    rollout(model, tok, PROMPTS * 8, 8, 20, generator=torch.Generator().manual_seed(1))
+    rollout(model, tok, PROMPTS[:1], 2, 3, generator=torch.Generator().manual_seed(2))
+    again = rollout(model, tok, PROMPTS, 4, 8, generator=torch.Generator().manual_seed(7))
+    assert again.completions == first.completions and torch.equal(again.old_logprobs, first.old_logprobs)
+
+
 def test_tiny_top_p_is_greedy():
     logits = torch.randn(64, 20)
     tokens, logprobs = sample_tokens(logits, 1.0, 1e-6, torch.Generator().manual_seed(0))
