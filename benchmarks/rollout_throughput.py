@@ -4,7 +4,10 @@ Same model, prompts, group size, length cap and sampling settings (temperature 1
 top-p) for both; both stop a row at EOS and stop the batch when every row has. Completion tokens
 are counted the same way for both (up to and including EOS). The engines alternate over several
 repeats and the median is reported, since this machine is noisy. Also prints the largest
-difference between the engine's sampling log-probs and a training-mode recomputation.
+difference between the engine's sampling log-probs and a training-mode recomputation, and how much
+of the engine's time its matrix products alone take: every GEMM of one rollout is recorded, replayed
+on its own and timed (warm, so a lower bound). Those products are work ``generate`` does as well, so
+``generate`` time / GEMM time bounds the ratio any engine doing the same arithmetic could reach.
 
     python benchmarks/rollout_throughput.py [--repeats 5] [--device auto]
 """
@@ -16,6 +19,7 @@ import statistics
 import time
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.zoo import load_base
@@ -32,6 +36,39 @@ def generate_tokens(model, tok, prompts, G, T, seed) -> int:
     # tokens up to and including the first EOS (generate pads after it)
     after_eos = (new == tok.eos_token_id).long().cumsum(-1) - (new == tok.eos_token_id).long()
     return int((after_eos == 0).sum())
+
+
+class GemmRecorder(TorchDispatchMode):
+    """Records the matrix products (mm, addmm, bmm) run under it, with copies of their operands."""
+
+    GEMMS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default,
+             torch.ops.aten.baddbmm.default)
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.GEMMS:
+            self.calls.append((func, [a.clone() if isinstance(a, torch.Tensor) else a for a in args], kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def gemm_seconds(model, tok, prompts, G, T, device, repeats=3) -> float:
+    """Time of one rollout's matrix products replayed back to back (median of ``repeats``)."""
+    with GemmRecorder() as recorder:
+        rollout(model, tok, prompts, G, T, 1.0, generator=torch.Generator(device=device).manual_seed(0))
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for func, args, kwargs in recorder.calls:
+            func(*args, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
@@ -55,8 +92,11 @@ def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
         lp, _ = compute_logprobs(model.train(), batch)
     model.eval()
     fast, slow = statistics.median(speeds["rollout"]), statistics.median(speeds["generate"])
+    tokens = int(batch.response_mask.sum())  # the seed-0 rollout whose GEMMs are replayed
+    gemm = gemm_seconds(model, tok, prompts, G, T, device)
     return {"model": name, "rows": len(prompts) * G, "max_new": T, "rollout tok/s": round(fast),
             "generate tok/s": round(slow), "ratio": round(fast / slow, 2),
+            "GEMM share": round(gemm * fast / tokens, 2), "ratio bound": round(tokens / gemm / slow, 1),
             "max |logprob diff|": f"{(lp - batch.old_logprobs).abs().max().item():.1e}"}
 
 
