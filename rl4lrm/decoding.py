@@ -58,8 +58,9 @@ def _kv_buffers(model, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torc
 
     On the CPU a fresh multi-megabyte tensor costs a page fault per 4 KiB the first time it is written (copying
     the prompt cache to 128 rows took 0.85 ms in fresh memory, 0.23 ms in reused memory), so the buffers of the
-    last rollout are kept with the model and reused (sliced) when they are big enough. On a GPU the caching
-    allocator already reuses memory.
+    last rollout are kept with the model and reused (sliced) when they are big enough; two rollouts of one model
+    must therefore not run at the same time (from two threads). On a GPU the caching allocator already reuses
+    memory.
     """
     if like.device.type != "cpu":
         return tuple(torch.empty(shape, dtype=like.dtype, device=like.device) for _ in range(2))
