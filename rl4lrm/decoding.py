@@ -4,7 +4,7 @@
 with a preallocated (static) KV cache: each prompt is prefilled once and its cache copied to the G
 samples of its group; single-query attention is two batched matmuls; rows that finished are dropped
 from the batch (checked every step on the CPU, every 4 steps on a GPU). ``hf_rollout`` runs any
-causal LM through its regular ``forward`` with a ``DynamicCache``. Both share ``_decode``, the loop
+causal LM through its regular ``forward`` with a ``DynamicCache``. Both share ``decode_loop``, the loop
 that samples tokens and records log-probs.
 """
 
@@ -167,12 +167,12 @@ def _linear(x, w_t, bias=None, residual=None):
     return torch.addmm(residual if bias is None else residual + bias, x, w_t)
 
 
-def _decode(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad_id: int,
+def decode_loop(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad_id: int,
             temperature, top_p, generator, compact=None):
-    """The shared sampling loop.
+    """The shared sampling loop (also behind ``rl4lrm.models.latent``'s answer).
 
     ``step(tokens, t)`` feeds the tokens just sampled by the still-active rows and returns their
-    next logits. When ``compact(keep)`` is given, finished rows are dropped from the batch (the
+    next logits (N, V); what a row samples after its EOS is never recorded, so ``step`` need not mask it. When ``compact(keep)`` is given, finished rows are dropped from the batch (the
     decoder stops spending compute on them); otherwise they keep decoding and are masked out.
     """
     device = first_logits.device
@@ -238,7 +238,7 @@ def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos
         dec.keep_rows(keep, filled)
         key_bias, next_pos = key_bias[keep], next_pos[keep]
 
-    return _decode(step, first.repeat_interleave(group_size, 0), N, max_new_tokens, eos_id, pad_id,
+    return decode_loop(step, first.repeat_interleave(group_size, 0), N, max_new_tokens, eos_id, pad_id,
                    temperature, top_p, generator, compact)
 
 
@@ -268,4 +268,4 @@ def _hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_
                     past_key_values=cache, use_cache=True)
         return out.logits[:, -1]
 
-    return _decode(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p, generator)
+    return decode_loop(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p, generator)

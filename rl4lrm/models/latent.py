@@ -33,7 +33,7 @@ import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 import rl4lrm.rewards.compute  # noqa: F401  (registers the "latent_steps" reward)
-from rl4lrm.decoding import positions_from_mask, sample_tokens
+from rl4lrm.decoding import decode_loop, positions_from_mask
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
 
@@ -214,21 +214,16 @@ class LatentReasoner(torch.nn.Module):
                 return torch.rand(N, generator=generator, device=h.device) < p_stop
 
             cache, mask, states, k = self.think(p_ids, p_mask, decide, noise)
-            ids = torch.full((N, max_new_tokens), tokenizer.pad_token_id, device=p_ids.device)
-            logps = torch.zeros(N, max_new_tokens, device=p_ids.device)  # (N, T)
-            alive = torch.ones(N, dtype=torch.bool, device=p_ids.device)  # (N,) rows without EOS yet
-            resp = torch.zeros(N, max_new_tokens, device=p_ids.device)
-            logits, mask = self._answer(cache, mask, ids[:, :0], resp[:, :0].long())
-            for t in range(max_new_tokens):
-                tok, lp = sample_tokens(logits[:, -1], temperature, top_p, generator)  # (N,), (N,)
-                ids[:, t] = torch.where(alive, tok, tokenizer.pad_token_id)
-                logps[:, t], resp[:, t] = lp * alive, alive.float()
-                alive = alive & (tok != tokenizer.eos_token_id)
-                if not alive.any() or t == max_new_tokens - 1:
-                    break
-                step_embeds = self.net.get_input_embeddings()(ids[:, t:t + 1])  # (N, 1, H)
-                h, mask = self._feed(step_embeds, mask, resp[:, t:t + 1].long(), cache)
-                logits = self.net.lm_head(h).float()
+            logits, mask = self._answer(cache, mask, p_ids[:, :0], p_mask[:, :0])
+
+            def step(tok, t):  # feeds the tokens just sampled, returns the next logits (N, V)
+                nonlocal mask
+                h, mask = self._feed(self.net.get_input_embeddings()(tok[:, None]), mask, torch.ones_like(tok[:, None]),
+                                     cache)
+                return self.net.lm_head(h[:, -1]).float()
+
+            ids, logps, resp, truncated = decode_loop(step, logits[:, -1], N, max_new_tokens, tokenizer.eos_token_id,
+                                                      tokenizer.pad_token_id, temperature, top_p, generator)
             keep = int(resp.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
             ids, logps, resp = ids[:, :keep], logps[:, :keep], resp[:, :keep]
             texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -242,7 +237,7 @@ class LatentReasoner(torch.nn.Module):
         return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=resp,
                             old_logprobs=logps,
                             group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),
-                            truncated=alive, completions=texts, group_size=group_size, temperature=temperature,
+                            truncated=truncated, completions=texts, group_size=group_size, temperature=temperature,
                             aux={"noise": noise, "n_thoughts": k})
 
     def completion_logits(self, batch: RolloutBatch, temperature: float):
