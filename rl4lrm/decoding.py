@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from rl4lrm.utils import eval_mode
+
 FAST_ARCHITECTURES = ("llama", "qwen2")
 
 
@@ -243,29 +245,20 @@ def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos
 
 
 def hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator):
-    was_training = model.training
-    model.eval()  # no dropout while sampling (the static-cache decoder never applies any)
-    try:
-        return _hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature,
-                           top_p, generator)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):  # no dropout while sampling (the static-cache decoder never applies any)
+        ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
+        attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
+        cache = DynamicCache()
+        out = model(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        next_pos = attn.sum(-1)  # (N,)
 
+        def step(tok, t):
+            nonlocal attn
+            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+            out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=(next_pos + t)[:, None],
+                        past_key_values=cache, use_cache=True)
+            return out.logits[:, -1]
 
-def _hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p,
-                generator):
-    ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
-    attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
-    cache = DynamicCache()
-    out = model(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
-    next_pos = attn.sum(-1)  # (N,)
-
-    def step(tok, t):
-        nonlocal attn
-        attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=(next_pos + t)[:, None],
-                    past_key_values=cache, use_cache=True)
-        return out.logits[:, -1]
-
-    return decode_loop(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p, generator)
+        return decode_loop(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p,
+                           generator)

@@ -1,7 +1,9 @@
-"""Small shared helpers: device choice, seeding, and rank statistics (AUROC) used by several studies."""
+"""Small shared helpers: device choice, seeding, eval mode for a block, and rank statistics (AUROC) used by several
+studies."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -27,6 +29,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Puts ``model`` in eval mode (no dropout) for the duration of the block, then restores its previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def average_ranks(x) -> np.ndarray:

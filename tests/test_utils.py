@@ -1,4 +1,4 @@
-"""Tests for rl4lrm.utils (device choice, seeding) and rl4lrm.registry."""
+"""Tests for rl4lrm.utils (device choice, seeding, eval mode) and rl4lrm.registry."""
 
 import random
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rl4lrm.registry import Registry
-from rl4lrm.utils import DEVICES, resolve_device, seed_everything
+from rl4lrm.utils import DEVICES, eval_mode, resolve_device, seed_everything
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -116,3 +116,20 @@ def test_registries_are_independent(reg):
     assert "alpha" not in other
     other.register("alpha")(lambda: "x")  # no clash with `reg`
     assert reg.get("alpha")() == "a"
+
+
+def test_eval_mode_restores_the_previous_mode_even_after_an_error():
+    model = torch.nn.Dropout(0.5)
+    with eval_mode(model):
+        assert not model.training
+    assert model.training
+    try:
+        with eval_mode(model):
+            raise RuntimeError("inside")
+    except RuntimeError:
+        pass
+    assert model.training
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training

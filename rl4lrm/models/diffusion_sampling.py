@@ -30,6 +30,7 @@ import torch
 
 from rl4lrm.decoding import sample_tokens
 from rl4lrm.rollout import RolloutBatch, token_logprobs
+from rl4lrm.utils import eval_mode
 
 
 @dataclass
@@ -158,9 +159,8 @@ def diffusion_rollout(model, tokenizer, prompt_ids, prompt_mask, group_size, max
     if max_new_tokens != model.gen_length:
         raise ValueError(f"max_new_tokens={max_new_tokens} must equal the diffusion model's completion length "
                          f"L={model.gen_length} (the length it was pre-trained to fill); set max_new_tokens={model.gen_length}")
-    cfg, was_training = model.sampling, model.training
-    model.eval()
-    try:
+    cfg = model.sampling
+    with eval_mode(model):
         p_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
         p_mask = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
         out = diffusion_sample(model, p_ids, p_mask, max_new_tokens, cfg.steps, cfg.remasking, cfg.block_length,
@@ -169,8 +169,6 @@ def diffusion_rollout(model, tokenizer, prompt_ids, prompt_mask, group_size, max
         noise = prompt_noise(p_mask, cfg.p_mask_prompt, generator)  # (N, P)
         logits = one_step_logits(model, p_ids, p_mask, max_new_tokens, noise) / (temperature or 1.0)  # (N, T, V)
         old_logprobs = token_logprobs(logits, ids) * response_mask  # (N, T)
-    finally:
-        model.train(was_training)
     return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=response_mask,
                         old_logprobs=old_logprobs,
                         group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),

@@ -36,6 +36,7 @@ import rl4lrm.rewards.compute  # noqa: F401  (registers the "latent_steps" rewar
 from rl4lrm.decoding import decode_loop, positions_from_mask
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
+from rl4lrm.utils import eval_mode
 
 BOT, EOT, LAT = "<bot>", "<eot>", "<lat>"
 _OFF = -1e4  # logit of impossible choices at halting positions (finite: 0 * -inf would make the entropy NaN)
@@ -194,9 +195,8 @@ class LatentReasoner(torch.nn.Module):
         ``completion_ids`` are the answer tokens, preceded by K halting decisions when ``config.halting``;
         ``completions`` hold the decoded answer text; ``aux`` holds ``noise`` (N, K, H) and ``n_thoughts`` (N,).
         """
-        cfg, was_training, T = self.config, self.training, temperature or 1.0
-        self.eval()
-        try:
+        cfg, T = self.config, temperature or 1.0
+        with eval_mode(self):
             p_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
             p_mask = prompt_mask.repeat_interleave(group_size, 0)
             N, K = p_ids.shape[0], cfg.max_thoughts if cfg.halting else cfg.n_thoughts
@@ -232,8 +232,6 @@ class LatentReasoner(torch.nn.Module):
                 d_logp = token_logprobs(self.halting_logits(states, k, K, T), d_ids) * d_mask  # (N, K)
                 ids, logps = torch.cat([d_ids, ids], 1), torch.cat([d_logp, logps], 1)  # (N, K + T)
                 resp = torch.cat([d_mask, resp], 1)
-        finally:
-            self.train(was_training)
         return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=resp,
                             old_logprobs=logps,
                             group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),

@@ -38,6 +38,7 @@ from torch import Tensor
 from rl4lrm.rewards.base import RewardContext, register_reward
 from rl4lrm.rollout import completion_logits, entropy_from_logits
 from rl4lrm.tasks import Problem
+from rl4lrm.utils import eval_mode
 
 # A plain decimal literal: "46", "+046", "-3.50", "1e3". Fractions such as "8/2" are left as text on
 # purpose: in Countdown "8/2" is an expression, a different answer from "4". Exponents are capped so
@@ -188,9 +189,7 @@ def response_token_stats(model, batch, stats: tuple[str, ...] = STATS, temperatu
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     mask = batch.response_mask  # (N, T)
     out: dict[str, list[Tensor]] = {name: [] for name in stats}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for s in range(0, N, step):
             rows = slice(s, s + step)
             logits, lse = completion_logits(model, batch.select(torch.arange(N)[rows]), temperature)  # (n, T, V)
@@ -199,8 +198,6 @@ def response_token_stats(model, batch, stats: tuple[str, ...] = STATS, temperatu
             if "entropy" in out:
                 out["entropy"].append(entropy_from_logits(logits, lse) * mask[rows])  # (n, T)
             del logits
-    finally:
-        model.train(was_training)
     return {name: torch.cat(parts) for name, parts in out.items()}
 
 
