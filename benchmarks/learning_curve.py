@@ -36,7 +36,7 @@ def main() -> None:
     rows = []
     for task in args.tasks:
         for seed in args.seeds:
-            config = TrainConfig(task=task, preset="grpo", steps=args.steps, eval_every=args.steps // 4, seed=seed,
+            config = TrainConfig.build(task=task, preset="grpo", steps=args.steps, eval_every=args.steps // 4, seed=seed,
                                  eval_problems=args.eval_problems, eval_samples=args.eval_samples, device=str(device))
             t0 = time.perf_counter()
             history = Trainer(config, progress=False).train()

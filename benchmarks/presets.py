@@ -43,7 +43,8 @@ def run_one(job: tuple) -> dict:
     torch.set_num_threads(1)
     from rl4lrm.trainer import Trainer
 
-    config = TrainConfig(task=args["task"], preset=preset, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
+    config = TrainConfig.build(task=args["task"], preset=preset, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
+                               track_kl=True,  # the KL column, also for presets without a KL term
                          eval_problems=args["eval_problems"], eval_samples=args["eval_samples"], device=args["device"],
                          **overrides)
     t0 = time.perf_counter()

@@ -36,7 +36,7 @@ def run_one(job: tuple) -> tuple[dict, pd.DataFrame]:
     torch.set_num_threads(1)
     from rl4lrm.trainer import Trainer
 
-    config = TrainConfig(task=args["task"], steps=args["steps"], seed=seed, eval_every=args["steps"] // 10,
+    config = TrainConfig.build(task=args["task"], steps=args["steps"], seed=seed, eval_every=args["steps"] // 10,
                          eval_problems=args["eval_problems"], eval_samples=args["eval_samples"], device=args["device"],
                          **overrides)
     t0 = time.perf_counter()

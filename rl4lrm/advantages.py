@@ -46,14 +46,29 @@ from rl4lrm.registry import Registry
 ADVANTAGES = Registry("advantage estimator")
 
 
-def register_advantage(name: str, requires: tuple[str, ...] = ()):
-    """Decorator registering an estimator; ``requires`` names the context it needs (``fn.requires``)."""
+def register_advantage(name: str, requires: tuple[str, ...] = (), check=None):
+    """Decorator registering an estimator.
+
+    Args:
+        name: the registry name.
+        requires: the context it needs (``fn.requires``).
+        check: ``check(preset, group_size)`` raising ``ValueError`` for settings the estimator cannot use
+            (``fn.check``); configs call it through ``check_advantage`` before any work.
+    """
 
     def add(fn):
         fn.requires = frozenset(requires)
+        fn.check = check
         return ADVANTAGES.register(name)(fn)
 
     return add
+
+
+def check_advantage(name: str, preset, group_size: int) -> None:
+    """Runs the estimator ``name``'s own check of a preset and group size (see ``register_advantage``)."""
+    check = ADVANTAGES.get(name).check
+    if check is not None:
+        check(preset, group_size)
 
 
 def group_view(x: Tensor, group_size: int) -> Tensor:
@@ -353,7 +368,12 @@ def remax(
     return advantages, metrics
 
 
-@register_advantage("passk")
+def _check_pass_k(preset, group_size: int) -> None:
+    if preset.pass_k > group_size:
+        raise ValueError(f"advantage 'passk': pass_k={preset.pass_k} exceeds TrainConfig.group_size={group_size}")
+
+
+@register_advantage("passk", check=_check_pass_k)
 def passk(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, k: int = 4, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:

@@ -1,63 +1,132 @@
-"""The ``rl4lrm`` command line: ``rl4lrm train --task countdown --preset grpo --steps 200``."""
+"""The ``rl4lrm`` command line: ``rl4lrm train --task countdown --preset grpo --steps 200``.
+
+Its options are generated from the fields of ``TrainConfig`` and ``Preset`` and their docstrings, so the
+command line and the library cannot drift: every run setting is a flag (``--group-size 8``), every preset
+axis is a flag that overrides the preset (``--clip-high 0.28``), and the chosen sampler's settings are
+``--sampling NAME=VALUE`` pairs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
+import typing
+from dataclasses import MISSING, fields
 from pathlib import Path
 
+from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
-from rl4lrm.presets import PRESET_AXES, PRESETS
-from rl4lrm.sampling import SAMPLERS, SamplingConfig
+from rl4lrm.presets import PRESET_AXES, PRESETS, Preset
+from rl4lrm.sampling import SAMPLERS
+from rl4lrm.trainer import TrainConfig
+
+# TrainConfig fields the command line sets another way: the preset axes are flags of their own, the
+# sampler's settings are --sampling pairs, the reward mix is --reward pairs
+_NOT_FLAGS = ("overrides", "sampling", "rewards")
+_CHOICES = {"task": lambda: sorted(ZOO), "preset": lambda: sorted(PRESETS), "sampler": lambda: SAMPLERS.names()}
 
 
-def _axis_override(text: str) -> tuple[str, object]:
-    """Parses ``--set NAME=VALUE`` for a preset axis, converting VALUE to the axis's type."""
+def _pair(text: str) -> tuple[str, str]:
+    """Parses ``NAME=VALUE``."""
     name, sep, value = text.partition("=")
-    if not sep or name not in PRESET_AXES:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(PRESET_AXES)}; got {text!r}")
-    kind = type(getattr(PRESETS["grpo"], name))  # every preset has the same field types
-    try:
-        return name, kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name} must be of type {kind.__name__}, got {value!r}") from None
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
-def _sampling_override(text: str) -> tuple[str, object]:
-    """Parses ``--sampling NAME=VALUE`` for a ``SamplingConfig`` field (``branching=4,2`` for tuples)."""
-    names = [f.name for f in fields(SamplingConfig)]
-    name, sep, value = text.partition("=")
-    if not sep or name not in names:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(names)}; got {text!r}")
-    default = getattr(SamplingConfig(), name)
+def _typed(kind):
+    """An argparse ``type`` for an int, float or str field that names the type in its error."""
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _sampling_value(config_cls, name: str, text: str):
+    """Converts ``--sampling NAME=VALUE`` by the type of the sampler config's field (``4,2`` for tuples)."""
+    kinds = typing.get_type_hints(config_cls)
+    if name not in kinds:
+        return text  # the config names the unknown setting and its known ones
+    kind = kinds[name]
     try:
-        return name, tuple(int(v) for v in value.split(",")) if isinstance(default, tuple) else type(default)(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name} must be like {default!r}, got {value!r}") from None
+        if typing.get_origin(kind) is tuple:
+            return tuple(int(v) for v in text.split(","))
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"sampling setting {name} must be of type {kind}, got {text!r}") from None
+
+
+def _add_field_flags(group, cls, skip=()) -> None:
+    """One ``--dashed-name`` flag per int, float, str or bool field of ``cls``, its help the field's docstring."""
+    docs, kinds = field_docs(cls), typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        kind = kinds[f.name]
+        default = "" if f.default is MISSING else f" (default {f.default!r})"
+        flag = "--" + f.name.replace("_", "-")
+        help_text = first_sentence(docs[f.name]) + default
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            choices = _CHOICES[f.name]() if f.name in _CHOICES else None
+            group.add_argument(flag, dest=f.name, type=_typed(kind), choices=choices, default=None, help=help_text,
+                               metavar=None if choices else kind.__name__.upper())
+
+
+def config_from_args(args) -> TrainConfig:
+    """The ``TrainConfig`` of parsed ``train`` arguments (unset flags keep the dataclass's and preset's defaults)."""
+    run = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+           if f.name not in _NOT_FLAGS and getattr(args, f.name) is not None}
+    overrides = {name: getattr(args, name) for name in PRESET_AXES if getattr(args, name) is not None}
+    sampler = SAMPLERS.get(run.get("sampler", "flat"))
+    sampling = {name: _sampling_value(sampler.Config, name, value) for name, value in args.sampling}
+    rewards = None
+    if args.reward:
+        try:
+            rewards = {name: float(weight) for name, weight in args.reward}
+        except ValueError:
+            raise ValueError(f"--reward takes NAME=WEIGHT with a number as weight, got {args.reward}") from None
+    return TrainConfig(**run, overrides=overrides, sampling=sampling, rewards=rewards)
+
+
+def _check_writable(out: Path) -> None:
+    """Fails before training if the output folder cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".rl4lrm-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"--out {str(out)!r} is not a writable folder: {err.strerror or err}") from None
 
 
 def _train(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from rl4lrm.trainer import TrainConfig, Trainer
+    from rl4lrm.trainer import Trainer
     from rl4lrm.viz.plots import plot_curves
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                 if f.name != "sampling" and getattr(args, f.name, None) is not None}
-    config = TrainConfig(**overrides, **dict(args.set), sampling=dict(args.sampling))
+    config = config_from_args(args)
+    out = Path(args.out)
+    _check_writable(out)
     trainer = Trainer(config)
     history = trainer.train()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / "metrics.csv", index=False)
     plot_curves(history, title=f"{config.preset} on {config.task}").savefig(out / "curves.png", dpi=110)
     trainer.save(out / "checkpoint.pt")
     first, last = history.iloc[0], history.iloc[-1]
-    summary = {"held-out pass@1 before": round(first["acc/pass@1"], 4), "held-out pass@1 after": round(last["acc/pass@1"], 4),
-               "train reward (last step)": round(last["reward/mean"], 4), "mean length": round(last["length/mean"], 2),
+    summary = {"train reward (last step)": round(last["reward/mean"], 4), "mean length": round(last["length/mean"], 2),
                "wall time (s)": round(history["time/step"].sum(), 1)}
+    if "acc/pass@1" in history:
+        summary = {"held-out pass@1 before": round(first["acc/pass@1"], 4),
+                   "held-out pass@1 after": round(last["acc/pass@1"], 4), **summary}
     print(json.dumps(summary, indent=2))
     print(f"wrote {out / 'metrics.csv'}, {out / 'curves.png'} and {out / 'checkpoint.pt'}")
 
@@ -65,24 +134,22 @@ def _train(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rl4lrm", description="RL for reasoning models, on tiny models")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="RL-train a zoo base model and write metrics.csv and curves.png")
-    train.add_argument("--task", choices=sorted(ZOO), default="addition", help="zoo base model and its task")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="grpo", help="algorithm preset")
-    train.add_argument("--steps", type=int, help="RL steps (default 60)")
-    train.add_argument("--lr", type=float, help="learning rate")
-    train.add_argument("--group-size", dest="group_size", type=int, help="samples per prompt G")
-    train.add_argument("--prompts-per-step", dest="prompts_per_step", type=int, help="prompts per step B")
-    train.add_argument("--temperature", type=float, help="sampling temperature")
-    train.add_argument("--kl-coef", dest="kl_coef", type=float, help="KL coefficient (overrides the preset)")
-    train.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps")
-    train.add_argument("--seed", type=int, help="random seed")
-    train.add_argument("--device", help="auto, cpu or cuda")
-    train.add_argument("--set", type=_axis_override, action="append", default=[], metavar="NAME=VALUE",
-                       help="override any preset axis, e.g. --set aggregation=token_mean --set clip_high=0.28")
-    train.add_argument("--sampler", choices=SAMPLERS.names(), help="sampling strategy (default flat)")
-    train.add_argument("--sampling", type=_sampling_override, action="append", default=[], metavar="NAME=VALUE",
-                       help="sampler setting, e.g. --sampling pool_size=512 --sampling branching=4,2")
-    train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
+    train = sub.add_parser("train", help="RL-train a zoo base model and write metrics.csv and curves.png",
+                           description="RL-train a zoo base model. Every option below is a field of "
+                                       "rl4lrm.trainer.TrainConfig or rl4lrm.presets.Preset; its help is the "
+                                       "field's docstring.")
+    _add_field_flags(train.add_argument_group("run (TrainConfig)"), TrainConfig, skip=_NOT_FLAGS)
+    _add_field_flags(train.add_argument_group("algorithm: override the preset's axes (Preset)"), Preset,
+                     skip=("name", "paper"))
+    extra = train.add_argument_group("sampler settings, rewards and output")
+    extra.add_argument("--sampling", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+                       help="a setting of the chosen sampler's config, e.g. --sampling pool_size=512 "
+                            "--sampling branching=4,2 (rl4lrm.sampling: FlatConfig, DynamicConfig, "
+                            "CurriculumConfig, TreeConfig)")
+    extra.add_argument("--reward", type=_pair, action="append", default=[], metavar="NAME=WEIGHT",
+                       help="a term of the training reward, e.g. --reward correct=1 --reward length_penalty=0.1 "
+                            "(default: the task's verifier alone)")
+    extra.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.set_defaults(func=_train)
     return parser
 

@@ -1,8 +1,8 @@
 """Algorithms as presets: one row per named algorithm, one column per independent axis.
 
 An RL algorithm for LLMs is a choice on each axis — advantage estimator × policy loss × loss
-aggregation × KL estimator and placement × entropy bonus × length penalty × update epochs ×
-off-policy reuse — plus the paper's hyperparameters. Adding an algorithm is one registered function (if it needs a new one) and one
+aggregation × KL estimator and placement × entropy bonus × update epochs × off-policy reuse — plus
+the paper's hyperparameters (reward shaping, such as a length penalty, is a reward: ``rl4lrm.rewards``). Adding an algorithm is one registered function (if it needs a new one) and one
 row here; the trainer never branches on an algorithm's name. Every field can be overridden:
 ``resolve_preset("grpo", kl_coef=0.0)``.
 """
@@ -45,8 +45,6 @@ class Preset:
     """``"loss"`` (GRPO: β·KL added to the loss) or ``"reward"`` (PPO-RLHF: −β·Σ k1 added to the reward)."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus subtracted from the loss."""
-    length_coef: float = 0.0
-    """Length penalty: ``length_coef * length / max_new_tokens`` is subtracted from each reward."""
     update_epochs: int = 1
     """Gradient passes over each rollout batch (1 = on-policy; more reuse samples via the ratio)."""
     replay: int = 0
@@ -77,7 +75,7 @@ class Preset:
         if not 0 <= self.clip_low <= 1 or self.clip_high < 0:
             raise ValueError(f"preset {self.name!r}: need 0 <= clip_low <= 1 and clip_high >= 0, "
                              f"got clip_low={self.clip_low}, clip_high={self.clip_high}")
-        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "length_coef": (0, None), "tis_cap": (0, None),
+        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "tis_cap": (0, None),
                   "gamma": (0, 1), "lam": (0, 1), "value_clip": (1e-12, None), "critic_lr": (1e-12, None)}
         for field, (low, high) in bounds.items():
             value = getattr(self, field)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rl4lrm.advantages import ADVANTAGES, zero_std_groups
+from rl4lrm.advantages import ADVANTAGES, check_advantage, zero_std_groups
 from rl4lrm.aggregation import aggregate
 from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.evaluation import evaluate
@@ -28,37 +28,53 @@ from rl4lrm.models.zoo import load_base
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right, rollout
-from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig, Scores
+from rl4lrm.sampling import SAMPLERS, Sampled, SamplingContext, Scores
+from rl4lrm.schedules import LR_SCHEDULES, scheduled_lr
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; defaults train a zoo model on the CPU in about a minute."""
+    """Everything a run needs; defaults train a zoo model on the CPU in about a minute.
+
+    Each knob has one home: the algorithm's axes live on ``rl4lrm.presets.Preset`` (changed through
+    ``overrides``), each sampler's settings on its own config (``rl4lrm.sampling``, set through
+    ``sampling``), and the run's own settings here.
+    """
 
     task: str = "addition"
     """Zoo entry to start from (``rl4lrm.models.zoo.ZOO``): its base model and task."""
     preset: str = "grpo"
-    """Algorithm preset (``rl4lrm.presets.PRESETS``); the axis fields below override it."""
+    """Algorithm preset (``rl4lrm.presets.PRESETS``)."""
+    overrides: dict = field(default_factory=dict)
+    """Preset axes to change, e.g. ``{"kl_coef": 0.0, "clip_high": 0.28}`` (``rl4lrm.presets.Preset``
+    documents each axis and its range)."""
     steps: int = 60
     """RL steps (one rollout batch and its updates per step)."""
     prompts_per_step: int = 16
     """B: distinct prompts per step."""
     group_size: int = 8
-    """G: samples per prompt. GRPO needs G >= 2 to have a group baseline."""
+    """G: samples per prompt. Group baselines (GRPO, RLOO, ...) need G >= 2."""
     rewards: dict | None = None
     """The training reward: ``{name: weight}`` or ``{name: (weight, params)}`` over ``rl4lrm.rewards.REWARDS``
     (``rl4lrm.rewards.RewardMix``). None trains on the task's verifier, ``{"correct": 1.0}``. Held-out
-    accuracy and ``reward/correct`` always use the verifier, whatever the training reward."""
+    accuracy and ``reward/correct`` always use the verifier, whatever the training reward. Length shaping is
+    a reward too: ``{"correct": 1.0, "length_penalty": 0.1}``."""
     sampler: str = "flat"
     """Sampling strategy (``rl4lrm.sampling.SAMPLERS``): ``flat``, ``dynamic`` (DAPO's filter and refill),
     ``curriculum`` (online difficulty estimates) or ``tree`` (branching rollouts; G = prod(branching))."""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    """The samplers' settings (a ``SamplingConfig`` or a dict of its fields)."""
+    sampling: dict = field(default_factory=dict)
+    """Settings of the chosen sampler: a dict of its config's fields (``rl4lrm.sampling``: ``FlatConfig``,
+    ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``), or an instance of that config."""
     lr: float = 3e-4
     """AdamW learning rate (tiny models tolerate far larger rates than 1B+ models' 1e-6; at 1e-3 the
     zoo models collapse within a few steps)."""
+    lr_schedule: str = "constant"
+    """Learning-rate schedule after the warm-up: ``constant``, ``linear`` (decay to 0 at the last step) or
+    ``cosine`` (to 0 at the last step), as TRL's ``lr_scheduler_type``."""
+    warmup_steps: int = 0
+    """Steps of linear learning-rate warm-up from 0 (TRL: ``warmup_steps``)."""
     temperature: float = 1.0
     """Rollout sampling temperature (log-probs are taken at the same temperature)."""
     top_p: float = 1.0
@@ -73,37 +89,20 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
     eval_every: int = 10
-    """Evaluate on held-out problems every this many steps (0 = only at the start and end)."""
+    """Evaluate on held-out problems every this many steps, and before the first and after the last step
+    (0 = never)."""
     eval_problems: int = 128
     """Held-out problems per evaluation (always the same ones: test split, seed 0)."""
     eval_samples: int = 4
     """Samples per held-out problem; ``acc/pass@1`` averages them."""
-    track_kl: bool = True
-    """Keep a frozen reference copy to log ``kl/<estimator>`` even when ``kl_coef`` is 0."""
+    track_kl: bool = False
+    """Also keep a frozen reference model when the preset's KL term does not need one, to log
+    ``kl/<estimator>`` (one more forward per step). A reference runs whenever ``kl_coef > 0``;
+    ``kl/ref_model`` logs 1 when one is in use."""
     seed: int = 0
     """Seeds the model's problems, sampling and minibatch order."""
     device: str = "auto"
     """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
-    # preset overrides (``rl4lrm.presets.Preset`` documents each axis): None keeps the preset's value
-    advantage: str | None = None
-    policy_loss: str | None = None
-    aggregation: str | None = None
-    clip_low: float | None = None
-    clip_high: float | None = None
-    dual_clip_c: float | None = None
-    kl_coef: float | None = None
-    kl_estimator: str | None = None
-    kl_placement: str | None = None
-    entropy_coef: float | None = None
-    length_coef: float | None = None
-    update_epochs: int | None = None
-    replay: int | None = None
-    tis_cap: float | None = None
-    gamma: float | None = None
-    lam: float | None = None
-    value_clip: float | None = None
-    critic_lr: float | None = None
-    pass_k: int | None = None
 
     def __post_init__(self):
         positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
@@ -112,10 +111,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        if self.eval_every < 0:
-            raise ValueError(f"TrainConfig.eval_every must be >= 0, got {self.eval_every}")
+        for name in ("eval_every", "warmup_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not self.temperature > 0:
             raise ValueError(f"TrainConfig.temperature must be > 0 for RL sampling, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -125,33 +127,32 @@ class TrainConfig:
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
+        if not isinstance(self.overrides, dict):
+            raise ValueError(f"TrainConfig.overrides must be a dict of preset axes, got {self.overrides!r}")
         algo = self.algorithm  # validates the preset name and the overrides
         RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)  # validates the reward names and weights
-        if isinstance(self.sampling, dict):
-            self.sampling = SamplingConfig(**self.sampling)
         sampler = SAMPLERS.get(self.sampler)
-        if self.sampler == "tree" and self.sampling.leaves != self.group_size:
-            raise ValueError(f"sampler='tree' grows prod(branching={self.sampling.branching}) = {self.sampling.leaves} "
-                             f"leaves per prompt, but TrainConfig.group_size={self.group_size}; make them equal")
-        levels, segment = len(self.sampling.branching), self.sampling.segment_len
-        if self.sampler == "tree" and (levels - 1) * segment >= self.max_new_tokens:
-            raise ValueError(f"sampler='tree': {levels} levels of segment_len={segment} leave no room under "
-                             f"TrainConfig.max_new_tokens={self.max_new_tokens}; use fewer levels or shorter segments")
-        if 0 < self.sampling.pool_size < self.prompts_per_step:
-            raise ValueError(f"sampling.pool_size={self.sampling.pool_size} is smaller than one step's "
-                             f"prompts_per_step={self.prompts_per_step}")
-        missing = _requires(ADVANTAGES.get(algo.advantage)) - _TRAINER_CONTEXT - set(sampler.provides)
+        self.sampling = sampler.make_config(self.sampling)
+        sampler.check(self.sampling, self)
+        advantage = ADVANTAGES.get(algo.advantage)
+        missing = _requires(advantage) - _TRAINER_CONTEXT - set(sampler.provides)
         if missing:
             raise ValueError(f"advantage {algo.advantage!r} needs {sorted(missing)}, which sampler={self.sampler!r} "
                              f"does not provide; samplers that do: "
                              f"{[n for n in SAMPLERS if missing <= set(SAMPLERS.get(n).provides)]}")
-        if algo.advantage == "passk" and algo.pass_k > self.group_size:
-            raise ValueError(f"pass_k={algo.pass_k} exceeds TrainConfig.group_size={self.group_size}")
+        check_advantage(algo.advantage, algo, self.group_size)
 
     @property
     def algorithm(self) -> Preset:
         """The preset with this config's overrides applied."""
-        return resolve_preset(self.preset, **{name: getattr(self, name) for name in PRESET_AXES})
+        return resolve_preset(self.preset, **self.overrides)
+
+    @classmethod
+    def build(cls, **settings) -> "TrainConfig":
+        """A config from run fields and preset axes given side by side, as studies and panels take them:
+        ``TrainConfig.build(steps=50, kl_coef=0.0)`` is ``TrainConfig(steps=50, overrides={"kl_coef": 0.0})``."""
+        overrides = {**settings.pop("overrides", {}), **{k: settings.pop(k) for k in list(settings) if k in PRESET_AXES}}
+        return cls(**settings, overrides=overrides)
 
 
 class Callback:
@@ -198,7 +199,7 @@ class Trainer:
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
         self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
         self.reward_mix = RewardMix({"correct": 1.0} if config.rewards is None else config.rewards)
-        needs_ref = self.algo.kl_coef > 0 or config.track_kl
+        needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.critic = self.critic_optimizer = None
@@ -210,7 +211,7 @@ class Trainer:
             self.critic = ValueModel(self.model).to(self.device)
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
         self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)
-        self.sampler = SAMPLERS.get(config.sampler)(config.sampling, self)
+        self.sampler = SAMPLERS.get(config.sampler)(config.sampling, task, config.seed)
         self.callbacks, self.progress = list(callbacks), progress
         self.test_problems = task.problems("test", config.eval_problems, seed=0)
         self.step, self.history = 0, []
@@ -239,12 +240,23 @@ class Trainer:
 
     def _should_eval(self) -> bool:
         every = self.config.eval_every
-        return self.step == self.config.steps or (every > 0 and self.step % every == 0)
+        return every > 0 and (self.step == self.config.steps or self.step % every == 0)
 
-    def score(self, problems, batch: RolloutBatch) -> Scores:
-        """Scores N completions (``problems[i]`` is the problem of row i) with the reward mix and the verifier."""
+    def sampling_context(self) -> SamplingContext:
+        """What the sampler sees of this step: policy, task, batch settings, seeded noise and the scorer."""
         cfg = self.config
-        ctx = RewardContext(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens, task=self.task, batch=batch,
+        return SamplingContext(model=self.model, tokenizer=self.tokenizer, task=self.task, step=self.step,
+                               seed=cfg.seed, prompts_per_step=cfg.prompts_per_step, group_size=cfg.group_size,
+                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                               prompt_style=cfg.prompt_style, generator=self.generator, score=self.score)
+
+    def score(self, problems, batch: RolloutBatch, group_size: int | None = None) -> Scores:
+        """Scores N completions (``problems[i]`` is the problem of row i) with the reward mix and the verifier.
+
+        ``group_size`` defaults to the run's G (ReMax scores its greedy baseline as groups of one).
+        """
+        cfg = self.config
+        ctx = RewardContext(group_size=group_size or cfg.group_size, max_new_tokens=cfg.max_new_tokens, task=self.task, batch=batch,
                             model=self.model, tokenizer=self.tokenizer, ref_model=self.ref_model)
         total, parts, token = self.reward_mix(problems, batch.completions, ctx)
         parts = {name: (part.sum(-1) if part.dim() == 2 else part).to(self.device) for name, part in parts.items()}
@@ -253,35 +265,33 @@ class Trainer:
             correct = torch.tensor(self.task.reward(problems, batch.completions), device=self.device)
         return Scores(total.to(self.device), parts, correct, None if token is None else token.to(self.device))
 
-    def _shaped(self, rewards: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
-        """Verifier rewards minus the length penalty, shape (N,)."""
-        if self.algo.length_coef == 0:
-            return rewards
-        return rewards - self.algo.length_coef * batch.lengths / self.config.max_new_tokens
+    def _context(self, sampled: Sampled) -> tuple[torch.Tensor, dict]:
+        """The scalar rewards the advantage estimator reads, (N,), and the context it asks for.
 
-    def _context(self, sampled: Sampled, scores: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """What the advantage estimator needs beyond the rewards: (scalar scores, context kwargs)."""
+        Dense rewards and a KL placed in the reward go on their tokens (``token_rewards``) when the
+        estimator takes them, and are summed into the scalar rewards otherwise.
+        """
         cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
-        problems, prompts, batch = sampled.problems, sampled.prompts, sampled.batch
+        problems, prompts, batch, rewards = sampled.problems, sampled.prompts, sampled.batch, sampled.rewards
         context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, **sampled.context}
-        dense = sampled.scores.token  # (N, T) or None: dense rewards, already summed into the scalar scores
+        dense = sampled.scores.token  # (N, T) or None: dense rewards, already summed into the scalar rewards
         if dense is not None and "token_rewards" in requires:
             context["token_rewards"] = dense  # placed on their tokens instead
-            scores = scores - dense.sum(-1)
+            rewards = rewards - dense.sum(-1)
         if algo.kl_coef > 0 and algo.kl_placement == "reward":
             token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
             if "token_rewards" in requires:
                 context["token_rewards"] = context.get("token_rewards", 0) + token_rewards  # (N, T)
             else:
-                scores = scores + token_rewards.sum(-1)  # the sequence's total KL penalty
+                rewards = rewards + token_rewards.sum(-1)  # the sequence's total KL penalty
         if "baseline_rewards" in requires:  # ReMax: one greedy completion per prompt
             greedy = rollout(self.model, self.tokenizer, prompts, 1, cfg.max_new_tokens, temperature=0.0)
-            base = self._shaped(torch.tensor(self.task.reward(problems, greedy.completions), device=self.device), greedy)
+            base = self.score(problems, greedy, group_size=1).total  # (B,) under the same reward mix
             context["baseline_rewards"] = base.repeat_interleave(cfg.group_size)  # (N,)
         if "values" in requires:
             with torch.no_grad():
                 context["values"] = self.critic(batch)  # (N, T)
-        return scores, context
+        return rewards, context
 
     @torch.no_grad()
     def _behaviour_correction(self, exp: Experience) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
@@ -341,12 +351,12 @@ class Trainer:
         """Runs the remaining steps and returns the metrics history as a DataFrame."""
         cfg, algo = self.config, self.algo
         if self.step == 0 and not self.history:
-            self.history.append({"step": 0, **self.evaluate()})
+            self.history.append({"step": 0, **(self.evaluate() if cfg.eval_every > 0 else {})})
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress)
         while self.step < cfg.steps:
             t0 = time.perf_counter()
             # 1. sample B groups of G completions (the sampler picks the prompts and how) and score them
-            sampled = self.sampler.sample(self)
+            sampled = self.sampler.sample(self.sampling_context())
             batch, rewards = sampled.batch, sampled.rewards  # N = B*G rows, rewards (N,)
             if self.ref_model is not None:
                 with torch.no_grad():
@@ -354,10 +364,10 @@ class Trainer:
             t1 = time.perf_counter()
             for cb in self.callbacks:
                 cb.on_rollout_end(self, batch, rewards)
-            # 2. shaping and the context the advantage estimator asks for
-            scores, context = self._context(sampled, self._shaped(rewards, batch))
+            # 2. the context the advantage estimator asks for
+            scalar_rewards, context = self._context(sampled)
             # 3. advantages
-            advantages, adv_metrics = self.advantage_fn(scores, batch.response_mask, cfg.group_size, **context)
+            advantages, adv_metrics = self.advantage_fn(scalar_rewards, batch.response_mask, cfg.group_size, **context)
             exp = Experience(batch, advantages, self.step)
             if self.critic is not None:
                 exp.old_values, exp.returns = context["values"], advantages + context["values"]
@@ -366,6 +376,8 @@ class Trainer:
             corrections = [self._behaviour_correction(e) for e in self.buffer]
             update_metrics: list[dict] = [c[2] for c in corrections if c[2]]
             self.model.train()
+            for group in self.optimizer.param_groups:
+                group["lr"] = scheduled_lr(self.step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_schedule)
             order_gen = self.generator(1)
             for _ in range(algo.update_epochs):
                 for e, (old_logprobs, is_weights, _) in zip(self.buffer, corrections):
@@ -393,6 +405,8 @@ class Trainer:
                 "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
                 "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
                 "length/frac_truncated": batch.truncated.float().mean().item(),
+                "kl/ref_model": float(self.ref_model is not None),
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "time/rollout": t1 - t0,
                 "time/step": time.perf_counter() - t0,
             }
@@ -401,8 +415,11 @@ class Trainer:
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_step_end(self, metrics)
-            last_eval = next(h for h in reversed(self.history) if "acc/pass@1" in h)
-            bar.set_postfix({"reward": f"{metrics['reward/mean']:.2f}", "pass@1": f"{last_eval['acc/pass@1']:.2f}"})
+            last_eval = next((h for h in reversed(self.history) if "acc/pass@1" in h), None)
+            postfix = {"reward": f"{metrics['reward/mean']:.2f}"}
+            if last_eval is not None:
+                postfix["pass@1"] = f"{last_eval['acc/pass@1']:.2f}"
+            bar.set_postfix(postfix)
             bar.update(1)
         bar.close()
         for cb in self.callbacks:

@@ -88,7 +88,7 @@ def test_every_axis_can_be_overridden():
     overridable = {f.name for f in fields(Preset)} - {"name", "paper"}
     values = dict(advantage="reinforce", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
                   clip_low=0.1, clip_high=0.3, kl_coef=0.5, kl_estimator="k1", kl_placement="reward",
-                  entropy_coef=0.01, update_epochs=3, dual_clip_c=2.5, length_coef=0.1, replay=2, tis_cap=2.0,
+                  entropy_coef=0.01, update_epochs=3, dual_clip_c=2.5, replay=2, tis_cap=2.0,
                   gamma=0.99, lam=0.9, value_clip=0.5, critic_lr=1e-4, pass_k=2)
     assert set(values) == overridable
     p = resolve_preset("grpo", **values)
@@ -127,7 +127,6 @@ def test_unknown_override_field(field):
         (dict(replay=-1), r"replay must be >= 0, got -1"),
         (dict(pass_k=0), r"pass_k must be >= 1, got 0"),
         (dict(value_clip=0.0), r"value_clip must be > 0, got 0\.0"),
-        (dict(length_coef=-0.1), r"length_coef must be >= 0, got -0\.1"),
     ],
 )
 def test_bad_axis_values_are_named(override, expected):

@@ -22,7 +22,6 @@ from rl4lrm.sampling import (
     CurriculumSampler,
     DifficultyTracker,
     DynamicSampler,
-    SamplingConfig,
     TreeRollout,
     TreeSampler,
     curriculum_weights,
@@ -30,7 +29,8 @@ from rl4lrm.sampling import (
     tree_advantage,
     tree_rollout,
 )
-from rl4lrm.sampling.base import ProblemSource, draw_groups
+from rl4lrm.sampling import CurriculumConfig, DynamicConfig, FlatConfig, TreeConfig
+from rl4lrm.sampling.base import ProblemSource
 from rl4lrm.sampling.dynamic import group_signal_probability
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
@@ -40,7 +40,7 @@ FAST = dict(task="countdown", prompts_per_step=4, group_size=4, eval_problems=8,
 
 
 def _trainer(steps=1, **kwargs):
-    return Trainer(TrainConfig(**{**FAST, "steps": steps, "track_kl": False, **kwargs}), progress=False)
+    return Trainer(TrainConfig.build(**{**FAST, "steps": steps, **kwargs}), progress=False)
 
 
 def _comparable(history):
@@ -114,7 +114,7 @@ def test_filter_and_sampler_registries():
     with pytest.raises(ValueError, match="already registered"):
         SAMPLERS.register("flat")(object)
     with pytest.raises(ValueError, match="nope.*pass_band.*zero_variance"):
-        SamplingConfig(filter="nope")
+        DynamicConfig(filter="nope")
 
 
 def test_group_signal_probability_matches_enumeration():
@@ -127,21 +127,26 @@ def test_group_signal_probability_matches_enumeration():
 
 
 # ----------------------------------------------------------------------------------------- configs
-@pytest.mark.parametrize("field, value", [
-    ("max_rounds", 0), ("segment_len", 0), ("pool_size", -1), ("band_low", 0.9), ("band_high", 0.1),
-    ("band_low", -0.1), ("band_high", 1.5), ("target", -0.2), ("target", 1.2), ("width", 0.0), ("width", -1.0),
-    ("decay", 0.0), ("decay", 1.5), ("allocation", "uniform"), ("branching", ()), ("branching", (2, 0)),
-    ("max_rounds", 1.5), ("filter", "nope"),
+@pytest.mark.parametrize("config, field, value", [
+    (DynamicConfig, "max_rounds", 0), (TreeConfig, "segment_len", 0), (FlatConfig, "pool_size", -1),
+    (DynamicConfig, "band_low", 0.9), (DynamicConfig, "band_high", 0.1), (DynamicConfig, "band_low", -0.1),
+    (DynamicConfig, "band_high", 1.5), (CurriculumConfig, "target", -0.2), (CurriculumConfig, "target", 1.2),
+    (CurriculumConfig, "width", 0.0), (CurriculumConfig, "width", -1.0), (CurriculumConfig, "decay", 0.0),
+    (CurriculumConfig, "decay", 1.5), (CurriculumConfig, "allocation", "uniform"),
+    (TreeConfig, "branching", ()), (TreeConfig, "branching", (2, 0)), (DynamicConfig, "max_rounds", 1.5),
+    (DynamicConfig, "filter", "nope"), (TreeConfig, "pool_size", -1),
 ])
-def test_sampling_config_names_the_bad_field(field, value):
+def test_sampler_configs_name_the_bad_field(config, field, value):
     with pytest.raises(ValueError, match=f"{field}|{value!r}"):
-        SamplingConfig(**{field: value})
+        config(**{field: value})
 
 
-def test_sampling_config_defaults_and_leaves():
-    cfg = SamplingConfig(branching=[3, 2, 2])
+def test_sampler_configs_defaults_and_leaves():
+    cfg = TreeConfig(branching=[3, 2, 2])
     assert cfg.branching == (3, 2, 2) and cfg.leaves == 12
-    assert SamplingConfig().leaves == 8
+    assert TreeConfig().leaves == 8
+    assert {s: SAMPLERS.get(s).Config for s in SAMPLERS} == {"flat": FlatConfig, "dynamic": DynamicConfig,
+                                                             "curriculum": CurriculumConfig, "tree": TreeConfig}
 
 
 def test_train_config_sampler_validation():
@@ -152,15 +157,22 @@ def test_train_config_sampler_validation():
     assert "6" in str(err.value) and "4" in str(err.value)
     TrainConfig(sampler="tree", group_size=6, sampling={"branching": (2, 3)})
     with pytest.raises(ValueError, match="tree"):
-        TrainConfig(sampler="flat", advantage="tree")
+        TrainConfig(sampler="flat", overrides={"advantage": "tree"})
     with pytest.raises(ValueError, match="pool_size"):
         TrainConfig(prompts_per_step=8, sampling={"pool_size": 7})
     TrainConfig(prompts_per_step=8, sampling={"pool_size": 8})
-    cfg = TrainConfig(sampling={"filter": "pass_band", "band_low": 0.25, "branching": [2, 4]})
-    assert isinstance(cfg.sampling, SamplingConfig) and cfg.sampling.band_low == 0.25
-    assert cfg.sampling.branching == (2, 4)
+    cfg = TrainConfig(sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.25})
+    assert isinstance(cfg.sampling, DynamicConfig) and cfg.sampling.band_low == 0.25
+    cfg = TrainConfig(sampler="tree", sampling={"branching": [2, 4]})
+    assert isinstance(cfg.sampling, TreeConfig) and cfg.sampling.branching == (2, 4)
+    assert TrainConfig(sampler="tree", sampling=TreeConfig(branching=(2, 4))).sampling.branching == (2, 4)
     with pytest.raises(ValueError, match="decay"):
-        TrainConfig(sampling={"decay": 0})
+        TrainConfig(sampler="curriculum", sampling={"decay": 0})
+    # each sampler takes only its own settings, and says which those are
+    with pytest.raises(ValueError, match=r"FlatConfig has no setting \['branching'\].*pool_size"):
+        TrainConfig(sampling={"branching": (2, 4)})
+    with pytest.raises(ValueError, match="DynamicConfig"):
+        TrainConfig(sampler="dynamic", sampling=TreeConfig())
 
 
 def test_curriculum_needs_a_pool():
@@ -270,7 +282,7 @@ def _dynamic_reference(trainer):
     problems, completions, rewards, tokens = [], [], [], 0.0
     for r in range(scfg.max_rounds):
         round_problems = trainer.sampler.source.draw(B, trainer.step, r)
-        _, batch, round_scores = draw_groups(trainer, round_problems, r)
+        _, batch, round_scores = trainer.sampling_context().draw(round_problems, r)
         round_rewards = round_scores.total
         tokens += batch.response_mask.sum().item()
         keep = _keep_reference(round_rewards.tolist(), G, scfg.filter, scfg.band_low, scfg.band_high)
@@ -296,7 +308,7 @@ def test_dynamic_sampler_matches_loop_reference(sampling):
     rounds_seen = set()
     for step in range(3):
         trainer.step = step
-        out = trainer.sampler.sample(trainer)
+        out = trainer.sampler.sample(trainer.sampling_context())
         problems, completions, rewards, tokens, rounds = _dynamic_reference(trainer)
         assert out.problems == problems and out.batch.completions == completions
         assert out.rewards.tolist() == rewards
@@ -324,7 +336,7 @@ def test_dynamic_batch_group_ids_index_the_sampled_prompts():
     trainer = _trainer(sampler="dynamic")
     for step in range(3):
         trainer.step = step
-        out = trainer.sampler.sample(trainer)
+        out = trainer.sampler.sample(trainer.sampling_context())
         assert out.batch.group_ids.tolist() == torch.arange(4).repeat_interleave(4).tolist(), \
             (step, out.metrics["sampling/rounds"])
 
@@ -363,7 +375,7 @@ def test_dynamic_sampler_gives_up_after_max_rounds():
     trainer = _trainer(sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37,
                                                     "max_rounds": 2})
     with pytest.raises(RuntimeError, match="max_rounds=2") as err:
-        trainer.sampler.sample(trainer)
+        trainer.sampler.sample(trainer.sampling_context())
     assert "kept 0 of the 4" in str(err.value)
     with pytest.raises(RuntimeError, match="max_rounds"):
         trainer.train()
@@ -374,7 +386,7 @@ def test_dynamic_sampler_finite_pool_runs_dry():
     trainer = _trainer(sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37,
                                                     "pool_size": 4})
     with pytest.raises(RuntimeError, match="pool_size=4"):
-        trainer.sampler.sample(trainer)
+        trainer.sampler.sample(trainer.sampling_context())
 
 
 # ----------------------------------------------------------------------------------------- curriculum
@@ -448,7 +460,7 @@ def test_curriculum_one_group_picks_distinct_prompts():
     assert isinstance(trainer.sampler, CurriculumSampler) and len(trainer.sampler.source.pool) == 8
     for step in range(4):
         trainer.step = step
-        out = trainer.sampler.sample(trainer)
+        out = trainer.sampler.sample(trainer.sampling_context())
         index = trainer.sampler.last_index
         assert len(index.unique()) == 4 and out.metrics["curriculum/distinct_prompts"] == 4
         assert out.problems == [trainer.sampler.source.pool[i] for i in index.tolist()]
@@ -463,7 +475,7 @@ def test_curriculum_proportional_allows_repeats():
     distinct = []
     for step in range(5):
         trainer.step = step
-        out = trainer.sampler.sample(trainer)
+        out = trainer.sampler.sample(trainer.sampling_context())
         distinct.append(out.metrics["curriculum/distinct_prompts"])
         assert distinct[-1] == len(trainer.sampler.last_index.unique()) <= 4
         assert len(out.problems) == 4 and out.batch.completion_ids.shape[0] == 16
@@ -477,7 +489,7 @@ def test_curriculum_prefers_prompts_near_the_target():
     solved = torch.ones(12, dtype=torch.bool)
     solved[unseen] = False
     tracker.successes[solved], tracker.trials[solved] = 100.0, 100.0  # pass rate ~0.99: far from 0.5
-    out = trainer.sampler.sample(trainer)
+    out = trainer.sampler.sample(trainer.sampling_context())
     assert sorted(trainer.sampler.last_index.tolist()) == unseen.tolist()
     assert out.metrics["curriculum/selected_pass_rate"] == pytest.approx(0.5)
     assert tracker.trials[unseen].tolist() == [4.0] * 4  # the chosen prompts were updated
@@ -797,7 +809,7 @@ def test_node_values_and_tree_advantage_match_loop_reference(addition, seed):
 ])
 def test_every_sampler_trains_and_counts_tokens(kwargs):
     spy = _Spy()
-    trainer = Trainer(TrainConfig(**FAST, steps=2, **kwargs), callbacks=[spy], progress=False)
+    trainer = Trainer(TrainConfig.build(**FAST, steps=2, **kwargs), callbacks=[spy], progress=False)
     df = trainer.train()
     assert trainer.step == 2 and len(df) == 3
     generated = df["tokens/generated"].iloc[1:]
@@ -818,7 +830,7 @@ def test_every_sampler_trains_and_counts_tokens(kwargs):
 
 def test_tree_sampler_feeds_its_tree_to_the_advantage():
     trainer = _trainer(sampler="tree", advantage="tree", sampling={"branching": (2, 2), "segment_len": 3})
-    out = trainer.sampler.sample(trainer)
+    out = trainer.sampler.sample(trainer.sampling_context())
     tree = out.context["tree"]
     assert out.batch is tree.batch and out.problems == trainer.task.problems("train", 4, seed=0)
     tok = trainer.tokenizer
@@ -828,9 +840,9 @@ def test_tree_sampler_feeds_its_tree_to_the_advantage():
     assert out.metrics["tokens/generated"] == tree.tokens_generated
     assert out.metrics["tree/tokens_shared"] == tree.tokens_in_batch - tree.tokens_generated
     assert out.metrics["tree/nodes"] == len(tree.parent) - 4
-    scores, context = trainer._context(out, out.rewards)
+    rewards, context = trainer._context(out)
     assert context["tree"] is tree
-    adv, _ = trainer.advantage_fn(scores, tree.batch.response_mask, 4, **context)
+    adv, _ = trainer.advantage_fn(rewards, tree.batch.response_mask, 4, **context)
     assert torch.allclose(adv, torch.tensor(_advantage_reference(out.rewards.tolist(), tree)), atol=1e-5)
 
 
@@ -838,7 +850,7 @@ def test_tree_sampler_feeds_its_tree_to_the_advantage():
 def test_flat_sampler_reproduces_the_pre_sampler_trainer(seed, step):
     trainer = _trainer(seed=seed)
     trainer.step = step
-    out = trainer.sampler.sample(trainer)
+    out = trainer.sampler.sample(trainer.sampling_context())
     cfg, task = trainer.config, trainer.task
     problems = task.problems("train", 4, seed=seed * 1_000_003 + step)
     assert out.problems == problems
@@ -855,9 +867,9 @@ def test_flat_sampler_reproduces_the_pre_sampler_trainer(seed, step):
 
 
 def test_tree_rl_raises_training_reward():
-    cfg = TrainConfig(task="addition", steps=25, prompts_per_step=16, group_size=8, sampler="tree", advantage="tree",
+    cfg = TrainConfig(task="addition", steps=25, prompts_per_step=16, group_size=8, sampler="tree", 
                       sampling={"branching": (4, 2), "segment_len": 2}, eval_problems=8, eval_samples=1,
-                      eval_every=0, track_kl=False, device="cpu", seed=0)
+                      eval_every=0, track_kl=False, device="cpu", seed=0, overrides={"advantage": "tree"})
     df = Trainer(cfg, progress=False).train()
     rewards = df["reward/mean"].iloc[1:].tolist()
     assert len(rewards) == 25

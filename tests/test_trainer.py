@@ -19,7 +19,7 @@ def _comparable(history):
 ])
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"{field}|{value}"):
-        TrainConfig(**{field: value})
+        TrainConfig.build(**{field: value})
 
 
 def test_same_seed_same_metrics():
@@ -33,12 +33,12 @@ def test_same_seed_same_metrics():
 
 
 def test_resume_from_checkpoint_continues_identically(tmp_path):
-    straight = Trainer(TrainConfig(steps=4, update_epochs=2, minibatches=2, **FAST), progress=False)
+    straight = Trainer(TrainConfig(steps=4, minibatches=2, **FAST, overrides={"update_epochs": 2}), progress=False)
     straight.train()
-    first = Trainer(TrainConfig(steps=2, update_epochs=2, minibatches=2, **FAST), progress=False)
+    first = Trainer(TrainConfig(steps=2, minibatches=2, **FAST, overrides={"update_epochs": 2}), progress=False)
     first.train()
     first.save(tmp_path / "ckpt.pt")
-    resumed = Trainer(TrainConfig(steps=4, update_epochs=2, minibatches=2, **FAST), progress=False)
+    resumed = Trainer(TrainConfig(steps=4, minibatches=2, **FAST, overrides={"update_epochs": 2}), progress=False)
     resumed.load(tmp_path / "ckpt.pt")
     resumed.train()
     assert _comparable(resumed.history) == _comparable(straight.history)
@@ -78,13 +78,13 @@ def test_callbacks_and_history_columns():
 
 @pytest.mark.parametrize("placement", ["loss", "reward"])
 def test_kl_placements_run(placement):
-    df = Trainer(TrainConfig(steps=1, kl_coef=0.1, kl_placement=placement, **FAST), progress=False).train()
+    df = Trainer(TrainConfig(steps=1, **FAST, overrides={"kl_coef": 0.1, "kl_placement": placement}), progress=False).train()
     assert torch.isfinite(torch.tensor(df["loss/total"].iloc[-1]))
 
 
 def test_grpo_raises_training_reward():
     """The smoke run: 25 GRPO steps on the addition base model raise the reward."""
-    config = TrainConfig(task="addition", steps=25, prompts_per_step=8, group_size=8, eval_every=0, eval_problems=64,
+    config = TrainConfig(task="addition", steps=25, prompts_per_step=8, group_size=8, eval_every=25, eval_problems=64,
                          device="cpu")
     df = Trainer(config, progress=False).train()
     rewards = df["reward/mean"].dropna()

@@ -24,10 +24,19 @@ def _finite(df, column):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_completes_a_short_run(name):
-    df = Trainer(TrainConfig(preset=name, steps=2, **FAST), progress=False).train()
+    df = Trainer(TrainConfig(preset=name, steps=2, **{**FAST, "eval_every": 2}), progress=False).train()
     assert len(df) == 3 and df["acc/pass@1"].notna().sum() == 2
-    for column in ("loss/policy", "loss/total", "entropy/mean", "clip/frac", "kl/k3", "grad/norm", "adv/std"):
+    for column in ("loss/policy", "loss/total", "entropy/mean", "clip/frac", "grad/norm", "adv/std"):
         assert _finite(df, column), column
+    # a reference model runs only for a KL term (or track_kl): the log says which, and KL appears with it
+    uses_ref = PRESETS[name].kl_coef > 0
+    assert df["kl/ref_model"].iloc[1:].tolist() == [float(uses_ref)] * 2
+    assert ("kl/k3" in df) == uses_ref and (not uses_ref or _finite(df, "kl/k3"))
+
+
+def test_track_kl_keeps_a_reference_without_a_kl_term():
+    df = Trainer(TrainConfig(preset="dr_grpo", steps=1, track_kl=True, **FAST), progress=False).train()
+    assert df["kl/ref_model"].iloc[-1] == 1.0 and _finite(df, "kl/k3")
 
 
 def test_ppo_trains_its_critic():
@@ -51,7 +60,7 @@ def test_remax_logs_its_greedy_baseline():
 
 
 def test_replay_trains_on_stale_batches_and_measures_their_drift():
-    df = Trainer(TrainConfig(preset="grpo", replay=2, steps=4, **FAST), progress=False).train()
+    df = Trainer(TrainConfig(preset="grpo", steps=4, **FAST, overrides={"replay": 2}), progress=False).train()
     staleness = df["offpolicy/staleness"]
     assert math.isnan(staleness.iloc[1])  # step 1: only the fresh batch
     assert staleness.iloc[2] == 1.0 and staleness.iloc[3] == 1.5 and staleness.iloc[4] == 1.5  # ages (1), (1, 2)
@@ -60,17 +69,17 @@ def test_replay_trains_on_stale_batches_and_measures_their_drift():
 
 
 def test_truncated_importance_sampling_weights():
-    df = Trainer(TrainConfig(preset="grpo", replay=1, tis_cap=2.0, steps=3, **FAST), progress=False).train()
+    df = Trainer(TrainConfig(preset="grpo", steps=3, **FAST, overrides={"replay": 1, "tis_cap": 2.0}), progress=False).train()
     weights = df["is/mean"].dropna()
     assert len(weights) == 3 and (weights > 0).all() and (weights <= 2.0).all()
     assert df["is/frac_truncated"].dropna().between(0, 1).all()
-    fresh_only = Trainer(TrainConfig(preset="grpo", tis_cap=2.0, steps=1, **FAST), progress=False).train()
+    fresh_only = Trainer(TrainConfig(preset="grpo", steps=1, **FAST, overrides={"tis_cap": 2.0}), progress=False).train()
     # a fresh batch was sampled by the current policy: its weights are 1 up to numerics
     assert fresh_only["is/mean"].iloc[1] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_resume_with_critic_and_replay_is_exact(tmp_path):
-    config = dict(FAST, preset="ppo", replay=1, eval_every=2)  # both runs evaluate at step 2
+    config = dict(FAST, preset="ppo", overrides={"replay": 1}, eval_every=2)  # both runs evaluate at step 2
     straight = Trainer(TrainConfig(steps=4, **config), progress=False)
     straight.train()
     first = Trainer(TrainConfig(steps=2, **config), progress=False)
@@ -93,7 +102,7 @@ def test_length_metrics_split_by_correctness():
         assert mixed == pytest.approx(row["length/mean"])
 
 
-def test_length_penalty_lowers_the_scores_not_the_logged_reward():
+def test_length_penalty_reward_lowers_the_rewards_by_its_weight():
     seen = {}
 
     def spy(rewards, response_mask, group_size, **context):
@@ -104,12 +113,13 @@ def test_length_penalty_lowers_the_scores_not_the_logged_reward():
     plain.advantage_fn = spy
     plain.train()
     base_scores = seen["scores"].clone()
-    penalised = Trainer(TrainConfig(steps=1, length_coef=0.5, **FAST), progress=False)
+    penalised = Trainer(TrainConfig(steps=1, rewards={"correct": 1.0, "length_penalty": 0.5}, **FAST), progress=False)
     penalised.advantage_fn = spy
     df = penalised.train()
     lengths = penalised.buffer[-1].batch.lengths
     torch.testing.assert_close(seen["scores"], base_scores - 0.5 * lengths / FAST["max_new_tokens"])
-    assert df["reward/mean"].iloc[-1] == pytest.approx(base_scores.mean().item())
+    assert df["reward/correct"].iloc[-1] == pytest.approx(base_scores.mean().item())
+    assert df["reward/length_penalty"].iloc[-1] == pytest.approx(-(lengths / FAST["max_new_tokens"]).mean().item())
 
 
 def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
@@ -124,7 +134,7 @@ def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
             seen["rewards"] = rewards
 
     advantage = ADVANTAGES.get("grpo")
-    trainer = Trainer(TrainConfig(steps=3, lr=3e-3, kl_coef=0.5, kl_placement="reward", **FAST), callbacks=[Rewards()],
+    trainer = Trainer(TrainConfig(steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5, "kl_placement": "reward"}), callbacks=[Rewards()],
                       progress=False)
     trainer.advantage_fn = spy
     trainer.train()
@@ -137,7 +147,7 @@ def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
 
 def test_pass_k_larger_than_the_group_is_rejected():
     with pytest.raises(ValueError, match="pass_k=8 exceeds TrainConfig.group_size=4"):
-        TrainConfig(advantage="passk", pass_k=8, **FAST)
+        TrainConfig(**FAST, overrides={"advantage": "passk", "pass_k": 8})
 
 
 def test_dense_estimators_receive_the_kl_per_token():
@@ -149,7 +159,7 @@ def test_dense_estimators_receive_the_kl_per_token():
         return advantage(rewards, response_mask, group_size, **context)
 
     spy.requires = advantage.requires
-    trainer = Trainer(TrainConfig(preset="reinforce_pp", steps=3, lr=3e-3, kl_coef=0.5, **FAST), progress=False)
+    trainer = Trainer(TrainConfig(preset="reinforce_pp", steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5}), progress=False)
     trainer.advantage_fn = spy
     trainer.train()
     batch = trainer.buffer[-1].batch

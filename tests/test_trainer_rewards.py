@@ -50,22 +50,22 @@ def test_bad_reward_mix_fails_in_the_config(bad, match):
 
 
 def test_dense_rewards_go_to_token_level_estimators_and_are_not_counted_twice():
-    trainer = Trainer(TrainConfig(**SMALL, preset="reinforce_pp", kl_coef=0.0, rewards={"correct": 1.0, "test_first_token": 1.0}),
+    trainer = Trainer(TrainConfig(**SMALL, preset="reinforce_pp", rewards={"correct": 1.0, "test_first_token": 1.0}, overrides={"kl_coef": 0.0}),
                       progress=False)
-    sampled = trainer.sampler.sample(trainer)
+    sampled = trainer.sampler.sample(trainer.sampling_context())
     token = sampled.scores.token
     assert token is not None and torch.allclose(token[:, 0], 0.25 * sampled.batch.response_mask[:, 0])
     assert torch.allclose(sampled.rewards, sampled.scores.correct + 0.25)
-    scores, context = trainer._context(sampled, sampled.rewards)
+    rewards, context = trainer._context(sampled)
     assert torch.allclose(context["token_rewards"], token)
-    assert torch.allclose(scores, sampled.scores.correct)  # the dense part travels on its tokens only
+    assert torch.allclose(rewards, sampled.scores.correct)  # the dense part travels on its tokens only
 
 
 def test_dense_rewards_reach_sequence_level_estimators_through_the_total():
     trainer = Trainer(TrainConfig(**SMALL, rewards={"correct": 1.0, "test_first_token": 1.0}), progress=False)
-    sampled = trainer.sampler.sample(trainer)
-    scores, context = trainer._context(sampled, sampled.rewards)
-    assert "token_rewards" not in context and torch.allclose(scores, sampled.scores.correct + 0.25)
+    sampled = trainer.sampler.sample(trainer.sampling_context())
+    rewards, context = trainer._context(sampled)
+    assert "token_rewards" not in context and torch.allclose(rewards, sampled.scores.correct + 0.25)
 
 
 def test_reward_contract_errors():
@@ -84,7 +84,7 @@ def test_reward_contract_errors():
 def test_dynamic_sampling_keeps_dense_rewards_aligned_with_the_concatenated_batch():
     trainer = Trainer(TrainConfig(**SMALL, sampler="dynamic", rewards={"correct": 1.0, "test_first_token": 1.0}),
                       progress=False)
-    sampled = trainer.sampler.sample(trainer)
+    sampled = trainer.sampler.sample(trainer.sampling_context())
     token, mask = sampled.scores.token, sampled.batch.response_mask
     assert token.shape == mask.shape
     assert torch.allclose(token[:, 0], 0.25 * mask[:, 0]) and (token[:, 1:] == 0).all()

@@ -186,7 +186,7 @@ def train_grpo(model, tokenizer, task, steps: int = 30, progress: bool = False, 
     fields = {"preset": "grpo", "steps": steps, "prompts_per_step": 8, "group_size": 8, "eval_every": 0,
               "eval_problems": 128, "eval_samples": 4, "lr": 1e-4, "device": "cpu",
               "max_new_tokens": getattr(model, "gen_length", 8), **overrides}
-    trainer = Trainer(TrainConfig(**fields), model=model, tokenizer=tokenizer, task=task, callbacks=callbacks,
+    trainer = Trainer(TrainConfig.build(**fields), model=model, tokenizer=tokenizer, task=task, callbacks=callbacks,
                       progress=progress)
     return trainer, trainer.train()
 

@@ -50,7 +50,7 @@ def judge_hacking(judge: str = "judge-addition-weak", judge_weight: float = 1.0,
     """
     if not 0 <= judge_weight <= 1:
         raise ValueError(f"judge_weight must be in [0, 1], got {judge_weight}")
-    config = TrainConfig(**{"task": "addition", "steps": steps, "seed": seed, "eval_every": 20, "device": "cpu",
+    config = TrainConfig.build(**{"task": "addition", "steps": steps, "seed": seed, "eval_every": 20, "device": "cpu",
                             "rewards": {"judge": (judge_weight, {"judge": judge}), "correct": 1.0 - judge_weight},
                             **overrides})
     return Trainer(config, callbacks=[ShortcutRate(shortcut)], progress=progress).train()

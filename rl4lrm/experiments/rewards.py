@@ -56,5 +56,5 @@ def train_with_reward(method: str, progress: bool = False, **config) -> pd.DataF
         phi, _ = build_implicit_prm(model, tokenizer, task, seed=config.get("seed", 0))
         # π_ref is the trainer's ctx.ref_model: a frozen copy of the same zoo model π_φ was trained against
         rewards["implicit_prm"] = (rewards["implicit_prm"], {"implicit_model": phi.to(resolve_device(config.get("device", "auto")))})
-    cfg = TrainConfig(task=spec["task"], rewards=rewards, **{**spec.get("config", {}), **config})
+    cfg = TrainConfig.build(task=spec["task"], rewards=rewards, **{**spec.get("config", {}), **config})
     return Trainer(cfg, progress=progress).train()

@@ -77,7 +77,7 @@ def curriculum_study(task: str = "countdown", steps: int = 60, pool_size: int = 
         batch reward; the base pass rate of each pool problem (pool_size,); the training history.
     """
     sampling = {**config.pop("sampling", {}), "pool_size": pool_size}
-    cfg = TrainConfig(task=task, steps=steps, sampler="curriculum", sampling=sampling, **config)
+    cfg = TrainConfig.build(task=task, steps=steps, sampler="curriculum", sampling=sampling, **config)
     recorder = _RecordPicks()
     trainer = Trainer(cfg, callbacks=[recorder], progress=progress)
     pool = trainer.sampler.source.pool

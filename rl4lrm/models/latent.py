@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
-import rl4lrm.rewards.compute  # noqa: F401  (registers the "latent_steps" reward)
 from rl4lrm.decoding import decode_loop, positions_from_mask
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs

@@ -1,7 +1,8 @@
-"""What every sampler shares: its config, its output, the problem source and the flat sampler.
+"""What every sampler shares: its context, its output, the problem source, and the flat sampler with its config.
 
 A sampler decides which prompts a step trains on and how their completions are drawn; the trainer
-calls ``sampler.sample(trainer)`` once per step and gets back a scored batch (``Sampled``). The
+calls ``sampler.sample(ctx)`` once per step with a ``SamplingContext`` (the policy, the task, the
+batch settings, seeded noise and the scorer: never the trainer) and gets back a scored batch (``Sampled``). The
 flat sampler is the plain GRPO recipe: B fresh train problems, G independent completions each.
 Dynamic sampling (``rl4lrm.sampling.dynamic``), curricula (``rl4lrm.sampling.curriculum``) and
 tree rollouts (``rl4lrm.sampling.tree``) are the survey's alternatives (§3.4, sampling strategy).
@@ -9,8 +10,8 @@ tree rollouts (``rl4lrm.sampling.tree``) are the survey's alternatives (§3.4, s
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Callable
 
 import torch
 
@@ -19,68 +20,21 @@ from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Problem, Task
 
 SAMPLERS = Registry("sampler")
-ALLOCATIONS = ("one_group", "proportional")
 # seeds of round r > 0 of a step: far from every step's round-0 seed
 _ROUND_STRIDE = 10_000_019
 
 
 @dataclass
-class SamplingConfig:
-    """Settings of the non-flat samplers (``TrainConfig.sampler`` picks which one runs)."""
+class FlatConfig:
+    """Settings every sampler has; the flat sampler has no others."""
 
-    filter: str = "zero_variance"
-    """Dynamic sampling: which groups to keep (``rl4lrm.sampling.dynamic.FILTERS``): ``zero_variance``
-    drops groups whose G rewards are all equal (DAPO), ``pass_band`` keeps groups whose mean reward
-    lies in [``band_low``, ``band_high``]."""
-    band_low: float = 0.2
-    """Lowest group pass rate ``pass_band`` keeps (inclusive)."""
-    band_high: float = 0.8
-    """Highest group pass rate ``pass_band`` keeps (inclusive)."""
-    max_rounds: int = 8
-    """Dynamic sampling draws B more prompts per round until B groups pass the filter; after this many
-    rounds it stops with an error instead of looping forever (verl's ``max_num_gen_batches``)."""
     pool_size: int = 0
     """0 draws fresh problems from the task's train split every step; > 0 fixes a pool of that many
     train problems (a data set) that every step draws from. The curriculum needs a pool."""
-    target: float = 0.5
-    """Curriculum: the pass rate the curriculum aims at (0.5 gives the largest reward variance)."""
-    width: float = 0.2
-    """Curriculum: how sharply prompts away from ``target`` are down-weighted (a Gaussian's std)."""
-    decay: float = 0.8
-    """Curriculum: each new group's outcome outweighs older ones by 1/decay (1 never forgets)."""
-    allocation: str = "one_group"
-    """Curriculum: ``one_group`` gives each chosen prompt one group of G; ``proportional`` draws the B
-    groups with replacement, so a prompt gets groups (samples) in proportion to its weight."""
-    segment_len: int = 4
-    """Tree rollouts: tokens per segment before the tree branches again."""
-    branching: tuple[int, ...] = (4, 2)
-    """Tree rollouts: children per node at each depth; their product must equal G (the leaves)."""
 
     def __post_init__(self):
-        self.branching = tuple(self.branching)
-        for name in ("max_rounds", "segment_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"SamplingConfig.{name} must be an int >= 1, got {getattr(self, name)!r}")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
-            raise ValueError(f"SamplingConfig.pool_size must be an int >= 0, got {self.pool_size!r}")
-        if not 0 <= self.band_low <= self.band_high <= 1:
-            raise ValueError(f"SamplingConfig needs 0 <= band_low <= band_high <= 1, got {self.band_low}, {self.band_high}")
-        if not 0 <= self.target <= 1 or not self.width > 0:
-            raise ValueError(f"SamplingConfig needs target in [0, 1] and width > 0, got {self.target}, {self.width}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"SamplingConfig.decay must be in (0, 1], got {self.decay}")
-        if self.allocation not in ALLOCATIONS:
-            raise ValueError(f"SamplingConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
-        if not self.branching or any(not isinstance(b, int) or b < 1 for b in self.branching):
-            raise ValueError(f"SamplingConfig.branching must be a non-empty tuple of ints >= 1, got {self.branching!r}")
-        from rl4lrm.sampling.dynamic import FILTERS  # the filter registry lives with dynamic sampling
-
-        FILTERS.get(self.filter)
-
-    @property
-    def leaves(self) -> int:
-        """Leaves per tree (the group size tree rollouts produce)."""
-        return math.prod(self.branching)
+            raise ValueError(f"{type(self).__name__}.pool_size must be an int >= 0, got {self.pool_size!r}")
 
 
 @dataclass
@@ -125,17 +79,98 @@ class Sampled:
         return self.scores.total
 
 
-class Sampler:
-    """Base class: ``sample(trainer)`` returns a ``Sampled``; state travels in checkpoints."""
+@dataclass
+class SamplingContext:
+    """What a sampler sees of the run at one step: never the trainer itself.
 
+    The trainer builds one per step; ``draw`` samples and scores G completions per problem, the rest
+    are the settings and handles a sampler may need to sample its own way (tree rollouts).
+    """
+
+    model: torch.nn.Module
+    """The policy."""
+    tokenizer: object
+    """The policy's tokenizer."""
+    task: Task
+    """The task: prompts and the verifier."""
+    step: int
+    """The trainer step being sampled."""
+    seed: int
+    """The run's seed."""
+    prompts_per_step: int
+    """B: groups the step trains on."""
+    group_size: int
+    """G: completions per prompt."""
+    max_new_tokens: int
+    """Length cap of a completion."""
+    temperature: float
+    """Sampling temperature."""
+    top_p: float
+    """Nucleus sampling mass."""
+    prompt_style: str
+    """How problems become prompts (``rl4lrm.tasks.STYLES``)."""
+    generator: Callable[[int, int], torch.Generator]
+    """``generator(stream, round)``: noise seeded by (seed, step, stream, round), so resumed runs replay it."""
+    score: Callable[[list, RolloutBatch], "Scores"]
+    """``score(problems, batch)``: the run's reward mix and verifier on N rows (``problems[i]`` is row i's)."""
+
+    def prompts(self, problems: list[Problem]) -> list[str]:
+        """The formatted prompts of ``problems``."""
+        return [self.task.format_prompt(p, self.prompt_style, self.tokenizer) for p in problems]
+
+    def draw(self, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, "Scores"]:
+        """G completions for each problem under the policy, scored by the run's reward mix.
+
+        Returns:
+            The formatted prompts, the ``RolloutBatch`` (N = len(problems) * G rows) and its ``Scores``.
+        """
+        prompts = self.prompts(problems)
+        batch = rollout(self.model, self.tokenizer, prompts, self.group_size, self.max_new_tokens, self.temperature,
+                        self.top_p, self.generator(0, round))
+        return prompts, batch, self.score(self.per_row(problems), batch)
+
+    def per_row(self, problems: list[Problem]) -> list[Problem]:
+        """Each problem repeated G times: the problem of every row of a grouped batch."""
+        return [p for p in problems for _ in range(self.group_size)]
+
+
+class Sampler:
+    """Base class: ``sample(ctx)`` returns a ``Sampled``; state travels in checkpoints.
+
+    A sampler owns its settings (``Config``, a dataclass) and checks them against the run's
+    (``check``), so the trainer never tests a sampler by name.
+    """
+
+    Config = FlatConfig
+    """The dataclass of this sampler's settings (``TrainConfig.sampling``)."""
     provides: tuple[str, ...] = ()
     """Advantage context this sampler adds (an estimator's ``requires`` may name it)."""
 
-    def __init__(self, config: SamplingConfig, trainer):
+    def __init__(self, config: FlatConfig, task: Task, seed: int):
         self.config = config
-        self.source = ProblemSource(trainer.task, config.pool_size, trainer.config.seed)
+        self.source = ProblemSource(task, config.pool_size, seed)
 
-    def sample(self, trainer) -> Sampled:
+    @classmethod
+    def make_config(cls, settings) -> FlatConfig:
+        """This sampler's config from a dict of its fields (or the config itself); unknown keys are an error."""
+        if isinstance(settings, cls.Config):
+            return settings
+        if not isinstance(settings, dict):
+            raise ValueError(f"sampling settings must be a dict or a {cls.Config.__name__}, got {settings!r}")
+        known = [f.name for f in fields(cls.Config)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ValueError(f"{cls.Config.__name__} has no setting {unknown}; its settings are {known}")
+        return cls.Config(**settings)
+
+    @classmethod
+    def check(cls, config: FlatConfig, run) -> None:
+        """Raises ``ValueError`` if ``config`` cannot serve the run's settings (a ``TrainConfig``)."""
+        if 0 < config.pool_size < run.prompts_per_step:
+            raise ValueError(f"sampling.pool_size={config.pool_size} is smaller than one step's "
+                             f"prompts_per_step={run.prompts_per_step}")
+
+    def sample(self, ctx: SamplingContext) -> "Sampled":
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -168,19 +203,6 @@ class ProblemSource:
         return [self.pool[i] for i in picked]
 
 
-def draw_groups(trainer, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, Scores]:
-    """G completions for each problem under the trainer's policy, scored by the trainer's reward mix.
-
-    Returns:
-        The formatted prompts, the ``RolloutBatch`` (N = len(problems) * G rows) and its ``Scores``.
-    """
-    cfg, task, tokenizer = trainer.config, trainer.task, trainer.tokenizer
-    prompts = [task.format_prompt(p, cfg.prompt_style, tokenizer) for p in problems]
-    batch = rollout(trainer.model, tokenizer, prompts, cfg.group_size, cfg.max_new_tokens, cfg.temperature,
-                    cfg.top_p, trainer.generator(0, round))
-    return prompts, batch, trainer.score([p for p in problems for _ in range(cfg.group_size)], batch)
-
-
 def generated_tokens(batch: RolloutBatch) -> float:
     """Completion tokens the sampler generated for a batch (EOS included)."""
     return batch.response_mask.sum().item()
@@ -190,7 +212,7 @@ def generated_tokens(batch: RolloutBatch) -> float:
 class FlatSampler(Sampler):
     """B problems, G independent completions each: every rollout is trained on, whatever its signal."""
 
-    def sample(self, trainer) -> Sampled:
-        problems = self.source.draw(trainer.config.prompts_per_step, trainer.step)
-        prompts, batch, scores = draw_groups(trainer, problems)
+    def sample(self, ctx: SamplingContext) -> Sampled:
+        problems = self.source.draw(ctx.prompts_per_step, ctx.step)
+        prompts, batch, scores = ctx.draw(problems)
         return Sampled(problems, prompts, batch, scores, metrics={"tokens/generated": generated_tokens(batch)})

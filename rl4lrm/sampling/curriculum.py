@@ -13,10 +13,14 @@ arXiv:2509.25849, which gives more rollouts to prompts whose outcome is uncertai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from rl4lrm.advantages import group_view
-from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, draw_groups, generated_tokens
+from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext, generated_tokens
+
+ALLOCATIONS = ("one_group", "proportional")
 
 
 class DifficultyTracker:
@@ -60,6 +64,30 @@ def curriculum_weights(pass_rate: torch.Tensor, target: float = 0.5, width: floa
     return torch.exp(-0.5 * ((pass_rate - target) / width) ** 2)
 
 
+@dataclass
+class CurriculumConfig(FlatConfig):
+    """Settings of the curriculum (it draws from a fixed pool: ``pool_size`` > 0)."""
+
+    target: float = 0.5
+    """The pass rate the curriculum aims at (0.5 gives the largest reward variance)."""
+    width: float = 0.2
+    """How sharply prompts away from ``target`` are down-weighted (a Gaussian's std)."""
+    decay: float = 0.8
+    """Each new group's outcome outweighs older ones by 1/decay (1 never forgets)."""
+    allocation: str = "one_group"
+    """``one_group`` gives each chosen prompt one group of G; ``proportional`` draws the B groups with
+    replacement, so a prompt gets groups (samples) in proportion to its weight."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.target <= 1 or not self.width > 0:
+            raise ValueError(f"CurriculumConfig needs target in [0, 1] and width > 0, got {self.target}, {self.width}")
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"CurriculumConfig.decay must be in (0, 1], got {self.decay}")
+        if self.allocation not in ALLOCATIONS:
+            raise ValueError(f"CurriculumConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
+
+
 @SAMPLERS.register("curriculum")
 class CurriculumSampler(Sampler):
     """Chooses each step's B groups from the pool by ``curriculum_weights`` of the tracked pass rates.
@@ -69,25 +97,32 @@ class CurriculumSampler(Sampler):
     and confident ones none.
     """
 
-    def __init__(self, config, trainer):
-        super().__init__(config, trainer)
-        if self.source.pool is None:
-            raise ValueError("sampler='curriculum' needs a fixed pool: set sampling.pool_size > 0")
+    Config = CurriculumConfig
+
+    @classmethod
+    def check(cls, config: CurriculumConfig, run) -> None:
+        super().check(config, run)
+        if config.pool_size == 0:
+            raise ValueError("sampler='curriculum' needs a fixed pool: set CurriculumConfig.pool_size > 0 "
+                             "(sampling={'pool_size': 512})")
+
+    def __init__(self, config: CurriculumConfig, task, seed: int):
+        super().__init__(config, task, seed)
         self.tracker = DifficultyTracker(len(self.source.pool), config.decay)
         self.last_index = torch.empty(0, dtype=torch.long)  # pool indices of the last step's groups
 
-    def sample(self, trainer) -> Sampled:
-        cfg, scfg = trainer.config, self.config
+    def sample(self, ctx: SamplingContext) -> Sampled:
+        scfg = self.config
         # floored: a narrow width underflows to 0 far from the target, and multinomial needs B nonzero weights
         weights = curriculum_weights(self.tracker.pass_rate, scfg.target, scfg.width).clamp(min=1e-12)  # (pool,)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + trainer.step)
-        index = torch.multinomial(weights, cfg.prompts_per_step, replacement=scfg.allocation == "proportional",
+        gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + ctx.step)
+        index = torch.multinomial(weights, ctx.prompts_per_step, replacement=scfg.allocation == "proportional",
                                   generator=gen)  # (B,)
         estimate = self.tracker.pass_rate[index].mean().item()
         self.last_index = index
         problems = [self.source.pool[i] for i in index.tolist()]
-        prompts, batch, scores = draw_groups(trainer, problems)
-        self.tracker.update(index, scores.correct, cfg.group_size)  # difficulty = the verifier's pass rate
+        prompts, batch, scores = ctx.draw(problems)
+        self.tracker.update(index, scores.correct, ctx.group_size)  # difficulty = the verifier's pass rate
         metrics = {
             "tokens/generated": generated_tokens(batch),
             "curriculum/selected_pass_rate": estimate,

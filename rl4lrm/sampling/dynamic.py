@@ -10,12 +10,14 @@ and online difficulty filtering (e.g. Kimi k1.5, arXiv:2501.12599; PRIME, arXiv:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from rl4lrm.advantages import group_view, zero_std_groups
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import concat_batches
-from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler, Scores, draw_groups, generated_tokens
+from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext, Scores, generated_tokens
 
 FILTERS = Registry("group filter")
 
@@ -42,6 +44,31 @@ def group_signal_probability(pass_rate: torch.Tensor, group_size: int) -> torch.
     return 1 - pass_rate**group_size - (1 - pass_rate) ** group_size
 
 
+@dataclass
+class DynamicConfig(FlatConfig):
+    """Settings of dynamic sampling."""
+
+    filter: str = "zero_variance"
+    """Which groups to keep (``FILTERS``): ``zero_variance`` drops groups whose G rewards are all equal
+    (DAPO), ``pass_band`` keeps groups whose mean reward lies in [``band_low``, ``band_high``]."""
+    band_low: float = 0.2
+    """Lowest group pass rate ``pass_band`` keeps (inclusive)."""
+    band_high: float = 0.8
+    """Highest group pass rate ``pass_band`` keeps (inclusive)."""
+    max_rounds: int = 8
+    """Draws B more prompts per round until B groups pass the filter; after this many rounds it stops
+    with an error instead of looping forever (verl's ``max_num_gen_batches``)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        FILTERS.get(self.filter)
+        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
+            raise ValueError(f"DynamicConfig.max_rounds must be an int >= 1, got {self.max_rounds!r}")
+        if not 0 <= self.band_low <= self.band_high <= 1:
+            raise ValueError(f"DynamicConfig needs 0 <= band_low <= band_high <= 1, got {self.band_low}, "
+                             f"{self.band_high}")
+
+
 @SAMPLERS.register("dynamic")
 class DynamicSampler(Sampler):
     """Draws rounds of B prompts × G samples until B groups pass the filter, then trains on exactly B.
@@ -50,16 +77,18 @@ class DynamicSampler(Sampler):
     is counted in ``tokens/generated``, the discarded ones included: that is the price of the signal.
     """
 
-    def sample(self, trainer) -> Sampled:
-        cfg, scfg = trainer.config, self.config
-        B, G = cfg.prompts_per_step, cfg.group_size
+    Config = DynamicConfig
+
+    def sample(self, ctx: SamplingContext) -> Sampled:
+        scfg = self.config
+        B, G = ctx.prompts_per_step, ctx.group_size
         keep_fn = FILTERS.get(scfg.filter)
         batches, scores, problems, prompts = [], [], [], []
         kept = drawn = drawn_zero_std = 0
         tokens = 0.0
         for round in range(scfg.max_rounds):
-            round_problems = self.source.draw(B, trainer.step, round)
-            round_prompts, batch, round_scores = draw_groups(trainer, round_problems, round)
+            round_problems = self.source.draw(B, ctx.step, round)
+            round_prompts, batch, round_scores = ctx.draw(round_problems, round)
             tokens += generated_tokens(batch)
             keep = keep_fn(round_scores.total, G, scfg.band_low, scfg.band_high)  # (B,)
             drawn += B
@@ -79,7 +108,7 @@ class DynamicSampler(Sampler):
                 f"dynamic sampling kept {kept} of the {B} groups it needs after max_rounds={scfg.max_rounds} rounds "
                 f"({drawn} groups drawn, filter {scfg.filter!r}): the prompts are all too easy or too hard for the "
                 "policy; raise sampling.max_rounds, loosen the filter, or use sampler='flat'")
-        batch = concat_batches(batches, trainer.tokenizer.pad_token_id)
+        batch = concat_batches(batches, ctx.tokenizer.pad_token_id)
         metrics = {"tokens/generated": tokens, "sampling/rounds": round + 1, "sampling/groups_drawn": drawn,
                    "sampling/frac_kept": B / drawn, "sampling/drawn_frac_zero_std": drawn_zero_std / drawn}
         return Sampled(problems, prompts, batch, Scores.cat(scores, batch.completion_ids.shape[1]), metrics=metrics)

@@ -19,13 +19,13 @@ group layout of the other estimators (and weights the early leaf as its subtree 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from rl4lrm.advantages import advantage_metrics, float_rewards, register_advantage
 from rl4lrm.rollout import RolloutBatch, decodes_left_to_right, rollout_ids
-from rl4lrm.sampling.base import SAMPLERS, Sampled, Sampler
+from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext
 
 
 @dataclass
@@ -217,19 +217,54 @@ def tree_advantage(rewards: torch.Tensor, response_mask: torch.Tensor, group_siz
     return advantages, advantage_metrics(advantages, response_mask)
 
 
+@dataclass
+class TreeConfig(FlatConfig):
+    """Settings of tree rollouts."""
+
+    segment_len: int = 4
+    """Tokens per segment before the tree branches again."""
+    branching: tuple[int, ...] = field(default=(4, 2))
+    """Children per node at each depth; their product must equal G (the leaves)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.branching = tuple(self.branching)
+        if not isinstance(self.segment_len, int) or self.segment_len < 1:
+            raise ValueError(f"TreeConfig.segment_len must be an int >= 1, got {self.segment_len!r}")
+        if not self.branching or any(not isinstance(b, int) or b < 1 for b in self.branching):
+            raise ValueError(f"TreeConfig.branching must be a non-empty tuple of ints >= 1, got {self.branching!r}")
+
+    @property
+    def leaves(self) -> int:
+        """Leaves per tree (the group size tree rollouts produce)."""
+        return math.prod(self.branching)
+
+
 @SAMPLERS.register("tree")
 class TreeSampler(Sampler):
     """B fresh problems, one tree of G = prod(branching) leaves each (``sampling.segment_len``, ``branching``)."""
 
+    Config = TreeConfig
     provides = ("tree",)
 
-    def sample(self, trainer) -> Sampled:
-        cfg, scfg, task = trainer.config, self.config, trainer.task
-        problems = self.source.draw(cfg.prompts_per_step, trainer.step)
-        prompts = [task.format_prompt(p, cfg.prompt_style, trainer.tokenizer) for p in problems]
-        tree = tree_rollout(trainer.model, trainer.tokenizer, prompts, scfg.branching, scfg.segment_len,
-                            cfg.max_new_tokens, cfg.temperature, cfg.top_p, trainer.generator(0))
-        scores = trainer.score([p for p in problems for _ in range(cfg.group_size)], tree.batch)
+    @classmethod
+    def check(cls, config: TreeConfig, run) -> None:
+        super().check(config, run)
+        if config.leaves != run.group_size:
+            raise ValueError(f"sampler='tree' grows prod(branching={config.branching}) = {config.leaves} leaves per "
+                             f"prompt, but TrainConfig.group_size={run.group_size}; make them equal")
+        if (len(config.branching) - 1) * config.segment_len >= run.max_new_tokens:
+            raise ValueError(f"sampler='tree': {len(config.branching)} levels of segment_len={config.segment_len} leave "
+                             f"no room under TrainConfig.max_new_tokens={run.max_new_tokens}; use fewer levels or "
+                             f"shorter segments")
+
+    def sample(self, ctx: SamplingContext) -> Sampled:
+        scfg = self.config
+        problems = self.source.draw(ctx.prompts_per_step, ctx.step)
+        prompts = ctx.prompts(problems)
+        tree = tree_rollout(ctx.model, ctx.tokenizer, prompts, scfg.branching, scfg.segment_len,
+                            ctx.max_new_tokens, ctx.temperature, ctx.top_p, ctx.generator(0, 0))
+        scores = ctx.score(ctx.per_row(problems), tree.batch)
         metrics = {"tokens/generated": float(tree.tokens_generated),
                    "tree/tokens_shared": float(tree.tokens_in_batch - tree.tokens_generated),
                    "tree/prefill_tokens": float(tree.prefill_tokens),

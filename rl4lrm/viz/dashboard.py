@@ -38,7 +38,7 @@ class TrainingDashboard:
     """
 
     def __init__(self, task: str = "addition", plot_every: int = 2, **defaults):
-        base = TrainConfig(task=task, **defaults)
+        base = TrainConfig.build(task=task, **defaults)
         self.task, self.plot_every, self.history = task, plot_every, None
         self.extra = {k: v for k, v in defaults.items()
                       if k not in ("preset", "lr", "group_size", "temperature", "kl_coef", "steps")}
@@ -73,7 +73,7 @@ class TrainingDashboard:
     def config(self) -> TrainConfig:
         """The ``TrainConfig`` the controls describe (raises a clear error for bad values)."""
         values = {name: c.value for name, c in self.controls.items()}
-        return TrainConfig(task=self.task, **values, **self.extra)
+        return TrainConfig.build(task=self.task, **values, **self.extra)
 
     def _draw(self, history: pd.DataFrame, note: str) -> None:
         plot_curves(history, CURVES, axes=self.axes, title=f"{self.controls['preset'].value} on {self.task} — {note}")

@@ -118,7 +118,7 @@ class RewardMixPanel:
 
     def run(self) -> pd.DataFrame:
         """Trains on the current mix (live curves), records the result and returns the history."""
-        config = TrainConfig(task=self.task, rewards=self.mix(), steps=self.steps.value, **self.config)
+        config = TrainConfig.build(task=self.task, rewards=self.mix(), steps=self.steps.value, **self.config)
         self.button.disabled = True
         self.status.value = "<i>training…</i>"
         try:
