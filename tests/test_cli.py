@@ -1,15 +1,17 @@
 """Tests for rl4lrm.cli: argument parsing, error messages, and one real (2-step) training run."""
 
 import json
+from dataclasses import fields
 
 import pandas as pd
 import pytest
 import torch
 
-from rl4lrm.cli import build_parser, main
-from rl4lrm.cli import _train
+from rl4lrm.cli import _train, build_parser, config_from_args, main
+from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
-from rl4lrm.presets import PRESETS
+from rl4lrm.presets import PRESETS, Preset
+from rl4lrm.trainer import TrainConfig
 
 
 def test_parser_accepts_the_documented_command():
@@ -22,7 +24,8 @@ def test_parser_accepts_the_documented_command():
 def test_parser_defaults_and_dashed_flags():
     args = build_parser().parse_args(["train", "--group-size", "4", "--prompts-per-step", "8", "--kl-coef", "0",
                                       "--eval-every", "5"])
-    assert (args.task, args.preset, args.out) == ("addition", "grpo", "runs/latest")
+    config = config_from_args(args)
+    assert (config.task, config.preset, args.out) == ("addition", "grpo", "runs/latest")  # unset: the defaults
     assert (args.group_size, args.prompts_per_step, args.kl_coef, args.eval_every) == (4, 8, 0.0, 5)
 
 
@@ -65,13 +68,13 @@ def test_bad_values_exit_2_naming_the_setting(capsys, tmp_path, argv, expected):
 
 def test_train_end_to_end(capsys, tmp_path):
     out = tmp_path / "run"
-    main(["train", "--task", "addition", "--steps", "2", "--eval-every", "0", "--out", str(out)])
+    main(["train", "--task", "addition", "--steps", "2", "--eval-every", "2", "--out", str(out)])
     stdout = capsys.readouterr().out
 
     metrics = pd.read_csv(out / "metrics.csv")
     assert {"step", "reward/mean", "acc/pass@1"} <= set(metrics.columns)
     assert metrics["step"].tolist() == [0, 1, 2]  # row 0: evaluation before training
-    assert metrics["acc/pass@1"].notna().tolist() == [True, False, True]  # eval_every=0: start and end only
+    assert metrics["acc/pass@1"].notna().tolist() == [True, False, True]  # before the first step and every 2nd
     assert metrics["reward/mean"].iloc[1:].between(0, 1).all()
 
     png = (out / "curves.png").read_bytes()
@@ -85,27 +88,51 @@ def test_train_end_to_end(capsys, tmp_path):
     assert "metrics.csv" in stdout and "curves.png" in stdout
 
 
-def test_set_overrides_any_preset_axis_with_its_type():
-    args = build_parser().parse_args(["train", "--set", "aggregation=token_mean", "--set", "clip_high=0.28",
-                                      "--set", "update_epochs=2"])
-    assert dict(args.set) == {"aggregation": "token_mean", "clip_high": 0.28, "update_epochs": 2}
-    assert isinstance(dict(args.set)["update_epochs"], int)
+def test_preset_axes_are_flags_with_their_types():
+    args = build_parser().parse_args(["train", "--aggregation", "token_mean", "--clip-high", "0.28",
+                                      "--update-epochs", "2"])
+    config = config_from_args(args)
+    assert config.overrides == {"aggregation": "token_mean", "clip_high": 0.28, "update_epochs": 2}
+    assert isinstance(config.algorithm.update_epochs, int)
 
 
-@pytest.mark.parametrize("bad, expected", [("nope=1", "NAME one of advantage"), ("clip_high", "NAME=VALUE"),
-                                           ("update_epochs=two", "update_epochs must be of type int, got 'two'")])
-def test_set_rejects_unknown_axes_and_bad_values(capsys, bad, expected):
+@pytest.mark.parametrize("argv, expected", [(["--update-epochs", "two"], "expected int, got 'two'"),
+                                           (["--set", "clip_high=0.2"], "unrecognized arguments"),
+                                           (["--kl-coef", "x"], "expected float, got 'x'")])
+def test_bad_flag_values_exit_2_naming_the_type(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args(["train", "--set", bad])
+        build_parser().parse_args(["train", *argv])
     assert exit_.value.code == 2
     assert expected in capsys.readouterr().err
 
 
-def test_set_reaches_the_trainer(capsys, tmp_path):
-    main(["train", "--steps", "1", "--eval-every", "0", "--set", "update_epochs=2", "--set", "clip_high=0.28",
+def test_overrides_reach_the_trainer(capsys, tmp_path):
+    main(["train", "--steps", "1", "--eval-every", "0", "--update-epochs", "2", "--clip-high", "0.28",
           "--out", str(tmp_path / "run")])
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
-    assert (saved["update_epochs"], saved["clip_high"]) == (2, 0.28)
+    assert saved["overrides"] == {"update_epochs": 2, "clip_high": 0.28}
+
+
+def test_help_is_generated_from_every_field_and_its_docstring():
+    """Each TrainConfig field (but the three set by pairs) and each preset axis is a flag whose help is the
+    first sentence of the field's docstring: the command line cannot drift from the library."""
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    helps = {a.dest: a.help for a in train._actions}
+    for cls, skip in ((TrainConfig, ("overrides", "sampling", "rewards")), (Preset, ("name", "paper"))):
+        docs = field_docs(cls)
+        for f in fields(cls):
+            if f.name in skip:
+                continue
+            assert f.name in helps, f"--{f.name.replace('_', '-')} is missing"
+            assert helps[f.name].startswith(first_sentence(docs[f.name])), f.name
+    assert {"sampling", "reward", "out"} <= set(helps)
+
+
+def test_reward_pairs_build_the_reward_mix(tmp_path):
+    args = build_parser().parse_args(["train", "--reward", "correct=1", "--reward", "length_penalty=0.1"])
+    assert config_from_args(args).rewards == {"correct": 1.0, "length_penalty": 0.1}
+    with pytest.raises(ValueError, match="NAME=WEIGHT"):
+        config_from_args(build_parser().parse_args(["train", "--reward", "correct=high"]))
 
 
 def test_sampler_and_sampling_settings_reach_the_config(tmp_path):
