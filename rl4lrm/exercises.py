@@ -15,7 +15,7 @@ import torch
 from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.aggregation import AGGREGATIONS, aggregation_denominators
 from rl4lrm.kl import kl_penalty
-from rl4lrm.passk import pass_at_k
+from rl4lrm.passk import coverage_sets, crossover_k, pass_at_k
 
 
 def report_check(name: str, attempt: Callable[[], None]) -> bool:
@@ -175,8 +175,6 @@ def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]
     Both count lists hold the correct samples per problem (same problems, same order); ``gained`` is
     the set of problem indices the RL model solves at k = n and the base does not, ``lost`` the reverse.
     """
-    from rl4lrm.experiments.sharpening import coverage_sets  # the study pulls in the trainer
-
     rng = random.Random(seed)
 
     def attempt():
@@ -202,8 +200,6 @@ def check_crossover_k(fn: Callable[[dict[int, float], dict[int, float]], int | N
     Curves are ``{k: pass@k}`` over the same ks; the answer is the smallest k at which the base is at
     least as high as the RL model, after the RL model led at a smaller k (None if that never happens).
     """
-    from rl4lrm.experiments.sharpening import crossover_k
-
     rng = random.Random(seed)
 
     def attempt():

@@ -2,8 +2,9 @@
 
 An RL algorithm for LLMs is a choice on each axis — advantage estimator × policy loss × loss
 aggregation × KL estimator and placement × entropy bonus × update epochs × off-policy reuse — plus
-the paper's hyperparameters (reward shaping, such as a length penalty, is a reward: ``rl4lrm.rewards``). Adding an algorithm is one registered function (if it needs a new one) and one
-row here; the trainer never branches on an algorithm's name. Every field can be overridden:
+the paper's hyperparameters (reward shaping, such as a length penalty, is a reward: ``rl4lrm.rewards``).
+Adding an algorithm is one registered function (if it needs a new one) and one row here; the trainer
+never branches on an algorithm's name. Every field can be overridden:
 ``resolve_preset("grpo", kl_coef=0.0)``.
 """
 
@@ -25,6 +26,7 @@ class Preset:
     """One algorithm as a combination of axes."""
 
     name: str
+    """The preset's name in ``PRESETS`` (kept when axes are overridden)."""
     advantage: str
     """Registered advantage estimator (``rl4lrm.advantages``)."""
     policy_loss: str

@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-import torch
 
 from rl4lrm.experiments.rewards import REWARD_METHODS, train_with_reward
 from rl4lrm.experiments.sampling import SAMPLING_METHODS, curriculum_study, signal_summary

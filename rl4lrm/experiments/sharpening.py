@@ -8,12 +8,9 @@ distribution towards paths the base model had. ProRL (Liu et al., 2025, arXiv:25
 that prolonged, stable RL (KL control, reference resets, diverse tasks) *expands* the boundary, most
 where the base model is weakest.
 
-Both claims are statements about curves and sets that this module measures on the lab's models:
-* ``passk_curves`` / ``passk_table``: pass@k curves (unbiased estimator) with bootstrap bands over problems, and the
-  paired gap of each model to a reference (same problems, same resamples);
-* ``coverage_sets`` / ``coverage_table``: which problems have a correct sample among n (solvable at
-  k = n), which a model gains or loses relative to the base;
-* ``crossover_k``: the smallest k at which the base catches up with an RL model;
+Both claims are statements about curves and sets that this module measures on the lab's models, with the
+math of ``rl4lrm.passk`` (``passk_table``'s bootstrap bands and paired gaps, ``coverage_table``, ``crossover_k``):
+* ``passk_curves``: samples every model on the same held-out problems and tabulates its pass@k curve;
 * ``sharpening_study``: one RL run that snapshots the policy along the way, then all of the above.
 """
 
@@ -23,13 +20,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
 from rl4lrm.evaluation import sample_and_verify
 from rl4lrm.models.zoo import ZOO, load_base
-from rl4lrm.passk import pass_at_k_array
+from rl4lrm.passk import coverage_sets, coverage_table, crossover_k, passk_table
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
@@ -45,63 +41,6 @@ HARD_SPLITS: dict[str, dict] = {
 
 
 # ------------------------------------------------------------------------------------------ curves
-def default_ks(n: int) -> list[int]:
-    """Budgets for a curve on a log2 axis: 1, 2, 3, 4, 6, 8, 12, ... up to and including n."""
-    if n < 1:
-        raise ValueError(f"default_ks needs n >= 1, got {n}")
-    ks = {1, n} | {2**j for j in range(1, n.bit_length())} | {3 * 2**j for j in range(n.bit_length()) if 3 * 2**j <= n}
-    return sorted(ks)
-
-
-def bootstrap_weights(n_problems: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, P) multiplicities of each problem in each bootstrap resample (rows sum to P)."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_problems, np.full(n_problems, 1.0 / n_problems), size=n_boot)
-
-
-def passk_table(
-    counts: Mapping[str, Sequence[int]], n: int, ks: Sequence[int] | None = None, reference: str | None = None,
-    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """pass@k curves with bootstrap bands over problems, and paired gaps to a reference.
-
-    Every model is scored on the same problems, so one set of resamples serves all of them: a gap's
-    interval (model minus reference) is much narrower than the two bands would suggest.
-
-    Args:
-        counts: ``{label: (P,) correct samples of n per problem}``, the same P problems for every label.
-        n: samples drawn per problem.
-        ks: budgets (default ``default_ks(n)``).
-        reference: the label gaps are taken against (None: no gaps).
-        n_boot: bootstrap resamples of the problems.
-        level: coverage of the percentile intervals.
-        seed: seeds the resamples.
-
-    Returns:
-        ``(curves, gaps)``: curves has columns ``label, k, pass@k, lo, hi``; gaps has ``label, k, gap,
-        lo, hi`` for every label but the reference (empty without a reference).
-    """
-    ks = default_ks(n) if ks is None else list(ks)
-    sizes = {label: len(c) for label, c in counts.items()}
-    if not counts or len(set(sizes.values())) != 1 or 0 in sizes.values():
-        raise ValueError(f"counts must hold the same non-zero number of problems per label, got {sizes}")
-    if reference is not None and reference not in counts:
-        raise ValueError(f"reference {reference!r} is not a label of counts; labels: {list(counts)}")
-    weights = bootstrap_weights(next(iter(sizes.values())), n_boot, seed) / next(iter(sizes.values()))  # (B, P)
-    per_problem = {label: pass_at_k_array(n, c, ks) for label, c in counts.items()}  # (P, K) each
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    curves, gaps = [], []
-    for label, values in per_problem.items():
-        lo, hi = np.percentile(weights @ values, q, axis=0)  # (K,) each
-        curves.append(pd.DataFrame({"label": label, "k": ks, "pass@k": values.mean(0), "lo": lo, "hi": hi}))
-        if reference is not None and label != reference:
-            diff = values - per_problem[reference]  # (P, K)
-            lo, hi = np.percentile(weights @ diff, q, axis=0)
-            gaps.append(pd.DataFrame({"label": label, "k": ks, "gap": diff.mean(0), "lo": lo, "hi": hi}))
-    gaps_frame = pd.concat(gaps, ignore_index=True) if gaps else pd.DataFrame(columns=["label", "k", "gap", "lo", "hi"])
-    return pd.concat(curves, ignore_index=True), gaps_frame
-
-
 def passk_curves(
     models: Mapping[str, torch.nn.Module], tokenizer, task: Task, problems: Sequence, n_samples: int = 256,
     ks: Sequence[int] | None = None, temperature: float | Mapping[str, float] = 1.0, max_new_tokens: int = 16,
@@ -138,64 +77,6 @@ def passk_curves(
         counts[label] = out["correct"]
     curves, gaps = passk_table(counts, n_samples, ks, reference=reference, n_boot=n_boot, seed=seed)
     return curves, gaps, counts
-
-
-def crossover_k(reference: Mapping[int, float] | pd.Series, other: Mapping[int, float] | pd.Series,
-                tol: float = 0.0) -> int | None:
-    """The smallest k at which ``reference`` (the base) catches up with ``other`` (an RL model).
-
-    Catching up means ``reference[k] >= other[k] - tol`` at a k after ``other`` led (was higher by more
-    than ``tol``) at some smaller k. Two curves that both saturate at 1 count as caught up.
-
-    Args:
-        reference, other: pass@k by k (dicts or Series indexed by k); only the common ks are compared.
-        tol: how much lower the reference may be and still count as caught up.
-
-    Returns:
-        That k, or None when ``other`` never leads or the reference never catches up.
-    """
-    ref, oth = dict(reference), dict(other)
-    led = False
-    for k in sorted(set(ref) & set(oth)):
-        if oth[k] > ref[k] + tol:
-            led = True
-        elif led and ref[k] >= oth[k] - tol:
-            return int(k)
-    return None
-
-
-# ---------------------------------------------------------------------------------------- coverage
-def coverage_sets(counts: Mapping[str, Sequence[int]], reference: str = "base") -> dict[str, dict[str, set[int]]]:
-    """Which problems each model solves at k = n (a correct sample among n), gains and loses.
-
-    Args:
-        counts: ``{label: (P,) correct counts}``, the same problems in the same order for every label.
-        reference: the label the others are compared with.
-
-    Returns:
-        ``{label: {"solved": set, "gained": set, "lost": set}}`` of problem indices; gained are solved by
-        the label but not the reference, lost the reverse (both empty for the reference itself).
-    """
-    if reference not in counts:
-        raise ValueError(f"reference {reference!r} is not a label of counts; labels: {list(counts)}")
-    ref = {i for i, c in enumerate(counts[reference]) if c > 0}
-    out = {}
-    for label, c in counts.items():
-        if len(c) != len(counts[reference]):
-            raise ValueError(f"{label!r} has {len(c)} problems, reference {reference!r} has {len(counts[reference])}")
-        solved = {i for i, x in enumerate(c) if x > 0}
-        out[label] = {"solved": solved, "gained": solved - ref, "lost": ref - solved}
-    return out
-
-
-def coverage_table(counts: Mapping[str, Sequence[int]], reference: str = "base") -> pd.DataFrame:
-    """One row per label: ``problems``, ``solved``, ``gained``, ``lost`` (counts) and ``solved frac``."""
-    sets = coverage_sets(counts, reference)
-    rows = {label: {"problems": len(counts[label]), **{key: len(s) for key, s in d.items()}}
-            for label, d in sets.items()}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table["solved frac"] = table["solved"] / table["problems"]
-    return table.rename_axis("label")
 
 
 # ------------------------------------------------------------------------------------------- study
