@@ -105,7 +105,7 @@ CROSSWALK: tuple[Knob, ...] = (
          "--temperature"),
     Knob("max completion length", "max_new_tokens", "max_completion_length (PPO: response_length)",
          "data.max_response_length", "--generate_max_len"),
-    Knob("length penalty", "length_coef", "—", "—", "—",
+    Knob("length penalty (reward)", "rewards={'length_penalty': w}", "—", "—", "—",
          "no linear length penalty; the nearest is DAPO's overlong shaping: verl DAPO recipe "
          "reward_model.overlong_buffer.{enable,len,penalty_factor}, OpenRLHF --overlong_buffer_len, "
          "--overlong_penalty_factor"),

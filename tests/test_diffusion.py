@@ -186,7 +186,7 @@ def test_grpo_through_the_trainer_raises_heldout_accuracy(shipped):
     model, tok, task = shipped
     probe = _RatioProbe()
     cfg = TrainConfig(preset="grpo", steps=25, prompts_per_step=16, group_size=8, max_new_tokens=model.gen_length,
-                      lr=2e-4, eval_every=0, eval_problems=64, eval_samples=4, seed=0, device="cpu")
+                      lr=2e-4, eval_every=25, eval_problems=64, eval_samples=4, seed=0, device="cpu")
     history = Trainer(cfg, model=copy.deepcopy(model), tokenizer=tok, task=task, callbacks=[probe],
                       progress=False).train()
     assert max(probe.max_diff) == 0.0  # the same prompt mask: ratio exactly 1 before each first update

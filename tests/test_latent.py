@@ -181,7 +181,7 @@ def test_grpo_through_trainer_trades_accuracy_for_compute():
     model, tok, task = load_latent("latent")
     model.config = LatentConfig(halting=True, max_thoughts=4)
     cfg = TrainConfig(task="chain", steps=8, prompts_per_step=8, group_size=8, max_new_tokens=6, lr=3e-3,
-                      eval_every=0, eval_problems=16, eval_samples=1, track_kl=False,
+                      eval_every=0, eval_problems=16, eval_samples=1,
                       rewards={"correct": 1.0, "latent_steps": -0.25}, seed=0, device="cpu")
     history = Trainer(cfg, model=model, tokenizer=tok, task=task, progress=False).train()
     rows = history.dropna(subset=["reward/mean"])

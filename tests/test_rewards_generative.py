@@ -141,7 +141,7 @@ def test_judge_reward_contract():
 
 def test_judge_hacking_run_logs_the_judge_and_the_shortcut():
     from rl4lrm.experiments.judge_hacking import hacking_summary, judge_hacking
-    history = judge_hacking(steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_every=0)
+    history = judge_hacking(steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_every=2)
     assert {"reward/judge", "reward/correct", "hack/shortcut_rate", "acc/pass@1"} <= set(history.columns)
     summary = hacking_summary(history, window=1)
     assert 0 <= summary["reward/judge last"] <= 1 and 0 <= summary["hack/shortcut_rate first"] <= 1

@@ -59,7 +59,7 @@ def test_reward_mix_panel_trains_on_the_mix_and_tabulates_every_run():
     from rl4lrm.viz import RewardMixPanel
 
     panel = RewardMixPanel(task="addition", rewards=("correct", "majority_vote"), weights={"correct": 1.0}, steps=2,
-                           eval_every=0, eval_problems=8, prompts_per_step=4, group_size=4)
+                           eval_every=2, eval_problems=8, prompts_per_step=4, group_size=4)
     history = panel.run()
     assert (history["reward/mean"].iloc[1:] == history["reward/correct"].iloc[1:]).all()
     panel.sliders["correct"].value, panel.sliders["majority_vote"].value = 0.0, 1.0

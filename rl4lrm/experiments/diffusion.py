@@ -183,7 +183,7 @@ def train_grpo(model, tokenizer, task, steps: int = 30, progress: bool = False, 
     Returns:
         ``(trainer, history)``.
     """
-    fields = {"preset": "grpo", "steps": steps, "prompts_per_step": 8, "group_size": 8, "eval_every": 0,
+    fields = {"preset": "grpo", "steps": steps, "prompts_per_step": 8, "group_size": 8, "eval_every": steps,
               "eval_problems": 128, "eval_samples": 4, "lr": 1e-4, "device": "cpu",
               "max_new_tokens": getattr(model, "gen_length", 8), **overrides}
     trainer = Trainer(TrainConfig.build(**fields), model=model, tokenizer=tokenizer, task=task, callbacks=callbacks,

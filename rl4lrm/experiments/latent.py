@@ -173,7 +173,7 @@ def latent_rl(model: LatentReasoner, tokenizer, task: Task, steps: int = 30, cos
     rewards = {"correct": 1.0, "latent_steps": -cost} if cost > 0 else None
     cfg = TrainConfig.build(task="chain", steps=steps, prompts_per_step=prompts_per_step, group_size=group_size,
                       max_new_tokens=8, lr=lr, rewards=rewards, seed=seed, device="cpu",
-                      **{"eval_every": 0, "eval_problems": 64, "eval_samples": 1, "track_kl": False, **train_kwargs})
+                      **{"eval_every": steps, "eval_problems": 64, "eval_samples": 1, "track_kl": False, **train_kwargs})
     history = Trainer(cfg, model=model, tokenizer=tokenizer, task=task, progress=False).train()
     model.net.requires_grad_(True)
     return history, model

@@ -198,7 +198,7 @@ def sharpening_study(
     if not (isinstance(n_samples, int) and n_samples >= 1 and eval_temperature > 0):
         raise ValueError(f"need n_samples >= 1 and eval_temperature > 0, got {n_samples} and {eval_temperature}")
     task = study_task(base, split)
-    defaults = dict(eval_every=0, eval_problems=64, eval_samples=4)
+    defaults = dict(eval_every=steps, eval_problems=64, eval_samples=4)  # held-out pass@1 before and after
     config = TrainConfig.build(task=base, steps=steps, seed=seed, **{**defaults, **train_config})  # validates first
     stage = on_stage or (lambda message: None)
     model, tokenizer, _ = load_base(base)

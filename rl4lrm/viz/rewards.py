@@ -123,7 +123,7 @@ class RewardMixPanel:
         self.status.value = "<i>training…</i>"
         try:
             trainer = Trainer(config, callbacks=[_Live(self)], progress=False)
-            first_batch = trainer.sampler.sample(trainer).scores  # what the first step will see (same seed)
+            first_batch = trainer.sampler.sample(trainer.sampling_context()).scores  # what the first step will see (same seed)
             self.groups_fig = plot_group_rewards({**first_batch.parts, "verifier": first_batch.correct},
                                                  config.group_size, title=f"{self._label()}: the first batch, one group per row")
             plt.close(self.groups_fig)
