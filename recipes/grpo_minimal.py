@@ -163,10 +163,10 @@ def print_table(history: list[dict]) -> None:
     """One row per evaluation: the step's training reward and loss, the held-out pass@1."""
     print(f"{'step':>5} {'reward/mean':>12} {'loss/total':>11} {'kl/k3':>8} {'length':>7} {'pass@1':>7}")
     for row in history:
-        if "acc/pass@1" in row:
-            print(f"{row['step']:>5} {row.get('reward/mean', float('nan')):>12.3f} "
-                  f"{row.get('loss/total', float('nan')):>11.4f} {row.get('kl/k3', float('nan')):>8.4f} "
-                  f"{row.get('length/mean', float('nan')):>7.2f} {row['acc/pass@1']:>7.3f}")
+        if "acc/pass@1" in row:  # row 0, before training, has only the evaluation
+            train = (f"{row['reward/mean']:>12.3f} {row['loss/total']:>11.4f} {row['kl/k3']:>8.4f} "
+                     f"{row['length/mean']:>7.2f}" if row["step"] else f"{'':>12} {'':>11} {'':>8} {'':>7}")
+            print(f"{row['step']:>5} {train} {row['acc/pass@1']:>7.3f}")
 
 
 def parse_args(argv=None) -> Args:
