@@ -103,10 +103,8 @@ def train(args: Args) -> list[dict]:
         return {"acc/pass@1": metrics["acc/pass@1"]}
 
     history = [{"step": 0, **held_out()}]
+    base = args.seed * 1_000_003  # the Trainer's seeds: step s's problems and noise depend only on (seed, s)
     for step in range(args.steps):
-        # The Trainer's seeds: step s's problems and noise depend only on (seed, s), so a resumed run replays them.
-        base = args.seed * 1_000_003
-
         # 1. Sample G completions for each of B fresh training prompts (N = B*G rows, a group's rows contiguous).
         problems = task.problems("train", B, seed=base + step)
         batch = rollout(policy, tokenizer, [p.prompt for p in problems], G, args.max_new_tokens, args.temperature,
