@@ -76,6 +76,38 @@ class RolloutBatch:
         return RolloutBatch(**picked)
 
 
+def bos_id(tokenizer) -> int | None:
+    """The BOS id this tokenizer's own encoding puts first (``add_special_tokens=True``), else None.
+
+    Prompts are encoded without special tokens, because a chat template already writes its special
+    tokens as text and a second BOS would be one the model never saw. A tokenizer whose encoding
+    starts with BOS (Llama 2, Mistral, Gemma) was trained with it in front of every text, and a model
+    fed prompts without it can fall to 0 accuracy with no error; ``prompt_token_ids`` puts it back.
+    Tokenizers that declare a BOS but do not add it (GPT-2, SmolLM2, the lab's char tokenizer) get none.
+    """
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    added = tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]
+    return bos if added and tokenizer("a", add_special_tokens=False)["input_ids"][:1] != [bos] else None
+
+
+def prompt_token_ids(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt: its text without special tokens, behind the tokenizer's BOS when its own
+    encoding adds one (``bos_id``) and the text does not already start with it (a chat template's)."""
+    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    bos = bos_id(tokenizer)
+    return ids if bos is None else [row if row[:1] == [bos] else [bos, *row] for row in ids]
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pads token id lists into ``ids`` (n, width) and ``mask`` (n, width), 1 on real tokens."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)  # (n, width)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)  # (n, width)
+    return ids, mask
+
+
 def decodes_left_to_right(model) -> bool:
     """False for a policy that samples and scores its own way through the hooks of the module docstring
     (``sample_rollout``, ``completion_logits``): the diffusion and latent-thought models. Token-by-token
@@ -100,7 +132,8 @@ def rollout(
     Args:
         model: a Hugging Face causal LM (sampled as in eval mode: no dropout).
         tokenizer: its tokenizer; needs a pad and an EOS token.
-        prompts: B prompt strings, already formatted (no special tokens are added).
+        prompts: B prompt strings, already formatted; the only special token added is the BOS that the
+            tokenizer's own encoding adds (``prompt_token_ids``).
         group_size: G samples per prompt.
         max_new_tokens: length cap T; rows that reach it without EOS are flagged ``truncated``.
         temperature: sampling temperature; 0 decodes greedily.
@@ -114,10 +147,10 @@ def rollout(
     """
     if not prompts:
         raise ValueError("prompts is empty: rollout needs at least one prompt")
-    device = next(model.parameters()).device
-    enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
-    return rollout_ids(model, tokenizer, enc["input_ids"].to(device), enc["attention_mask"].to(device), group_size,
-                       max_new_tokens, temperature, top_p, generator, engine)
+    prompt_ids, prompt_mask = left_pad(prompt_token_ids(tokenizer, prompts), tokenizer.pad_token_id,
+                                       next(model.parameters()).device)  # (B, P) each
+    return rollout_ids(model, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
+                       generator, engine)
 
 
 @torch.no_grad()

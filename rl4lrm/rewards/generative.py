@@ -28,7 +28,7 @@ import torch
 from rl4lrm.decoding import positions_from_mask
 from rl4lrm.models.judge import NO, YES, clean_candidate, format_judge_input, load_judge_model
 from rl4lrm.rewards.base import RewardContext, register_reward
-from rl4lrm.rollout import rollout
+from rl4lrm.rollout import left_pad, prompt_token_ids, rollout
 from rl4lrm.tasks import Problem, Task
 
 MODES = ("prob", "greedy", "sample")
@@ -39,11 +39,9 @@ LLM_JUDGE_PROMPT = "Is the answer to '{question}' = {candidate} correct? Answer 
 @torch.no_grad()
 def next_token_logits(model, tokenizer, texts: list[str]) -> torch.Tensor:
     """Logits of the token after each text, one left-padded forward pass: (N, V)."""
-    device = next(model.parameters()).device
-    enc = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(device)
+    ids, mask = left_pad(prompt_token_ids(tokenizer, texts), tokenizer.pad_token_id, next(model.parameters()).device)
     # positions restart at 0 on each row's first real token, as in training and in rollouts
-    out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                position_ids=positions_from_mask(enc["attention_mask"]))
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask))
     return out.logits[:, -1].float()  # (N, V)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rl4lrm.advantages import advantage_metrics, float_rewards, register_advantage
-from rl4lrm.rollout import RolloutBatch, decodes_left_to_right, rollout_ids
+from rl4lrm.rollout import RolloutBatch, decodes_left_to_right, left_pad, prompt_token_ids, rollout_ids
 from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext
 
 
@@ -51,13 +51,6 @@ class TreeRollout:
     def tokens_in_batch(self) -> int:
         """Completion tokens in the leaf rows (what a flat rollout of the same rows would sample)."""
         return int(self.batch.response_mask.sum())
-
-
-def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)  # (n, width)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)  # (n, width)
-    return ids, mask
 
 
 @torch.no_grad()
@@ -90,7 +83,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
                          f"{type(model).__name__} samples its own way: use sampler='flat', 'dynamic' or 'curriculum'")
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    prompt_tokens = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    prompt_tokens = prompt_token_ids(tokenizer, prompts)
     B, D = len(prompts), len(branching)
     parent, depth, tokens, logprobs = [-1] * B, [0] * B, [[] for _ in range(B)], [[] for _ in range(B)]
     group, leaf, truncated = list(range(B)), [False] * B, [False] * B
@@ -101,7 +94,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
         budget = max_new_tokens - d * segment_len if last else segment_len
         inputs = [prompt_tokens[group[n]] + path[n] for n in frontier]
         prefill += sum(len(x) for x in inputs)
-        ids, mask = _left_pad(inputs, pad, device)
+        ids, mask = left_pad(inputs, pad, device)
         sub = rollout_ids(model, tokenizer, ids, mask, width, budget, temperature, top_p, generator)
         lengths = sub.response_mask.sum(-1).long().tolist()
         next_frontier = []
@@ -152,7 +145,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
             old[i, t:t + len(tokens[n])] = torch.tensor(logprobs[n])
             token_node[i, t:t + len(tokens[n])] = n
             t += len(tokens[n])
-    prompt_ids, prompt_mask = _left_pad(prompt_tokens, pad, device)
+    prompt_ids, prompt_mask = left_pad(prompt_tokens, pad, device)
     groups = torch.tensor([group[node] for node, _ in rows], device=device)  # (N,)
     batch = RolloutBatch(
         prompt_ids=prompt_ids[groups], prompt_mask=prompt_mask[groups], completion_ids=completion.to(device),

@@ -1,5 +1,6 @@
-"""Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, and arithmetic chains
-whose intermediate steps are checkable (for process rewards).
+"""Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, arithmetic chains
+whose intermediate steps are checkable (for process rewards), and your own rows with a TRL-style
+reward function (``CustomTask``).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -9,6 +10,7 @@ from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.addition import Addition
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
+from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.expression import ExpressionError, evaluate
 
 
@@ -22,6 +24,7 @@ __all__ = [
     "Addition",
     "Chain",
     "Countdown",
+    "CustomTask",
     "ExpressionError",
     "StepVerdict",
     "Problem",

@@ -55,6 +55,14 @@ def check_int(field: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{field} must be an int in {low}..{high}, got {value!r}")
 
 
+def check_request(split: str, n: int) -> None:
+    """Raises a ValueError unless ``split`` is one of ``SPLITS`` and ``n`` an int >= 1 (``Task.problems``'s args)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+
+
 def extract_answer(completion: str, max_chars: int) -> str | None:
     """The answer part of a completion, or None when it is empty.
 
@@ -130,10 +138,7 @@ class Task(ABC):
         Returns:
             A list of ``n`` problems. Keys repeat only when the split has fewer than ``n``.
         """
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        check_request(split, n)
         if not 0 < self.test_fraction < 1:  # else one split is empty and sampling never ends
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction!r}")
         rng = random.Random(seed)
