@@ -1,6 +1,6 @@
 """GRPO on a masked diffusion LM vs an autoregressive LM of similar size, same budget (notebook 16).
 
-The diffusion model (``rl4lrm.models.diffusion``, 0.5M parameters, d1's one-step log-prob estimator) and the
+The diffusion model (``rl4lrm.diffusion.model``, 0.5M parameters, d1's one-step log-prob estimator) and the
 autoregressive zoo model ``addition`` (0.65M-parameter Llama) both train with GRPO through
 ``rl4lrm.trainer.Trainer`` on 2-digit addition for ``--steps`` steps of ``prompts_per_step`` x ``group_size``
 rollouts, each at its own learning rate. The table gives held-out pass@1 before and after (128 test
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rl4lrm.experiments.diffusion import grpo_comparison
+from rl4lrm.diffusion.studies import grpo_comparison
 
 
 def main(argv=None) -> None:

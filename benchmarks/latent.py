@@ -1,7 +1,7 @@
 """Latent-space reasoning (Coconut) on 3-step chain arithmetic: accuracy against generated tokens.
 
 Explicit CoT, no CoT and the last Coconut curriculum stage (continuous thoughts), all shipped in the zoo
-(``python -m rl4lrm.models.latent_train --rebuild``), are evaluated greedily on held-out problems; then GRPO runs
+(``python -m rl4lrm.latent.train --rebuild``), are evaluated greedily on held-out problems; then GRPO runs
 on the latent model through ``rl4lrm.trainer.Trainer`` with the thoughts in the graph (fixed k), and with
 adaptive compute (a halting head; reward ``correct - cost * thoughts``) for several costs, one run per seed.
 Continuous thoughts are reported apart from tokens: each is one forward pass that emits no token. Fixed-k GRPO
@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rl4lrm.experiments.latent import compare_reasoning, latent_rl, run_model
-from rl4lrm.models.latent import LatentConfig
-from rl4lrm.models.latent_train import load_latent
+from rl4lrm.latent.studies import compare_reasoning, latent_rl, run_model
+from rl4lrm.latent.model import LatentConfig
+from rl4lrm.latent.train import load_latent
 
 
 def main() -> None:

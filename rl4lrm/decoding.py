@@ -171,7 +171,7 @@ def _linear(x, w_t, bias=None, residual=None):
 
 def decode_loop(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad_id: int,
             temperature, top_p, generator, compact=None):
-    """The shared sampling loop (also behind ``rl4lrm.models.latent``'s answer).
+    """The shared sampling loop (also behind ``rl4lrm.latent.model``'s answer).
 
     ``step(tokens, t)`` feeds the tokens just sampled by the still-active rows and returns their
     next logits (N, V); what a row samples after its EOS is never recorded, so ``step`` need not mask it. When ``compact(keep)`` is given, finished rows are dropped from the batch (the

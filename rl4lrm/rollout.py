@@ -12,8 +12,8 @@ goes through its regular ``forward`` with a ``DynamicCache`` (``rl4lrm.decoding`
 must agree (``tests/test_rollout.py`` checks it and ``benchmarks/rollout_throughput.py``
 reports the largest difference), otherwise "on-policy" training silently is not.
 
-Policies that do not decode left to right (the masked diffusion LM of ``rl4lrm.models.diffusion``, the
-continuous-thought model of ``rl4lrm.models.latent``) plug into the same trainer, advantages and losses by
+Policies that do not decode left to right (the masked diffusion LM of ``rl4lrm.diffusion.model``, the
+continuous-thought model of ``rl4lrm.latent.model``) plug into the same trainer, advantages and losses by
 defining two methods, which ``rollout_ids`` and ``completion_logits`` hand over to:
 ``model.sample_rollout(tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
 generator) -> RolloutBatch`` and ``model.completion_logits(batch, temperature) -> (logits, lse)``. What such a

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from rl4lrm.models.diffusion import (DiffusionPretrainConfig, DiffusionSamplingConfig, completion_targets,
+from rl4lrm.diffusion.model import (DiffusionPretrainConfig, DiffusionSamplingConfig, completion_targets,
                                      diffusion_tokenizer, load_diffusion_base, mask_completion, masked_diffusion_loss,
                                      new_diffusion_model)
-from rl4lrm.models.diffusion_sampling import (check_schedule, diffusion_sample, exact_elbo, finish_completions,
+from rl4lrm.diffusion.sampling import (check_schedule, diffusion_sample, exact_elbo, finish_completions,
                                               mc_elbo, one_step_estimate, remask_refine, transfer_schedule)
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import compute_logprobs, concat_batches, rollout
@@ -200,7 +200,7 @@ def test_panel_run_decodes_evaluates_and_trains(shipped):
     import matplotlib
 
     matplotlib.use("Agg")
-    from rl4lrm.viz.diffusion import DiffusionPanel, unmasking_grid
+    from rl4lrm.diffusion.viz import DiffusionPanel, unmasking_grid
 
     model, tok, task = shipped
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -214,7 +214,7 @@ def test_panel_run_decodes_evaluates_and_trains(shipped):
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer(capsys):
-    from rl4lrm.experiments.diffusion import check_diffusion_loss, check_transfer_schedule
+    from rl4lrm.diffusion.studies import check_diffusion_loss, check_transfer_schedule
 
     assert check_diffusion_loss(masked_diffusion_loss)
     assert not check_diffusion_loss(lambda lg, y, m, t: masked_diffusion_loss(lg, y, m, torch.ones_like(t)))
@@ -223,7 +223,7 @@ def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer(capsys):
 
 
 def test_studies_return_their_tables(shipped):
-    from rl4lrm.experiments.diffusion import estimator_study, estimator_summary, self_correction_study, steps_study
+    from rl4lrm.diffusion.studies import estimator_study, estimator_summary, self_correction_study, steps_study
 
     model, tok, task = shipped
     per_seq = estimator_study(model, tok, task, n_problems=3, samples_per_problem=2, n_one_step=3, n_reference=4)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rl4lrm.models.latent import LatentConfig, LatentReasoner, latent_tokenizer
-from rl4lrm.models.latent_train import CurriculumConfig, collate_stage, latent_loss, load_latent, stage_example
+from rl4lrm.latent.model import LatentConfig, LatentReasoner, latent_tokenizer
+from rl4lrm.latent.train import CurriculumConfig, collate_stage, latent_loss, load_latent, stage_example
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.rewards import RewardContext, compute_reward
 from rl4lrm.rollout import completion_logits, compute_logprobs, rollout
@@ -120,7 +120,7 @@ def test_rollout_and_recomputation_agree(tok, model, cfg):
 
 
 def test_halting_logprob_matches_the_decision_positions(tok, model):
-    from rl4lrm.models.latent import halting_logprob
+    from rl4lrm.latent.model import halting_logprob
 
     model.config = LatentConfig(halting=True, max_thoughts=3)
     batch = rollout(model, tok, ["7;+5;*2;-3="], 8, 4, generator=torch.Generator().manual_seed(2))
@@ -135,8 +135,8 @@ def test_halting_logprob_matches_the_decision_positions(tok, model):
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
-    from rl4lrm.experiments.latent import check_halting_logprob, check_stage_example
-    from rl4lrm.models.latent import halting_logprob
+    from rl4lrm.latent.studies import check_halting_logprob, check_stage_example
+    from rl4lrm.latent.model import halting_logprob
 
     def stage(answer, s, c):
         lines = answer.split("\n")
@@ -190,14 +190,14 @@ def test_grpo_through_trainer_trades_accuracy_for_compute():
 
 
 def test_studies_and_panel_on_the_shipped_model():
-    from rl4lrm.experiments.latent import (
+    from rl4lrm.latent.studies import (
         compare_reasoning,
         curriculum_table,
         decoding_summary,
         thought_decoding,
         thoughts_sweep,
     )
-    from rl4lrm.viz.latent import LatentPanel
+    from rl4lrm.latent.viz import LatentPanel
 
     model, tok, task = load_latent("latent")
     cot, _, _ = load_latent("cot")

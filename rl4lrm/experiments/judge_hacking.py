@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rl4lrm.models.judge import SHORTCUTS, clean_candidate
+from rl4lrm.rewards.judges import SHORTCUTS, clean_candidate
 from rl4lrm.rewards import generative  # noqa: F401  (registers the "judge" reward)
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
@@ -38,7 +38,7 @@ def judge_hacking(judge: str = "judge-addition-weak", judge_weight: float = 1.0,
     """Trains the addition base model with GRPO on ``judge_weight * judge + (1 - judge_weight) * verifier``.
 
     Args:
-        judge: a judge name (``rl4lrm.models.judge.JUDGES``).
+        judge: a judge name (``rl4lrm.rewards.judges.JUDGES``).
         judge_weight: in [0, 1], the slider between the judge (1) and the verifier (0).
         steps: RL steps (B=16 prompts x G=8 samples each; about 1 s per step on a 2-core CPU).
         shortcut: the ``SHORTCUTS`` rule whose rate is logged as ``hack/shortcut_rate``.

@@ -3,7 +3,7 @@
 Each entry is a tiny model trained by ``rl4lrm.models.sft`` just long enough to sample correct
 answers now and then: sampled pass@1 well below 1 while pass@k at large k is high, so that RL has
 room to work (``benchmarks/learning_curve.py`` measures both). The checkpoints live in
-``rl4lrm/models/zoo/<name>/`` as safetensors; ``build_base(name)`` re-runs the recipe that made
+``rl4lrm/models/checkpoints/<name>/`` as safetensors; ``build_base(name)`` re-runs the recipe that made
 them (``python -m rl4lrm.models.zoo --rebuild``), deterministically on CPU.
 
 ``countdown-weak`` and ``countdown-strong`` bracket ``countdown`` in base-model strength (a shorter SFT
@@ -29,7 +29,7 @@ from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
 
-ZOO_DIR = Path(__file__).parent / "zoo"
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def load_checkpoint(path: Path, device: str | torch.device, rebuild: str, model_
 
 def build_base(name: str, out_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Runs the zoo recipe for ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo)."""
-    return train_recipe(_entry(name), load_task(name), Path(out_dir) if out_dir is not None else ZOO_DIR / name,
+    return train_recipe(_entry(name), load_task(name), Path(out_dir) if out_dir is not None else CHECKPOINTS / name,
                         progress=progress)
 
 
@@ -126,7 +126,7 @@ def load_base(name: str, device: str | torch.device = "cpu"):
         ``(model, tokenizer, task)``: the model in eval mode on ``device``.
     """
     task = load_task(name)
-    model, tokenizer = load_checkpoint(ZOO_DIR / name, device, f"python -m rl4lrm.models.zoo --rebuild {name}")
+    model, tokenizer = load_checkpoint(CHECKPOINTS / name, device, f"python -m rl4lrm.models.zoo --rebuild {name}")
     return model, tokenizer, task
 
 

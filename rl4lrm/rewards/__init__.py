@@ -8,7 +8,7 @@
 - ``dense``: step rewards from ground truth, a learned process reward model (``prm``), PRIME's implicit one;
 - ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
 - ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling;
-- ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.models.latent``).
+- ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``).
 
 ``rl4lrm.rewards.trl`` adapts any of them to TRL's ``reward_funcs``.
 """

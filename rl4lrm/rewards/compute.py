@@ -1,6 +1,6 @@
 """Compute-cost rewards: charge a policy for the latent reasoning steps it uses (adaptive compute).
 
-A ``LatentReasoner`` with a halting head (``rl4lrm.models.latent``; Coconut, Hao et al. 2024,
+A ``LatentReasoner`` with a halting head (``rl4lrm.latent.model``; Coconut, Hao et al. 2024,
 arXiv:2412.06769, for the continuous thoughts) chooses how many continuous thoughts k to run. Adding
 ``latent_steps`` with a negative weight to the reward mix, ``{"correct": 1.0, "latent_steps": -cost}``,
 gives ``correct - cost * k``, the reward under which GRPO learns to trade accuracy for compute.
@@ -28,6 +28,6 @@ def latent_steps(problems: list[Problem], completions: list[str], ctx: RewardCon
     aux = getattr(ctx.batch, "aux", {})
     if "n_thoughts" not in aux:
         raise ValueError("reward 'latent_steps' reads batch.aux['n_thoughts'], which only a latent-thought policy "
-                         "(rl4lrm.models.latent.LatentReasoner) writes; this batch has aux keys "
+                         "(rl4lrm.latent.model.LatentReasoner) writes; this batch has aux keys "
                          f"{sorted(aux)}")
     return aux["n_thoughts"].float().cpu()  # (N,)

@@ -10,7 +10,7 @@ then "yes" or "no". The reward is GenRM's score, the probability of the "yes" to
 
 renormalised over the two verdict tokens so that mass on other tokens does not lower it. Two judges:
 
-- ``TinyJudge``: the lab's char-level judges (``rl4lrm.models.judge``): ``"12+34=47|"`` → ``"46 N"``.
+- ``TinyJudge``: the lab's char-level judges (``rl4lrm.rewards.judges``): ``"12+34=47|"`` → ``"46 N"``.
 - ``LLMJudge``: SmolLM2-135M-Instruct asked "Is the answer to 'What is 12 + 34?' = 47 correct? Answer
   yes or no.", scored on its next token only (no generation: it is slow on a CPU).
 
@@ -26,7 +26,7 @@ from functools import lru_cache
 import torch
 
 from rl4lrm.decoding import positions_from_mask
-from rl4lrm.models.judge import NO, YES, clean_candidate, format_judge_input, load_judge_model
+from rl4lrm.rewards.judges import NO, YES, clean_candidate, format_judge_input, load_judge_model
 from rl4lrm.rewards.base import RewardContext, register_reward
 from rl4lrm.rollout import left_pad, prompt_token_ids, rollout
 from rl4lrm.tasks import Problem, Task
@@ -56,7 +56,7 @@ class TinyJudge:
     """A char-level generative judge: writes a critique, then P(yes) is read at the verdict token.
 
     Args:
-        model, tokenizer: a judge trained by ``rl4lrm.models.judge.build_judge``.
+        model, tokenizer: a judge trained by ``rl4lrm.rewards.judges.build_judge``.
         name: for display.
     """
 
@@ -131,7 +131,7 @@ def _load(name: str, device: str):
 def get_judge(judge, device: str = "cpu"):
     """A judge object: ``judge`` itself if it has ``p_yes``, else the shipped judge of that name (cached).
 
-    Names: ``rl4lrm.models.judge.JUDGES`` (``"judge-addition"``, ``"judge-addition-weak"``) or ``"smollm2"``.
+    Names: ``rl4lrm.rewards.judges.JUDGES`` (``"judge-addition"``, ``"judge-addition-weak"``) or ``"smollm2"``.
     """
     return judge if hasattr(judge, "p_yes") else _load(str(judge), str(device))
 

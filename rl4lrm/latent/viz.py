@@ -1,4 +1,4 @@
-"""Plots and a panel for latent-space reasoning (Coconut's continuous thoughts; ``rl4lrm.experiments.latent``)."""
+"""Plots and a panel for latent-space reasoning (Coconut's continuous thoughts; ``rl4lrm.latent.studies``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rl4lrm.experiments.latent import curriculum_table, latent_rl, run_model, thought_distribution
-from rl4lrm.models.latent import LatentConfig
+from rl4lrm.latent.studies import curriculum_table, latent_rl, run_model, thought_distribution
+from rl4lrm.latent.model import LatentConfig
 
 
 def plot_accuracy_vs_tokens(df: pd.DataFrame, ax=None):

@@ -9,14 +9,14 @@ t ~ U(0, 1], masks each completion token independently with probability t, and m
 
 an upper bound on the negative log-likelihood (the 1/t weight makes it the ELBO of the continuous-time
 masking process). Sampling starts from an all-masked completion and unmasks a few tokens per step
-(``rl4lrm.models.diffusion_sampling``). The completion is ``answer + EOS + <pad>...`` up to L tokens, so
+(``rl4lrm.diffusion.sampling``). The completion is ``answer + EOS + <pad>...`` up to L tokens, so
 the model also learns where the answer stops.
 
 ``DiffusionLM`` wraps a ``transformers`` ``BertForMaskedLM`` (no causal mask, no dropout, so a
 training-mode forward equals an eval-mode one, which the RL ratio needs). It defines the two hooks of
 ``rl4lrm.rollout`` (``sample_rollout`` and ``completion_logits``), so ``rl4lrm.trainer.Trainer`` trains it
 with GRPO like any causal LM; the d1 recipe (Zhao et al. 2025, arXiv:2504.12216) supplies the log-prob
-estimator. ``load_diffusion_base`` loads the shipped checkpoint; ``python -m rl4lrm.models.diffusion
+estimator. ``load_diffusion_base`` loads the shipped checkpoint; ``python -m rl4lrm.diffusion.model
 --rebuild`` re-runs ``build_diffusion_base``.
 """
 
@@ -36,18 +36,18 @@ from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 from rl4lrm.decoding import positions_from_mask
 from rl4lrm.models.sft import noisy_answers, warmup_cosine
 from rl4lrm.models.tokenizer import char_tokenizer
-from rl4lrm.models.zoo import load_checkpoint
+from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
 
-DIFFUSION_DIR = Path(__file__).parent / "zoo" / "diffusion-addition"
+DIFFUSION_DIR = CHECKPOINTS / "diffusion-addition"
 MASK_TOKEN = "<mask>"
 REMASKING = ("low_confidence", "random")
 
 
 @dataclass
 class DiffusionSamplingConfig:
-    """How the iterative unmasking sampler decodes (LLaDA's sampler; ``rl4lrm.models.diffusion_sampling``).
+    """How the iterative unmasking sampler decodes (LLaDA's sampler; ``rl4lrm.diffusion.sampling``).
 
     The trainer passes temperature, top-p and the completion length; the rest is read from
     ``model.sampling``, so changing it changes what RL samples.
@@ -165,7 +165,7 @@ class DiffusionLM(torch.nn.Module):
     def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
                        generator):
         """``rl4lrm.rollout``'s sampling hook: ``diffusion_sampling.diffusion_rollout`` with ``self.sampling``."""
-        from rl4lrm.models.diffusion_sampling import diffusion_rollout
+        from rl4lrm.diffusion.sampling import diffusion_rollout
 
         return diffusion_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature,
                                  top_p, generator)
@@ -176,7 +176,7 @@ class DiffusionLM(torch.nn.Module):
         Returns:
             ``logits`` (N, T, V) float32 divided by ``temperature``, and their logsumexp (N, T).
         """
-        from rl4lrm.models.diffusion_sampling import one_step_logits
+        from rl4lrm.diffusion.sampling import one_step_logits
 
         logits = one_step_logits(self, batch.prompt_ids, batch.prompt_mask, batch.completion_ids.shape[1],
                                  batch.aux["prompt_noise"]) / temperature  # (N, T, V)
@@ -300,7 +300,7 @@ def load_diffusion_base(device: str | torch.device = "cpu", path: str | Path | N
         ``<mask>``) and the 2-digit addition task.
     """
     path = Path(path) if path is not None else DIFFUSION_DIR
-    net, tokenizer = load_checkpoint(path, device, "python -m rl4lrm.models.diffusion --rebuild", BertForMaskedLM)
+    net, tokenizer = load_checkpoint(path, device, "python -m rl4lrm.diffusion.model --rebuild", BertForMaskedLM)
     meta = json.loads((path / "diffusion.json").read_text())
     model = DiffusionLM(net, tokenizer.mask_token_id, meta["gen_length"], DiffusionSamplingConfig(**meta["sampling"]))
     return model.eval(), tokenizer, get_task("addition", digits=2)

@@ -14,8 +14,8 @@ from IPython.display import display
 from matplotlib.colors import ListedColormap
 
 from rl4lrm.evaluation import evaluate
-from rl4lrm.experiments.diffusion import train_grpo
-from rl4lrm.models.diffusion_sampling import diffusion_sample
+from rl4lrm.diffusion.studies import train_grpo
+from rl4lrm.diffusion.sampling import diffusion_sample
 
 MASKED_CELL = "▒"
 

@@ -16,7 +16,7 @@ answer and is never replaced, so the final stage ``n_steps - 1`` answers in one 
 
 ``build_latent_zoo`` trains and saves, from one seed: ``latent-chain-cot`` (explicit steps),
 ``latent-chain-nocot`` (answer only) and ``latent-chain-latent`` (the last curriculum stage, continued
-from the CoT model), and records each stage's held-out accuracy. ``python -m rl4lrm.models.latent_train
+from the CoT model), and records each stage's held-out accuracy. ``python -m rl4lrm.latent.train
 --rebuild`` re-runs it (7 minutes on one CPU thread; it reproduces the shipped files byte for byte);
 ``load_latent`` loads them.
 """
@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from rl4lrm.models.latent import LatentConfig, LatentReasoner, latent_tokenizer
+from rl4lrm.latent.model import LatentConfig, LatentReasoner, latent_tokenizer
 from rl4lrm.models.sft import collate, sft_example
 from rl4lrm.models.tiny import tiny_model
-from rl4lrm.models.zoo import ZOO_DIR, load_checkpoint
+from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Problem, Task, get_task
 from rl4lrm.utils import resolve_device
 
@@ -201,7 +201,7 @@ def latent_accuracy(model, tokenizer, task: Task, n_thoughts: int | None = None,
 def _dir(kind: str) -> Path:
     if kind not in KINDS:
         raise ValueError(f"unknown latent zoo model {kind!r}; choose one of {KINDS}")
-    return ZOO_DIR / f"latent-chain-{kind}"
+    return CHECKPOINTS / f"latent-chain-{kind}"
 
 
 def build_latent_zoo(config: CurriculumConfig | None = None, out_root: Path | None = None, progress=True,
@@ -216,7 +216,7 @@ def build_latent_zoo(config: CurriculumConfig | None = None, out_root: Path | No
         problems; stage 0 is the CoT model itself, writing every step).
     """
     config = config or CurriculumConfig()
-    root = Path(out_root) if out_root is not None else ZOO_DIR
+    root = Path(out_root) if out_root is not None else CHECKPOINTS
     tokenizer, task = latent_tokenizer(), get_task("chain", **TASK_KWARGS)
     report = {"recipe": asdict(config), "task": TASK_KWARGS}
     nets = {}
@@ -253,7 +253,7 @@ def load_latent(kind: str = "latent", device: str | torch.device = "cpu", root: 
     """
     path = (Path(root) / f"latent-chain-{kind}") if root is not None else _dir(kind)
     _dir(kind)  # validates the name
-    net, tokenizer = load_checkpoint(path, device, "python -m rl4lrm.models.latent_train --rebuild")
+    net, tokenizer = load_checkpoint(path, device, "python -m rl4lrm.latent.train --rebuild")
     task = get_task("chain", **TASK_KWARGS)
     if kind != "latent":
         return net, tokenizer, task

@@ -10,7 +10,7 @@ h_j, is fed back as the next input embedding, k times,
 
 then ``<eot>`` closes the latent segment and the answer is decoded as usual. A thought is never collapsed
 to one token, so it can carry several candidate values at once; and it costs one forward pass, not a line
-of tokens. ``rl4lrm.models.latent_train`` holds Coconut's curriculum that teaches this.
+of tokens. ``rl4lrm.latent.train`` holds Coconut's curriculum that teaches this.
 
 ``LatentReasoner`` wraps a ``tiny_model`` Llama and defines the two hooks of ``rl4lrm.rollout``, so the
 ordinary ``rl4lrm.trainer.Trainer`` runs GRPO on it: ``sample_rollout`` thinks, then samples the answer;

@@ -11,7 +11,7 @@ candidate and compare); the candidate sits next to the critique, so the comparis
 
 Training pairs mix correct candidates with realistic wrong ones (``WRONG_KINDS``): one digit off by
 one, a carry error, a wrong number of digits, a random number, and malformed text. Two recipes ship
-in ``rl4lrm/models/zoo/`` (rebuild with ``python -m rl4lrm.models.judge --rebuild``):
+in ``rl4lrm/models/checkpoints/`` (rebuild with ``python -m rl4lrm.rewards.judges --rebuild``):
 
 - ``judge-addition``: the honest judge, trained on every kind of wrong candidate for 5000 SFT steps
   (agreement with the verifier on 400 held-out pairs: accuracy 0.97, Cohen's kappa 0.94; mean P(yes)
@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from rl4lrm.models.sft import SFTConfig
-from rl4lrm.models.zoo import ZOO_DIR, load_checkpoint, train_recipe
+from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint, train_recipe
 from rl4lrm.tasks import Problem, Task, get_task
 from rl4lrm.tasks.base import Verdict
 
@@ -195,7 +195,7 @@ def build_judge(name: str, out_dir: str | Path | None = None, progress: bool = T
 
     A judge that starts from a base model (``init``) already adds; its SFT teaches it to compare."""
     entry = _entry(name)
-    out = Path(out_dir) if out_dir is not None else ZOO_DIR / name
+    out = Path(out_dir) if out_dir is not None else CHECKPOINTS / name
     return train_recipe(entry, judge_task(name), out, replace(entry.sft, **sft_overrides), progress)
 
 
@@ -206,7 +206,7 @@ def load_judge_model(name: str, device: str | torch.device = "cpu"):
         ``(model, tokenizer, base_task)``: the model in eval mode on ``device``.
     """
     entry = _entry(name)
-    model, tokenizer = load_checkpoint(ZOO_DIR / name, device, f"python -m rl4lrm.models.judge --rebuild {name}")
+    model, tokenizer = load_checkpoint(CHECKPOINTS / name, device, f"python -m rl4lrm.rewards.judges --rebuild {name}")
     return model, tokenizer, get_task(entry.task, **entry.task_kwargs)
 
 

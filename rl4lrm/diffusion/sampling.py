@@ -16,7 +16,7 @@ bounded by the ELBO
 arXiv:2504.12216, diffu-GRPO) uses a **one-step estimator** instead: mask the whole completion, mask each
 prompt token with probability p_mask, and take the per-token log-probs of a single forward,
 log p(y_k | x', all masked) (``one_step_logits``). It is cheap and biased (it is the l = L term of the ELBO
-with a perturbed prompt); ``rl4lrm.experiments.diffusion`` measures how much. The random prompt mask is
+with a perturbed prompt); ``rl4lrm.diffusion.studies`` measures how much. The random prompt mask is
 drawn once per rollout and kept in ``RolloutBatch.aux["prompt_noise"]``, so the trainer's recomputations use
 the same mask and the PPO ratio is exactly 1 at the first update.
 """

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from rl4lrm.exercises import report_check
-from rl4lrm.models.latent import LatentConfig, LatentReasoner, halting_logprob
-from rl4lrm.models.latent_train import latent_report, stage_example
+from rl4lrm.latent.model import LatentConfig, LatentReasoner, halting_logprob
+from rl4lrm.latent.train import latent_report, stage_example
 from rl4lrm.rollout import rollout
 from rl4lrm.tasks import Task
 
@@ -195,7 +195,7 @@ def compute_tradeoff(model: LatentReasoner, tokenizer, task: Task, costs=(0.0, 0
 
 def check_stage_example(fn, cases: int = 200, seed: int = 0) -> bool:
     """Compares ``fn(answer, stage, c) -> (n_thoughts, target_text)`` with the curriculum's ``stage_example``."""
-    from rl4lrm.models.latent import latent_tokenizer
+    from rl4lrm.latent.model import latent_tokenizer
     from rl4lrm.tasks import Problem
 
     rng, tok = random.Random(seed), latent_tokenizer()
