@@ -18,6 +18,11 @@ def _axis_override(text: str) -> tuple[str, object]:
     if not sep or name not in PRESET_AXES:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(PRESET_AXES)}; got {text!r}")
     kind = type(getattr(PRESETS["grpo"], name))  # every preset has the same field types
+    if kind is bool:  # bool("False") is True
+        words = {"true": True, "1": True, "false": False, "0": False}
+        if value.lower() not in words:
+            raise argparse.ArgumentTypeError(f"{name} must be true or false, got {value!r}")
+        return name, words[value.lower()]
     try:
         return name, kind(value)
     except ValueError:

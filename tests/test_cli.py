@@ -92,8 +92,15 @@ def test_set_overrides_any_preset_axis_with_its_type():
     assert isinstance(dict(args.set)["update_epochs"], int)
 
 
+def test_set_parses_boolean_axes_by_word():
+    for word, value in (("false", False), ("False", False), ("0", False), ("true", True), ("1", True)):
+        args = build_parser().parse_args(["train", "--set", f"whiten_advantages={word}"])
+        assert dict(args.set) == {"whiten_advantages": value}
+
+
 @pytest.mark.parametrize("bad, expected", [("nope=1", "NAME one of advantage"), ("clip_high", "NAME=VALUE"),
-                                           ("update_epochs=two", "update_epochs must be of type int, got 'two'")])
+                                           ("update_epochs=two", "update_epochs must be of type int, got 'two'"),
+                                           ("whiten_advantages=maybe", "whiten_advantages must be true or false")])
 def test_set_rejects_unknown_axes_and_bad_values(capsys, bad, expected):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["train", "--set", bad])
