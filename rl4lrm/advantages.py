@@ -31,7 +31,14 @@ rewards, so each sample's advantage is broadcast over its response tokens and ze
 - ``values`` (N, T): the critic's value of the state before each token (GAE);
 - ``token_rewards`` (N, T): per-token rewards such as ``-beta * k1`` when the KL is placed in the
   reward. Estimators that do not require it receive them already summed into ``rewards``;
-- plain scalars: ``gamma``, ``lam`` (GAE), ``k`` (pass@k).
+- ``group_ids`` (N,): optional prompt ids for batches whose groups differ in size
+  (``reinforce_pp_baseline``; verl's ``index``);
+- plain scalars and choices: ``gamma`` (GAE, REINFORCE++), ``lam`` (GAE), ``k`` (pass@k), ``eps`` (the
+  std epsilon of ``grpo``), ``whiten_std`` (REINFORCE++'s batch statistics), ``singleton`` (what a group of
+  one sample gets).
+
+Conventions the production frameworks differ on are arguments here, with the framework's choice named in
+each docstring and in ``docs/crosswalk.md``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,16 @@ from torch import Tensor
 from rl4lrm.registry import Registry
 
 ADVANTAGES = Registry("advantage estimator")
+
+WHITEN_STDS = ("biased", "unbiased")
+"""How ``whiten`` scales: ``biased`` divides by the population std + eps (rl4lrm; OpenRLHF, which uses the same
+variance with eps as a floor on it), ``unbiased`` multiplies by rsqrt(Bessel-corrected variance + eps) (verl's
+``masked_whiten``, copied from TRL)."""
+
+SINGLETONS = ("zero", "reward")
+"""What a group of one sample gets: ``zero`` (rl4lrm: the sample is its own baseline, so there is no signal;
+``rloo`` refuses, its leave-one-out baseline being undefined) or ``reward`` (verl: the baseline of a lone sample
+is 0, so its raw reward is the advantage, divided by 1 + eps where the std would be)."""
 
 
 def register_advantage(name: str, requires: tuple[str, ...] = (), check=None):
@@ -93,6 +110,11 @@ def group_view(x: Tensor, group_size: int) -> Tensor:
             "samples of one prompt must fill a whole group"
         )
     return x.reshape(n // group_size, group_size, *x.shape[1:])
+
+
+def _check_singleton(singleton: str) -> None:
+    if singleton not in SINGLETONS:
+        raise ValueError(f"singleton must be one of {SINGLETONS}, got {singleton!r}")
 
 
 def zero_std_groups(rewards: Tensor, group_size: int) -> Tensor:
@@ -168,22 +190,27 @@ def grpo(
     *,
     eps: float = 1e-6,
     normalize_std: bool = True,
+    singleton: str = "zero",
     **kwargs,
 ) -> tuple[Tensor, dict[str, float]]:
     """Group-relative advantage: A_i = (r_i - mean_group) / (std_group + eps).
 
-    The std is the *sample* std (Bessel-corrected, divisor G-1), as in DeepSeekMath and in
-    TRL, which call ``torch.std`` with its default. Groups whose rewards are all equal carry no
-    learning signal and get exactly 0 (not a rounding residue divided by eps), which also covers
-    group_size 1, where the sample std is undefined.
+    The std is the *sample* std (Bessel-corrected, divisor G-1), as in DeepSeekMath, TRL, verl and
+    OpenRLHF, which call ``torch.std`` with its default. Groups whose rewards are all equal carry no
+    learning signal and get exactly 0 (not a rounding residue divided by eps); so does group_size 1,
+    where the sample std is undefined, unless ``singleton="reward"``.
 
     Args:
         rewards: Scalar reward per sample, shape (N,).
         response_mask: 1 on response tokens, 0 on padding, shape (N, T).
         group_size: G, samples per prompt; N must be a multiple of it.
-        eps: Added to the std so that nearly-constant groups do not explode.
+        eps: Added to the std so that nearly-constant groups do not explode: 1e-6 here and in verl
+            (``compute_grpo_outcome_advantage``), 1e-4 in TRL's ``GRPOTrainer``, 1e-9 in OpenRLHF's
+            ``group_norm``. It only matters for groups whose std is small but not 0.
         normalize_std: If False, skip the division by the std (Dr.GRPO): the std scaling
             up-weights prompts that are nearly always solved or nearly always failed.
+        singleton: One of ``SINGLETONS``; with group_size 1, ``"zero"`` gives 0 and ``"reward"``
+            gives verl's r / (1 + eps) (r without ``normalize_std``).
         **kwargs: Ignored; accepted so that every estimator shares one signature.
 
     Returns:
@@ -191,6 +218,7 @@ def grpo(
         metrics: ``adv/mean``, ``adv/std``, ``adv/abs_max`` and ``reward/frac_zero_std``
             (fraction of groups whose rewards are all equal).
     """
+    _check_singleton(singleton)
     rewards = float_rewards(rewards)
     grouped = group_view(rewards, group_size)  # (B, G)
     centered = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
@@ -200,6 +228,8 @@ def grpo(
         var = centered.pow(2).sum(dim=1, keepdim=True) / max(group_size - 1, 1)  # (B, 1)
         centered = centered / (var.sqrt() + eps)
     scores = torch.where(zero_std, torch.zeros_like(centered), centered)  # (B, G)
+    if group_size == 1 and singleton == "reward":  # verl: mean 0 and std 1 for a lone sample
+        scores = grouped / (1 + eps) if normalize_std else grouped
     advantages = _to_tokens(scores.reshape(-1), response_mask)  # (N, T)
     metrics = advantage_metrics(advantages, response_mask)
     metrics["reward/frac_zero_std"] = zero_std.float().mean().item()
@@ -207,17 +237,21 @@ def grpo(
 
 
 @register_advantage("dr_grpo")
-def dr_grpo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> tuple[Tensor, dict[str, float]]:
+def dr_grpo(
+    rewards: Tensor, response_mask: Tensor, group_size: int, *, singleton: str = "zero", **kwargs
+) -> tuple[Tensor, dict[str, float]]:
     """Dr.GRPO's advantage: A_i = r_i - mean_group, no std scaling.
 
     Dividing by the group std up-weights prompts that are nearly always solved or nearly always
     failed (a difficulty bias); Dr.GRPO removes it. Same arguments and metrics as ``grpo``.
     """
-    return grpo(rewards, response_mask, group_size, normalize_std=False)
+    return grpo(rewards, response_mask, group_size, normalize_std=False, singleton=singleton)
 
 
 @register_advantage("rloo")
-def rloo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> tuple[Tensor, dict[str, float]]:
+def rloo(
+    rewards: Tensor, response_mask: Tensor, group_size: int, *, singleton: str = "zero", **kwargs
+) -> tuple[Tensor, dict[str, float]]:
     """REINFORCE leave-one-out: A_i = r_i - mean_{j != i} r_j over the sample's group.
 
     The baseline of each sample excludes the sample itself, so it is independent of the sample's
@@ -226,17 +260,22 @@ def rloo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> t
     Args:
         rewards: Scalar reward per sample, shape (N,).
         response_mask: 1 on response tokens, 0 on padding, shape (N, T).
-        group_size: G >= 2, samples per prompt.
+        group_size: G >= 2, samples per prompt (G = 1 only with ``singleton="reward"``).
+        singleton: ``"zero"`` refuses group_size 1; ``"reward"`` gives the raw reward (verl).
         **kwargs: Ignored.
 
     Returns:
         advantages (N, T) and metrics as ``grpo``.
 
     Raises:
-        ValueError: if group_size < 2 (no other sample to form the baseline).
+        ValueError: if group_size < 2 (no other sample to form the baseline) and singleton is "zero".
     """
+    _check_singleton(singleton)
+    if group_size == 1 and singleton == "reward":
+        return grpo(rewards, response_mask, 1, normalize_std=False, singleton="reward")
     if group_size < 2:
-        raise ValueError(f"rloo needs group_size >= 2 for a leave-one-out baseline, got {group_size}")
+        raise ValueError(f"rloo needs group_size >= 2 for a leave-one-out baseline, got {group_size} "
+                         "(singleton='reward' gives a lone sample its raw reward, as verl does)")
     rewards = float_rewards(rewards)
     grouped = group_view(rewards, group_size)  # (B, G)
     others_mean = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)  # (B, G)
@@ -281,14 +320,63 @@ def returns_to_go(dense_rewards: Tensor, response_mask: Tensor, gamma: float = 1
     return returns
 
 
-def _whiten(x: Tensor, response_mask: Tensor, eps: float = 1e-8) -> Tensor:
-    """(x - mean) / std over the valid tokens of the whole batch; exactly 0 if they are all equal."""
+def whiten(x: Tensor, response_mask: Tensor, std: str = "biased", eps: float = 1e-8) -> Tensor:
+    """(x - mean) / scale over the valid tokens of the whole batch, zero on padding.
+
+    ``std="biased"``: scale = sqrt(mean((x - mean)^2)) + eps (rl4lrm; OpenRLHF's advantage normalisation
+    uses the same variance with ``var.clamp(min=eps).rsqrt()``). ``std="unbiased"``: scale =
+    sqrt(var * n / (n - 1) + eps) over the n valid tokens (verl's ``masked_whiten``, TRL's PPO). The two
+    differ by a factor sqrt(n / (n - 1)), about 0.3% at n = 170 tokens.
+
+    Args:
+        x: Per-token values, shape (N, T).
+        response_mask: 1 on response tokens, 0 on padding, shape (N, T).
+        std: One of ``WHITEN_STDS``.
+        eps: Keeps the scale positive.
+
+    Returns:
+        Shape (N, T); exactly 0 everywhere if the valid values are all equal (or there are none).
+    """
+    if std not in WHITEN_STDS:
+        raise ValueError(f"whiten std must be one of {WHITEN_STDS}, got {std!r}")
     valid = response_mask.bool()
     values = x[valid]
     if values.numel() == 0 or (values == values[0]).all():
         return torch.zeros_like(x)
     centered = x - values.mean()
-    return centered / (values.std(unbiased=False) + eps) * response_mask.to(x.dtype)
+    if std == "biased":
+        scaled = centered / (values.std(unbiased=False) + eps)
+    else:
+        scaled = centered * torch.rsqrt(values.var(unbiased=True) + eps)
+    return scaled * response_mask.to(x.dtype)
+
+
+def _group_baseline(rewards: Tensor, group_size: int, group_ids: Tensor | None, singleton: str) -> Tensor:
+    """r_i - mean of r_i's group, shape (N,): exactly 0 for constant groups; singletons per ``singleton``.
+
+    Groups are contiguous blocks of ``group_size`` rows, or, if ``group_ids`` (N,) is given, the rows that
+    share an id (any order, any sizes, as verl's ``index``).
+    """
+    if group_ids is None:
+        grouped = group_view(rewards, group_size)  # (B, G)
+        centered = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
+        constant = zero_std_groups(rewards, group_size)[:, None]  # (B, 1)
+        centered = torch.where(constant, torch.zeros_like(centered), centered).reshape(-1)  # (N,)
+        sizes = torch.full_like(rewards, group_size)  # (N,)
+    else:
+        if group_ids.shape != rewards.shape:
+            raise ValueError(f"group_ids must have shape {tuple(rewards.shape)}, got {tuple(group_ids.shape)}")
+        _, row_group, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)  # (N,), (K,)
+        k = len(counts)
+        sums = rewards.new_zeros(k).index_add_(0, row_group, rewards)  # (K,)
+        low = rewards.new_full((k,), float("inf")).scatter_reduce_(0, row_group, rewards, "amin")  # (K,)
+        high = rewards.new_full((k,), -float("inf")).scatter_reduce_(0, row_group, rewards, "amax")  # (K,)
+        centered = rewards - (sums / counts)[row_group]  # (N,)
+        centered = torch.where((low == high)[row_group], torch.zeros_like(centered), centered)  # (N,)
+        sizes = counts[row_group].to(rewards.dtype)  # (N,)
+    if singleton == "reward":
+        centered = torch.where(sizes == 1, rewards, centered)
+    return centered  # (N,)
 
 
 @register_advantage("reinforce_pp", requires=("token_rewards",))
@@ -299,13 +387,21 @@ def reinforce_pp(
     *,
     token_rewards: Tensor | None = None,
     subtract_group_mean: bool = False,
+    gamma: float = 1.0,
+    whiten_std: str = "biased",
+    group_ids: Tensor | None = None,
+    singleton: str = "zero",
     **kwargs,
 ) -> tuple[Tensor, dict[str, float]]:
     """REINFORCE++: token returns-to-go normalised with the mean and std of the whole batch.
 
     Each token's return is the outcome reward plus the per-token rewards (the KL penalty when it
-    is placed in the reward) from that token on; the batch-wide normalisation replaces a learned
-    critic and, unlike GRPO's per-group std, does not inflate nearly-constant groups.
+    is placed in the reward) from that token on, discounted by ``gamma``; the batch-wide
+    normalisation replaces a learned critic and, unlike GRPO's per-group std, does not inflate
+    nearly-constant groups. This is OpenRLHF's ``reinforce`` / ``reinforce_baseline`` (the paper's
+    code). verl's ``reinforce_plus_plus`` is the same up to ``whiten_std``; its
+    ``reinforce_plus_plus_baseline`` instead centres each row's *summed* token rewards on the group
+    and gives that one number to every token (no returns-to-go, no gamma).
 
     Args:
         rewards: Scalar outcome reward per sample, shape (N,).
@@ -313,20 +409,29 @@ def reinforce_pp(
         group_size: G, samples per prompt (validated; used by the baseline variant).
         token_rewards: Optional per-token rewards, shape (N, T).
         subtract_group_mean: Subtract each group's mean outcome first (``reinforce_pp_baseline``).
+        gamma: Discount in [0, 1] of the returns-to-go (verl ``algorithm.gamma``, OpenRLHF ``--gamma``).
+        whiten_std: One of ``WHITEN_STDS``: ``"biased"`` (the paper's code, OpenRLHF) or ``"unbiased"``
+            (verl).
+        group_ids: Optional prompt id per row, shape (N,): the baseline variant then groups rows by id,
+            so groups may differ in size and need not be contiguous (``group_size`` is then ignored).
+        singleton: One of ``SINGLETONS``: what the baseline variant does with a group of one.
         **kwargs: Ignored.
 
     Returns:
         advantages (N, T), zero on padding, and the ``adv/*`` metrics.
     """
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"reinforce_pp needs gamma in [0, 1], got {gamma}")
+    _check_singleton(singleton)
     rewards = float_rewards(rewards)
-    grouped = group_view(rewards, group_size)  # (B, G)
+    if group_ids is None:
+        group_view(rewards, group_size)  # validation
     if subtract_group_mean:
-        centered = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
         # constant groups: exactly 0, not a rounding residue that the whitening would blow up
-        zero_std = zero_std_groups(rewards, group_size)[:, None]  # (B, 1)
-        rewards = torch.where(zero_std, torch.zeros_like(centered), centered).reshape(-1)  # (N,)
-    returns = returns_to_go(token_level_rewards(rewards, response_mask, token_rewards), response_mask)  # (N, T)
-    advantages = _whiten(returns, response_mask)  # (N, T)
+        rewards = _group_baseline(rewards, group_size, group_ids, singleton)  # (N,)
+    dense = token_level_rewards(rewards, response_mask, token_rewards)  # (N, T)
+    returns = returns_to_go(dense, response_mask, gamma)  # (N, T)
+    advantages = whiten(returns, response_mask, whiten_std)  # (N, T)
     return advantages, advantage_metrics(advantages, response_mask)
 
 
@@ -334,8 +439,13 @@ def reinforce_pp(
 def reinforce_pp_baseline(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, token_rewards: Tensor | None = None, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:
-    """REINFORCE++ with a group-mean baseline before the batch normalisation (Hu, 2025, v2)."""
-    return reinforce_pp(rewards, response_mask, group_size, token_rewards=token_rewards, subtract_group_mean=True)
+    """REINFORCE++ with a group-mean baseline before the batch normalisation (Hu, 2025, v2).
+
+    Takes ``reinforce_pp``'s keyword arguments (``gamma``, ``whiten_std``, ``group_ids``, ``singleton``).
+    """
+    kwargs.pop("subtract_group_mean", None)
+    return reinforce_pp(rewards, response_mask, group_size, token_rewards=token_rewards, subtract_group_mean=True,
+                        **kwargs)
 
 
 @register_advantage("remax", requires=("baseline_rewards",))

@@ -5,6 +5,13 @@
   GRPO, Shao et al., 2024, arXiv:2402.03300); a token of a short answer weighs more.
 - ``seq_mean_token_sum_norm``: sum over tokens divided by the constant N * max_len (Dr.GRPO,
   Liu et al., 2025, arXiv:2503.20783), which removes the length bias of the per-sequence mean.
+- ``token_sum``: the plain sum over valid tokens (verl ``token-sum``): the loss grows with the batch
+  and with the lengths.
+- ``seq_mean_token_sum``: sum over tokens, mean over sequences (verl ``seq-mean-token-sum``): longer
+  answers weigh more, in proportion to their length.
+
+verl's ``seq-mean-*`` modes count only the sequences with at least one valid token; these count every
+row. The two agree unless a row is empty (a completion of length 0).
 
 The denominators decide how much each token, and so each length, weighs in the gradient; they
 are the whole difference between these modes.
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "token_sum", "seq_mean_token_sum")
 
 
 def aggregation_denominators(
@@ -33,7 +40,8 @@ def aggregation_denominators(
     Returns:
         Weights, shape (N, T): mask / sum(mask) for ``token_mean``, mask / (N * len_i) for
         ``seq_mean_token_mean`` (every row counts in the mean over sequences, empty ones too),
-        mask / (N * max_len) for ``seq_mean_token_sum_norm``.
+        mask / (N * max_len) for ``seq_mean_token_sum_norm``, mask for ``token_sum``, mask / N for
+        ``seq_mean_token_sum``.
 
     Raises:
         ValueError: for an unknown mode (listing ``AGGREGATIONS``) or max_len < 1.
@@ -49,6 +57,10 @@ def aggregation_denominators(
     if mode == "seq_mean_token_mean":
         lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)  # (N, 1)
         return mask / (lengths * max(n, 1))
+    if mode == "token_sum":
+        return mask
+    if mode == "seq_mean_token_sum":
+        return mask / max(n, 1)
     max_len = t if max_len is None else max_len
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")

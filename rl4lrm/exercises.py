@@ -97,8 +97,12 @@ def check_kl_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases:
     return report_check("k3 estimator", attempt)
 
 
-def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], cases: int = 50, seed: int = 0) -> bool:
-    """Compares ``fn(response_mask (N, T), mode) -> weights (N, T)`` with ``aggregation_denominators``."""
+def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], cases: int = 50, seed: int = 0,
+                              modes: tuple[str, ...] = AGGREGATIONS[:3]) -> bool:
+    """Compares ``fn(response_mask (N, T), mode) -> weights (N, T)`` with ``aggregation_denominators``.
+
+    ``modes`` defaults to the three the course teaches (token_mean, seq_mean_token_mean, seq_mean_token_sum_norm).
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def attempt():
@@ -106,7 +110,7 @@ def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], c
             n, t = int(torch.randint(1, 5, (1,), generator=gen)), int(torch.randint(1, 7, (1,), generator=gen))
             lengths = torch.randint(1, t + 1, (n,), generator=gen)
             mask = (torch.arange(t)[None] < lengths[:, None]).float()
-            for mode in AGGREGATIONS:
+            for mode in modes:
                 got, want = torch.as_tensor(fn(mask.clone(), mode)).float(), aggregation_denominators(mask, mode)
                 assert torch.allclose(got, want, atol=1e-6), (
                     f"{mode}, lengths={lengths.tolist()}, T={t}: got row 0 {got[0].tolist()}, "

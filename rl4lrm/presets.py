@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.advantages import ADVANTAGES, SINGLETONS, WHITEN_STDS
 from rl4lrm.aggregation import AGGREGATIONS
 from rl4lrm.critic import gae  # noqa: F401  (registers the "gae" advantage)
-from rl4lrm.kl import KL_ESTIMATORS
+from rl4lrm.kl import kl_estimator_names
 from rl4lrm.losses import POLICY_LOSSES
 
 KL_PLACEMENTS = ("loss", "reward")
@@ -42,7 +42,11 @@ class Preset:
     kl_coef: float = 0.0
     """Weight β of the KL penalty to the frozen reference (0 turns it off)."""
     kl_estimator: str = "k3"
-    """Schulman's estimator of KL(π‖π_ref): ``k1``, ``k2`` or ``k3`` (``rl4lrm.kl``)."""
+    """Estimator of KL(π‖π_ref) in the loss (``rl4lrm.kl``): Schulman's ``k1``, ``k2``, ``k3``, verl's ``abs``,
+    or one of them with a trailing ``+`` (verl's straight-through: its value, k2's gradient)."""
+    kl_clamp: float = 0.0
+    """Clamp of the per-token KL estimate to [−kl_clamp, kl_clamp], in both placements (0 = off). verl clamps
+    k3 (``low_var_kl``) to 10, OpenRLHF every estimator to 10, TRL none; beyond it a token gets no KL gradient."""
     kl_placement: str = "loss"
     """``"loss"`` (GRPO: β·KL added to the loss) or ``"reward"`` (PPO-RLHF: −β·Σ k1 added to the reward)."""
     entropy_coef: float = 0.0
@@ -55,7 +59,7 @@ class Preset:
     """Truncated importance sampling: weight tokens by min(π_old / π_behaviour, tis_cap), with π_old
     recomputed before the update (0 = off: the ratio then refers to the sampling policy itself)."""
     gamma: float = 1.0
-    """GAE discount γ (``gae`` advantage only)."""
+    """Discount γ of the returns of ``gae`` and of ``reinforce_pp`` / ``reinforce_pp_baseline``."""
     lam: float = 0.95
     """GAE λ (``gae`` advantage only): 0 = one-step TD error, 1 = Monte-Carlo return."""
     value_clip: float = 0.2
@@ -64,21 +68,35 @@ class Preset:
     """AdamW learning rate of the critic (``gae`` only)."""
     pass_k: int = 4
     """The k of the ``passk`` advantage (must not exceed the group size)."""
+    std_eps: float = 1e-6
+    """ε of ``grpo``'s (r − mean) / (std + ε): 1e-6 as in verl; TRL uses 1e-4, OpenRLHF 1e-9."""
+    whiten_advantages: bool = False
+    """Whiten the advantages over the valid tokens of the whole batch after the estimator (mean 0, std 1),
+    as verl, TRL's PPO and OpenRLHF do for GAE; the critic's targets stay the unwhitened λ-returns."""
+    whiten_std: str = "biased"
+    """The std of batch whitening (``reinforce_pp*`` and ``whiten_advantages``), one of ``WHITEN_STDS``:
+    ``"biased"`` (population std + 1e-8: REINFORCE++'s code in OpenRLHF) or ``"unbiased"`` (rsqrt(Bessel-corrected
+    variance + 1e-8): verl, TRL's PPO)."""
+    singleton: str = "zero"
+    """Advantage of a group of one sample (group_size 1), one of ``SINGLETONS``: ``"zero"`` (no signal; ``rloo``
+    refuses) or ``"reward"`` (verl: the baseline is 0, so the raw reward; GRPO divides it by 1 + ε)."""
     paper: str = ""
     """Citation with link."""
 
     def __post_init__(self):
         checks = [("advantage", ADVANTAGES.names()), ("policy_loss", POLICY_LOSSES.names()),
-                  ("aggregation", list(AGGREGATIONS)), ("kl_estimator", KL_ESTIMATORS.names()),
-                  ("kl_placement", list(KL_PLACEMENTS))]
+                  ("aggregation", list(AGGREGATIONS)), ("kl_estimator", kl_estimator_names()),
+                  ("kl_placement", list(KL_PLACEMENTS)), ("whiten_std", list(WHITEN_STDS)),
+                  ("singleton", list(SINGLETONS))]
         for field, choices in checks:
             if getattr(self, field) not in choices:
                 raise ValueError(f"preset {self.name!r}: {field}={getattr(self, field)!r} is not one of {choices}")
         if not 0 <= self.clip_low <= 1 or self.clip_high < 0:
             raise ValueError(f"preset {self.name!r}: need 0 <= clip_low <= 1 and clip_high >= 0, "
                              f"got clip_low={self.clip_low}, clip_high={self.clip_high}")
-        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "tis_cap": (0, None),
-                  "gamma": (0, 1), "lam": (0, 1), "value_clip": (1e-12, None), "critic_lr": (1e-12, None)}
+        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "tis_cap": (0, None), "kl_clamp": (0, None),
+                  "std_eps": (0, None), "gamma": (0, 1), "lam": (0, 1), "value_clip": (1e-12, None),
+                  "critic_lr": (1e-12, None)}
         for field, (low, high) in bounds.items():
             value = getattr(self, field)
             if value < low or (high is not None and value > high):
@@ -91,6 +109,9 @@ class Preset:
         for field in ("update_epochs", "pass_k"):
             if getattr(self, field) < 1:
                 raise ValueError(f"preset {self.name!r}: {field} must be >= 1, got {getattr(self, field)}")
+        if not isinstance(self.whiten_advantages, bool):
+            raise ValueError(f"preset {self.name!r}: whiten_advantages must be True or False, "
+                             f"got {self.whiten_advantages!r}")
         if self.replay < 0:
             raise ValueError(f"preset {self.name!r}: replay must be >= 0, got {self.replay}")
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rl4lrm.advantages import ADVANTAGES, check_advantage, zero_std_groups
+from rl4lrm.advantages import ADVANTAGES, advantage_metrics, check_advantage, whiten, zero_std_groups
 from rl4lrm.aggregation import aggregate
 from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.evaluation import evaluate
@@ -273,13 +273,15 @@ class Trainer:
         """
         cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
         problems, prompts, batch, rewards = sampled.problems, sampled.prompts, sampled.batch, sampled.rewards
-        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, **sampled.context}
+        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, "eps": algo.std_eps,
+                   "whiten_std": algo.whiten_std, "singleton": algo.singleton, **sampled.context}
         dense = sampled.scores.token  # (N, T) or None: dense rewards, already summed into the scalar rewards
         if dense is not None and "token_rewards" in requires:
             context["token_rewards"] = dense  # placed on their tokens instead
             rewards = rewards - dense.sum(-1)
         if algo.kl_coef > 0 and algo.kl_placement == "reward":
-            token_rewards = -algo.kl_coef * kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1") * batch.response_mask
+            k1 = kl_penalty(batch.old_logprobs, batch.ref_logprobs, "k1", algo.kl_clamp)  # (N, T)
+            token_rewards = -algo.kl_coef * k1 * batch.response_mask
             if "token_rewards" in requires:
                 context["token_rewards"] = context.get("token_rewards", 0) + token_rewards  # (N, T)
             else:
@@ -324,7 +326,7 @@ class Trainer:
         if algo.entropy_coef > 0:
             loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
         if mb.ref_logprobs is not None:
-            kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator)  # (n, T)
+            kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator, algo.kl_clamp)  # (n, T)
             if algo.kl_coef > 0 and algo.kl_placement == "loss":
                 loss = loss + algo.kl_coef * aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
             # logged per token, whatever the loss's aggregation, and k3 always: runs compare on one scale
@@ -369,8 +371,11 @@ class Trainer:
             # 3. advantages
             advantages, adv_metrics = self.advantage_fn(scalar_rewards, batch.response_mask, cfg.group_size, **context)
             exp = Experience(batch, advantages, self.step)
-            if self.critic is not None:
+            if self.critic is not None:  # the critic regresses on the λ-returns, before any whitening
                 exp.old_values, exp.returns = context["values"], advantages + context["values"]
+            if algo.whiten_advantages:
+                exp.advantages = whiten(advantages, batch.response_mask, algo.whiten_std)  # (N, T)
+                adv_metrics.update(advantage_metrics(exp.advantages, batch.response_mask))
             self.buffer.append(exp)
             # 4. update epochs over minibatches of the fresh batch and the replayed ones
             corrections = [self._behaviour_correction(e) for e in self.buffer]

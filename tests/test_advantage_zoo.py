@@ -134,17 +134,21 @@ def _ref_returns_to_go(dense, mask, gamma=1.0):
     return out
 
 
-def _ref_reinforce_pp(rewards, mask, group_size, token_rewards=None, baseline=False):
+def _ref_reinforce_pp(rewards, mask, group_size, token_rewards=None, baseline=False, gamma=1.0, std="biased"):
     if baseline:
         rewards = [r - sum(g) / len(g) for g in _groups(rewards, group_size) for r in g]
-    returns = _ref_returns_to_go(_ref_token_level_rewards(rewards, mask, token_rewards), mask)
+    returns = _ref_returns_to_go(_ref_token_level_rewards(rewards, mask, token_rewards), mask, gamma)
     lengths = _lengths(mask)
     valid = [returns[i][j] for i, length in enumerate(lengths) for j in range(length)]
     if not valid or len(set(valid)) == 1:
         return [[0.0] * mask.shape[1] for _ in lengths]
     mean = sum(valid) / len(valid)
-    std = math.sqrt(sum((x - mean) ** 2 for x in valid) / len(valid))  # population std
-    return [[(x - mean) / (std + 1e-8) if j < length else 0.0 for j, x in enumerate(row)]
+    squares = sum((x - mean) ** 2 for x in valid)
+    if std == "biased":  # population std + eps (OpenRLHF)
+        scale = math.sqrt(squares / len(valid)) + 1e-8
+    else:  # Bessel-corrected variance, eps inside the root (verl's masked_whiten)
+        scale = math.sqrt(squares / (len(valid) - 1) + 1e-8)
+    return [[(x - mean) / scale if j < length else 0.0 for j, x in enumerate(row)]
             for row, length in zip(returns, lengths)]
 
 
@@ -262,14 +266,15 @@ def test_group_estimators_match_loop_reference(seed, group_size, binary):
 @pytest.mark.parametrize("group_size", [2, 5])
 @pytest.mark.parametrize("binary", [True, False])
 @pytest.mark.parametrize("with_token_rewards", [False, True])
-def test_reinforce_pp_matches_loop_reference(seed, group_size, binary, with_token_rewards):
+@pytest.mark.parametrize("gamma, std", [(1.0, "biased"), (0.9, "unbiased")])
+def test_reinforce_pp_matches_loop_reference(seed, group_size, binary, with_token_rewards, gamma, std):
     rewards, mask = _random_case(seed * 100 + group_size, group_size, binary)
     gen = torch.Generator().manual_seed(seed + 7)
     token_rewards = -0.1 * torch.rand(mask.shape, generator=gen) if with_token_rewards else None
     token_rewards_list = token_rewards.tolist() if with_token_rewards else None
     for fn, baseline in ((reinforce_pp, False), (reinforce_pp_baseline, True)):
-        adv, metrics = fn(rewards, mask, group_size, token_rewards=token_rewards)
-        ref = _ref_reinforce_pp(rewards.tolist(), mask, group_size, token_rewards_list, baseline)
+        adv, metrics = fn(rewards, mask, group_size, token_rewards=token_rewards, gamma=gamma, whiten_std=std)
+        ref = _ref_reinforce_pp(rewards.tolist(), mask, group_size, token_rewards_list, baseline, gamma, std)
         torch.testing.assert_close(adv, torch.tensor(ref), rtol=1e-4, atol=1e-4)
         assert (adv[mask == 0] == 0).all() and math.isfinite(metrics["adv/std"])
 

@@ -96,9 +96,17 @@ def test_preset_axes_are_flags_with_their_types():
     assert isinstance(config.algorithm.update_epochs, int)
 
 
+def test_boolean_axes_are_on_off_flags():
+    assert config_from_args(build_parser().parse_args(["train", "--whiten-advantages"])).overrides == {
+        "whiten_advantages": True}
+    assert config_from_args(build_parser().parse_args(["train", "--no-whiten-advantages"])).overrides == {
+        "whiten_advantages": False}
+
+
 @pytest.mark.parametrize("argv, expected", [(["--update-epochs", "two"], "expected int, got 'two'"),
                                            (["--set", "clip_high=0.2"], "unrecognized arguments"),
-                                           (["--kl-coef", "x"], "expected float, got 'x'")])
+                                           (["--kl-coef", "x"], "expected float, got 'x'"),
+                                           (["--whiten-advantages", "maybe"], "unrecognized arguments")])
 def test_bad_flag_values_exit_2_naming_the_type(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["train", *argv])

@@ -26,6 +26,10 @@ def _ref_aggregate(loss, mask, mode, max_len=None):
             per_seq.append(sum(valid) / max(len(valid), 1))
         return sum(per_seq) / n
     total = sum(x for lr, mr in rows for x, m in zip(lr, mr) if m)
+    if mode == "token_sum":
+        return total
+    if mode == "seq_mean_token_sum":
+        return total / n
     return total / (n * (t if max_len is None else max_len))
 
 
@@ -58,6 +62,9 @@ def test_aggregation_hand_example_denominators_differ():
     assert aggregate(loss, mask, "seq_mean_token_mean").item() == pytest.approx((2 + 6) / 2)
     assert aggregate(loss, mask, "seq_mean_token_sum_norm").item() == pytest.approx(18 / 8)
     assert aggregate(loss, mask, "seq_mean_token_sum_norm", max_len=6).item() == pytest.approx(1.5)
+    # verl's token-sum and seq-mean-token-sum (core_algos.agg_loss): (1+2+3) + (4+8) and that over N = 2
+    assert aggregate(loss, mask, "token_sum").item() == pytest.approx(18.0)
+    assert aggregate(loss, mask, "seq_mean_token_sum").item() == pytest.approx(9.0)
     weights = aggregation_denominators(mask, "seq_mean_token_mean")
     torch.testing.assert_close(weights[0], torch.tensor([1 / 6, 1 / 6, 1 / 6, 0.0]))
     torch.testing.assert_close(weights[1], torch.tensor([1 / 4, 1 / 4, 0.0, 0.0]))
@@ -80,6 +87,8 @@ def test_aggregate_matches_loop_reference_and_weights(mode, seed):
         "token_mean": 1.0,
         "seq_mean_token_mean": (mask.sum(1) > 0).sum().item() / n_rows,  # empty rows weigh 0
         "seq_mean_token_sum_norm": n_valid / mask.numel(),
+        "token_sum": n_valid,
+        "seq_mean_token_sum": n_valid / n_rows,
     }[mode]
     assert total == pytest.approx(expected_total)
 

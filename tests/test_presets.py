@@ -89,7 +89,8 @@ def test_every_axis_can_be_overridden():
     values = dict(advantage="reinforce", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
                   clip_low=0.1, clip_high=0.3, kl_coef=0.5, kl_estimator="k1", kl_placement="reward",
                   entropy_coef=0.01, update_epochs=3, dual_clip_c=2.5, replay=2, tis_cap=2.0,
-                  gamma=0.99, lam=0.9, value_clip=0.5, critic_lr=1e-4, pass_k=2)
+                  gamma=0.99, lam=0.9, value_clip=0.5, critic_lr=1e-4, pass_k=2, kl_clamp=10.0, std_eps=1e-4,
+                  whiten_advantages=True, whiten_std="unbiased", singleton="reward")
     assert set(values) == overridable
     p = resolve_preset("grpo", **values)
     assert {k: getattr(p, k) for k in values} == values
@@ -127,6 +128,12 @@ def test_unknown_override_field(field):
         (dict(replay=-1), r"replay must be >= 0, got -1"),
         (dict(pass_k=0), r"pass_k must be >= 1, got 0"),
         (dict(value_clip=0.0), r"value_clip must be > 0, got 0\.0"),
+        (dict(kl_clamp=-1.0), r"kl_clamp must be >= 0, got -1\.0"),
+        (dict(std_eps=-1e-4), r"std_eps must be >= 0, got -0\.0001"),
+        (dict(kl_estimator="k2+"), r"kl_estimator='k2\+'.*k3\+"),
+        (dict(whiten_std="population"), r"whiten_std='population'.*biased.*unbiased"),
+        (dict(singleton="drop"), r"singleton='drop'.*zero.*reward"),
+        (dict(whiten_advantages="yes"), r"whiten_advantages must be True or False, got 'yes'"),
     ],
 )
 def test_bad_axis_values_are_named(override, expected):

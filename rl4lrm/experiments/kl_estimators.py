@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from rl4lrm.kl import KL_ESTIMATORS, kl_penalty
+from rl4lrm.kl import kl_estimator_names, kl_penalty
 
 
 def _closed_form(theta: torch.Tensor, ref_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,9 +25,10 @@ def _closed_form(theta: torch.Tensor, ref_logits: torch.Tensor) -> tuple[torch.T
 
 
 def kl_estimator_study(
-    policy_logits: torch.Tensor, ref_logits: torch.Tensor, n_samples: int = 64, n_repeats: int = 500, seed: int = 0
+    policy_logits: torch.Tensor, ref_logits: torch.Tensor, n_samples: int = 64, n_repeats: int = 500, seed: int = 0,
+    estimators: tuple[str, ...] = ("k1", "k2", "k3"),
 ) -> pd.DataFrame:
-    """Value and gradient statistics of every registered KL estimator.
+    """Value and gradient statistics of KL estimators.
 
     Each repeat draws ``n_samples`` tokens from π, averages the estimator over them (the value) and
     differentiates that average with respect to θ (the gradient), as a KL term in a loss does.
@@ -38,6 +39,8 @@ def kl_estimator_study(
         n_samples: tokens per estimate.
         n_repeats: independent estimates, for the mean and the standard deviation.
         seed: seeds the sampling.
+        estimators: names from ``rl4lrm.kl.kl_estimator_names()``, e.g. add ``"k3+"`` (k3's value with
+            k2's gradient) or ``"abs"``.
 
     Returns:
         One row per estimator: ``true KL`` (forward), ``mean``, ``bias``, ``std`` (of one estimate),
@@ -50,6 +53,9 @@ def kl_estimator_study(
                          f"{tuple(ref_logits.shape)}")
     if n_samples < 1 or n_repeats < 2:
         raise ValueError(f"need n_samples >= 1 and n_repeats >= 2, got {n_samples} and {n_repeats}")
+    unknown = [name for name in estimators if name not in kl_estimator_names()]
+    if unknown:
+        raise ValueError(f"unknown KL estimators {unknown}; known: {kl_estimator_names()}")
     theta = policy_logits.detach().double().requires_grad_(True)
     ref = ref_logits.detach().double()
     forward, reverse = _closed_form(theta, ref)
@@ -59,7 +65,7 @@ def kl_estimator_study(
     probs = torch.softmax(theta.detach(), -1)
     tokens = torch.multinomial(probs.expand(n_repeats, -1), n_samples, replacement=True, generator=gen)  # (R, S)
     rows = []
-    for name in KL_ESTIMATORS.names():
+    for name in estimators:
         logp = torch.log_softmax(theta, -1)[tokens]  # (R, S)
         logq = torch.log_softmax(ref, -1)[tokens]  # (R, S)
         values = kl_penalty(logp, logq, name).mean(dim=1)  # (R,)
