@@ -1,4 +1,4 @@
-"""Critic-based PPO: a learned value model, GAE(γ, λ) advantages and the clipped value loss.
+"""Critic-based PPO: a learned value model and its clipped value loss (the ``gae`` advantage reads its values).
 
 PPO for LLMs (Schulman et al., 2017, arXiv:1707.06347; Ouyang et al., 2022, arXiv:2203.02155)
 learns V(s_t), the expected final reward from the state "prompt + first t completion tokens", and
@@ -9,7 +9,8 @@ turns it into per-token advantages with generalized advantage estimation (Schulm
 
 λ = 1 gives the Monte-Carlo return minus V (unbiased, high variance), λ = 0 the one-step TD error
 (low variance, biased by the critic's errors). Critic-free methods (GRPO, RLOO, ...) replace V
-with a baseline from other samples of the same prompt; this module is what they save.
+with a baseline from other samples of the same prompt; this module is what they save. The GAE recursion
+itself is pure tensor math and lives with the other estimators (``rl4lrm.advantages.token``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from rl4lrm.advantages import advantage_metrics, float_rewards, group_view, register_advantage, token_level_rewards
 from rl4lrm.decoding import positions_from_mask
 
 
@@ -67,63 +67,6 @@ class ValueModel(ScalarHeadModel):
         T = batch.completion_ids.shape[1]
         start = batch.prompt_ids.shape[1] - 1
         return scores[:, start:start + T] * batch.response_mask  # (N, T)
-
-
-@register_advantage("gae", requires=("values", "token_rewards"))
-def gae(
-    rewards: Tensor,
-    response_mask: Tensor,
-    group_size: int,
-    *,
-    values: Tensor,
-    token_rewards: Tensor | None = None,
-    gamma: float = 1.0,
-    lam: float = 0.95,
-    **kwargs,
-) -> tuple[Tensor, dict[str, float]]:
-    """Generalized advantage estimation from a critic's values.
-
-    The outcome reward sits on each row's last valid token (plus ``token_rewards``, e.g. a
-    per-token KL penalty); the value after the last token is 0 (the episode ends).
-
-    Args:
-        rewards: Scalar outcome reward per sample, shape (N,).
-        response_mask: 1 on response tokens, 0 on padding, shape (N, T); rows right-padded.
-        group_size: G, samples per prompt (validated only: the critic is the baseline).
-        values: V(s_t) from the critic, shape (N, T); treated as constants.
-        token_rewards: Optional per-token rewards, shape (N, T).
-        gamma: Discount γ in [0, 1]; 1 is usual for LLM episodes of a few hundred tokens.
-        lam: GAE λ in [0, 1]: the bias (0) / variance (1) trade-off.
-        **kwargs: Ignored.
-
-    Returns:
-        advantages: shape (N, T), zero on padding; ``advantages + values`` are the critic's
-            regression targets (the λ-returns).
-        metrics: the ``adv/*`` statistics and ``critic/value_mean``.
-    """
-    if not (0 <= gamma <= 1 and 0 <= lam <= 1):
-        raise ValueError(f"gae needs gamma and lam in [0, 1], got gamma={gamma}, lam={lam}")
-    rewards = float_rewards(rewards)
-    group_view(rewards, group_size)
-    if values.shape != response_mask.shape:
-        raise ValueError(f"values must have the shape of response_mask {tuple(response_mask.shape)}, "
-                         f"got {tuple(values.shape)}")
-    mask = response_mask.to(rewards.dtype)  # (N, T)
-    values = values.detach().to(rewards.dtype) * mask  # (N, T)
-    dense = token_level_rewards(rewards, response_mask, token_rewards)  # (N, T)
-    T = dense.shape[1]
-    advantages = torch.zeros_like(dense)  # (N, T)
-    next_value = torch.zeros_like(rewards)  # (N,)
-    running = torch.zeros_like(rewards)  # (N,)
-    for t in reversed(range(T)):
-        # padding after the last token has mask 0: the state after the last token is terminal
-        delta = dense[:, t] + gamma * next_value - values[:, t]
-        running = (delta + gamma * lam * running) * mask[:, t]
-        advantages[:, t] = running
-        next_value = values[:, t]
-    metrics = advantage_metrics(advantages, response_mask)
-    metrics["critic/value_mean"] = (values.sum() / mask.sum().clamp(min=1)).item()
-    return advantages, metrics
 
 
 def value_loss(

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.advantages import ADVANTAGES, node_values
 from rl4lrm.aggregation import AGGREGATIONS, aggregation_denominators
 from rl4lrm.kl import kl_penalty
 from rl4lrm.passk import coverage_sets, crossover_k, pass_at_k
@@ -147,8 +147,6 @@ def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
     ``row_nodes`` lists the nodes on each leaf row's path (root first, -1 after the leaf); a node's
     value is the mean reward of the rows through it (0 for a node no row passes through).
     """
-    from rl4lrm.sampling.tree import node_values
-
     gen = torch.Generator().manual_seed(seed)
 
     class _Tree:  # the two fields node_values reads

@@ -14,7 +14,6 @@ from dataclasses import dataclass, fields, replace
 
 from rl4lrm.advantages import ADVANTAGES, SINGLETONS, WHITEN_STDS
 from rl4lrm.aggregation import AGGREGATIONS
-from rl4lrm.critic import gae  # noqa: F401  (registers the "gae" advantage)
 from rl4lrm.kl import kl_estimator_names
 from rl4lrm.losses import POLICY_LOSSES
 

@@ -12,6 +12,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from rl4lrm.advantages import ADVANTAGES
+from rl4lrm.advantages import node_values, tree_advantage
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import load_base, load_task
@@ -24,12 +25,13 @@ from rl4lrm.sampling import (
     DynamicSampler,
     TreeRollout,
     TreeSampler,
+    CurriculumConfig,
+    DynamicConfig,
+    FlatConfig,
+    TreeConfig,
     curriculum_weights,
-    node_values,
-    tree_advantage,
     tree_rollout,
 )
-from rl4lrm.sampling import CurriculumConfig, DynamicConfig, FlatConfig, TreeConfig
 from rl4lrm.sampling.base import ProblemSource
 from rl4lrm.sampling.dynamic import group_signal_probability
 from rl4lrm.trainer import Callback, TrainConfig, Trainer

@@ -16,7 +16,6 @@ from __future__ import annotations
 import pandas as pd
 
 from rl4lrm.rewards.judges import SHORTCUTS, clean_candidate
-from rl4lrm.rewards import generative  # noqa: F401  (registers the "judge" reward)
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
 

@@ -3,16 +3,15 @@
 ``SAMPLERS`` maps ``TrainConfig.sampler`` to a class: ``flat`` (B prompts × G independent samples),
 ``dynamic`` (DAPO's filter-and-refill, or a pass-rate band), ``curriculum`` (online difficulty
 estimates that choose prompts and allocate the rollout budget) and ``tree`` (rollouts that branch
-from shared prefixes, with segment-level advantages). Each sampler owns its settings
+from shared prefixes; their segment advantage is ``rl4lrm.advantages.tree``). Each sampler owns its settings
 (``FlatConfig``, ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``: ``TrainConfig.sampling``).
 """
 
 from rl4lrm.sampling.base import SAMPLERS, FlatConfig, FlatSampler, Sampled, Sampler, SamplingContext, Scores
 from rl4lrm.sampling.curriculum import CurriculumConfig, CurriculumSampler, DifficultyTracker, curriculum_weights
 from rl4lrm.sampling.dynamic import FILTERS, DynamicConfig, DynamicSampler
-from rl4lrm.sampling.tree import TreeConfig, TreeRollout, TreeSampler, node_values, tree_advantage, tree_rollout
+from rl4lrm.sampling.tree import TreeConfig, TreeRollout, TreeSampler, tree_rollout
 
 __all__ = ["FILTERS", "SAMPLERS", "CurriculumConfig", "CurriculumSampler", "DifficultyTracker", "DynamicConfig",
            "DynamicSampler", "FlatConfig", "FlatSampler", "Sampled", "Sampler", "SamplingContext", "Scores",
-           "TreeConfig", "TreeRollout", "TreeSampler", "curriculum_weights", "node_values", "tree_advantage",
-           "tree_rollout"]
+           "TreeConfig", "TreeRollout", "TreeSampler", "curriculum_weights", "tree_rollout"]

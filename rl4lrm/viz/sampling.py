@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from rl4lrm.sampling import TreeRollout, node_values
+from rl4lrm.advantages import node_values
+from rl4lrm.sampling import TreeRollout
 
 SAMPLING_CURVES = [
     ("acc/pass@1", "held-out pass@1"),
