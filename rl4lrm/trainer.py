@@ -10,9 +10,10 @@ problems and sampling noise of step s depend only on (seed, s), and the optimize
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import pandas as pd
 import torch
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from rl4lrm.advantages import ADVANTAGES, zero_std_groups
 from rl4lrm.aggregation import aggregate
+from rl4lrm.checkpoint import load_checkpoint, save_checkpoint
 from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
@@ -324,6 +326,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()
+        if not math.isfinite(loss.item()) or not math.isfinite(m["grad/norm"]):
+            # stop before the optimizer step: the weights (and any checkpoint saved from them) stay good
+            raise FloatingPointError(f"step {self.step + 1}: the loss ({loss.item()}) or the gradient norm "
+                                     f"({m['grad/norm']}) is not finite (non-finite advantages: "
+                                     f"{not torch.isfinite(exp.advantages).all().item()}); stopped before updating "
+                                     f"the weights, which stay as the last good step left them")
         self.optimizer.step()
         m["loss/total"] = loss.item()
         if self.critic is not None:
@@ -373,6 +381,10 @@ class Trainer:
                     for rows in order.chunk(cfg.minibatches):
                         update_metrics.append(self._update(e, old_logprobs, is_weights, rows))
             self.model.eval()
+            bad = non_finite_parameters(self.model)
+            if bad:
+                raise FloatingPointError(f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
+                                         f"(save() refuses such weights, so the last good checkpoint stays)")
             self.step += 1
             # 5. log
             correct = sampled.scores.correct > 0.5
@@ -415,17 +427,32 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, path) -> None:
-        """Writes model, optimizers, critic, replay buffer, step, history and config to one file."""
+        """Writes model, optimizers, critic, replay buffer, step, history and config to one file, atomically
+        and with a checksum (``rl4lrm.checkpoint``): a crash mid-write keeps the previous file.
+
+        Raises:
+            FloatingPointError: when a parameter is NaN or infinite; the file at ``path`` is then left as it was.
+        """
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise FloatingPointError(f"not saving {path}: parameters {bad[:5]} hold NaN or inf; the last good "
+                                     f"checkpoint stays as it was")
         state = {"config": asdict(self.config), "step": self.step, "history": self.history,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "buffer": list(self.buffer),
-                 "sampler": self.sampler.state_dict()}
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "buffer": [_plain_experience(e) for e in self.buffer], "sampler": self.sampler.state_dict()}
         if self.critic is not None:
             state["critic"], state["critic_optimizer"] = self.critic.state_dict(), self.critic_optimizer.state_dict()
-        torch.save(state, path)
+        save_checkpoint(state, path)
 
     def load(self, path) -> None:
-        """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped.
+
+        Raises:
+            rl4lrm.checkpoint.CheckpointError: for a file that is not a checkpoint, is corrupted or lacks keys.
+            ValueError: for a checkpoint of a run with a different config.
+        """
+        keys = _CHECKPOINT_KEYS + (("critic", "critic_optimizer") if self.critic is not None else ())
+        state = load_checkpoint(path, map_location=self.device, required=keys)
         saved, current = state["config"], asdict(self.config)
         differing = sorted(k for k in saved if k != "steps" and saved[k] != current.get(k))  # more steps is fine
         if differing:
@@ -435,9 +462,28 @@ class Trainer:
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.buffer.extend(state["buffer"])
+        self.buffer.extend(_experience_from_plain(e) for e in state["buffer"])
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.history = state["step"], state["history"]
+
+
+_CHECKPOINT_KEYS = ("config", "step", "history", "model", "optimizer", "buffer", "sampler")
+
+
+def _plain_experience(exp: Experience) -> dict:
+    """An ``Experience`` as plain data (a checkpoint holds no class instances, so loading runs no code)."""
+    plain = {f.name: getattr(exp, f.name) for f in fields(exp)}
+    plain["batch"] = {f.name: getattr(exp.batch, f.name) for f in fields(exp.batch)}
+    return plain
+
+
+def _experience_from_plain(plain: dict) -> Experience:
+    return Experience(**{**plain, "batch": RolloutBatch(**plain["batch"])})
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters that hold a NaN or an infinity."""
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
 
 
 # advantage context the trainer computes itself (``_context``); samplers may provide more
