@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import fields
-from pathlib import Path
 
+from rl4lrm.checkpoint import check_writable
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.presets import PRESET_AXES, PRESETS
 from rl4lrm.sampling import SAMPLERS, SamplingConfig
@@ -47,10 +47,12 @@ def _train(args) -> None:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
                  if f.name != "sampling" and getattr(args, f.name, None) is not None}
     config = TrainConfig(**overrides, **dict(args.set), sampling=dict(args.sampling))
+    try:  # an unwritable --out fails now, not after the whole run
+        out = check_writable(args.out)
+    except OSError as err:
+        raise ValueError(f"--out: {err}") from None
     trainer = Trainer(config)
     history = trainer.train()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / "metrics.csv", index=False)
     plot_curves(history, title=f"{config.preset} on {config.task}").savefig(out / "curves.png", dpi=110)
     trainer.save(out / "checkpoint.pt")
