@@ -46,11 +46,13 @@ from rl4lrm.registry import Registry
 ADVANTAGES = Registry("advantage estimator")
 
 
-def register_advantage(name: str, requires: tuple[str, ...] = ()):
-    """Decorator registering an estimator; ``requires`` names the context it needs (``fn.requires``)."""
+def register_advantage(name: str, requires: tuple[str, ...] = (), min_group_size: int = 1):
+    """Decorator registering an estimator; ``requires`` names the context it needs (``fn.requires``) and
+    ``min_group_size`` the smallest G it learns from (``fn.min_group_size``: 2 for group baselines, which
+    are the sample itself when G = 1, so every advantage is 0 and nothing trains)."""
 
     def add(fn):
-        fn.requires = frozenset(requires)
+        fn.requires, fn.min_group_size = frozenset(requires), min_group_size
         return ADVANTAGES.register(name)(fn)
 
     return add
@@ -145,7 +147,7 @@ def reinforce(
     return advantages, advantage_metrics(advantages, response_mask)
 
 
-@register_advantage("grpo")
+@register_advantage("grpo", min_group_size=2)
 def grpo(
     rewards: Tensor,
     response_mask: Tensor,
@@ -191,7 +193,7 @@ def grpo(
     return advantages, metrics
 
 
-@register_advantage("dr_grpo")
+@register_advantage("dr_grpo", min_group_size=2)
 def dr_grpo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> tuple[Tensor, dict[str, float]]:
     """Dr.GRPO's advantage: A_i = r_i - mean_group, no std scaling.
 
@@ -201,7 +203,7 @@ def dr_grpo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -
     return grpo(rewards, response_mask, group_size, normalize_std=False)
 
 
-@register_advantage("rloo")
+@register_advantage("rloo", min_group_size=2)
 def rloo(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> tuple[Tensor, dict[str, float]]:
     """REINFORCE leave-one-out: A_i = r_i - mean_{j != i} r_j over the sample's group.
 
@@ -315,7 +317,7 @@ def reinforce_pp(
     return advantages, advantage_metrics(advantages, response_mask)
 
 
-@register_advantage("reinforce_pp_baseline", requires=("token_rewards",))
+@register_advantage("reinforce_pp_baseline", requires=("token_rewards",), min_group_size=2)
 def reinforce_pp_baseline(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, token_rewards: Tensor | None = None, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:
@@ -353,7 +355,7 @@ def remax(
     return advantages, metrics
 
 
-@register_advantage("passk")
+@register_advantage("passk", min_group_size=2)
 def passk(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, k: int = 4, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:

@@ -27,12 +27,13 @@ from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
-from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
+from rl4lrm.presets import PRESET_AXES, PRESET_RANGES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right, rollout
 from rl4lrm.sampling import SAMPLERS, Sampled, SamplingConfig, Scores
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields, from_mapping
 
 
 @dataclass
@@ -108,29 +109,13 @@ class TrainConfig:
     pass_k: int | None = None
 
     def __post_init__(self):
-        positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
-                    "eval_samples")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        if self.eval_every < 0:
-            raise ValueError(f"TrainConfig.eval_every must be >= 0, got {self.eval_every}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
-        if not self.temperature > 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0 for RL sampling, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"TrainConfig.top_p must be in (0, 1], got {self.top_p}")
-        if self.prompt_style not in STYLES:
-            raise ValueError(f"TrainConfig.prompt_style must be one of {STYLES}, got {self.prompt_style!r}")
+        self.sampling = from_mapping(SamplingConfig, self.sampling, "TrainConfig.sampling")
+        check_fields(self, {**_TRAIN_RANGES, **PRESET_RANGES})
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
         algo = self.algorithm  # validates the preset name and the overrides
         RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)  # validates the reward names and weights
-        if isinstance(self.sampling, dict):
-            self.sampling = SamplingConfig(**self.sampling)
         sampler = SAMPLERS.get(self.sampler)
         if self.sampler == "tree" and self.sampling.leaves != self.group_size:
             raise ValueError(f"sampler='tree' grows prod(branching={self.sampling.branching}) = {self.sampling.leaves} "
@@ -147,6 +132,10 @@ class TrainConfig:
             raise ValueError(f"advantage {algo.advantage!r} needs {sorted(missing)}, which sampler={self.sampler!r} "
                              f"does not provide; samplers that do: "
                              f"{[n for n in SAMPLERS if missing <= set(SAMPLERS.get(n).provides)]}")
+        minimum = ADVANTAGES.get(algo.advantage).min_group_size
+        if self.group_size < minimum:
+            raise ValueError(f"advantage {algo.advantage!r} needs TrainConfig.group_size >= {minimum} (its baseline is "
+                             f"the group, so G={self.group_size} trains nothing); got group_size={self.group_size}")
         if algo.advantage == "passk" and algo.pass_k > self.group_size:
             raise ValueError(f"pass_k={algo.pass_k} exceeds TrainConfig.group_size={self.group_size}")
 
@@ -154,6 +143,14 @@ class TrainConfig:
     def algorithm(self) -> Preset:
         """The preset with this config's overrides applied."""
         return resolve_preset(self.preset, **{name: getattr(self, name) for name in PRESET_AXES})
+
+
+_TRAIN_RANGES = {
+    **dict.fromkeys(("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
+                     "eval_samples"), AT_LEAST_ONE),
+    "eval_every": NON_NEGATIVE, "lr": POSITIVE, "temperature": POSITIVE, "top_p": Range(0, 1, low_open=True),
+    "max_grad_norm": POSITIVE, "prompt_style": STYLES, "seed": Range(0, 2**32 - 1),  # NumPy's seed range
+}
 
 
 class Callback:

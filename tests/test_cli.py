@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
+from rl4lrm.checkpoint import load_checkpoint
 from rl4lrm.cli import build_parser, main
 from rl4lrm.cli import _train
 from rl4lrm.models.zoo import ZOO
@@ -104,14 +104,14 @@ def test_set_rejects_unknown_axes_and_bad_values(capsys, bad, expected):
 def test_set_reaches_the_trainer(capsys, tmp_path):
     main(["train", "--steps", "1", "--eval-every", "0", "--set", "update_epochs=2", "--set", "clip_high=0.28",
           "--out", str(tmp_path / "run")])
-    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
     assert (saved["update_epochs"], saved["clip_high"]) == (2, 0.28)
 
 
 def test_sampler_and_sampling_settings_reach_the_config(tmp_path):
     main(["train", "--task", "countdown", "--steps", "1", "--eval-every", "0", "--prompts-per-step", "2",
           "--sampler", "tree", "--sampling", "branching=2,2,2", "--sampling", "segment_len=3", "--out", str(tmp_path)])
-    config = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]
+    config = load_checkpoint(tmp_path / "checkpoint.pt")["config"]
     assert config["sampler"] == "tree"
     assert tuple(config["sampling"]["branching"]) == (2, 2, 2) and config["sampling"]["segment_len"] == 3
     assert "tokens/generated" in pd.read_csv(tmp_path / "metrics.csv")

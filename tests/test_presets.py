@@ -109,14 +109,14 @@ def test_unknown_override_field(field):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        (dict(advantage="nope"), r"advantage='nope'.*grpo"),
-        (dict(policy_loss="nope"), r"policy_loss='nope'.*ppo_clip"),
-        (dict(aggregation="sum"), r"aggregation='sum'.*token_mean"),
-        (dict(kl_estimator="k4"), r"kl_estimator='k4'.*k3"),
-        (dict(kl_placement="sideways"), r"kl_placement='sideways'.*loss.*reward"),
-        (dict(clip_low=1.5), r"clip_low=1\.5"),
-        (dict(clip_low=-0.1), r"clip_low=-0\.1"),
-        (dict(clip_high=-0.2), r"clip_high=-0\.2"),
+        (dict(advantage="nope"), r"advantage must be one of .*grpo.*got 'nope'"),
+        (dict(policy_loss="nope"), r"policy_loss must be one of .*ppo_clip.*got 'nope'"),
+        (dict(aggregation="sum"), r"aggregation must be one of .*token_mean.*got 'sum'"),
+        (dict(kl_estimator="k4"), r"kl_estimator must be one of .*k3.*got 'k4'"),
+        (dict(kl_placement="sideways"), r"kl_placement must be one of .*loss.*reward.*got 'sideways'"),
+        (dict(clip_low=1.5), r"clip_low must be in \[0, 1\], got 1\.5"),
+        (dict(clip_low=-0.1), r"clip_low must be in \[0, 1\], got -0\.1"),
+        (dict(clip_high=-0.2), r"clip_high must be >= 0, got -0\.2"),
         (dict(kl_coef=-1), r"kl_coef.*-1"),
         (dict(entropy_coef=-0.5), r"entropy_coef.*-0\.5"),
         (dict(update_epochs=0), r"update_epochs.*got 0"),
@@ -137,6 +137,6 @@ def test_bad_axis_values_are_named(override, expected):
 
 
 def test_preset_validates_on_construction():
-    with pytest.raises(ValueError, match=r"preset 'mine': advantage='nope'"):
+    with pytest.raises(ValueError, match=r"Preset\('mine'\)\.advantage must be one of .*got 'nope'"):
         Preset("mine", advantage="nope", policy_loss="ppo_clip")
     assert Preset("mine", advantage="grpo", policy_loss="ppo_clip").aggregation == "token_mean"

@@ -20,6 +20,7 @@ total and also hands the token-level total to the advantage estimators that use 
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,18 +93,23 @@ class RewardMix:
     """
 
     def __init__(self, spec: dict[str, float | tuple[float, dict]]):
-        if not spec:
-            raise ValueError("RewardMix needs at least one reward, e.g. {'correct': 1.0}")
+        if not isinstance(spec, dict) or not spec:
+            raise ValueError(f"RewardMix needs a non-empty dict {{name: weight}}, e.g. {{'correct': 1.0}}; got {spec!r}")
         self.terms: list[tuple[str, float, dict]] = []
         for name, value in spec.items():
             fn = REWARDS.get(name)  # unknown names fail here, listing the known ones
-            weight, params = value if isinstance(value, tuple) else (value, {})
+            weight, params = value if isinstance(value, tuple) and len(value) == 2 else (value, {})
+            if not isinstance(params, dict):
+                raise ValueError(f"params of reward {name!r} must be a dict of keyword arguments, got {params!r}")
+            bad = {k: v for k, v in params.items() if isinstance(v, float) and not math.isfinite(v)}
+            if bad:  # no reward has a meaningful NaN or infinite setting; it would silently switch a term off
+                raise ValueError(f"reward {name!r}: parameters {bad} must be finite numbers")
             try:  # a misspelt parameter fails now, not at the first training step
                 inspect.signature(fn).bind(None, None, None, **params)
             except TypeError as err:
                 raise ValueError(f"reward {name!r} does not take the parameters {sorted(params)}: {err}") from None
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-                raise ValueError(f"weight of reward {name!r} must be a number, got {weight!r}")
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise ValueError(f"weight of reward {name!r} must be a finite number, got {weight!r}")
             self.terms.append((name, float(weight), dict(params)))
 
     @property

@@ -17,6 +17,7 @@ import torch
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields
 
 SAMPLERS = Registry("sampler")
 ALLOCATIONS = ("one_group", "proportional")
@@ -57,21 +58,12 @@ class SamplingConfig:
     """Tree rollouts: children per node at each depth; their product must equal G (the leaves)."""
 
     def __post_init__(self):
-        self.branching = tuple(self.branching)
-        for name in ("max_rounds", "segment_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"SamplingConfig.{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.pool_size, int) or self.pool_size < 0:
-            raise ValueError(f"SamplingConfig.pool_size must be an int >= 0, got {self.pool_size!r}")
-        if not 0 <= self.band_low <= self.band_high <= 1:
-            raise ValueError(f"SamplingConfig needs 0 <= band_low <= band_high <= 1, got {self.band_low}, {self.band_high}")
-        if not 0 <= self.target <= 1 or not self.width > 0:
-            raise ValueError(f"SamplingConfig needs target in [0, 1] and width > 0, got {self.target}, {self.width}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"SamplingConfig.decay must be in (0, 1], got {self.decay}")
-        if self.allocation not in ALLOCATIONS:
-            raise ValueError(f"SamplingConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
-        if not self.branching or any(not isinstance(b, int) or b < 1 for b in self.branching):
+        if isinstance(self.branching, list):
+            self.branching = tuple(self.branching)
+        check_fields(self, _SAMPLING_RANGES)
+        if not self.band_low <= self.band_high:
+            raise ValueError(f"SamplingConfig needs band_low <= band_high, got {self.band_low}, {self.band_high}")
+        if not self.branching or any(b < 1 for b in self.branching):
             raise ValueError(f"SamplingConfig.branching must be a non-empty tuple of ints >= 1, got {self.branching!r}")
         from rl4lrm.sampling.dynamic import FILTERS  # the filter registry lives with dynamic sampling
 
@@ -81,6 +73,11 @@ class SamplingConfig:
     def leaves(self) -> int:
         """Leaves per tree (the group size tree rollouts produce)."""
         return math.prod(self.branching)
+
+
+_SAMPLING_RANGES = {"band_low": UNIT, "band_high": UNIT, "max_rounds": AT_LEAST_ONE, "pool_size": NON_NEGATIVE,
+                    "target": UNIT, "width": POSITIVE, "decay": Range(0, 1, low_open=True),
+                    "allocation": ALLOCATIONS, "segment_len": AT_LEAST_ONE}
 
 
 @dataclass

@@ -190,7 +190,7 @@ def node_values(rewards: torch.Tensor, tree: TreeRollout) -> tuple[torch.Tensor,
     return (sums / leaves.clamp(min=1)).float(), leaves.float()
 
 
-@register_advantage("tree", requires=("tree",))
+@register_advantage("tree", requires=("tree",), min_group_size=2)
 def tree_advantage(rewards: torch.Tensor, response_mask: torch.Tensor, group_size: int, tree: TreeRollout = None,
                    **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
     """Segment-level advantages from a sampling tree (TreeRL's global + local form).
