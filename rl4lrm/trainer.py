@@ -27,6 +27,7 @@ from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
+from rl4lrm.preflight import check_setup
 from rl4lrm.presets import PRESET_AXES, PRESET_RANGES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right, rollout
@@ -197,6 +198,8 @@ class Trainer:
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
         self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
         self.reward_mix = RewardMix({"correct": 1.0} if config.rewards is None else config.rewards)
+        check_setup(config, self.model, tokenizer, task, self.reward_mix,  # what used to fail at the first step
+                    task.problems("test", min(config.eval_problems, 64), seed=0))
         needs_ref = self.algo.kl_coef > 0 or config.track_kl
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)

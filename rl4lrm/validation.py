@@ -29,6 +29,8 @@ class Range:
     """Exclude ``high`` itself."""
 
     def __contains__(self, value) -> bool:
+        if value != value:  # NaN compares False with every bound
+            return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))

@@ -53,16 +53,19 @@ class RewardContext:
     """A frozen reference model (implicit process rewards)."""
 
 
-def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False):
-    """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, and a
-    ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``)."""
+def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False,
+                    check_task: Callable[[Task, list[Problem]], None] | None = None):
+    """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, a
+    ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``), and ``check_task(task,
+    problems)`` raises a ValueError when a task lacks what the reward reads from it (``fn.check_task``),
+    so that ``RewardMix.check_task`` fails before training instead of at the first step."""
     unknown = sorted(set(requires) - set(CONTEXT_FIELDS))
     if unknown:
         raise ValueError(f"reward {name!r} requires unknown context fields {unknown}; known: {list(CONTEXT_FIELDS)}")
 
     def add(fn):
         fn.requires = frozenset(requires) | ({"batch"} if dense else set())
-        fn.dense = dense
+        fn.dense, fn.check_task = dense, check_task
         return REWARDS.register(name)(fn)
 
     return add
@@ -94,7 +97,8 @@ class RewardMix:
 
     def __init__(self, spec: dict[str, float | tuple[float, dict]]):
         if not isinstance(spec, dict) or not spec:
-            raise ValueError(f"RewardMix needs a non-empty dict {{name: weight}}, e.g. {{'correct': 1.0}}; got {spec!r}")
+            raise ValueError(f"RewardMix needs a dict of at least one reward {{name: weight}}, e.g. {{'correct': 1.0}}; "
+                             f"got {spec!r}")
         self.terms: list[tuple[str, float, dict]] = []
         for name, value in spec.items():
             fn = REWARDS.get(name)  # unknown names fail here, listing the known ones
@@ -111,6 +115,16 @@ class RewardMix:
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight):
                 raise ValueError(f"weight of reward {name!r} must be a finite number, got {weight!r}")
             self.terms.append((name, float(weight), dict(params)))
+
+    def check_task(self, task: Task, problems: list[Problem]) -> None:
+        """Raises a ValueError naming the reward when ``task`` (or its sample ``problems``) lacks what it reads."""
+        for name, _, _ in self.terms:
+            check = REWARDS.get(name).check_task
+            if check is not None:
+                try:
+                    check(task, problems)
+                except ValueError as err:
+                    raise ValueError(f"reward {name!r} cannot score task {getattr(task, 'name', task)!r}: {err}") from None
 
     @property
     def requires(self) -> frozenset:

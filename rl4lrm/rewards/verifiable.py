@@ -125,7 +125,14 @@ def numbers_close(a: Fraction, b: Fraction, rel_tol: float = 0.0, abs_tol: float
     return abs(a - b) <= max(Fraction(rel_tol) * max(abs(a), abs(b)), Fraction(abs_tol))
 
 
-@register_reward("numeric")
+def _check_numeric_references(task, problems: list[Problem]) -> None:
+    for problem in problems:
+        if parse_number(problem.answer) is None:
+            raise ValueError(f"reference answer {problem.answer!r} of problem {problem.key!r} is not a number; "
+                             "use 'correct' (the task's verifier) or 'math_equiv'")
+
+
+@register_reward("numeric", check_task=_check_numeric_references)
 def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext, extract: str = "strict",
             rel_tol: float = 0.0, abs_tol: float = 0.0) -> torch.Tensor:
     """1.0 when the extracted answer is a number equal to ``problem.answer`` within the tolerances.
