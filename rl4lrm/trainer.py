@@ -116,7 +116,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
         algo = self.algorithm  # validates the preset name and the overrides
-        RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)  # validates the reward names and weights
+        try:  # validates the reward names, weights and parameters
+            RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)
+        except ValueError as err:
+            raise ValueError(f"TrainConfig.rewards: {err}") from None
         sampler = SAMPLERS.get(self.sampler)
         if self.sampler == "tree" and self.sampling.leaves != self.group_size:
             raise ValueError(f"sampler='tree' grows prod(branching={self.sampling.branching}) = {self.sampling.leaves} "
