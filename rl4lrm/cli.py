@@ -12,8 +12,8 @@ import argparse
 import json
 import typing
 from dataclasses import MISSING, fields
-from pathlib import Path
 
+from rl4lrm.checkpoint import check_writable
 from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.presets import PRESET_AXES, PRESETS, Preset
@@ -95,17 +95,6 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(**run, overrides=overrides, sampling=sampling, rewards=rewards)
 
 
-def _check_writable(out: Path) -> None:
-    """Fails before training if the output folder cannot be created or written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".rl4lrm-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"--out {str(out)!r} is not a writable folder: {err.strerror or err}") from None
-
-
 def _train(args) -> None:
     import matplotlib
 
@@ -114,8 +103,10 @@ def _train(args) -> None:
     from rl4lrm.viz.plots import plot_curves
 
     config = config_from_args(args)
-    out = Path(args.out)
-    _check_writable(out)
+    try:  # an unwritable --out fails now, not after the whole run
+        out = check_writable(args.out)
+    except OSError as err:
+        raise ValueError(f"--out: {err}") from None
     trainer = Trainer(config)
     history = trainer.train()
     history.to_csv(out / "metrics.csv", index=False)

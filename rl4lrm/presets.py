@@ -16,8 +16,25 @@ from rl4lrm.advantages import ADVANTAGES, SINGLETONS, WHITEN_STDS
 from rl4lrm.aggregation import AGGREGATIONS
 from rl4lrm.kl import kl_estimator_names
 from rl4lrm.losses import POLICY_LOSSES
+from rl4lrm.validation import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Range,
+    check_fields,
+)
 
 KL_PLACEMENTS = ("loss", "reward")
+PRESET_RANGES = {
+    "advantage": ADVANTAGES, "policy_loss": POLICY_LOSSES, "aggregation": tuple(AGGREGATIONS),
+    "kl_estimator": tuple(kl_estimator_names()), "kl_placement": KL_PLACEMENTS, "whiten_std": WHITEN_STDS,
+    "singleton": SINGLETONS, "clip_low": UNIT, "clip_high": NON_NEGATIVE, "dual_clip_c": Range(1, low_open=True),
+    "kl_coef": NON_NEGATIVE, "kl_clamp": NON_NEGATIVE, "std_eps": NON_NEGATIVE, "entropy_coef": NON_NEGATIVE,
+    "update_epochs": AT_LEAST_ONE, "replay": NON_NEGATIVE, "tis_cap": NON_NEGATIVE, "gamma": UNIT, "lam": UNIT,
+    "value_clip": POSITIVE, "critic_lr": POSITIVE, "pass_k": AT_LEAST_ONE,
+}
+"""Allowed values of each axis (``TrainConfig`` checks its overrides against them too)."""
 
 
 @dataclass(frozen=True)
@@ -83,36 +100,9 @@ class Preset:
     """Citation with link."""
 
     def __post_init__(self):
-        checks = [("advantage", ADVANTAGES.names()), ("policy_loss", POLICY_LOSSES.names()),
-                  ("aggregation", list(AGGREGATIONS)), ("kl_estimator", kl_estimator_names()),
-                  ("kl_placement", list(KL_PLACEMENTS)), ("whiten_std", list(WHITEN_STDS)),
-                  ("singleton", list(SINGLETONS))]
-        for field, choices in checks:
-            if getattr(self, field) not in choices:
-                raise ValueError(f"preset {self.name!r}: {field}={getattr(self, field)!r} is not one of {choices}")
-        if not 0 <= self.clip_low <= 1 or self.clip_high < 0:
-            raise ValueError(f"preset {self.name!r}: need 0 <= clip_low <= 1 and clip_high >= 0, "
-                             f"got clip_low={self.clip_low}, clip_high={self.clip_high}")
-        bounds = {"kl_coef": (0, None), "entropy_coef": (0, None), "tis_cap": (0, None), "kl_clamp": (0, None),
-                  "std_eps": (0, None), "gamma": (0, 1), "lam": (0, 1), "value_clip": (1e-12, None),
-                  "critic_lr": (1e-12, None)}
-        for field, (low, high) in bounds.items():
-            value = getattr(self, field)
-            if value < low or (high is not None and value > high):
-                allowed = f"in [{low}, {high}]" if high is not None else (">= 0" if low == 0 else "> 0")
-                raise ValueError(f"preset {self.name!r}: {field} must be {allowed}, got {value}")
+        check_fields(self, PRESET_RANGES, label=f"Preset({self.name!r})")
         if self.tis_cap and self.tis_cap < 1:
             raise ValueError(f"preset {self.name!r}: tis_cap must be 0 (off) or >= 1, got {self.tis_cap}")
-        if self.dual_clip_c <= 1:
-            raise ValueError(f"preset {self.name!r}: dual_clip_c must be > 1, got {self.dual_clip_c}")
-        for field in ("update_epochs", "pass_k"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"preset {self.name!r}: {field} must be >= 1, got {getattr(self, field)}")
-        if not isinstance(self.whiten_advantages, bool):
-            raise ValueError(f"preset {self.name!r}: whiten_advantages must be True or False, "
-                             f"got {self.whiten_advantages!r}")
-        if self.replay < 0:
-            raise ValueError(f"preset {self.name!r}: replay must be >= 0, got {self.replay}")
 
 
 PRESETS: dict[str, Preset] = {

@@ -27,7 +27,12 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from rl4lrm.decoding import FAST_ARCHITECTURES, fast_rollout, hf_rollout, positions_from_mask
+from rl4lrm.decoding import (
+    FAST_ARCHITECTURES,
+    fast_rollout,
+    hf_rollout,
+    positions_from_mask,
+)
 
 
 @dataclass

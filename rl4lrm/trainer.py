@@ -10,28 +10,49 @@ problems and sampling noise of step s depend only on (seed, s), and the optimize
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rl4lrm.advantages import ADVANTAGES, advantage_metrics, check_advantage, whiten, zero_std_groups
+from rl4lrm.advantages import (
+    ADVANTAGES,
+    advantage_metrics,
+    check_advantage,
+    whiten,
+    zero_std_groups,
+)
 from rl4lrm.aggregation import aggregate
+from rl4lrm.checkpoint import load_checkpoint, save_checkpoint
 from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
 from rl4lrm.models.zoo import load_base
+from rl4lrm.preflight import check_setup
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
-from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right, rollout
-from rl4lrm.sampling import SAMPLERS, Sampled, SamplingContext, Scores
+from rl4lrm.rollout import (
+    RolloutBatch,
+    compute_logprobs,
+    decodes_left_to_right,
+    rollout,
+)
+from rl4lrm.sampling import SAMPLERS, FlatConfig, Sampled, SamplingContext, Scores
 from rl4lrm.schedules import LR_SCHEDULES, scheduled_lr
 from rl4lrm.tasks.base import STYLES
 from rl4lrm.utils import resolve_device, seed_everything
+from rl4lrm.validation import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    Range,
+    check_fields,
+)
 
 
 @dataclass
@@ -64,7 +85,7 @@ class TrainConfig:
     sampler: str = "flat"
     """Sampling strategy (``rl4lrm.sampling.SAMPLERS``): ``flat``, ``dynamic`` (DAPO's filter and refill),
     ``curriculum`` (online difficulty estimates) or ``tree`` (branching rollouts; G = prod(branching))."""
-    sampling: dict = field(default_factory=dict)
+    sampling: dict | FlatConfig = field(default_factory=dict)
     """Settings of the chosen sampler: a dict of its config's fields (``rl4lrm.sampling``: ``FlatConfig``,
     ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``), or an instance of that config."""
     lr: float = 3e-4
@@ -105,35 +126,24 @@ class TrainConfig:
     """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        positive = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
-                    "eval_samples")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
-        for name in ("eval_every", "warmup_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if not self.temperature > 0:
-            raise ValueError(f"TrainConfig.temperature must be > 0 for RL sampling, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"TrainConfig.top_p must be in (0, 1], got {self.top_p}")
-        if self.prompt_style not in STYLES:
-            raise ValueError(f"TrainConfig.prompt_style must be one of {STYLES}, got {self.prompt_style!r}")
+        check_fields(self, _TRAIN_RANGES)
         if self.minibatches > self.prompts_per_step * self.group_size:
             raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
                              f"{self.prompts_per_step * self.group_size} rows")
-        if not isinstance(self.overrides, dict):
-            raise ValueError(f"TrainConfig.overrides must be a dict of preset axes, got {self.overrides!r}")
-        algo = self.algorithm  # validates the preset name and the overrides
-        RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)  # validates the reward names and weights
+        try:  # the preset name and the overrides, each checked by Preset
+            algo = self.algorithm
+        except ValueError as err:
+            raise ValueError(f"TrainConfig.overrides: {err}" if self.overrides else str(err)) from None
+        try:  # validates the reward names, weights and parameters
+            RewardMix({"correct": 1.0} if self.rewards is None else self.rewards)
+        except ValueError as err:
+            raise ValueError(f"TrainConfig.rewards: {err}") from None
         sampler = SAMPLERS.get(self.sampler)
-        self.sampling = sampler.make_config(self.sampling)
-        sampler.check(self.sampling, self)
+        try:
+            self.sampling = sampler.make_config(self.sampling)
+            sampler.check(self.sampling, self)
+        except ValueError as err:
+            raise ValueError(f"TrainConfig.sampling: {err}") from None
         advantage = ADVANTAGES.get(algo.advantage)
         missing = _requires(advantage) - _TRAINER_CONTEXT - set(sampler.provides)
         if missing:
@@ -153,6 +163,14 @@ class TrainConfig:
         ``TrainConfig.build(steps=50, kl_coef=0.0)`` is ``TrainConfig(steps=50, overrides={"kl_coef": 0.0})``."""
         overrides = {**settings.pop("overrides", {}), **{k: settings.pop(k) for k in list(settings) if k in PRESET_AXES}}
         return cls(**settings, overrides=overrides)
+
+
+_TRAIN_RANGES = {
+    **dict.fromkeys(("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
+                     "eval_samples"), AT_LEAST_ONE),
+    "eval_every": NON_NEGATIVE, "warmup_steps": NON_NEGATIVE, "lr_schedule": LR_SCHEDULES, "lr": POSITIVE, "temperature": POSITIVE, "top_p": Range(0, 1, low_open=True),
+    "max_grad_norm": POSITIVE, "prompt_style": STYLES, "seed": Range(0, 2**32 - 1),  # NumPy's seed range
+}
 
 
 class Callback:
@@ -199,6 +217,8 @@ class Trainer:
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
         self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
         self.reward_mix = RewardMix({"correct": 1.0} if config.rewards is None else config.rewards)
+        check_setup(config, self.model, tokenizer, task, self.reward_mix,  # what used to fail at the first step
+                    task.problems("test", min(config.eval_problems, 64), seed=0))
         needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
@@ -336,6 +356,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()
+        if not math.isfinite(loss.item()) or not math.isfinite(m["grad/norm"]):
+            # stop before the optimizer step: the weights (and any checkpoint saved from them) stay good
+            raise FloatingPointError(f"step {self.step + 1}: the loss ({loss.item()}) or the gradient norm "
+                                     f"({m['grad/norm']}) is not finite (non-finite advantages: "
+                                     f"{not torch.isfinite(exp.advantages).all().item()}); stopped before updating "
+                                     f"the weights, which stay as the last good step left them")
         self.optimizer.step()
         m["loss/total"] = loss.item()
         if self.critic is not None:
@@ -390,6 +416,10 @@ class Trainer:
                     for rows in order.chunk(cfg.minibatches):
                         update_metrics.append(self._update(e, old_logprobs, is_weights, rows))
             self.model.eval()
+            bad = non_finite_parameters(self.model)
+            if bad:
+                raise FloatingPointError(f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
+                                         f"(save() refuses such weights, so the last good checkpoint stays)")
             self.step += 1
             # 5. log
             correct = sampled.scores.correct > 0.5
@@ -437,17 +467,32 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, path) -> None:
-        """Writes model, optimizers, critic, replay buffer, step, history and config to one file."""
+        """Writes model, optimizers, critic, replay buffer, step, history and config to one file, atomically
+        and with a checksum (``rl4lrm.checkpoint``): a crash mid-write keeps the previous file.
+
+        Raises:
+            FloatingPointError: when a parameter is NaN or infinite; the file at ``path`` is then left as it was.
+        """
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise FloatingPointError(f"not saving {path}: parameters {bad[:5]} hold NaN or inf; the last good "
+                                     f"checkpoint stays as it was")
         state = {"config": asdict(self.config), "step": self.step, "history": self.history,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "buffer": list(self.buffer),
-                 "sampler": self.sampler.state_dict()}
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "buffer": [_plain_experience(e) for e in self.buffer], "sampler": self.sampler.state_dict()}
         if self.critic is not None:
             state["critic"], state["critic_optimizer"] = self.critic.state_dict(), self.critic_optimizer.state_dict()
-        torch.save(state, path)
+        save_checkpoint(state, path)
 
     def load(self, path) -> None:
-        """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        """Restores a checkpoint written by ``save``; ``train()`` then continues where it stopped.
+
+        Raises:
+            rl4lrm.checkpoint.CheckpointError: for a file that is not a checkpoint, is corrupted or lacks keys.
+            ValueError: for a checkpoint of a run with a different config.
+        """
+        keys = _CHECKPOINT_KEYS + (("critic", "critic_optimizer") if self.critic is not None else ())
+        state = load_checkpoint(path, map_location=self.device, required=keys)
         saved, current = state["config"], asdict(self.config)
         differing = sorted(k for k in saved if k != "steps" and saved[k] != current.get(k))  # more steps is fine
         if differing:
@@ -457,9 +502,28 @@ class Trainer:
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.buffer.extend(state["buffer"])
+        self.buffer.extend(_experience_from_plain(e) for e in state["buffer"])
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.history = state["step"], state["history"]
+
+
+_CHECKPOINT_KEYS = ("config", "step", "history", "model", "optimizer", "buffer", "sampler")
+
+
+def _plain_experience(exp: Experience) -> dict:
+    """An ``Experience`` as plain data (a checkpoint holds no class instances, so loading runs no code)."""
+    plain = {f.name: getattr(exp, f.name) for f in fields(exp)}
+    plain["batch"] = {f.name: getattr(exp.batch, f.name) for f in fields(exp.batch)}
+    return plain
+
+
+def _experience_from_plain(plain: dict) -> Experience:
+    return Experience(**{**plain, "batch": RolloutBatch(**plain["batch"])})
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters that hold a NaN or an infinity."""
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
 
 
 # advantage context the trainer computes itself (``_context``); samplers may provide more

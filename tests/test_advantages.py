@@ -6,7 +6,13 @@ import statistics
 import pytest
 import torch
 
-from rl4lrm.advantages import ADVANTAGES, group_view, grpo, register_advantage, reinforce
+from rl4lrm.advantages import (
+    ADVANTAGES,
+    group_view,
+    grpo,
+    register_advantage,
+    reinforce,
+)
 
 
 def _ref_reinforce(rewards, mask):

@@ -5,8 +5,8 @@ from dataclasses import fields
 
 import pandas as pd
 import pytest
-import torch
 
+from rl4lrm.checkpoint import load_checkpoint
 from rl4lrm.cli import _train, build_parser, config_from_args, main
 from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
@@ -117,7 +117,7 @@ def test_bad_flag_values_exit_2_naming_the_type(capsys, argv, expected):
 def test_overrides_reach_the_trainer(capsys, tmp_path):
     main(["train", "--steps", "1", "--eval-every", "0", "--update-epochs", "2", "--clip-high", "0.28",
           "--out", str(tmp_path / "run")])
-    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
     assert saved["overrides"] == {"update_epochs": 2, "clip_high": 0.28}
 
 
@@ -146,7 +146,7 @@ def test_reward_pairs_build_the_reward_mix(tmp_path):
 def test_sampler_and_sampling_settings_reach_the_config(tmp_path):
     main(["train", "--task", "countdown", "--steps", "1", "--eval-every", "0", "--prompts-per-step", "2",
           "--sampler", "tree", "--sampling", "branching=2,2,2", "--sampling", "segment_len=3", "--out", str(tmp_path)])
-    config = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["config"]
+    config = load_checkpoint(tmp_path / "checkpoint.pt")["config"]
     assert config["sampler"] == "tree"
     assert tuple(config["sampling"]["branching"]) == (2, 2, 2) and config["sampling"]["segment_len"] == 3
     assert "tokens/generated" in pd.read_csv(tmp_path / "metrics.csv")

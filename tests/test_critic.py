@@ -11,8 +11,7 @@ import math
 import pytest
 import torch
 
-from rl4lrm.advantages import returns_to_go, token_level_rewards
-from rl4lrm.advantages import gae
+from rl4lrm.advantages import gae, returns_to_go, token_level_rewards
 from rl4lrm.critic import ValueModel, value_loss
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer

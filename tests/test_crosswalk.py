@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from rl4lrm import crosswalk
-from rl4lrm.crosswalk import COLUMNS, CROSSWALK, DOC_HEADER, crosswalk_frame, crosswalk_markdown
+from rl4lrm.crosswalk import (
+    COLUMNS,
+    CROSSWALK,
+    DOC_HEADER,
+    crosswalk_frame,
+    crosswalk_markdown,
+)
 from rl4lrm.presets import Preset
 from rl4lrm.trainer import TrainConfig
 

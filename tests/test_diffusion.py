@@ -6,11 +6,26 @@ import math
 import pytest
 import torch
 
-from rl4lrm.diffusion.model import (DiffusionPretrainConfig, DiffusionSamplingConfig, completion_targets,
-                                     diffusion_tokenizer, load_diffusion_base, mask_completion, masked_diffusion_loss,
-                                     new_diffusion_model)
-from rl4lrm.diffusion.sampling import (check_schedule, diffusion_sample, exact_elbo, finish_completions,
-                                              mc_elbo, one_step_estimate, remask_refine, transfer_schedule)
+from rl4lrm.diffusion.model import (
+    DiffusionPretrainConfig,
+    DiffusionSamplingConfig,
+    completion_targets,
+    diffusion_tokenizer,
+    load_diffusion_base,
+    mask_completion,
+    masked_diffusion_loss,
+    new_diffusion_model,
+)
+from rl4lrm.diffusion.sampling import (
+    check_schedule,
+    diffusion_sample,
+    exact_elbo,
+    finish_completions,
+    mc_elbo,
+    one_step_estimate,
+    remask_refine,
+    transfer_schedule,
+)
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import compute_logprobs, concat_batches, rollout
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
@@ -223,7 +238,12 @@ def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer(capsys):
 
 
 def test_studies_return_their_tables(shipped):
-    from rl4lrm.diffusion.studies import estimator_study, estimator_summary, self_correction_study, steps_study
+    from rl4lrm.diffusion.studies import (
+        estimator_study,
+        estimator_summary,
+        self_correction_study,
+        steps_study,
+    )
 
     model, tok, task = shipped
     per_seq = estimator_study(model, tok, task, n_problems=3, samples_per_problem=2, n_one_step=3, n_reference=4)

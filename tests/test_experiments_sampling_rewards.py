@@ -4,7 +4,11 @@ import pandas as pd
 import pytest
 
 from rl4lrm.experiments.rewards import REWARD_METHODS, train_with_reward
-from rl4lrm.experiments.sampling import SAMPLING_METHODS, curriculum_study, signal_summary
+from rl4lrm.experiments.sampling import (
+    SAMPLING_METHODS,
+    curriculum_study,
+    signal_summary,
+)
 from rl4lrm.rewards import REWARDS
 from rl4lrm.trainer import TrainConfig
 

@@ -10,7 +10,14 @@ import math
 import pytest
 import torch
 
-from rl4lrm.advantages import dr_grpo, grpo, reinforce_pp, reinforce_pp_baseline, rloo, whiten
+from rl4lrm.advantages import (
+    dr_grpo,
+    grpo,
+    reinforce_pp,
+    reinforce_pp_baseline,
+    rloo,
+    whiten,
+)
 from rl4lrm.aggregation import aggregate
 from rl4lrm.kl import kl_estimator_names, kl_penalty
 from rl4lrm.trainer import TrainConfig, Trainer

@@ -20,11 +20,12 @@ ROOT = Path(rl4lrm.__file__).parent
 # module-name prefix -> layer; the longest matching prefix wins
 LAYERS = {
     "rl4lrm": 0, "rl4lrm.registry": 0, "rl4lrm.utils": 0, "rl4lrm.fielddocs": 0, "rl4lrm.schedules": 0,
+    "rl4lrm.validation": 0, "rl4lrm.checkpoint": 0,
     "rl4lrm.tasks": 1,
     "rl4lrm.decoding": 2, "rl4lrm.rollout": 2, "rl4lrm.models": 2, "rl4lrm.passk": 2, "rl4lrm.evaluation": 2,
     "rl4lrm.advantages": 3, "rl4lrm.aggregation": 3, "rl4lrm.kl": 3, "rl4lrm.losses": 3, "rl4lrm.critic": 3,
     "rl4lrm.rewards": 4,
-    "rl4lrm.presets": 5, "rl4lrm.sampling": 5,
+    "rl4lrm.presets": 5, "rl4lrm.sampling": 5, "rl4lrm.preflight": 5,
     "rl4lrm.trainer": 6,
     "rl4lrm.exercises": 7, "rl4lrm.crosswalk": 7,
     "rl4lrm.experiments": 8,

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from rl4lrm.latent.model import LatentConfig, LatentReasoner, latent_tokenizer
-from rl4lrm.latent.train import CurriculumConfig, collate_stage, latent_loss, load_latent, stage_example
+from rl4lrm.latent.train import (
+    CurriculumConfig,
+    collate_stage,
+    latent_loss,
+    load_latent,
+    stage_example,
+)
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.rewards import RewardContext, compute_reward
 from rl4lrm.rollout import completion_logits, compute_logprobs, rollout
@@ -135,8 +141,8 @@ def test_halting_logprob_matches_the_decision_positions(tok, model):
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
-    from rl4lrm.latent.studies import check_halting_logprob, check_stage_example
     from rl4lrm.latent.model import halting_logprob
+    from rl4lrm.latent.studies import check_halting_logprob, check_stage_example
 
     def stage(answer, s, c):
         lines = answer.split("\n")

@@ -13,7 +13,15 @@ import pytest
 import torch
 
 from rl4lrm.aggregation import AGGREGATIONS, aggregation_denominators
-from rl4lrm.losses import POLICY_LOSSES, cispo, dual_clip, gspo, ppo_clip, truncated_is_weights, vanilla_pg
+from rl4lrm.losses import (
+    POLICY_LOSSES,
+    cispo,
+    dual_clip,
+    gspo,
+    ppo_clip,
+    truncated_is_weights,
+    vanilla_pg,
+)
 
 LN = math.log
 NEW_LOSSES = ("dual_clip", "gspo", "cispo")

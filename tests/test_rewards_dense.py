@@ -12,9 +12,9 @@ from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rewards import RewardContext, RewardMix, compute_reward
 from rl4lrm.rewards.prm import evaluate_prm, mc_step_labels, prm_scores, train_prm
-from rl4lrm.utils import auroc as auc
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Chain, Problem, get_task
+from rl4lrm.utils import auroc as auc
 
 TASK = Chain()
 # 7; +5; *2; -3  ->  12, 24, 21

@@ -6,10 +6,22 @@ import random
 import pytest
 import torch
 
-from rl4lrm.rewards.judges import (JudgeTask, WRONG_KINDS, clean_candidate, format_judge_input, format_judge_target,
-                                 judge_pairs, wrong_candidate)
 from rl4lrm.rewards import REWARDS, RewardContext, RewardMix, compute_reward
-from rl4lrm.rewards.generative import agreement_metrics, get_judge, judge_agreement, judge_scores
+from rl4lrm.rewards.generative import (
+    agreement_metrics,
+    get_judge,
+    judge_agreement,
+    judge_scores,
+)
+from rl4lrm.rewards.judges import (
+    WRONG_KINDS,
+    JudgeTask,
+    clean_candidate,
+    format_judge_input,
+    format_judge_target,
+    judge_pairs,
+    wrong_candidate,
+)
 from rl4lrm.tasks import Problem, get_task
 
 TASK = get_task("addition", digits=2)

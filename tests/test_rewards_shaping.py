@@ -8,7 +8,11 @@ import torch
 
 from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.rewards import REWARDS, RewardContext, RewardMix, compute_reward
-from rl4lrm.rewards.shaping import cosine_schedule, group_baseline_view, soft_overlong_penalty
+from rl4lrm.rewards.shaping import (
+    cosine_schedule,
+    group_baseline_view,
+    soft_overlong_penalty,
+)
 from rl4lrm.tasks.addition import Addition
 
 TASK = Addition(2)

@@ -4,11 +4,17 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from rl4lrm.decoding import positions_from_mask, sample_tokens
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import load_base
-from rl4lrm.decoding import positions_from_mask, sample_tokens
-from rl4lrm.rollout import completion_logits, compute_logprobs, concat_batches, rollout, rollout_ids
+from rl4lrm.rollout import (
+    completion_logits,
+    compute_logprobs,
+    concat_batches,
+    rollout,
+    rollout_ids,
+)
 
 PROMPTS = ["12+34=", "1+2=", "345+678=", "7="]
 

@@ -13,9 +13,21 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from rl4lrm.exercises import check_coverage, check_crossover_k  # noqa: E402
-from rl4lrm.experiments.sharpening import HARD_SPLITS, SharpeningResult, sharpening_study, study_task  # noqa: E402
+from rl4lrm.experiments.sharpening import (  # noqa: E402
+    HARD_SPLITS,
+    SharpeningResult,
+    sharpening_study,
+    study_task,
+)
 from rl4lrm.passk import (  # noqa: E402
-    bootstrap_weights, coverage_sets, coverage_table, crossover_k, default_ks, pass_at_k, pass_at_k_array, passk_table,
+    bootstrap_weights,
+    coverage_sets,
+    coverage_table,
+    crossover_k,
+    default_ks,
+    pass_at_k,
+    pass_at_k_array,
+    passk_table,
 )
 
 

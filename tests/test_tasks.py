@@ -11,8 +11,8 @@ from rl4lrm.tasks import (
     Countdown,
     ExpressionError,
     Problem,
-    extract_answer,
     evaluate,
+    extract_answer,
     get_task,
     solve,
 )

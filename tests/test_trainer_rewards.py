@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from rl4lrm.rewards import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
+from rl4lrm.rewards import (
+    REWARDS,
+    RewardContext,
+    RewardMix,
+    compute_reward,
+    register_reward,
+)
 from rl4lrm.trainer import TrainConfig, Trainer
 
 SMALL = dict(task="addition", steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_every=0, device="cpu")

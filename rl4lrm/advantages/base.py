@@ -24,29 +24,33 @@ SINGLETONS = ("zero", "reward")
 is 0, so its raw reward is the advantage, divided by 1 + eps where the std would be)."""
 
 
-def register_advantage(name: str, requires: tuple[str, ...] = (), check=None):
+def register_advantage(name: str, requires: tuple[str, ...] = (), min_group_size: int = 1, check=None):
     """Decorator registering an estimator.
 
     Args:
         name: the registry name.
         requires: the context it needs (``fn.requires``).
+        min_group_size: the smallest G it learns from (``fn.min_group_size``): 2 for group baselines, which
+            are the sample itself when G = 1, so every advantage is 0 and nothing trains.
         check: ``check(preset, group_size)`` raising ``ValueError`` for settings the estimator cannot use
             (``fn.check``); configs call it through ``check_advantage`` before any work.
     """
 
     def add(fn):
-        fn.requires = frozenset(requires)
-        fn.check = check
+        fn.requires, fn.min_group_size, fn.check = frozenset(requires), min_group_size, check
         return ADVANTAGES.register(name)(fn)
 
     return add
 
 
 def check_advantage(name: str, preset, group_size: int) -> None:
-    """Runs the estimator ``name``'s own check of a preset and group size (see ``register_advantage``)."""
-    check = ADVANTAGES.get(name).check
-    if check is not None:
-        check(preset, group_size)
+    """Runs the estimator ``name``'s checks of a preset and group size (see ``register_advantage``)."""
+    estimator = ADVANTAGES.get(name)
+    if group_size < estimator.min_group_size:
+        raise ValueError(f"advantage {name!r} needs TrainConfig.group_size >= {estimator.min_group_size} (its baseline "
+                         f"is the group, so G={group_size} trains nothing); got group_size={group_size}")
+    if estimator.check is not None:
+        estimator.check(preset, group_size)
 
 
 def group_view(x: Tensor, group_size: int) -> Tensor:

@@ -12,8 +12,16 @@ import math
 import torch
 from torch import Tensor
 
-from rl4lrm.advantages.base import (_check_singleton, _to_tokens, advantage_metrics, float_rewards,
-                                    group_view, register_advantage, zero_std_groups)
+from rl4lrm.advantages.base import (
+    _check_singleton,
+    _to_tokens,
+    advantage_metrics,
+    float_rewards,
+    group_view,
+    register_advantage,
+    zero_std_groups,
+)
+
 
 @register_advantage("reinforce")
 def reinforce(
@@ -41,7 +49,7 @@ def reinforce(
     return advantages, advantage_metrics(advantages, response_mask)
 
 
-@register_advantage("grpo")
+@register_advantage("grpo", min_group_size=2)
 def grpo(
     rewards: Tensor,
     response_mask: Tensor,
@@ -95,7 +103,7 @@ def grpo(
     return advantages, metrics
 
 
-@register_advantage("dr_grpo")
+@register_advantage("dr_grpo", min_group_size=2)
 def dr_grpo(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, singleton: str = "zero", **kwargs
 ) -> tuple[Tensor, dict[str, float]]:
@@ -107,7 +115,7 @@ def dr_grpo(
     return grpo(rewards, response_mask, group_size, normalize_std=False, singleton=singleton)
 
 
-@register_advantage("rloo")
+@register_advantage("rloo", min_group_size=2)
 def rloo(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, singleton: str = "zero", **kwargs
 ) -> tuple[Tensor, dict[str, float]]:
@@ -181,7 +189,7 @@ def _check_pass_k(preset, group_size: int) -> None:
         raise ValueError(f"advantage 'passk': pass_k={preset.pass_k} exceeds TrainConfig.group_size={group_size}")
 
 
-@register_advantage("passk", check=_check_pass_k)
+@register_advantage("passk", min_group_size=2, check=_check_pass_k)
 def passk(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, k: int = 4, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:

@@ -12,8 +12,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rl4lrm.advantages.base import (WHITEN_STDS, _check_singleton, advantage_metrics, float_rewards, group_view,
-                                    register_advantage, zero_std_groups)
+from rl4lrm.advantages.base import (
+    WHITEN_STDS,
+    _check_singleton,
+    advantage_metrics,
+    float_rewards,
+    group_view,
+    register_advantage,
+    zero_std_groups,
+)
+
 
 def token_level_rewards(rewards: Tensor, response_mask: Tensor, token_rewards: Tensor | None = None) -> Tensor:
     """Dense rewards: the outcome reward on each row's last valid token, plus ``token_rewards``.
@@ -163,7 +171,7 @@ def reinforce_pp(
     return advantages, advantage_metrics(advantages, response_mask)
 
 
-@register_advantage("reinforce_pp_baseline", requires=("token_rewards",))
+@register_advantage("reinforce_pp_baseline", requires=("token_rewards",), min_group_size=2)
 def reinforce_pp_baseline(
     rewards: Tensor, response_mask: Tensor, group_size: int, *, token_rewards: Tensor | None = None, **kwargs
 ) -> tuple[Tensor, dict[str, float]]:

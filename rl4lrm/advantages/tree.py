@@ -12,6 +12,7 @@ import torch
 
 from rl4lrm.advantages.base import advantage_metrics, float_rewards, register_advantage
 
+
 def node_values(rewards: torch.Tensor, tree) -> tuple[torch.Tensor, torch.Tensor]:
     """Backs leaf rewards up the trees.
 
@@ -32,7 +33,7 @@ def node_values(rewards: torch.Tensor, tree) -> tuple[torch.Tensor, torch.Tensor
     return (sums / leaves.clamp(min=1)).float(), leaves.float()
 
 
-@register_advantage("tree", requires=("tree",))
+@register_advantage("tree", requires=("tree",), min_group_size=2)
 def tree_advantage(rewards: torch.Tensor, response_mask: torch.Tensor, group_size: int, tree=None,
                    **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
     """Segment-level advantages from a sampling tree (TreeRL's global + local form).

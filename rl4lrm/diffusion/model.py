@@ -39,6 +39,7 @@ from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
 
 DIFFUSION_DIR = CHECKPOINTS / "diffusion-addition"
 MASK_TOKEN = "<mask>"
@@ -68,16 +69,8 @@ class DiffusionSamplingConfig:
     random perturbation that regularises the policy-gradient updates."""
 
     def __post_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"DiffusionSamplingConfig.steps must be an int >= 1, got {self.steps!r}")
-        if self.remasking not in REMASKING:
-            raise ValueError(f"DiffusionSamplingConfig.remasking must be one of {REMASKING}, got {self.remasking!r}")
-        if self.block_length is not None and (not isinstance(self.block_length, int) or self.block_length < 1):
-            raise ValueError(f"DiffusionSamplingConfig.block_length must be None or an int >= 1, "
-                             f"got {self.block_length!r}")
-        if not 0 <= self.p_mask_prompt < 1:
-            raise ValueError(f"DiffusionSamplingConfig.p_mask_prompt must be in [0, 1), got {self.p_mask_prompt}")
-
+        check_fields(self, {"steps": AT_LEAST_ONE, "remasking": REMASKING, "block_length": AT_LEAST_ONE,
+                            "p_mask_prompt": Range(0, 1, high_open=True)})
 
 @dataclass
 class DiffusionPretrainConfig:
@@ -111,16 +104,12 @@ class DiffusionPretrainConfig:
     """``"auto"``, ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "gen_length", "train_problems", "hidden_size", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DiffusionPretrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.warmup <= self.steps:
+        check_fields(self, {**dict.fromkeys(("steps", "batch_size", "gen_length", "train_problems", "hidden_size",
+                                             "layers"), AT_LEAST_ONE),
+                            "warmup": NON_NEGATIVE, "lr": POSITIVE, "noise": Range(0, 1, high_open=True),
+                            "prompt_mask_prob": Range(0, 1, high_open=True), "seed": NON_NEGATIVE})
+        if not self.warmup <= self.steps:
             raise ValueError(f"DiffusionPretrainConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
-        for name in ("noise", "prompt_mask_prob"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"DiffusionPretrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"DiffusionPretrainConfig.lr must be > 0, got {self.lr}")
 
 
 def diffusion_tokenizer() -> PreTrainedTokenizerFast:

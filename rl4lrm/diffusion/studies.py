@@ -24,11 +24,21 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rl4lrm.diffusion.model import (
+    completion_targets,
+    load_diffusion_base,
+    masked_diffusion_loss,
+)
+from rl4lrm.diffusion.sampling import (
+    diffusion_sample,
+    finish_completions,
+    mc_elbo,
+    one_step_estimate,
+    remask_refine,
+    transfer_schedule,
+)
 from rl4lrm.evaluation import evaluate
 from rl4lrm.exercises import report_check
-from rl4lrm.diffusion.model import completion_targets, load_diffusion_base, masked_diffusion_loss
-from rl4lrm.diffusion.sampling import (diffusion_sample, finish_completions, mc_elbo, one_step_estimate,
-                                              remask_refine, transfer_schedule)
 from rl4lrm.models.zoo import load_base
 from rl4lrm.rollout import rollout
 from rl4lrm.trainer import TrainConfig, Trainer

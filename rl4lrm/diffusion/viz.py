@@ -13,9 +13,9 @@ import torch
 from IPython.display import display
 from matplotlib.colors import ListedColormap
 
-from rl4lrm.evaluation import evaluate
-from rl4lrm.diffusion.studies import train_grpo
 from rl4lrm.diffusion.sampling import diffusion_sample
+from rl4lrm.diffusion.studies import train_grpo
+from rl4lrm.evaluation import evaluate
 
 MASKED_CELL = "▒"
 

@@ -36,6 +36,7 @@ from rl4lrm.decoding import decode_loop, positions_from_mask
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
 from rl4lrm.utils import eval_mode
+from rl4lrm.validation import NON_NEGATIVE, check_fields
 
 BOT, EOT, LAT = "<bot>", "<eot>", "<lat>"
 _OFF = -1e4  # logit of impossible choices at halting positions (finite: 0 * -inf would make the entropy NaN)
@@ -57,17 +58,9 @@ class LatentConfig:
     (0 = the answer tokens are the only source of randomness). Stored in ``aux`` so recomputation is exact."""
 
     def __post_init__(self):
-        for name in ("n_thoughts", "max_thoughts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"LatentConfig.{name} must be an int >= 0, got {value!r}")
+        check_fields(self, {"n_thoughts": NON_NEGATIVE, "max_thoughts": NON_NEGATIVE, "noise_std": NON_NEGATIVE})
         if self.halting and self.max_thoughts < 1:
             raise ValueError(f"LatentConfig.max_thoughts must be >= 1 with halting on, got {self.max_thoughts}")
-        if not isinstance(self.halting, bool):
-            raise ValueError(f"LatentConfig.halting must be True or False, got {self.halting!r}")
-        if not self.noise_std >= 0:
-            raise ValueError(f"LatentConfig.noise_std must be >= 0, got {self.noise_std}")
-
 
 def latent_tokenizer() -> PreTrainedTokenizerFast:
     """``char_tokenizer()`` plus ``<bot>``, ``<eot>``, ``<lat>`` appended as special tokens (other ids unchanged)."""

@@ -40,6 +40,7 @@ from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Problem, Task, get_task
 from rl4lrm.utils import resolve_device
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
 
 TASK_KWARGS = {"min_steps": 3, "max_steps": 3, "max_operand": 5, "max_value": 30}
 KINDS = ("cot", "nocot", "latent")
@@ -74,18 +75,10 @@ class CurriculumConfig:
     """``"auto"``, ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        for name in ("sft_steps", "steps_per_stage", "thoughts_per_step", "batch_size", "train_problems"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"CurriculumConfig.{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.stages, bool) or not isinstance(self.stages, int) or not 0 <= self.stages <= 7:
-            raise ValueError(f"CurriculumConfig.stages must be an int in 0..7 (chains have at most 8 steps), "
-                             f"got {self.stages!r}")
-        for name in ("sft_lr", "stage_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"CurriculumConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not self.noise >= 0:
-            raise ValueError(f"CurriculumConfig.noise must be >= 0, got {self.noise}")
+        check_fields(self, {**dict.fromkeys(("sft_steps", "steps_per_stage", "thoughts_per_step", "batch_size",
+                                             "train_problems"), AT_LEAST_ONE),
+                            "stages": Range(0, 7),  # chains have at most 8 steps
+                            "sft_lr": POSITIVE, "stage_lr": POSITIVE, "noise": NON_NEGATIVE, "seed": NON_NEGATIVE})
 
 
 def stage_example(tokenizer, problem: Problem, stage: int, thoughts_per_step: int = 1):

@@ -7,8 +7,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from rl4lrm.latent.studies import curriculum_table, latent_rl, run_model, thought_distribution
 from rl4lrm.latent.model import LatentConfig
+from rl4lrm.latent.studies import (
+    curriculum_table,
+    latent_rl,
+    run_model,
+    thought_distribution,
+)
 
 
 def plot_accuracy_vs_tokens(df: pd.DataFrame, ax=None):

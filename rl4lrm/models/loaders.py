@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from rl4lrm.preflight import check_vocabulary
 from rl4lrm.utils import resolve_device
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,12 +33,17 @@ def load_hf(path: str | Path, device: str = "auto", dtype: torch.dtype = torch.f
 
     Returns:
         ``(model, tokenizer)`` with the model in eval mode on ``device`` and a left-padding tokenizer.
+
+    Raises:
+        ValueError: when the tokenizer has more ids than the model has embeddings.
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory; load_hf reads local checkpoints only (no hub downloads)")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(resolve_device(device))
-    return model.eval(), _prepare_tokenizer(AutoTokenizer.from_pretrained(path, **kwargs))
+    tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path, **kwargs))
+    check_vocabulary(model, tokenizer)  # ids past the embedding table would fail only at the first forward pass
+    return model.eval(), tokenizer
 
 
 def smollm2_dir() -> Path:

@@ -14,15 +14,15 @@ what the base model already knows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import random
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from rl4lrm.tasks import Task
 from rl4lrm.utils import resolve_device
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
 
 
 @dataclass
@@ -47,14 +47,10 @@ class SFTConfig:
     """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "train_problems"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"SFTConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"SFTConfig.lr must be > 0, got {self.lr}")
-        if not 0 <= self.noise < 1:
-            raise ValueError(f"SFTConfig.noise must be in [0, 1), got {self.noise}")
-        if not 0 <= self.warmup <= self.steps:
+        check_fields(self, {"steps": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "train_problems": AT_LEAST_ONE,
+                            "lr": POSITIVE, "noise": Range(0, 1, high_open=True), "warmup": NON_NEGATIVE,
+                            "seed": NON_NEGATIVE})
+        if not self.warmup <= self.steps:
             raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 
 

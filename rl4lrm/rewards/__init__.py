@@ -14,6 +14,12 @@
 """
 
 from rl4lrm.rewards import compute, dense, generative, shaping, unsupervised, verifiable  # noqa: F401  (registers them)
-from rl4lrm.rewards.base import REWARDS, RewardContext, RewardMix, compute_reward, register_reward
+from rl4lrm.rewards.base import (
+    REWARDS,
+    RewardContext,
+    RewardMix,
+    compute_reward,
+    register_reward,
+)
 
 __all__ = ["REWARDS", "RewardContext", "RewardMix", "compute_reward", "register_reward"]

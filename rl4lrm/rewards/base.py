@@ -20,6 +20,7 @@ total and also hands the token-level total to the advantage estimators that use 
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -52,16 +53,19 @@ class RewardContext:
     """A frozen reference model (implicit process rewards)."""
 
 
-def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False):
-    """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, and a
-    ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``)."""
+def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False,
+                    check_task: Callable[[Task, list[Problem]], None] | None = None):
+    """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, a
+    ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``), and ``check_task(task,
+    problems)`` raises a ValueError when a task lacks what the reward reads from it (``fn.check_task``),
+    so that ``RewardMix.check_task`` fails before training instead of at the first step."""
     unknown = sorted(set(requires) - set(CONTEXT_FIELDS))
     if unknown:
         raise ValueError(f"reward {name!r} requires unknown context fields {unknown}; known: {list(CONTEXT_FIELDS)}")
 
     def add(fn):
         fn.requires = frozenset(requires) | ({"batch"} if dense else set())
-        fn.dense = dense
+        fn.dense, fn.check_task = dense, check_task
         return REWARDS.register(name)(fn)
 
     return add
@@ -92,19 +96,35 @@ class RewardMix:
     """
 
     def __init__(self, spec: dict[str, float | tuple[float, dict]]):
-        if not spec:
-            raise ValueError("RewardMix needs at least one reward, e.g. {'correct': 1.0}")
+        if not isinstance(spec, dict) or not spec:
+            raise ValueError(f"RewardMix needs a dict of at least one reward {{name: weight}}, e.g. {{'correct': 1.0}}; "
+                             f"got {spec!r}")
         self.terms: list[tuple[str, float, dict]] = []
         for name, value in spec.items():
             fn = REWARDS.get(name)  # unknown names fail here, listing the known ones
-            weight, params = value if isinstance(value, tuple) else (value, {})
+            weight, params = value if isinstance(value, tuple) and len(value) == 2 else (value, {})
+            if not isinstance(params, dict):
+                raise ValueError(f"params of reward {name!r} must be a dict of keyword arguments, got {params!r}")
+            bad = {k: v for k, v in params.items() if isinstance(v, float) and not math.isfinite(v)}
+            if bad:  # no reward has a meaningful NaN or infinite setting; it would silently switch a term off
+                raise ValueError(f"reward {name!r}: parameters {bad} must be finite numbers")
             try:  # a misspelt parameter fails now, not at the first training step
                 inspect.signature(fn).bind(None, None, None, **params)
             except TypeError as err:
                 raise ValueError(f"reward {name!r} does not take the parameters {sorted(params)}: {err}") from None
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-                raise ValueError(f"weight of reward {name!r} must be a number, got {weight!r}")
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise ValueError(f"weight of reward {name!r} must be a finite number, got {weight!r}")
             self.terms.append((name, float(weight), dict(params)))
+
+    def check_task(self, task: Task, problems: list[Problem]) -> None:
+        """Raises a ValueError naming the reward when ``task`` (or its sample ``problems``) lacks what it reads."""
+        for name, _, _ in self.terms:
+            check = REWARDS.get(name).check_task
+            if check is not None:
+                try:
+                    check(task, problems)
+                except ValueError as err:
+                    raise ValueError(f"reward {name!r} cannot score task {getattr(task, 'name', task)!r}: {err}") from None
 
     @property
     def requires(self) -> frozenset:

@@ -94,14 +94,18 @@ def step_last_char(step) -> int:
     return max(step.end, step.start + 1) - 1
 
 
-def _step_task(ctx: RewardContext) -> Task:
-    if not hasattr(ctx.task, "step_verdicts") or not hasattr(ctx.task, "num_steps"):
+def _check_step_task(task: Task, problems=()) -> None:
+    if not hasattr(task, "step_verdicts") or not hasattr(task, "num_steps"):
         raise ValueError(f"step rewards need a task with step_verdicts and num_steps (e.g. 'chain'), "
-                         f"got {type(ctx.task).__name__}")
+                         f"got {type(task).__name__}")
+
+
+def _step_task(ctx: RewardContext) -> Task:
+    _check_step_task(ctx.task)
     return ctx.task
 
 
-@register_reward("step_correct", requires=("task", "tokenizer"), dense=True)
+@register_reward("step_correct", requires=("task", "tokenizer"), dense=True, check_task=_check_step_task)
 def step_correct(problems: list[Problem], completions: list[str], ctx: RewardContext,
                  error_penalty: float = 0.0) -> Tensor:
     """Ground-truth step rewards with first-error semantics (PRM800K-style labels).
@@ -133,7 +137,7 @@ def step_correct(problems: list[Problem], completions: list[str], ctx: RewardCon
     return place_on_tokens(ctx.tokenizer, ctx.batch, char_rewards)
 
 
-@register_reward("prm", requires=("task", "tokenizer"), dense=True)
+@register_reward("prm", requires=("task", "tokenizer"), dense=True, check_task=_check_step_task)
 def prm_reward(problems: list[Problem], completions: list[str], ctx: RewardContext, prm=None) -> Tensor:
     """A learned PRM's step scores (Math-Shepherd's step-by-step reward), ``PRM(step) / num_steps``.
 

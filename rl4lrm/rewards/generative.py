@@ -26,8 +26,14 @@ from functools import lru_cache
 import torch
 
 from rl4lrm.decoding import positions_from_mask
-from rl4lrm.rewards.judges import NO, YES, clean_candidate, format_judge_input, load_judge_model
 from rl4lrm.rewards.base import RewardContext, register_reward
+from rl4lrm.rewards.judges import (
+    NO,
+    YES,
+    clean_candidate,
+    format_judge_input,
+    load_judge_model,
+)
 from rl4lrm.rollout import left_pad, prompt_token_ids, rollout
 from rl4lrm.tasks import Problem, Task
 
@@ -122,7 +128,9 @@ class LLMJudge:
 @lru_cache(maxsize=4)
 def _load(name: str, device: str):
     if name == LLM_JUDGE_NAME:
-        from rl4lrm.models.loaders import load_smollm2  # optional extra: imported only when asked for
+        from rl4lrm.models.loaders import (
+            load_smollm2,  # optional extra: imported only when asked for
+        )
         return LLMJudge(*load_smollm2(device))
     model, tokenizer, _ = load_judge_model(name, device)
     return TinyJudge(model, tokenizer, name)

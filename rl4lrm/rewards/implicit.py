@@ -27,7 +27,12 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from rl4lrm.rewards.dense import char_to_token, implicit_prm_loss, step_last_char, token_char_ends
+from rl4lrm.rewards.dense import (
+    char_to_token,
+    implicit_prm_loss,
+    step_last_char,
+    token_char_ends,
+)
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
 from rl4lrm.tasks import Problem, Task
 from rl4lrm.utils import auroc

@@ -19,7 +19,10 @@ Answer extraction, the ``extract`` parameter of ``exact_match``, ``numeric`` and
 
 Numbers (``numeric`` and lenient extraction) are ASCII only: an optional sign, digits with optional
 thousands separators in groups of three (``12,345``), an optional decimal part, or a simple fraction
-``3/4``. Non-ASCII digits (``"٤٦"``) are not numbers here, as in the task verifiers, although Python's
+``3/4``. Commas: digits joined by commas whose groups after the first all have three digits are one
+numeral with thousands separators when the first group has 1-3 digits and no leading zero (``46,000``);
+otherwise (``0,046``, ``1234,567``) they are a decimal comma or a typo, and not a number at all, so
+``"0,046"`` never equals 46 nor 0.046. Any other comma separates a list (``1,2,3`` holds three numbers). Non-ASCII digits (``"٤٦"``) are not numbers here, as in the task verifiers, although Python's
 ``float`` would accept them; number words (``"forty-six"``) are not either. Nothing is ever ``eval``-ed,
 and numbers longer than ``MAX_NUMBER_CHARS`` characters are rejected before conversion.
 """
@@ -27,26 +30,23 @@ and numbers longer than ``MAX_NUMBER_CHARS`` characters are rejected before conv
 from __future__ import annotations
 
 import re
-import threading
 from fractions import Fraction
 
 import pandas as pd
 import torch
 
 from rl4lrm.rewards.base import RewardContext, register_reward
+from rl4lrm.rewards.math_worker import _TAGS, MAX_MATH_CHARS, WORKER, too_costly
 from rl4lrm.tasks.base import Problem, extract_answer
 
 EXTRACT_MODES = ("strict", "lenient")
 FORMAT_PATTERNS = ("think_answer", "answer_tag")
 MAX_ANSWER_CHARS = 1000  # extracted answers are cut here: they stay cheap to compare and to log
 MAX_NUMBER_CHARS = 64  # longer numerals are not parsed (int("9" * 10**6) is slow, then refused)
-MAX_MATH_CHARS = 2000  # math-verify reads at most this many trailing characters
-MATH_TIMEOUT_S = 2  # math-verify's signal-based timeout, per parse and per comparison
-# [0-9], not \d: \d also matches non-ASCII digits. Thousands groups must be exactly 3 digits, so
-# that "1,2,3" (a list) reads as three numbers, not one.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?:/[0-9]+)?")
-_TAGS = re.compile(r"</?(?:think|answer)>")
-
+# [0-9], not \d: \d also matches non-ASCII digits. A run of digit groups joined by commas is read whole and
+# then classified (``_numerals``), so that "0,046" is never split into "0" and "046".
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?(?:/[0-9]+)?")
+_THOUSANDS_LEAD = re.compile(r"[+-]?[1-9][0-9]{0,2}")
 
 def _check_choice(param: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -58,15 +58,27 @@ def _check_tol(param: str, value: object) -> None:
         raise ValueError(f"{param} must be a finite number >= 0, got {value!r}")
 
 
+def _numerals(run: str) -> list[str]:
+    """The numerals in one match of ``_NUMBER``, by the comma rule of the module docstring."""
+    head, dot, tail = run.partition(".") if "/" not in run.partition(".")[0] else (run, "", "")
+    groups = head.split(",")
+    if len(groups) == 1:
+        return [run]
+    if all(len(g) == 3 for g in groups[1:]):  # thousands separators, or a decimal comma: one token
+        return [run] if _THOUSANDS_LEAD.fullmatch(groups[0]) else []
+    groups[-1] += dot + tail  # a list: "1,2,3" is three numbers
+    return groups
+
+
 def parse_number(text: str | None) -> Fraction | None:
     """The exact value of a numeral such as ``"-1,234.5"`` or ``"3/4"``, or None if it is not one.
 
-    The whole stripped string must be a numeral of the grammar in the module docstring.
+    The whole stripped string must be one numeral of the grammar in the module docstring.
     """
     if text is None:
         return None
     text = text.strip()
-    if len(text) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text):
+    if len(text) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text) or _numerals(text) != [text]:
         return None
     numerator, _, denominator = text.replace(",", "").partition("/")
     if denominator and int(denominator) == 0:
@@ -77,9 +89,9 @@ def parse_number(text: str | None) -> Fraction | None:
 def last_number(text: str) -> str | None:
     """The last numeral anywhere in ``text`` (lenient extraction), or None. Linear time."""
     last = None
-    for last in _NUMBER.finditer(text):
-        pass
-    return last.group(0) if last else None
+    for match in _NUMBER.finditer(text):
+        last = (_numerals(match.group(0)) or [last])[-1]  # "0,046" is no numeral: the previous one stays last
+    return last
 
 
 def get_answer(completion: str, mode: str = "strict") -> str | None:
@@ -125,7 +137,14 @@ def numbers_close(a: Fraction, b: Fraction, rel_tol: float = 0.0, abs_tol: float
     return abs(a - b) <= max(Fraction(rel_tol) * max(abs(a), abs(b)), Fraction(abs_tol))
 
 
-@register_reward("numeric")
+def _check_numeric_references(task, problems: list[Problem]) -> None:
+    for problem in problems:
+        if parse_number(problem.answer) is None:
+            raise ValueError(f"reference answer {problem.answer!r} of problem {problem.key!r} is not a number; "
+                             "use 'correct' (the task's verifier) or 'math_equiv'")
+
+
+@register_reward("numeric", check_task=_check_numeric_references)
 def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext, extract: str = "strict",
             rel_tol: float = 0.0, abs_tol: float = 0.0) -> torch.Tensor:
     """1.0 when the extracted answer is a number equal to ``problem.answer`` within the tolerances.
@@ -161,32 +180,11 @@ def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext,
 
 
 def _math_verify_equal(prediction: str, reference: str, mode: str) -> bool:
-    """math-verify's verdict, False on any error or timeout (a reward must never raise).
-
-    Strict mode reads the whole extracted answer as one LaTeX math expression (``$answer$``), so that
-    "The answer is 46." is not searched for a number; lenient mode lets math-verify search the text.
-    math-verify's timeouts use ``signal.alarm``, which only the main thread may set: elsewhere (a
-    DataLoader or server thread) it raises instead of parsing, so there we disable them and rely
-    on ``MAX_MATH_CHARS`` to bound the work.
-    """
-    from math_verify import LatexExtractionConfig, parse, verify  # lazy: it imports SymPy, slow to load
-    from math_verify.errors import TimeoutException
-
-    timeout = MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-
-    def as_math(text: str):
-        text = text if text.startswith("$") and text.endswith("$") and len(text) > 1 else f"${text}$"
-        return parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=timeout)
-
-    try:
-        gold = as_math(reference) or parse(reference, parsing_timeout=timeout)
-        if mode == "strict":
-            pred = as_math(prediction) if len(prediction) <= MAX_MATH_CHARS else []
-        else:
-            pred = parse(_TAGS.sub("\n", prediction)[-MAX_MATH_CHARS:], parsing_timeout=timeout)
-        return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout))
-    except (Exception, TimeoutException):  # noqa: BLE001 (a reward never raises; TimeoutException is a BaseException)
+    """math-verify's verdict under ``math_worker``'s rules and hard time limit; False on any error."""
+    text = prediction if mode == "strict" else _TAGS.sub("\n", prediction)[-MAX_MATH_CHARS:]
+    if len(text) > MAX_MATH_CHARS or too_costly(text) or too_costly(reference):
         return False
+    return WORKER.equal(prediction, reference, mode)
 
 
 @register_reward("math_equiv")
@@ -194,6 +192,15 @@ def math_equiv(problems: list[Problem], completions: list[str], ctx: RewardConte
                extract: str = "strict") -> torch.Tensor:
     """1.0 when the answer is mathematically equivalent to ``problem.answer`` according to math-verify
     (``\\frac{92}{2}``, ``\\boxed{46}``, ``46.0`` and ``92/2`` all equal ``46``), else 0.0.
+
+    Rules against false positives (``rl4lrm.rewards.math_worker`` implements them): a percent sign must be
+    matched by the reference (``46\\%`` is not 46); a relation other than ``=`` (``46 \\approx 47``,
+    ``46 < 47``) is wrong; with ``=``, every side but bare variable names must equal the reference
+    (``x = 46`` passes, ``47 = 46`` and ``x = 47 = 46`` fail); in lenient mode an extracted expression that
+    the text continues with an operator (``46+1/10^{9}``) is wrong; numbers compare to 12 decimal places.
+    Bounded time everywhere, on any thread: towers of powers and huge exponents or factorials
+    (``10^{10^{10}}``) are rejected before SymPy sees them, and every comparison runs in a worker process
+    that is killed after ``math_worker.HARD_TIMEOUT_S`` seconds (verdict 0).
 
     Args:
         problems: N problems whose answer is a value (not, e.g., a Countdown expression, whose value

@@ -7,8 +7,21 @@ from shared prefixes; their segment advantage is ``rl4lrm.advantages.tree``). Ea
 (``FlatConfig``, ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``: ``TrainConfig.sampling``).
 """
 
-from rl4lrm.sampling.base import SAMPLERS, FlatConfig, FlatSampler, Sampled, Sampler, SamplingContext, Scores
-from rl4lrm.sampling.curriculum import CurriculumConfig, CurriculumSampler, DifficultyTracker, curriculum_weights
+from rl4lrm.sampling.base import (
+           SAMPLERS,
+           FlatConfig,
+           FlatSampler,
+           Sampled,
+           Sampler,
+           SamplingContext,
+           Scores,
+)
+from rl4lrm.sampling.curriculum import (
+           CurriculumConfig,
+           CurriculumSampler,
+           DifficultyTracker,
+           curriculum_weights,
+)
 from rl4lrm.sampling.dynamic import FILTERS, DynamicConfig, DynamicSampler
 from rl4lrm.sampling.tree import TreeConfig, TreeRollout, TreeSampler, tree_rollout
 

@@ -11,13 +11,14 @@ tree rollouts (``rl4lrm.sampling.tree``) are the survey's alternatives (§3.4, s
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.validation import NON_NEGATIVE, check_fields
 
 SAMPLERS = Registry("sampler")
 # seeds of round r > 0 of a step: far from every step's round-0 seed
@@ -32,9 +33,11 @@ class FlatConfig:
     """0 draws fresh problems from the task's train split every step; > 0 fixes a pool of that many
     train problems (a data set) that every step draws from. The curriculum needs a pool."""
 
+    RANGES: ClassVar[dict] = {"pool_size": NON_NEGATIVE}
+    """Allowed values per field (``rl4lrm.validation.check_fields``); subclasses extend it."""
+
     def __post_init__(self):
-        if not isinstance(self.pool_size, int) or self.pool_size < 0:
-            raise ValueError(f"{type(self).__name__}.pool_size must be an int >= 0, got {self.pool_size!r}")
+        check_fields(self, self.RANGES)
 
 
 @dataclass

@@ -14,11 +14,20 @@ arXiv:2509.25849, which gives more rollouts to prompts whose outcome is uncertai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from rl4lrm.advantages import group_view
-from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext, generated_tokens
+from rl4lrm.sampling.base import (
+    SAMPLERS,
+    FlatConfig,
+    Sampled,
+    Sampler,
+    SamplingContext,
+    generated_tokens,
+)
+from rl4lrm.validation import POSITIVE, UNIT, Range
 
 ALLOCATIONS = ("one_group", "proportional")
 
@@ -78,14 +87,8 @@ class CurriculumConfig(FlatConfig):
     """``one_group`` gives each chosen prompt one group of G; ``proportional`` draws the B groups with
     replacement, so a prompt gets groups (samples) in proportion to its weight."""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0 <= self.target <= 1 or not self.width > 0:
-            raise ValueError(f"CurriculumConfig needs target in [0, 1] and width > 0, got {self.target}, {self.width}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"CurriculumConfig.decay must be in (0, 1], got {self.decay}")
-        if self.allocation not in ALLOCATIONS:
-            raise ValueError(f"CurriculumConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
+    RANGES: ClassVar[dict] = {**FlatConfig.RANGES, "target": UNIT, "width": POSITIVE,
+                              "decay": Range(0, 1, low_open=True), "allocation": ALLOCATIONS}
 
 
 @SAMPLERS.register("curriculum")

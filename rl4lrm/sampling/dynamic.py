@@ -11,13 +11,23 @@ and online difficulty filtering (e.g. Kimi k1.5, arXiv:2501.12599; PRIME, arXiv:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from rl4lrm.advantages import group_view, zero_std_groups
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import concat_batches
-from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext, Scores, generated_tokens
+from rl4lrm.sampling.base import (
+    SAMPLERS,
+    FlatConfig,
+    Sampled,
+    Sampler,
+    SamplingContext,
+    Scores,
+    generated_tokens,
+)
+from rl4lrm.validation import AT_LEAST_ONE, UNIT
 
 FILTERS = Registry("group filter")
 
@@ -59,14 +69,13 @@ class DynamicConfig(FlatConfig):
     """Draws B more prompts per round until B groups pass the filter; after this many rounds it stops
     with an error instead of looping forever (verl's ``max_num_gen_batches``)."""
 
+    RANGES: ClassVar[dict] = {**FlatConfig.RANGES, "filter": FILTERS, "band_low": UNIT, "band_high": UNIT,
+                              "max_rounds": AT_LEAST_ONE}
+
     def __post_init__(self):
         super().__post_init__()
-        FILTERS.get(self.filter)
-        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
-            raise ValueError(f"DynamicConfig.max_rounds must be an int >= 1, got {self.max_rounds!r}")
-        if not 0 <= self.band_low <= self.band_high <= 1:
-            raise ValueError(f"DynamicConfig needs 0 <= band_low <= band_high <= 1, got {self.band_low}, "
-                             f"{self.band_high}")
+        if not self.band_low <= self.band_high:
+            raise ValueError(f"DynamicConfig needs band_low <= band_high, got {self.band_low}, {self.band_high}")
 
 
 @SAMPLERS.register("dynamic")

@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
-from rl4lrm.rollout import RolloutBatch, decodes_left_to_right, left_pad, prompt_token_ids, rollout_ids
+from rl4lrm.rollout import (
+    RolloutBatch,
+    decodes_left_to_right,
+    left_pad,
+    prompt_token_ids,
+    rollout_ids,
+)
 from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext
+from rl4lrm.validation import AT_LEAST_ONE
 
 
 @dataclass
@@ -171,12 +179,13 @@ class TreeConfig(FlatConfig):
     branching: tuple[int, ...] = field(default=(4, 2))
     """Children per node at each depth; their product must equal G (the leaves)."""
 
+    RANGES: ClassVar[dict] = {**FlatConfig.RANGES, "segment_len": AT_LEAST_ONE}
+
     def __post_init__(self):
+        if isinstance(self.branching, list):
+            self.branching = tuple(self.branching)
         super().__post_init__()
-        self.branching = tuple(self.branching)
-        if not isinstance(self.segment_len, int) or self.segment_len < 1:
-            raise ValueError(f"TreeConfig.segment_len must be an int >= 1, got {self.segment_len!r}")
-        if not self.branching or any(not isinstance(b, int) or b < 1 for b in self.branching):
+        if not self.branching or any(b < 1 for b in self.branching):
             raise ValueError(f"TreeConfig.branching must be a non-empty tuple of ints >= 1, got {self.branching!r}")
 
     @property

@@ -6,8 +6,8 @@ reward function (``CustomTask``).
 splits them deterministically into train and test, renders prompts and verifies completions.
 """
 
-from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.addition import Addition
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask

@@ -67,8 +67,9 @@ def extract_answer(completion: str, max_chars: int) -> str | None:
     """The answer part of a completion, or None when it is empty.
 
     The content of the last ``<answer>...</answer>`` pair if there is one (reasoning models may
-    draft several answers; the last is the final one), else the first line. Surrounding
-    whitespace is stripped. String search instead of a regex keeps this linear on adversarial
+    draft several answers; the last is the final one). A closing tag with no opening tag before it
+    marks the end of the answer: the last non-blank line before it (``"15\n16</answer>"`` answers
+    16, not 15). Without tags, the first line. Surrounding whitespace is stripped. String search instead of a regex keeps this linear on adversarial
     inputs such as ``"<answer>" * 10**5``.
 
     Args:
@@ -85,6 +86,9 @@ def extract_answer(completion: str, max_chars: int) -> str | None:
     open_ = completion.rfind("<answer>", 0, close) if close >= 0 else -1
     if open_ >= 0:
         answer = completion[open_ + len("<answer>") : close]
+    elif close >= 0:  # a stray closing tag
+        before = completion[:close].rstrip()
+        answer = before[before.rfind("\n") + 1 :]
     else:
         answer = completion.partition("\n")[0]
     answer = answer.strip()

@@ -2,7 +2,7 @@
 
 TinyZero checks Countdown equations with Python's ``eval`` behind a character whitelist; a model
 under RL pressure will eventually emit whatever the checker lets through, so this module parses
-instead. Grammar (recursive descent, usual precedence, left-associative)::
+instead. Grammar (usual precedence, left-associative; evaluated without recursion, so any nesting limit is safe)::
 
     expr := term (("+" | "-") term)*
     term := atom (("*" | "/") atom)*
@@ -48,48 +48,52 @@ def _tokenize(expr: str) -> list[tuple[str, int]]:
     return tokens
 
 
-class _Parser:
-    """Recursive descent over a token list; one method per grammar rule."""
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
-    def __init__(self, tokens: list[tuple[str, int]], max_depth: int, max_value: int, integer_steps: bool):
-        self.tokens, self.pos, self.depth = tokens, 0, 0
+
+class _Evaluator:
+    """The grammar above, evaluated without recursion (shunting-yard: an operand stack and an operator
+    stack), so that no ``max_depth`` can reach Python's recursion limit; errors are those of a
+    left-to-right recursive descent, reported at the same tokens."""
+
+    def __init__(self, max_depth: int, max_value: int, integer_steps: bool):
         self.max_depth, self.max_value, self.integer_steps = max_depth, max_value, integer_steps
         self.literals: list[int] = []
+        self.values: list[Fraction] = []
+        self.ops: list[tuple[str, int]] = []  # operators and open parentheses, with their positions
 
-    def peek(self) -> str | None:
-        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
-
-    def expr(self) -> Fraction:
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.tokens[self.pos][0]
-            self.pos += 1
-            value = self.apply(op, value, self.term())
-        return value
-
-    def term(self) -> Fraction:
-        value = self.atom()
-        while self.peek() in ("*", "/"):
-            op = self.tokens[self.pos][0]
-            self.pos += 1
-            value = self.apply(op, value, self.atom())
-        return value
-
-    def atom(self) -> Fraction:
-        if self.pos == len(self.tokens):
+    def run(self, tokens: list[tuple[str, int]]) -> Fraction:
+        expect_operand, depth = True, 0
+        for token, where in tokens:
+            if expect_operand and token == "(":
+                depth += 1
+                if depth > self.max_depth:
+                    raise ExpressionError(f"parentheses nested deeper than {self.max_depth}")
+                self.ops.append((token, where))
+            elif expect_operand:
+                self.operand(token, where)
+                expect_operand = False
+            elif token in _PRECEDENCE:  # left-associative: reduce everything that binds at least as tightly
+                while self.ops and self.ops[-1][0] != "(" and _PRECEDENCE[self.ops[-1][0]] >= _PRECEDENCE[token]:
+                    self.reduce()
+                self.ops.append((token, where))
+                expect_operand = True
+            elif token == ")" and depth > 0:
+                while self.ops[-1][0] != "(":
+                    self.reduce()
+                self.ops.pop()
+                depth -= 1
+            else:
+                raise ExpressionError(f"unexpected {token!r} at position {where}")
+        if expect_operand:
             raise ExpressionError("expression ends where a number or '(' was expected")
-        token, where = self.tokens[self.pos]
-        self.pos += 1
-        if token == "(":
-            self.depth += 1
-            if self.depth > self.max_depth:  # also keeps the recursion far from Python's limit
-                raise ExpressionError(f"parentheses nested deeper than {self.max_depth}")
-            value = self.expr()
-            if self.peek() != ")":
-                raise ExpressionError(f"'(' at position {where} is never closed")
-            self.pos += 1
-            self.depth -= 1
-            return value
+        while self.ops:
+            if self.ops[-1][0] == "(":
+                raise ExpressionError(f"'(' at position {self.ops[-1][1]} is never closed")
+            self.reduce()
+        return self.values[0]
+
+    def operand(self, token: str, where: int) -> None:
         if token == "-":
             raise ExpressionError(f"unary minus at position {where} is not allowed")
         if token[0] not in DIGITS:
@@ -98,9 +102,11 @@ class _Parser:
         if len(token) > len(str(self.max_value)) or int(token) > self.max_value:
             raise ExpressionError(f"number {token[:20]} at position {where} is over {self.max_value}")
         self.literals.append(int(token))
-        return Fraction(int(token))
+        self.values.append(Fraction(int(token)))
 
-    def apply(self, op: str, a: Fraction, b: Fraction) -> Fraction:
+    def reduce(self) -> None:
+        op = self.ops.pop()[0]
+        b, a = self.values.pop(), self.values.pop()
         if op == "/" and b == 0:
             raise ExpressionError("division by zero")
         value = OPERATORS[op](a, b)
@@ -108,7 +114,7 @@ class _Parser:
             raise ExpressionError(f"{a}/{b} is not an integer")
         if abs(value) > self.max_value:
             raise ExpressionError(f"intermediate value {a}{op}{b} is over {self.max_value}")
-        return value
+        self.values.append(value)
 
 
 def evaluate(
@@ -124,7 +130,7 @@ def evaluate(
     Args:
         expr: e.g. ``"(9 - 3) * 4"``. Whitespace is allowed; unary minus and leading zeros not.
         max_chars: longer inputs are rejected before any parsing.
-        max_depth: deepest allowed nesting of parentheses.
+        max_depth: deepest allowed nesting of parentheses (any value: the evaluator does not recurse).
         max_value: largest allowed magnitude of a literal or any intermediate result.
         integer_steps: reject divisions whose result is not an integer (Countdown's rule).
 
@@ -138,9 +144,5 @@ def evaluate(
         raise ExpressionError(f"too long: {len(expr)} characters, limit {max_chars}")
     if not expr.strip():
         raise ExpressionError("empty expression")
-    parser = _Parser(_tokenize(expr), max_depth, max_value, integer_steps)
-    value = parser.expr()
-    if parser.pos < len(parser.tokens):
-        token, where = parser.tokens[parser.pos]
-        raise ExpressionError(f"unexpected {token!r} at position {where}")
-    return value, parser.literals
+    evaluator = _Evaluator(max_depth, max_value, integer_steps)
+    return evaluator.run(_tokenize(expr)), evaluator.literals

@@ -4,16 +4,32 @@ import inspect
 
 from IPython.display import Code, display
 
+from rl4lrm.diffusion.viz import (
+    DiffusionPanel,
+    plot_estimators,
+    plot_steps_study,
+    plot_unmasking,
+)
+from rl4lrm.latent.viz import (
+    LatentPanel,
+    plot_accuracy_vs_tokens,
+    plot_thought_heatmap,
+    plot_thoughts_sweep,
+    plot_tradeoff,
+)
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.dashboard import TrainingDashboard
-from rl4lrm.diffusion.viz import DiffusionPanel, plot_estimators, plot_steps_study, plot_unmasking
 from rl4lrm.viz.explorer import SampleExplorer
-from rl4lrm.latent.viz import (LatentPanel, plot_accuracy_vs_tokens, plot_thought_heatmap, plot_thoughts_sweep,
-                              plot_tradeoff)
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.rewards import RewardMixPanel, plot_group_rewards
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
-from rl4lrm.viz.sharpening import SharpeningPanel, plot_coverage, plot_gaps, plot_passk_curves, plot_sharpening
+from rl4lrm.viz.sharpening import (
+    SharpeningPanel,
+    plot_coverage,
+    plot_gaps,
+    plot_passk_curves,
+    plot_sharpening,
+)
 
 
 def show_source(obj) -> None:

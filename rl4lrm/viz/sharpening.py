@@ -16,8 +16,8 @@ from IPython.display import display
 from matplotlib.colors import ListedColormap
 
 from rl4lrm.experiments.sharpening import SPLITS, SharpeningResult, sharpening_study
-from rl4lrm.passk import coverage_sets, crossover_k
 from rl4lrm.models.zoo import ZOO
+from rl4lrm.passk import coverage_sets, crossover_k
 
 COVERAGE_COLORS = ["#f2f2f2", "#9e9e9e", "#2e7d32", "#c62828"]  # unsolved, solved, gained, lost
 COVERAGE_NAMES = ["unsolved", "solved", "gained (base: 0 of n)", "lost (base solved it)"]
