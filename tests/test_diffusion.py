@@ -229,7 +229,7 @@ def test_panel_run_decodes_evaluates_and_trains(shipped):
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer(capsys):
-    from rl4lrm.diffusion.studies import check_diffusion_loss, check_transfer_schedule
+    from rl4lrm.diffusion.exercises import check_diffusion_loss, check_transfer_schedule
 
     assert check_diffusion_loss(masked_diffusion_loss)
     assert not check_diffusion_loss(lambda lg, y, m, t: masked_diffusion_loss(lg, y, m, torch.ones_like(t)))

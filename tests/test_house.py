@@ -32,8 +32,8 @@ LAYERS = {
     "rl4lrm.experiments": 8,
     "rl4lrm.viz": 9, "rl4lrm.cli": 9,
     # topic packages span the layers: a model and its sampler, the studies, the widgets
-    "rl4lrm.diffusion": 2, "rl4lrm.diffusion.studies": 8, "rl4lrm.diffusion.viz": 9,
-    "rl4lrm.latent": 2, "rl4lrm.latent.studies": 8, "rl4lrm.latent.viz": 9,
+    "rl4lrm.diffusion": 2, "rl4lrm.diffusion.exercises": 7, "rl4lrm.diffusion.studies": 8, "rl4lrm.diffusion.viz": 9,
+    "rl4lrm.latent": 2, "rl4lrm.latent.exercises": 7, "rl4lrm.latent.studies": 8, "rl4lrm.latent.viz": 9,
 }
 
 

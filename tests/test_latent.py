@@ -142,7 +142,7 @@ def test_halting_logprob_matches_the_decision_positions(tok, model):
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
     from rl4lrm.latent.model import halting_logprob
-    from rl4lrm.latent.studies import check_halting_logprob, check_stage_example
+    from rl4lrm.latent.exercises import check_halting_logprob, check_stage_example
 
     def stage(answer, s, c):
         lines = answer.split("\n")

@@ -2,5 +2,5 @@
 
 ``model`` holds ``DiffusionLM`` (LLaDA's objective), its pre-training recipe and the shipped checkpoint;
 ``sampling`` the iterative unmasking sampler and d1's one-step log-prob estimator; ``studies`` the
-notebook's experiments; ``viz`` its plots and panel (imported by notebooks only).
+notebook's experiments; ``exercises`` its checkers; ``viz`` its plots and panel (imported by notebooks only).
 """

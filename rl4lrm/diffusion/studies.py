@@ -27,7 +27,6 @@ import torch
 from rl4lrm.diffusion.model import (
     completion_targets,
     load_diffusion_base,
-    masked_diffusion_loss,
 )
 from rl4lrm.diffusion.sampling import (
     diffusion_sample,
@@ -35,10 +34,8 @@ from rl4lrm.diffusion.sampling import (
     mc_elbo,
     one_step_estimate,
     remask_refine,
-    transfer_schedule,
 )
 from rl4lrm.evaluation import evaluate
-from rl4lrm.exercises import report_check
 from rl4lrm.models.zoo import load_base
 from rl4lrm.rollout import rollout
 from rl4lrm.trainer import TrainConfig, Trainer
@@ -230,32 +227,3 @@ def grpo_comparison(steps: int = 30, prompts_per_step: int = 8, group_size: int 
                      "reward last 5 steps": history["reward/mean"].iloc[-5:].mean(),
                      "sampler tokens/s": speed, "train wall (s)": time.perf_counter() - t0})
     return pd.DataFrame(rows).set_index("model")
-
-
-# ----------------------------------------------------------------------------- exercise checkers
-def check_diffusion_loss(fn, cases: int = 50, seed: int = 0) -> bool:
-    """Compares ``fn(logits, targets, masked, t)`` with ``masked_diffusion_loss`` on random inputs."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def attempt():
-        for _ in range(cases):
-            N, T, V = (int(x) for x in torch.randint(1, 7, (3,), generator=gen))
-            logits, targets = torch.randn(N, T, V + 1, generator=gen), torch.randint(0, V + 1, (N, T), generator=gen)
-            masked, t = torch.rand(N, T, generator=gen) < 0.5, torch.rand(N, generator=gen).clamp_min(0.05)
-            got, want = fn(logits, targets, masked, t), masked_diffusion_loss(logits, targets, masked, t)
-            assert torch.allclose(torch.as_tensor(got, dtype=torch.float32), want, atol=1e-5), \
-                f"N={N}, T={T}: got {float(got):.5f}, expected {want.item():.5f}"
-
-    return report_check("masked diffusion loss", attempt)
-
-
-def check_transfer_schedule(fn, seed: int = 0) -> bool:
-    """Compares ``fn(n_tokens, steps)`` with ``transfer_schedule`` for every 1 <= steps <= n_tokens <= 16."""
-
-    def attempt():
-        for n in range(1, 17):
-            for s in range(1, n + 1):
-                got, want = list(fn(n, s)), transfer_schedule(n, s)
-                assert got == want, f"n_tokens={n}, steps={s}: got {got}, expected {want}"
-
-    return report_check("unmasking schedule", attempt)
