@@ -5,7 +5,7 @@ repository root: ``python benchmarks/NAME.py``, which puts this folder on the im
 from __future__ import annotations
 
 import multiprocessing as mp
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rl4lrm.latent.studies import compare_reasoning, latent_rl, run_model
 from rl4lrm.latent.model import LatentConfig
+from rl4lrm.latent.studies import compare_reasoning, latent_rl, run_model
 from rl4lrm.latent.train import load_latent
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
 from common import in_method_order, mean_std_strings, run_pool, summarise
+
 from rl4lrm.presets import PRESETS
 from rl4lrm.trainer import TrainConfig
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from common import in_method_order, mean_std_strings, run_pool, summarise
+
 from rl4lrm.experiments.sampling import SAMPLING_METHODS
 from rl4lrm.trainer import TrainConfig
+
 
 def run_one(job: tuple) -> tuple[dict, pd.DataFrame]:
     """Trains one (label, overrides, seed) and returns its summary row and its pass@1-vs-tokens curve."""

@@ -52,7 +52,7 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, genera
     return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
 
 
-_KV_WORKSPACE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (k, v) kept between CPU rollouts
+_KV_WORKSPACE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (k, v) kept between CPU rollouts
 
 
 def _kv_buffers(model, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

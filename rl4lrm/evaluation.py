@@ -6,7 +6,7 @@ pass@k uses the unbiased estimator of Chen et al. (2021) from ``rl4lrm.passk``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -8,7 +8,7 @@ not done yet, so a notebook with unsolved exercises still runs top to bottom.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -62,7 +62,7 @@ def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int
             want = reference(rewards, torch.ones(B * G, 1), G)[0][:, 0]
             got = torch.as_tensor(fn(rewards.clone(), G), dtype=torch.float32).reshape(-1)
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
-            short = lambda t: [round(x, 3) for x in t.tolist()[:G]]  # noqa: E731 (first group only)
+            short = lambda t: [round(x, 3) for x in t.tolist()[:G]]  # noqa: B023 (first group only, used at once)
             assert torch.allclose(got, want, atol=1e-4), (
                 f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}")
 

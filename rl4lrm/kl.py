@@ -26,7 +26,7 @@ optional clamp of the value (verl clamps k3 to [-10, 10], OpenRLHF every estimat
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

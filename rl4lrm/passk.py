@@ -15,7 +15,7 @@ at once for curves over hundreds of problems and k up to n. Comparing models on 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -70,7 +70,7 @@ class RolloutBatch:
     def lengths(self) -> torch.Tensor:
         return self.response_mask.sum(-1)  # (N,)
 
-    def select(self, rows: torch.Tensor) -> "RolloutBatch":
+    def select(self, rows: torch.Tensor) -> RolloutBatch:
         """The sub-batch of the given row indices (used for minibatches)."""
         picked = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in picked.items():

@@ -158,7 +158,7 @@ class TrainConfig:
         return resolve_preset(self.preset, **self.overrides)
 
     @classmethod
-    def build(cls, **settings) -> "TrainConfig":
+    def build(cls, **settings) -> TrainConfig:
         """A config from run fields and preset axes given side by side, as studies and panels take them:
         ``TrainConfig.build(steps=50, kl_coef=0.0)`` is ``TrainConfig(steps=50, overrides={"kl_coef": 0.0})``."""
         overrides = {**settings.pop("overrides", {}), **{k: settings.pop(k) for k in list(settings) if k in PRESET_AXES}}
@@ -176,13 +176,13 @@ _TRAIN_RANGES = {
 class Callback:
     """Base class of trainer callbacks; override the hooks you need."""
 
-    def on_rollout_end(self, trainer: "Trainer", batch: RolloutBatch, rewards: torch.Tensor) -> None: ...
+    def on_rollout_end(self, trainer: Trainer, batch: RolloutBatch, rewards: torch.Tensor) -> None: ...
 
-    def on_step_end(self, trainer: "Trainer", metrics: dict) -> None: ...
+    def on_step_end(self, trainer: Trainer, metrics: dict) -> None: ...
 
-    def on_eval_end(self, trainer: "Trainer", metrics: dict) -> None: ...
+    def on_eval_end(self, trainer: Trainer, metrics: dict) -> None: ...
 
-    def on_train_end(self, trainer: "Trainer") -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
 
 
 @dataclass

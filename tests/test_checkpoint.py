@@ -52,6 +52,7 @@ _KILLED_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_writer_killed_mid_save_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
     path = tmp_path / "ckpt.pt"

@@ -135,6 +135,7 @@ def test_one_step_equals_elbo_for_a_single_token(tok, tiny):
     assert torch.allclose(mc_elbo(tiny, ids, mask, y, 3).std(1), torch.zeros(3), atol=1e-6)  # no randomness left
 
 
+@pytest.mark.slow
 def test_mc_elbo_converges_to_the_enumerated_elbo(tok, tiny):
     ids, mask = _enc(tok)
     y = torch.tensor([[5, 6, 2], [7, 2, 0], [8, 8, 9]])
@@ -195,6 +196,7 @@ class _RatioProbe(Callback):
         trainer.model.eval()
 
 
+@pytest.mark.slow
 def test_grpo_through_the_trainer_raises_heldout_accuracy(shipped):
     import copy
 

@@ -13,17 +13,17 @@ import typing
 
 import pytest
 import torch
+
+from rl4lrm import sampling
+from rl4lrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rl4lrm.diffusion.model import DiffusionPretrainConfig, DiffusionSamplingConfig
 from rl4lrm.latent.model import LatentConfig
 from rl4lrm.latent.train import CurriculumConfig
-
-from rl4lrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rl4lrm.models.sft import SFTConfig
 from rl4lrm.presets import PRESETS
 from rl4lrm.rewards import RewardContext
 from rl4lrm.rewards.math_worker import MathWorker, too_costly
 from rl4lrm.rewards.verifiable import last_number, math_equiv, numeric, parse_number
-from rl4lrm import sampling
 from rl4lrm.tasks import get_task
 from rl4lrm.tasks.base import Problem
 from rl4lrm.tasks.expression import ExpressionError, evaluate

@@ -141,8 +141,8 @@ def test_halting_logprob_matches_the_decision_positions(tok, model):
 
 
 def test_exercise_checkers_accept_the_library_and_reject_a_wrong_answer():
-    from rl4lrm.latent.model import halting_logprob
     from rl4lrm.latent.exercises import check_halting_logprob, check_stage_example
+    from rl4lrm.latent.model import halting_logprob
 
     def stage(answer, s, c):
         lines = answer.split("\n")
@@ -182,6 +182,7 @@ def test_curriculum_config_validation(kwargs, match):
         load_latent("coconut")
 
 
+@pytest.mark.slow
 def test_grpo_through_trainer_trades_accuracy_for_compute():
     """Adaptive compute: with a step cost GRPO cuts the thoughts and the cost-adjusted reward rises."""
     model, tok, task = load_latent("latent")

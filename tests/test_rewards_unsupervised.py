@@ -90,7 +90,7 @@ def _vote_reference(answers, group_size):
         group = answers[start:start + group_size]
         keys = [None if a.startswith("!") or not a.strip() else canonical_answer(a) for a in group]
         best, best_count = None, 0
-        for i, key in enumerate(keys):
+        for key in keys:
             count = sum(k == key for k in keys) if key is not None else 0
             if count > best_count or (count == best_count and count > 0 and keys.index(key) < keys.index(best)):
                 best, best_count = key, count

@@ -160,7 +160,7 @@ def test_format_patterns():
              "</answer>46<answer>", "<think>unfinished reasoning, cut off by the length cap", ""]
     assert score("format", cases) == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     assert score("format", cases, pattern="answer_tag") == [1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0]
-    assert is_well_formed(well) and not is_well_formed(well, "answer_tag") is False
+    assert is_well_formed(well) and is_well_formed(well, "answer_tag") is not False
     with pytest.raises(ValueError, match=r"pattern must be one of \('think_answer', 'answer_tag'\), got 'xml'"):
         score("format", ["46"], pattern="xml")
 

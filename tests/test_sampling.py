@@ -867,8 +867,9 @@ def test_flat_sampler_reproduces_the_pre_sampler_trainer(seed, step):
     assert out.batch.group_ids.tolist() == torch.arange(4).repeat_interleave(4).tolist()
 
 
+@pytest.mark.slow
 def test_tree_rl_raises_training_reward():
-    cfg = TrainConfig(task="addition", steps=25, prompts_per_step=16, group_size=8, sampler="tree", 
+    cfg = TrainConfig(task="addition", steps=25, prompts_per_step=16, group_size=8, sampler="tree",
                       sampling={"branching": (4, 2), "segment_len": 2}, eval_problems=8, eval_samples=1,
                       eval_every=0, track_kl=False, device="cpu", seed=0, overrides={"advantage": "tree"})
     df = Trainer(cfg, progress=False).train()

@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
+
+from rl4lrm import sampling
+from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.diffusion.model import DiffusionPretrainConfig, DiffusionSamplingConfig
 from rl4lrm.latent.model import LatentConfig
 from rl4lrm.latent.train import CurriculumConfig
-
-from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.models.sft import SFTConfig
 from rl4lrm.presets import PRESETS, Preset
-from rl4lrm import sampling
 from rl4lrm.trainer import TrainConfig, Trainer
 from rl4lrm.validation import Range, check_fields
 

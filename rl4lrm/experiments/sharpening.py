@@ -17,8 +17,8 @@ math of ``rl4lrm.passk`` (``passk_table``'s bootstrap bands and paired gaps, ``c
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch

@@ -98,12 +98,13 @@ def warmup_cosine(optimizer, steps: int, warmup: int) -> torch.optim.lr_schedule
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_sft(model, tokenizer, task: Task, config: SFTConfig = SFTConfig(), progress: bool = True) -> list[dict]:
+def train_sft(model, tokenizer, task: Task, config: SFTConfig | None = None, progress: bool = True) -> list[dict]:
     """Trains ``model`` in place on reference answers of ``task``'s train split.
 
     Returns:
         The history: one ``{"step", "loss", "lr"}`` dict per step.
     """
+    config = config or SFTConfig()
     device = resolve_device(config.device)
     model.to(device).train()
     problems = task.problems("train", config.train_problems, seed=config.seed)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

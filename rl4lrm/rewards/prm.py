@@ -17,7 +17,7 @@ Pipeline: ``mc_step_labels`` (rollouts with ``rl4lrm.rollout.rollout`` from each
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -93,7 +93,7 @@ def mc_step_labels(model, tokenizer, task: Task, problems: Sequence[Problem], n_
     if len(completions) != len(problems):
         raise ValueError(f"got {len(problems)} problems but {len(completions)} completions")
     records, prefixes = [], []
-    for problem, prompt, completion in zip(problems, prompts, completions):
+    for problem, _prompt, completion in zip(problems, prompts, completions):
         steps = task.step_verdicts(problem, completion)
         ok = [v.correct for v in steps]
         records.append({"problem": problem, "completion": completion, "chars": [step_last_char(v) for v in steps],

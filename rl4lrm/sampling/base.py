@@ -10,8 +10,9 @@ tree rollouts (``rl4lrm.sampling.tree``) are the survey's alternatives (§3.4, s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -49,13 +50,13 @@ class Scores:
     correct: torch.Tensor  # (N,) the task's verifier (1 = correct), logged whatever the mix
     token: torch.Tensor | None = None  # (N, T) the weighted dense components, or None
 
-    def select(self, rows: torch.Tensor) -> "Scores":
+    def select(self, rows: torch.Tensor) -> Scores:
         """The scores of the given rows."""
         return Scores(self.total[rows], {k: v[rows] for k, v in self.parts.items()}, self.correct[rows],
                       None if self.token is None else self.token[rows])
 
     @staticmethod
-    def cat(scores: list["Scores"], width: int) -> "Scores":
+    def cat(scores: list[Scores], width: int) -> Scores:
         """Stacks scores; dense token rewards are right-padded to ``width`` tokens (as ``concat_batches`` pads)."""
         token = None
         if scores[0].token is not None:
@@ -114,14 +115,14 @@ class SamplingContext:
     """How problems become prompts (``rl4lrm.tasks.STYLES``)."""
     generator: Callable[[int, int], torch.Generator]
     """``generator(stream, round)``: noise seeded by (seed, step, stream, round), so resumed runs replay it."""
-    score: Callable[[list, RolloutBatch], "Scores"]
+    score: Callable[[list, RolloutBatch], Scores]
     """``score(problems, batch)``: the run's reward mix and verifier on N rows (``problems[i]`` is row i's)."""
 
     def prompts(self, problems: list[Problem]) -> list[str]:
         """The formatted prompts of ``problems``."""
         return [self.task.format_prompt(p, self.prompt_style, self.tokenizer) for p in problems]
 
-    def draw(self, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, "Scores"]:
+    def draw(self, problems: list[Problem], round: int = 0) -> tuple[list[str], RolloutBatch, Scores]:
         """G completions for each problem under the policy, scored by the run's reward mix.
 
         Returns:
@@ -173,7 +174,7 @@ class Sampler:
             raise ValueError(f"sampling.pool_size={config.pool_size} is smaller than one step's "
                              f"prompts_per_step={run.prompts_per_step}")
 
-    def sample(self, ctx: SamplingContext) -> "Sampled":
+    def sample(self, ctx: SamplingContext) -> Sampled:
         raise NotImplementedError
 
     def state_dict(self) -> dict:

@@ -144,7 +144,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
     old = torch.zeros(N, T)
     token_node = torch.full((N, T), -1, dtype=torch.long)
     row_nodes = torch.full((N, D + 1), -1, dtype=torch.long)
-    for i, (node, nodes) in enumerate(rows):
+    for i, (_, nodes) in enumerate(rows):
         row_nodes[i, : len(nodes)] = torch.tensor(nodes)
         t = 0
         for n in nodes[1:]:

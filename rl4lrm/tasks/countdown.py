@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from fractions import Fraction
 from itertools import permutations
-from typing import Sequence
 
 from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer
 from rl4lrm.tasks.expression import OPERATORS, ExpressionError, evaluate

@@ -24,7 +24,7 @@ import json
 import math
 import numbers
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from rl4lrm.tasks.base import STYLES, TASKS, Problem, Task, Verdict, check_request
 

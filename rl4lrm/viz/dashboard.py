@@ -19,7 +19,7 @@ from rl4lrm.viz.plots import CURVES, plot_curves
 
 
 class _LivePlot(Callback):
-    def __init__(self, panel: "TrainingDashboard"):
+    def __init__(self, panel: TrainingDashboard):
         self.panel = panel
 
     def on_step_end(self, trainer, metrics):

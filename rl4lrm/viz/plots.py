@@ -29,7 +29,7 @@ def plot_curves(history: pd.DataFrame | dict[str, pd.DataFrame], curves=CURVES, 
     """
     runs = history if isinstance(history, dict) else {None: history}
     axes = panel_grid(len(curves)) if axes is None else axes
-    for ax, (metric, label) in zip(axes, curves):
+    for ax, (metric, _) in zip(axes, curves):
         ax.clear()
         for name, df in runs.items():
             if metric in df:

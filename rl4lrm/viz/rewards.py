@@ -49,7 +49,7 @@ def plot_group_rewards(parts: dict[str, torch.Tensor], group_size: int, groups: 
 
 
 class _Live(Callback):
-    def __init__(self, panel: "RewardMixPanel"):
+    def __init__(self, panel: RewardMixPanel):
         self.panel = panel
 
     def on_step_end(self, trainer, metrics):
