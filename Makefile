@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lab test test-fast benchmarks clean
+.PHONY: install lab lint test test-fast benchmarks clean
 
 install: $(STAMP)
 
@@ -26,9 +26,15 @@ $(STAMP): pyproject.toml
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-test: install
+# ruff: lint and formatting (pyproject.toml's [tool.ruff]); pre-commit runs the same on every commit
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbmake --nbmake-timeout=600 -p no:cacheprovider
 
+# the unit tests without the ones marked slow (seconds each): a minute on 2 cores
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
 
