@@ -11,8 +11,6 @@ from rl4lrm.rollout import completion_logits, compute_logprobs, rollout
 from rl4lrm.tasks import Problem
 from rl4lrm.trainer import TrainConfig, Trainer
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def tok():
