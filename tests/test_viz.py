@@ -75,3 +75,25 @@ def test_reward_mix_panel_trains_on_the_mix_and_tabulates_every_run():
         RewardMixPanel(rewards=("correct", "nope"))
     with pytest.raises(ValueError, match="without a slider"):
         RewardMixPanel(rewards=("correct",), weights={"format": 1.0})
+
+
+def test_judge_hacking_panel_reads_the_slider_when_run(monkeypatch):
+    # the chapter-02 bug: a slider read where it was built always gave w = 1.0, whatever the student chose
+    import rl4lrm.viz.rewards as rewards_viz
+
+    calls = []
+
+    def fake_judge_hacking(judge, judge_weight, steps, **study):
+        calls.append((judge_weight, steps, study))
+        return pd.DataFrame({"step": [0, 1, 2], "acc/pass@1": [0.5, None, 0.4], "reward/judge": [None, 0.5, 0.7],
+                             "reward/correct": [None, 0.5, 0.4], "hack/shortcut_rate": [None, 0.1, 0.3]})
+
+    monkeypatch.setattr(rewards_viz, "judge_hacking", fake_judge_hacking)
+    panel = rewards_viz.JudgeHackingPanel(judge_weight=1.0, steps=40, eval_every=20)
+    panel.weight.value, panel.steps.value = 0.5, 10      # the student moves the sliders after the cell ran
+    panel.button.click()                                 # and presses Run
+    assert calls == [(0.5, 10, {"eval_every": 20})]
+    assert panel.judge_weight == 0.5 and "w = 0.5" in panel.status.value
+    assert panel.ax.get_title().endswith("w = 0.5")
+    with pytest.raises(ValueError, match="judge_weight must be in"):
+        rewards_viz.JudgeHackingPanel(judge_weight=1.5)

@@ -11,7 +11,7 @@ from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.latent import (LatentPanel, plot_accuracy_vs_tokens, plot_thought_heatmap, plot_thoughts_sweep,
                               plot_tradeoff)
 from rl4lrm.viz.plots import CURVES, plot_curves
-from rl4lrm.viz.rewards import RewardMixPanel, plot_group_rewards
+from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
 from rl4lrm.viz.sharpening import SharpeningPanel, plot_coverage, plot_gaps, plot_passk_curves, plot_sharpening
 
@@ -21,8 +21,8 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "LatentPanel",
+__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "JudgeHackingPanel", "LatentPanel",
            "RewardMixPanel", "SampleExplorer", "SharpeningPanel", "TrainingDashboard", "plot_accuracy_vs_tokens",
            "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves", "plot_estimators", "plot_gaps",
-           "plot_group_rewards", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
+           "plot_group_rewards", "plot_judge_hacking", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
            "plot_thoughts_sweep", "plot_tradeoff", "plot_tree", "plot_unmasking", "show_source"]
