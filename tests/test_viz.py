@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -97,3 +99,31 @@ def test_judge_hacking_panel_reads_the_slider_when_run(monkeypatch):
     assert panel.ax.get_title().endswith("w = 0.5")
     with pytest.raises(ValueError, match="judge_weight must be in"):
         rewards_viz.JudgeHackingPanel(judge_weight=1.5)
+
+
+def test_steps_slider_keeps_the_value_it_was_given():
+    # chapter 03's bug: IntSlider(value=15, min=10, step=10) showed 20, and Run then trained 20 steps
+    from rl4lrm.viz import ComparisonPanel
+    from rl4lrm.viz.controls import int_slider, log_slider
+
+    for steps in (15, 10, 7, 2, 500):
+        slider = ComparisonPanel(presets=("grpo", "rloo"), steps=steps).steps
+        assert slider.value == steps and (slider.value - slider.min) % slider.step == 0, (steps, slider)
+        assert slider.min <= 10 and slider.max >= 400
+    assert int_slider(15, 10, 400, 10).step == 5 and int_slider(20, 10, 400, 10).step == 10
+    lr = log_slider(3e-4, 1e-5, 10**-1.5)
+    on_grid = (math.log10(3e-4) - lr.min) / lr.step
+    assert abs(on_grid - round(on_grid)) < 1e-9 and lr.min <= -5 and lr.max >= -1.5  # 3e-4 is a stop: no 3.2e-4
+    with pytest.raises(ValueError, match="positive"):
+        log_slider(0.0, 1e-5, 1e-2)
+
+
+def test_every_panel_slider_sits_on_its_grid():
+    panel = TrainingDashboard(task="addition", steps=13, lr=3e-4, group_size=6)
+    for name, control in panel.controls.items():
+        if hasattr(control, "step") and hasattr(control, "min") and not isinstance(control.value, str):
+            if name == "lr":
+                k = (math.log10(control.value) - control.min) / control.step
+            else:
+                k = (control.value - control.min) / control.step
+            assert abs(k - round(k)) < 1e-6, (name, control.value, control.min, control.step)

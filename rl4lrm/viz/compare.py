@@ -13,6 +13,7 @@ from IPython.display import display
 
 from rl4lrm.experiments.compare import compare_presets, final_table
 from rl4lrm.presets import PRESETS
+from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels, panel_grid
 
 COMPARISON_CURVES = [
@@ -85,8 +86,7 @@ class ComparisonPanel:
         self.presets = W.SelectMultiple(options=list(self.methods), value=tuple(presets), rows=6,
                                         description="methods", style=style)
         self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)
-        self.steps = W.IntSlider(value=steps, min=min(10, steps), max=max(400, steps), step=10, description="steps",
-                                 style=style)
+        self.steps = int_slider(steps, 10, 400, 10, description="steps", style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()

@@ -9,6 +9,7 @@ from IPython.display import display
 
 from rl4lrm.experiments.latent import curriculum_table, latent_rl, run_model, thought_distribution
 from rl4lrm.models.latent import LatentConfig
+from rl4lrm.viz.controls import int_slider, log_slider
 
 
 def plot_accuracy_vs_tokens(df: pd.DataFrame, ax=None):
@@ -90,13 +91,12 @@ class LatentPanel:
             "stage": W.IntSlider(value=n_stages if stage is None else stage, min=0, max=max(n_stages, 1),
                                  description="curriculum stage", style=style),
             "n_thoughts": W.IntSlider(value=n_thoughts, min=0, max=6, description="thoughts k", style=style),
-            "rl_steps": W.IntSlider(value=rl_steps, min=0, max=max(60, rl_steps), step=5, description="GRPO steps",
-                                    style=style),
+            "rl_steps": int_slider(rl_steps, 0, 60, 5, description="GRPO steps", style=style),
             "halting": W.Checkbox(value=halting, description="adaptive k (halting head)", style=style),
             "cost": W.FloatSlider(value=cost, min=0.0, max=0.5, step=0.05, description="cost per thought", style=style),
             "noise_std": W.FloatSlider(value=noise_std, min=0.0, max=1.0, step=0.1, description="thought noise",
                                        style=style),
-            "lr": W.FloatLogSlider(value=lr, base=10, min=-5, max=-2, description="learning rate", style=style),
+            "lr": log_slider(lr, 1e-5, 1e-2, description="learning rate", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())

@@ -21,6 +21,7 @@ from IPython.display import display
 from rl4lrm.experiments.judge_hacking import hacking_summary, judge_hacking
 from rl4lrm.rewards import REWARDS
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
+from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels
 
 MIX_CURVES = [("reward/mean", "train reward (the mix)"), ("reward/correct", "train reward: verifier"),
@@ -108,8 +109,7 @@ class JudgeHackingPanel:
         style = {"description_width": "110px"}
         self.weight = W.FloatSlider(value=judge_weight, min=0.0, max=1.0, step=0.1, description="judge weight w",
                                     style=style, layout=W.Layout(width="420px"))
-        self.steps = W.IntSlider(value=steps, min=min(5, steps), max=max(200, steps), step=5, description="steps",
-                                 style=style, layout=W.Layout(width="420px"))
+        self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style, layout=W.Layout(width="420px"))
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.out = W.HTML(), W.Output()
@@ -175,8 +175,7 @@ class RewardMixPanel:
         style = {"description_width": "120px"}
         self.sliders = {name: W.FloatSlider(value=weights.get(name, 0.0), min=0.0, max=max(1.0, weights.get(name, 0.0)),
                                             step=0.05, description=name, style=style) for name in self.params}
-        self.steps = W.IntSlider(value=steps, min=min(5, steps), max=max(200, steps), step=5, description="steps",
-                                 style=style)
+        self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.groups_out, self.out, self.table_out = W.HTML(), W.Output(), W.Output(), W.Output()

@@ -17,6 +17,7 @@ from matplotlib.colors import ListedColormap
 
 from rl4lrm.experiments.sharpening import SPLITS, SharpeningResult, coverage_sets, crossover_k, sharpening_study
 from rl4lrm.models.zoo import ZOO
+from rl4lrm.viz.controls import int_slider
 
 COVERAGE_COLORS = ["#f2f2f2", "#9e9e9e", "#2e7d32", "#c62828"]  # unsolved, solved, gained, lost
 COVERAGE_NAMES = ["unsolved", "solved", "gained (base: 0 of n)", "lost (base solved it)"]
@@ -193,8 +194,7 @@ class SharpeningPanel:
         style = {"description_width": "120px"}
         same_task = [name for name in ZOO if ZOO[name].task == ZOO[base].task]
         self.controls = {
-            "steps": W.IntSlider(value=steps, min=min(5, steps), max=max(400, steps), step=5, description="RL steps",
-                                 style=style),
+            "steps": int_slider(steps, 5, 400, 5, description="RL steps", style=style),
             "kl_coef": W.FloatSlider(value=kl_coef, min=0.0, max=max(0.5, kl_coef), step=0.01, description="KL coef β",
                                      style=style),
             "entropy_coef": W.FloatSlider(value=entropy_coef, min=0.0, max=max(0.05, entropy_coef), step=0.001,
