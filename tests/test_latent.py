@@ -211,3 +211,14 @@ def test_studies_and_panel_on_the_shipped_model():
     panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=0, eval_problems=16)
     result = panel.run()
     assert result["decoding"].shape == (2, 12) and "after" not in result and "accuracy" in panel.status.value
+
+
+def test_thoughts_pass_the_cache_without_a_deprecation_warning():
+    import warnings
+
+    model, tok, _ = load_latent("latent")
+    enc = tok(["7;+5;*2;-3="], return_tensors="pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = model.thoughts(enc["input_ids"], enc["attention_mask"], 2)
+    assert h.shape[:2] == (1, 2)
