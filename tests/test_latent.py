@@ -222,3 +222,19 @@ def test_thoughts_pass_the_cache_without_a_deprecation_warning():
         warnings.simplefilter("error")
         h = model.thoughts(enc["input_ids"], enc["attention_mask"], 2)
     assert h.shape[:2] == (1, 2)
+
+
+def test_panel_measures_adaptive_k_the_same_way_before_and_after():
+    # chapter 15's bug: "before" was fixed k = 2 without halting, "after" adaptive k: a drop GRPO did not cause
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rl4lrm.viz.latent import LatentPanel
+
+    model, tok, task = load_latent("latent")
+    panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=1, halting=True, cost=0.2, lr=3e-3, eval_problems=8)
+    assert "stage" not in panel.controls  # only the final stage ships: a stage slider would change nothing
+    result = panel.run()
+    assert result["fixed k"]["thoughts"] == 2
+    assert result["before"]["thoughts"] == 4  # the untrained head (p(stop) 0.38) never stops greedily: K = 4
+    assert "after" in result and "halting head before GRPO" in panel.status.value
