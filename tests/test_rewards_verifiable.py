@@ -199,3 +199,22 @@ def test_false_negatives_table():
     assert fixed["1. add 40 and 6\n2. that gives 46"] == "numeric/lenient"
     assert fixed["forty-six"] == fixed["٤٦"] == fixed["47"] == "—"
     assert (table.drop(columns=["completion", "fixed_by"]).loc[table["completion"] == "47"] == 0).all(axis=None)
+
+
+def test_math_verify_timeouts_print_no_warning(caplog, monkeypatch):
+    # chapter 02 printed "Timeout during comparison" on every run: a timed-out check is a reward of 0, not news
+    import logging
+    import time
+
+    import math_verify.grader
+    from rl4lrm.rewards import verifiable
+
+    def slow_compare(*args, **kwargs):
+        time.sleep(3)
+        return True
+
+    monkeypatch.setattr(math_verify.grader, "sympy_expr_eq", slow_compare)  # every comparison outlasts the timeout
+    monkeypatch.setattr(verifiable, "MATH_TIMEOUT_S", 1)
+    with caplog.at_level(logging.WARNING):
+        assert verifiable._math_verify_equal("x", "46", "strict") is False
+    assert "Timeout" not in caplog.text

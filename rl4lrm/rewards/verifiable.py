@@ -26,6 +26,7 @@ and numbers longer than ``MAX_NUMBER_CHARS`` characters are rejected before conv
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from fractions import Fraction
@@ -160,6 +161,18 @@ def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext,
     return _tensor(out)
 
 
+class _QuietTimeouts(logging.Filter):
+    """Drops math-verify's "Timeout ..." warnings. Here a check that times out is a reward of 0 by contract (and
+    off the main thread timeouts are disabled on purpose), so the warning would only print on every slow call:
+    "forty-six" read as LaTeX is a product of symbols, whose comparison with 46 can take SymPy seconds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout")
+
+
+_QUIET_TIMEOUTS = _QuietTimeouts()
+
+
 def _math_verify_equal(prediction: str, reference: str, mode: str) -> bool:
     """math-verify's verdict, False on any error or timeout (a reward must never raise).
 
@@ -172,6 +185,9 @@ def _math_verify_equal(prediction: str, reference: str, mode: str) -> bool:
     from math_verify import LatexExtractionConfig, parse, verify  # lazy: it imports SymPy, slow to load
     from math_verify.errors import TimeoutException
 
+    for name in ("math_verify.grader", "math_verify.parser"):
+        if _QUIET_TIMEOUTS not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_QUIET_TIMEOUTS)
     timeout = MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
     def as_math(text: str):
