@@ -27,7 +27,7 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: install
-	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbmake --nbmake-timeout=600 -p no:cacheprovider
+	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks -p no:cacheprovider
 
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
