@@ -127,3 +127,27 @@ def test_every_panel_slider_sits_on_its_grid():
             else:
                 k = (control.value - control.min) / control.step
             assert abs(k - round(k)) < 1e-6, (name, control.value, control.min, control.step)
+
+
+def test_show_table_wraps_long_cells_instead_of_cutting_them(monkeypatch):
+    import rl4lrm.viz as viz
+
+    shown = []
+    monkeypatch.setattr(viz, "display", shown.append)
+    long = "a note " * 20
+    viz.show_table(pd.DataFrame({"concept": ["clip"], "note": [long], "value": [0.123456]}))
+    html = shown[0].to_html()
+    assert long.strip() in html and "pre-wrap" in html and "max-width: 22em" in html  # whole text, wrapped
+    assert "0.123" in html and "0.123456" not in html
+
+
+def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
+    # chapter 04: with x = tokens the step-0 evaluation (no tokens logged yet) had no x and was not drawn
+    from rl4lrm.viz import plot_comparison
+
+    runs = pd.DataFrame({"method": "flat", "seed": 0, "step": [0, 1, 2], "acc/pass@1": [0.2, None, 0.4],
+                         "tokens/cumulative": [None, 100.0, 200.0]})
+    fig = plot_comparison(runs, [("acc/pass@1", "held-out pass@1")], x="tokens/cumulative")
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]
+    assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5

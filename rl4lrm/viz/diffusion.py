@@ -7,6 +7,7 @@ import copy
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
@@ -176,6 +177,7 @@ class DiffusionPanel:
                 h = result["history"]
                 axes[0, 1].plot(h["step"], h["reward/mean"], label="batch reward")
                 axes[0, 1].set_xlabel("GRPO step")
+                axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True))
                 axes[0, 1].grid(alpha=0.3)
                 axes[0, 1].legend(fontsize=8)
             fig.tight_layout()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 from IPython.display import display
 
@@ -175,6 +176,7 @@ class LatentPanel:
                 if "reward/latent_steps" in h:
                     ax.plot(h["step"], h["reward/latent_steps"], label="thoughts used")
                 ax.set(xlabel="GRPO step")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.legend()
                 display(fig)
                 plt.close(fig)

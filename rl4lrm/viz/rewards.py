@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 from IPython.display import display
@@ -76,7 +77,7 @@ def plot_judge_hacking(history: pd.DataFrame, judge_weight: float, ax=None):
     for col, label in HACKING_CURVES:
         ax.plot(rows["step"], rows[col].rolling(5, min_periods=1).mean(), label=label)
     ax.set_xlabel("step")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
