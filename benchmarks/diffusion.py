@@ -36,7 +36,6 @@ def main(argv=None) -> None:
     parser.add_argument("--ar-lr", type=float, default=3e-4)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "diffusion.csv"))
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
     rows = []
     for seed in args.seeds:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from rl4lrm.latent.model import LatentConfig
 from rl4lrm.latent.studies import compare_reasoning, latent_rl, run_model
@@ -36,7 +35,6 @@ def main() -> None:
     parser.add_argument("--halting-lr", type=float, default=3e-3, help="GRPO learning rate, adaptive k (halting head)")
     parser.add_argument("--out", default="benchmarks/results/latent.csv")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     t_start = time.perf_counter()
     print(f"steps={args.steps} seeds={args.seeds} costs={args.costs} problems={args.problems} lr={args.lr} "
           f"halting_lr={args.halting_lr} device=cpu (1 thread); held-out chain problems, greedy and T=1 accuracy")

@@ -40,7 +40,6 @@ ABLATIONS = [
 def run_one(job: tuple) -> dict:
     """Trains one (label, preset, overrides, seed) and summarises it (runs in a worker process)."""
     label, preset, overrides, seed, args = job
-    torch.set_num_threads(1)
     from rl4lrm.trainer import Trainer
 
     config = TrainConfig.build(task=args["task"], preset=preset, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,

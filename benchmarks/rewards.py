@@ -27,7 +27,6 @@ from rl4lrm.experiments.rewards import REWARD_METHODS
 def run_one(job: tuple) -> dict:
     """Trains one (label, seed) and summarises it (runs in a worker process)."""
     label, seed, args = job
-    torch.set_num_threads(1)
     from rl4lrm.experiments.rewards import train_with_reward
 
     t0 = time.perf_counter()

@@ -34,7 +34,6 @@ def run_one(job: tuple) -> tuple[dict, pd.DataFrame]:
     """Trains one (label, overrides, seed) and returns its summary row and its pass@1-vs-tokens curve."""
     label, seed, args = job
     overrides = SAMPLING_METHODS[label]
-    torch.set_num_threads(1)
     from rl4lrm.trainer import Trainer
 
     config = TrainConfig.build(task=args["task"], steps=args["steps"], seed=seed, eval_every=args["steps"] // 10,

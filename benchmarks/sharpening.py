@@ -62,7 +62,6 @@ def main() -> None:
     if args.quick:
         args.steps, args.eval_problems, args.checkpoints = 30, 32, [30]
     device = resolve_device(args.device)
-    torch.set_num_threads(1)  # tiny models: one thread is fastest, and the machine may be shared
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} split={args.split} "
           f"steps={args.steps} n_samples={args.n_samples} eval_problems={args.eval_problems} "
           f"eval_temperature={args.eval_temperature} seeds={args.seeds} quick={args.quick}", flush=True)

@@ -5,4 +5,8 @@ Start with ``rl4lrm.trainer.Trainer(TrainConfig(task="addition")).train()`` or t
 ``models``, ``rollout``, ``advantages``, ``losses``, ``kl``, ``presets``, ``trainer``, ``evaluation``.
 """
 
+from rl4lrm.utils import set_torch_threads
+
 __version__ = "0.1.0"
+
+set_torch_threads()  # once for the whole library: the tiny models run fastest on one CPU thread

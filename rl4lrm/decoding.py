@@ -10,6 +10,8 @@ that samples tokens and records log-probs.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import weakref
 
 import torch
@@ -19,6 +21,17 @@ from transformers import DynamicCache
 from rl4lrm.utils import eval_mode
 
 FAST_ARCHITECTURES = ("llama", "qwen2")
+
+
+@functools.cache
+def _cache_argument(forward) -> str:
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+def cache_kwargs(model, cache) -> dict:
+    """``{name: cache}`` for ``model``'s forward: ``cache`` where transformers has it (5.2x, which deprecates the old
+    name and drops it in 5.40), else ``past_key_values`` (4.56 ... 5.1x), so no version warns or breaks."""
+    return {_cache_argument(type(model).forward): cache}
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -250,14 +263,14 @@ def hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_i
         attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
         cache = DynamicCache()
         out = model(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
         next_pos = attn.sum(-1)  # (N,)
 
         def step(tok, t):
             nonlocal attn
             attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
             out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=(next_pos + t)[:, None],
-                        past_key_values=cache, use_cache=True)
+                        **cache_kwargs(model, cache), use_cache=True)
             return out.logits[:, -1]
 
         return decode_loop(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p,

@@ -1,9 +1,10 @@
-"""Small shared helpers: device choice, seeding, eval mode for a block, and rank statistics (AUROC) used by several
-studies."""
+"""Small shared helpers: device choice, CPU threads, seeding, eval mode for a block, and rank statistics (AUROC)
+used by several studies."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
+THREADS_ENV = "RL4LRM_THREADS"  # torch CPU threads; "0" keeps torch's own default (one per core)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -22,6 +24,34 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(device)
+
+
+def set_torch_threads(n: int | None = None) -> int:
+    """Sets torch's intra-op CPU threads for everything rl4lrm runs; ``import rl4lrm`` calls it once.
+
+    The lab's models have a few hundred thousand parameters, so each op is dominated by overhead: one thread is
+    fastest, and on a busy 2-core machine two threads spin-wait on each other and run several times slower.
+    Larger models on a free many-core CPU want more: set the environment variable ``RL4LRM_THREADS`` (``0`` keeps
+    torch's default) or call this function again.
+
+    Args:
+        n: threads; default ``RL4LRM_THREADS``, else 1. 0 leaves torch's setting as it is.
+
+    Returns:
+        The number of threads torch uses afterwards.
+    """
+    if n is None:
+        raw = os.environ.get(THREADS_ENV, "1")
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}={raw!r} is not an integer; use 1 (the lab's default), 2, ..., "
+                             "or 0 for torch's default") from None
+    if n < 0:
+        raise ValueError(f"torch threads must be >= 0 (0: torch's default), got {n}")
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def seed_everything(seed: int) -> None:

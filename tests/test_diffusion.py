@@ -259,3 +259,16 @@ def test_studies_return_their_tables(shipped):
     row = fix.iloc[0]
     assert row["accuracy after remask pass"] == pytest.approx(row["accuracy"] + row["fixed by pass"]
                                                               - row["broken by pass"])
+
+
+def test_panel_block_length_dropdown_shows_whole_completion(shipped):
+    # a Dropdown whose value is None shows nothing selected: "whole completion" must be a real option value
+    from rl4lrm.viz.diffusion import DiffusionPanel
+
+    model, tok, task = shipped
+    panel = DiffusionPanel(model, tok, task)
+    dropdown = panel.controls["block_length"]
+    assert dropdown.index == 0 and dropdown.label == "whole completion" and panel.settings()["block_length"] is None
+    dropdown.label = "4"
+    assert panel.settings()["block_length"] == 4
+    assert DiffusionPanel(model, tok, task, block_length=4).controls["block_length"].label == "4"

@@ -17,8 +17,6 @@ from rl4lrm.rollout import completion_logits, compute_logprobs, rollout
 from rl4lrm.tasks import Problem
 from rl4lrm.trainer import TrainConfig, Trainer
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def tok():
@@ -220,3 +218,30 @@ def test_studies_and_panel_on_the_shipped_model():
     panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=0, eval_problems=16)
     result = panel.run()
     assert result["decoding"].shape == (2, 12) and "after" not in result and "accuracy" in panel.status.value
+
+
+def test_thoughts_pass_the_cache_without_a_deprecation_warning():
+    import warnings
+
+    model, tok, _ = load_latent("latent")
+    enc = tok(["7;+5;*2;-3="], return_tensors="pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = model.thoughts(enc["input_ids"], enc["attention_mask"], 2)
+    assert h.shape[:2] == (1, 2)
+
+
+def test_panel_measures_adaptive_k_the_same_way_before_and_after():
+    # chapter 15's bug: "before" was fixed k = 2 without halting, "after" adaptive k: a drop GRPO did not cause
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rl4lrm.viz.latent import LatentPanel
+
+    model, tok, task = load_latent("latent")
+    panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=1, halting=True, cost=0.2, lr=3e-3, eval_problems=8)
+    assert "stage" not in panel.controls  # only the final stage ships: a stage slider would change nothing
+    result = panel.run()
+    assert result["fixed k"]["thoughts"] == 2
+    assert result["before"]["thoughts"] == 4  # the untrained head (p(stop) 0.38) never stops greedily: K = 4
+    assert "after" in result and "halting head before GRPO" in panel.status.value

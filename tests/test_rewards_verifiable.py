@@ -199,3 +199,12 @@ def test_false_negatives_table():
     assert fixed["1. add 40 and 6\n2. that gives 46"] == "numeric/lenient"
     assert fixed["forty-six"] == fixed["٤٦"] == fixed["47"] == "—"
     assert (table.drop(columns=["completion", "fixed_by"]).loc[table["completion"] == "47"] == 0).all(axis=None)
+
+
+def test_math_equiv_prints_nothing_the_student_would_see(capfd):
+    # chapter 02 printed math-verify's "Timeout during comparison" on every run: a slow check is a reward of 0,
+    # not news. The comparisons run in a worker process whose stderr goes nowhere; "forty-six" read as LaTeX is
+    # a product of symbols, the case that timed out.
+    assert score("math_equiv", ["forty-six", "46"], answer="46") == [0, 1]
+    captured = capfd.readouterr()
+    assert "Timeout" not in captured.err + captured.out

@@ -1,5 +1,7 @@
 """The rollout engine: agreement with a training-mode forward and with model.generate, masks, seeds."""
 
+import warnings
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -196,3 +198,15 @@ def test_non_causal_policies_plug_in_through_the_hooks(zoo):
     assert both.aux["shift"].tolist() == list(range(8)) + [5.0, 1.0]
     with pytest.raises(ValueError, match="same aux"):
         concat_batches([batch, rollout(model, tok, PROMPTS[:1], 2, 4)], tok.pad_token_id)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_hf_engine_passes_the_cache_under_the_name_transformers_wants(tok, arch):
+    # transformers 5.2x renamed past_key_values to cache and warns (FutureWarning) on the old name
+    model = tiny_model("nano", tok, seed=1) if arch == "llama" else GPT2LMHeadModel(GPT2Config(
+        vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = rollout(model, tok, PROMPTS, group_size=2, max_new_tokens=4, engine="hf")
+    assert batch.completion_ids.shape[0] == 8

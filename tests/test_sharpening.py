@@ -285,6 +285,16 @@ def test_crossover_is_marked_on_the_curves():
     assert len(markers) == 1 and markers[0].get_xdata()[0] == 4  # base 0.75 >= rl 0.5 at k = 4
 
 
+def test_low_pass_at_k_curves_get_the_height_of_the_plot():
+    # on the hard split every curve stays under 0.2: a 0-1 axis drew them flat under the legend
+    from rl4lrm.viz import plot_passk_curves
+
+    base, rl = [0] * 36 + [1, 2, 1, 3], [0] * 36 + [2, 0, 1, 1]  # 40 problems, 4 ever solved in 8 samples
+    curves, _ = passk_table({"base": base, "rl": rl}, 8, ks=[1, 2, 8], n_boot=20)
+    ax = plot_passk_curves(curves).axes[0]
+    assert ax.get_ylim()[1] < 0.6 and ax.get_ylim()[1] > curves["hi"].max()
+
+
 def test_panel_controls_feed_the_study_and_run_draws():
     from rl4lrm.viz import SharpeningPanel
 
@@ -293,10 +303,13 @@ def test_panel_controls_feed_the_study_and_run_draws():
     assert list(panel.controls["base"].options) == ["addition"]
     panel.controls["entropy_coef"].value = 0.01
     panel.controls["eval_temperature"].value = 0.8
+    panel.controls["seed"].value = 3
     settings = panel.settings()
     assert (settings["entropy_coef"], settings["eval_temperature"], settings["kl_coef"]) == (0.01, 0.8, 0.0)
     result = panel.run()
     assert result.settings["entropy_coef"] == 0.01 and result.settings["eval_temperature"] == 0.8
+    assert result.settings["seed"] == 3  # the seed control reaches the study
+    assert panel.progress.value == panel.progress.max == 2 + len(result.counts) + 1  # steps, models, 2nd base sample
     assert "pass@1" in panel.status.value and not panel.button.disabled
     assert list(SharpeningPanel(base="countdown").controls["base"].options) == [
         "countdown", "countdown-weak", "countdown-strong"]

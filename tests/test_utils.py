@@ -1,13 +1,17 @@
 """Tests for rl4lrm.utils (device choice, seeding, eval mode) and rl4lrm.registry."""
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from rl4lrm.registry import Registry
-from rl4lrm.utils import DEVICES, eval_mode, resolve_device, seed_everything
+from rl4lrm.utils import DEVICES, eval_mode, resolve_device, seed_everything, set_torch_threads
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -133,3 +137,28 @@ def test_eval_mode_restores_the_previous_mode_even_after_an_error():
     with eval_mode(model):
         pass
     assert not model.training
+
+
+def test_importing_the_library_sets_one_thread():
+    # in a fresh interpreter: torch starts with 2 threads (OMP_NUM_THREADS=2), rl4lrm's import brings it to 1
+    code = "import torch; before = torch.get_num_threads(); import rl4lrm; print(before, torch.get_num_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env.pop("RL4LRM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["2", "1"]
+
+
+def test_set_torch_threads_reads_the_environment(monkeypatch):
+    n = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("RL4LRM_THREADS", "2")
+        assert set_torch_threads() == 2
+        monkeypatch.setenv("RL4LRM_THREADS", "0")
+        assert set_torch_threads() == 2  # 0 leaves torch's setting alone
+        monkeypatch.setenv("RL4LRM_THREADS", "two")
+        with pytest.raises(ValueError, match="RL4LRM_THREADS='two'"):
+            set_torch_threads()
+        with pytest.raises(ValueError, match="got -1"):
+            set_torch_threads(-1)
+    finally:
+        torch.set_num_threads(n)

@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -75,3 +77,77 @@ def test_reward_mix_panel_trains_on_the_mix_and_tabulates_every_run():
         RewardMixPanel(rewards=("correct", "nope"))
     with pytest.raises(ValueError, match="without a slider"):
         RewardMixPanel(rewards=("correct",), weights={"format": 1.0})
+
+
+def test_judge_hacking_panel_reads_the_slider_when_run(monkeypatch):
+    # the chapter-02 bug: a slider read where it was built always gave w = 1.0, whatever the student chose
+    import rl4lrm.viz.rewards as rewards_viz
+
+    calls = []
+
+    def fake_judge_hacking(judge, judge_weight, steps, **study):
+        calls.append((judge_weight, steps, study))
+        return pd.DataFrame({"step": [0, 1, 2], "acc/pass@1": [0.5, None, 0.4], "reward/judge": [None, 0.5, 0.7],
+                             "reward/correct": [None, 0.5, 0.4], "hack/shortcut_rate": [None, 0.1, 0.3]})
+
+    monkeypatch.setattr(rewards_viz, "judge_hacking", fake_judge_hacking)
+    panel = rewards_viz.JudgeHackingPanel(judge_weight=1.0, steps=40, eval_every=20)
+    panel.weight.value, panel.steps.value = 0.5, 10      # the student moves the sliders after the cell ran
+    panel.button.click()                                 # and presses Run
+    assert calls == [(0.5, 10, {"eval_every": 20})]
+    assert panel.judge_weight == 0.5 and "w = 0.5" in panel.status.value
+    assert panel.ax.get_title().endswith("w = 0.5")
+    with pytest.raises(ValueError, match="judge_weight must be in"):
+        rewards_viz.JudgeHackingPanel(judge_weight=1.5)
+
+
+def test_steps_slider_keeps_the_value_it_was_given():
+    # chapter 03's bug: IntSlider(value=15, min=10, step=10) showed 20, and Run then trained 20 steps
+    from rl4lrm.viz import ComparisonPanel
+    from rl4lrm.viz.controls import int_slider, log_slider
+
+    for steps in (15, 10, 7, 2, 500):
+        slider = ComparisonPanel(presets=("grpo", "rloo"), steps=steps).steps
+        assert slider.value == steps and (slider.value - slider.min) % slider.step == 0, (steps, slider)
+        assert slider.min <= 10 and slider.max >= 400
+    assert int_slider(15, 10, 400, 10).step == 5 and int_slider(20, 10, 400, 10).step == 10
+    lr = log_slider(3e-4, 1e-5, 10**-1.5)
+    on_grid = (math.log10(3e-4) - lr.min) / lr.step
+    assert abs(on_grid - round(on_grid)) < 1e-9 and lr.min <= -5 and lr.max >= -1.5  # 3e-4 is a stop: no 3.2e-4
+    with pytest.raises(ValueError, match="positive"):
+        log_slider(0.0, 1e-5, 1e-2)
+
+
+def test_every_panel_slider_sits_on_its_grid():
+    panel = TrainingDashboard(task="addition", steps=13, lr=3e-4, group_size=6)
+    for name, control in panel.controls.items():
+        if hasattr(control, "step") and hasattr(control, "min") and not isinstance(control.value, str):
+            if name == "lr":
+                k = (math.log10(control.value) - control.min) / control.step
+            else:
+                k = (control.value - control.min) / control.step
+            assert abs(k - round(k)) < 1e-6, (name, control.value, control.min, control.step)
+
+
+def test_show_table_wraps_long_cells_instead_of_cutting_them(monkeypatch):
+    import rl4lrm.viz as viz
+
+    shown = []
+    monkeypatch.setattr(viz, "display", shown.append)
+    long = "a note " * 20
+    viz.show_table(pd.DataFrame({"concept": ["clip"], "note": [long], "value": [0.123456]}))
+    html = shown[0].to_html()
+    assert long.strip() in html and "pre-wrap" in html and "max-width: 22em" in html  # whole text, wrapped
+    assert "0.123" in html and "0.123456" not in html
+
+
+def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
+    # chapter 04: with x = tokens the step-0 evaluation (no tokens logged yet) had no x and was not drawn
+    from rl4lrm.viz import plot_comparison
+
+    runs = pd.DataFrame({"method": "flat", "seed": 0, "step": [0, 1, 2], "acc/pass@1": [0.2, None, 0.4],
+                         "tokens/cumulative": [None, 100.0, 200.0]})
+    fig = plot_comparison(runs, [("acc/pass@1", "held-out pass@1")], x="tokens/cumulative")
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]
+    assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5

@@ -7,6 +7,7 @@ import copy
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
@@ -16,6 +17,7 @@ from matplotlib.colors import ListedColormap
 from rl4lrm.diffusion.sampling import diffusion_sample
 from rl4lrm.diffusion.studies import train_grpo
 from rl4lrm.evaluation import evaluate
+from rl4lrm.viz.controls import int_slider, log_slider
 
 MASKED_CELL = "▒"
 
@@ -116,13 +118,13 @@ class DiffusionPanel:
             "steps": W.IntSlider(value=steps, min=1, max=L, description="denoising steps", style=style),
             "remasking": W.Dropdown(options=["low_confidence", "random"], value=remasking, description="remasking",
                                     style=style),
-            "block_length": W.Dropdown(options=[("whole completion", None)] + [(str(b), b) for b in blocks[1:]],
-                                       value=block_length, description="block length", style=style),
+            # 0 stands for "no blocks": a Dropdown cannot select the value None (it means "nothing selected")
+            "block_length": W.Dropdown(options=[("whole completion", 0)] + [(str(b), b) for b in blocks[1:]],
+                                       value=block_length or 0, description="block length", style=style),
             "temperature": W.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1, description="temperature",
                                          style=style),
-            "rl_steps": W.IntSlider(value=rl_steps, min=0, max=max(100, rl_steps), step=5, description="GRPO steps",
-                                    style=style),
-            "lr": W.FloatLogSlider(value=lr, base=10, min=-5, max=-3, description="learning rate", style=style),
+            "rl_steps": int_slider(rl_steps, 0, 100, 5, description="GRPO steps", style=style),
+            "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
@@ -132,7 +134,9 @@ class DiffusionPanel:
                               self.out])
 
     def settings(self) -> dict:
-        return {name: c.value for name, c in self.controls.items()}
+        """The sampler and RL settings the controls describe (``block_length`` None: the whole completion)."""
+        values = {name: c.value for name, c in self.controls.items()}
+        return values | {"block_length": values["block_length"] or None}
 
     def _accuracy(self, model, temperature: float) -> float:
         gen = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
@@ -173,6 +177,7 @@ class DiffusionPanel:
                 h = result["history"]
                 axes[0, 1].plot(h["step"], h["reward/mean"], label="batch reward")
                 axes[0, 1].set_xlabel("GRPO step")
+                axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True))
                 axes[0, 1].grid(alpha=0.3)
                 axes[0, 1].legend(fontsize=8)
             fig.tight_layout()

@@ -164,11 +164,16 @@ def study_task(base: str, split: str) -> Task:
     return get_task(entry.task, **(entry.task_kwargs if split == "standard" else HARD_SPLITS[entry.task]))
 
 
+def default_checkpoints(steps: int) -> list[int]:
+    """The steps a study evaluates unless told: a quarter, half and all of the run."""
+    return sorted({max(1, steps // 4), max(1, steps // 2), steps})
+
+
 def sharpening_study(
     base: str = "countdown", split: str = "standard", steps: int = 100, checkpoints: Sequence[int] | None = None,
     n_samples: int = 256, eval_problems: int = 128, ks: Sequence[int] | None = None, eval_temperature: float = 1.0,
     n_boot: int = 1000, seed: int = 0, progress: bool = True, on_stage: Callable[[str], None] | None = None,
-    **train_config,
+    callbacks: Sequence = (), **train_config,
 ) -> SharpeningResult:
     """Trains one RL run from a zoo base model and compares pass@k of the base and of checkpoints.
 
@@ -186,13 +191,14 @@ def sharpening_study(
         seed: seeds training, evaluation sampling and the bootstrap.
         progress: show the trainer's progress bar.
         on_stage: called with a short message before each stage (widgets show it).
+        callbacks: extra trainer callbacks (``rl4lrm.trainer.Callback``; a progress bar, live plots).
         **train_config: other ``TrainConfig`` fields: ``preset``, ``kl_coef``, ``entropy_coef``,
             ``temperature``, ``lr``, ``max_new_tokens``, ...
 
     Returns:
         A ``SharpeningResult`` with labels ``"base"`` and ``"step <s>"`` per checkpoint.
     """
-    checkpoints = sorted(set(checkpoints)) if checkpoints else sorted({max(1, steps // 4), max(1, steps // 2), steps})
+    checkpoints = sorted(set(checkpoints)) if checkpoints else default_checkpoints(steps)
     if not all(isinstance(s, int) and 1 <= s <= steps for s in checkpoints):
         raise ValueError(f"checkpoints must be steps in 1..steps={steps}, got {list(checkpoints)}")
     if not (isinstance(n_samples, int) and n_samples >= 1 and eval_temperature > 0):
@@ -207,7 +213,8 @@ def sharpening_study(
 
     stage(f"training {steps} steps")
     snapshots = _Snapshots(checkpoints)
-    trainer = Trainer(config, model=model, tokenizer=tokenizer, task=task, callbacks=[snapshots], progress=progress)
+    trainer = Trainer(config, model=model, tokenizer=tokenizer, task=task, callbacks=[snapshots, *callbacks],
+                      progress=progress)
     history = trainer.train()
     models["base"].to(trainer.device)
     for step in checkpoints:

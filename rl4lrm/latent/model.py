@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
-from rl4lrm.decoding import decode_loop, positions_from_mask
+from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
 from rl4lrm.utils import eval_mode
@@ -114,8 +114,8 @@ class LatentReasoner(torch.nn.Module):
         """Runs ``embeds`` (N, n, H) through the model after the cached prefix; returns hidden (N, n, H) and mask."""
         mask = torch.cat([mask, new_mask], dim=1)  # (N, L + n)
         pos = positions_from_mask(mask)[:, -embeds.shape[1]:]  # (N, n)
-        out = self.net.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                             use_cache=True)
+        out = self.net.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                             **cache_kwargs(self.net.model, cache), use_cache=True)
         return out.last_hidden_state, mask
 
     def think(self, prompt_ids, prompt_mask, decide, noise=None):

@@ -268,7 +268,6 @@ def main(argv=None) -> None:
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), help=f"which to retrain (default: all of {KINDS})")
     args = parser.parse_args(argv)
     if args.rebuild:
-        torch.set_num_threads(1)
         print(json.dumps(build_latent_zoo(kinds=tuple(args.kinds)), indent=1))
     else:
         parser.print_help()

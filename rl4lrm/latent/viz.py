@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 from IPython.display import display
 
 from rl4lrm.latent.model import LatentConfig
-from rl4lrm.latent.studies import (
-    curriculum_table,
-    latent_rl,
-    run_model,
-    thought_distribution,
-)
+from rl4lrm.latent.studies import curriculum_table, latent_rl, run_model, thought_distribution
+from rl4lrm.viz.controls import int_slider, log_slider
 
 
 def plot_accuracy_vs_tokens(df: pd.DataFrame, ax=None):
@@ -75,9 +72,14 @@ def plot_tradeoff(df: pd.DataFrame):
 
 
 class LatentPanel:
-    """Curriculum stage, thoughts at inference, and RL settings; Run shows the stage's recorded accuracy, the
-    thought decoding of one problem, held-out accuracy with k thoughts and, with GRPO steps > 0, trains a copy
-    with GRPO through the trainer (fixed k, or adaptive k with a cost per thought) and measures it again.
+    """Thoughts at inference and RL settings; Run shows the thought decoding of one problem and held-out
+    accuracy, and, with GRPO steps > 0, trains a copy with GRPO through the trainer (fixed k, or adaptive k with a
+    cost per thought) and measures it again.
+
+    "Before" and "after" are measured the same way: with adaptive k both use the halting head (untrained before,
+    trained after), so the change is what GRPO did; the fixed-k accuracy of the shipped model is shown beside them.
+    The curriculum's recorded accuracies (``latent_report()``) are shown as a table: only the final stage's
+    model ships, so there is no stage to pick.
 
     Args:
         model, tokenizer, task: a ``LatentReasoner`` and its tokenizer and task (the model is never modified).
@@ -85,36 +87,42 @@ class LatentPanel:
         eval_problems: held-out problems per evaluation.
     """
 
-    def __init__(self, model, tokenizer, task, report: dict | None = None, stage: int | None = None,
-                 n_thoughts: int = 2, rl_steps: int = 0, cost: float = 0.0, halting: bool = False,
-                 noise_std: float = 0.0, lr: float = 5e-5, eval_problems: int = 64):
+    def __init__(self, model, tokenizer, task, report: dict | None = None, n_thoughts: int = 2, rl_steps: int = 0,
+                 cost: float = 0.0, halting: bool = False, noise_std: float = 0.0, lr: float = 5e-5,
+                 eval_problems: int = 64):
         self.model, self.tokenizer, self.task, self.report = model, tokenizer, task, report
         self.eval_problems, self.result = eval_problems, None
-        n_stages, style = len(report["stages"]) - 1 if report else 0, {"description_width": "120px"}
+        style = {"description_width": "120px"}
         self.controls = {
-            "stage": W.IntSlider(value=n_stages if stage is None else stage, min=0, max=max(n_stages, 1),
-                                 description="curriculum stage", style=style),
             "n_thoughts": W.IntSlider(value=n_thoughts, min=0, max=6, description="thoughts k", style=style),
-            "rl_steps": W.IntSlider(value=rl_steps, min=0, max=max(60, rl_steps), step=5, description="GRPO steps",
-                                    style=style),
-            "halting": W.Checkbox(value=halting, description="adaptive k (halting head)", style=style),
+            "rl_steps": int_slider(rl_steps, 0, 60, 5, description="GRPO steps", style=style),
+            "halting": W.Checkbox(value=halting, description="adaptive k (halting head)", indent=False,
+                                  layout=W.Layout(width="400px")),
             "cost": W.FloatSlider(value=cost, min=0.0, max=0.5, step=0.05, description="cost per thought", style=style),
             "noise_std": W.FloatSlider(value=noise_std, min=0.0, max=1.0, step=0.1, description="thought noise",
                                        style=style),
-            "lr": W.FloatLogSlider(value=lr, base=10, min=-5, max=-2, description="learning rate", style=style),
+            "lr": log_slider(lr, 1e-5, 1e-2, description="learning rate", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
+        self.status, self.out, self.table_out = W.HTML(), W.Output(), W.Output()
         values = list(self.controls.values())
         self.widget = W.VBox([W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.status]),
-                              self.out])
+                              self.table_out, self.out])
+        if report:
+            with self.table_out:
+                display(curriculum_table(report).round(3))
 
     def settings(self) -> dict:
+        """The thoughts and RL settings the controls describe."""
         return {name: c.value for name, c in self.controls.items()}
 
-    def _accuracy(self, model) -> dict:
-        df = run_model(model, self.tokenizer, self.task, self.eval_problems)
+    def _accuracy(self, model, config: LatentConfig) -> dict:
+        saved, model.config = model.config, config
+        try:
+            df = run_model(model, self.tokenizer, self.task, self.eval_problems)
+        finally:
+            model.config = saved
         return {"accuracy": df["correct"].mean(), "thoughts": df["thoughts"].mean()}
 
     def run(self) -> dict:
@@ -122,26 +130,23 @@ class LatentPanel:
         self.button.disabled = True
         try:
             s = self.settings()
-            result = {"settings": s}
-            if self.report:
-                table = curriculum_table(self.report)
-                result["stage"] = table.iloc[min(s["stage"], len(table) - 1)].to_dict()
-            saved = self.model.config
-            self.model.config = LatentConfig(n_thoughts=s["n_thoughts"])
+            fixed = LatentConfig(n_thoughts=s["n_thoughts"])
+            measured = LatentConfig(n_thoughts=s["n_thoughts"], halting=s["halting"])  # before and after alike
+            result = {"settings": s, "fixed k": self._accuracy(self.model, fixed)}
+            result["before"] = self._accuracy(self.model, measured) if s["halting"] else result["fixed k"]
+            prompt = self.task.problems("test", 1, seed=1)[0]
+            saved, self.model.config = self.model.config, fixed
             try:
-                result["before"] = self._accuracy(self.model)
-                prompt = self.task.problems("test", 1, seed=1)[0]
                 result["decoding"] = thought_distribution(self.model, self.tokenizer, prompt.prompt, s["n_thoughts"])
-                result["problem"] = prompt
             finally:
                 self.model.config = saved
+            result["problem"] = prompt
             if s["rl_steps"] > 0:
                 self.status.value = "<i>training with GRPO…</i>"
                 history, trained = latent_rl(self.model, self.tokenizer, self.task, steps=s["rl_steps"],
                                              cost=s["cost"], halting=s["halting"], n_thoughts=s["n_thoughts"],
                                              noise_std=s["noise_std"], lr=s["lr"], prompts_per_step=8)
-                trained.config = LatentConfig(n_thoughts=s["n_thoughts"], halting=s["halting"])
-                result["history"], result["after"] = history, self._accuracy(trained)
+                result["history"], result["after"] = history, self._accuracy(trained, measured)
             self.result = result
             self._show(result)
             return result
@@ -150,12 +155,13 @@ class LatentPanel:
 
     def _show(self, r: dict) -> None:
         s, before = r["settings"], r["before"]
-        text = f"k = {s['n_thoughts']}: held-out accuracy {before['accuracy']:.2f}"
+        text = f"shipped model, fixed k = {s['n_thoughts']}: held-out accuracy {r['fixed k']['accuracy']:.2f}"
+        if s["halting"]:
+            text += (f"<br>adaptive k, halting head before GRPO: {before['accuracy']:.2f} "
+                     f"(mean thoughts {before['thoughts']:.2f})")
         if "after" in r:
-            text += (f" → <b>{r['after']['accuracy']:.2f}</b> after {s['rl_steps']} GRPO steps "
-                     f"(mean thoughts {r['after']['thoughts']:.2f})")
-        if "stage" in r:
-            text += f"<br>curriculum stage {s['stage']}: recorded accuracy {r['stage']['accuracy']:.2f}"
+            text += (f"<br>{'adaptive' if s['halting'] else 'fixed'} k after {s['rl_steps']} GRPO steps: "
+                     f"<b>{r['after']['accuracy']:.2f}</b> (mean thoughts {r['after']['thoughts']:.2f})")
         self.status.value = text
         self.out.clear_output(wait=True)
         with self.out:
@@ -170,6 +176,7 @@ class LatentPanel:
                 if "reward/latent_steps" in h:
                     ax.plot(h["step"], h["reward/latent_steps"], label="thoughts used")
                 ax.set(xlabel="GRPO step")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.legend()
                 display(fig)
                 plt.close(fig)

@@ -21,7 +21,7 @@ from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparis
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
-from rl4lrm.viz.rewards import RewardMixPanel, plot_group_rewards
+from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
 from rl4lrm.viz.sharpening import (
     SharpeningPanel,
@@ -37,8 +37,15 @@ def show_source(obj) -> None:
     display(Code(inspect.getsource(obj), language="python"))
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "LatentPanel",
+def show_table(df, max_width: str = "22em", precision: int = 3) -> None:
+    """Displays a DataFrame whose long cells wrap onto several lines instead of being cut ("…") or stretching
+    the table past the page: no column is wider than ``max_width``; floats show ``precision`` decimals."""
+    display(df.style.format(precision=precision).set_properties(
+        **{"white-space": "pre-wrap", "max-width": max_width, "text-align": "left", "vertical-align": "top"}))
+
+
+__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "JudgeHackingPanel", "LatentPanel",
            "RewardMixPanel", "SampleExplorer", "SharpeningPanel", "TrainingDashboard", "plot_accuracy_vs_tokens",
            "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves", "plot_estimators", "plot_gaps",
-           "plot_group_rewards", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
-           "plot_thoughts_sweep", "plot_tradeoff", "plot_tree", "plot_unmasking", "show_source"]
+           "plot_group_rewards", "plot_judge_hacking", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
+           "plot_thoughts_sweep", "plot_tradeoff", "plot_tree", "plot_unmasking", "show_source", "show_table"]

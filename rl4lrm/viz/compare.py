@@ -13,6 +13,7 @@ from IPython.display import display
 
 from rl4lrm.experiments.compare import compare_presets, final_table
 from rl4lrm.presets import PRESETS
+from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels, panel_grid
 
 COMPARISON_CURVES = [
@@ -49,6 +50,9 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
                 table = df.pivot_table(index="step", columns="seed", values=metric).dropna(how="all")
                 mean, std = table.mean(axis=1), table.std(axis=1)
                 xs = mean.index if x == "step" else df.groupby("step")[x].mean().reindex(mean.index)
+                if x != "step" and 0 in xs.index and pd.isna(xs.loc[0]):
+                    xs = xs.copy()
+                    xs.loc[0] = 0.0  # the evaluation before training: nothing generated yet, so it starts the curve
                 color = f"C{i}"
                 ax.plot(xs, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
                 if table.shape[1] > 1:
@@ -84,14 +88,15 @@ class ComparisonPanel:
         style = {"description_width": "90px"}
         self.presets = W.SelectMultiple(options=list(self.methods), value=tuple(presets), rows=6,
                                         description="methods", style=style)
+        hint = W.HTML("<small>Ctrl-click (⌘-click on a Mac) selects several; Shift-click a range.</small>")
         self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)
-        self.steps = W.IntSlider(value=steps, min=min(10, steps), max=max(400, steps), step=10, description="steps",
-                                 style=style)
+        self.steps = int_slider(steps, 10, 400, 10, description="steps", style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()
         self.out = W.Output()
-        self.widget = W.VBox([W.HBox([self.presets, W.VBox([self.seeds, self.steps, W.HBox([self.button, self.status])])]),
+        self.widget = W.VBox([W.HBox([W.VBox([self.presets, hint]),
+                                      W.VBox([self.seeds, self.steps, W.HBox([self.button, self.status])])]),
                               self.out])
         self.fig, axes = plt.subplots(2, 3, figsize=(12.5, 5.8))
         self.axes = axes.ravel()

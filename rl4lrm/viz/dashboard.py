@@ -6,8 +6,6 @@ what the button does (tests and quick mode call it), and ``panel.history`` holds
 
 from __future__ import annotations
 
-import math
-
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -15,6 +13,7 @@ from IPython.display import display
 
 from rl4lrm.presets import PRESETS
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
+from rl4lrm.viz.controls import int_slider, log_slider
 from rl4lrm.viz.plots import CURVES, plot_curves
 
 
@@ -44,21 +43,17 @@ class TrainingDashboard:
                       if k not in ("preset", "lr", "group_size", "temperature", "kl_coef", "steps")}
         style = {"description_width": "110px"}
         algo = base.algorithm
-        # slider ranges widen to include the given values: a widget must never clamp what you passed
-        def slider(kind, value, lo, hi, **kw):
-            lo, hi = min(lo, value), max(hi, value)
-            if kind is W.FloatLogSlider:  # its bounds are exponents
-                lo, hi = math.log10(lo), math.log10(hi)
-            return kind(value=value, min=lo, max=hi, style=style, **kw)
+        # slider ranges widen to include the given values: a widget must never clamp or round what you passed
+        def slider(value, lo, hi, **kw):
+            return W.FloatSlider(value=value, min=min(lo, value), max=max(hi, value), style=style, **kw)
 
         self.controls = {
             "preset": W.Dropdown(options=sorted(PRESETS), value=base.preset, description="preset", style=style),
-            "lr": slider(W.FloatLogSlider, base.lr, 1e-5, 10**-1.5, base=10, step=0.25, description="learning rate",
-                         readout_format=".1e"),
-            "group_size": slider(W.IntSlider, base.group_size, 2, 32, description="group size G"),
-            "temperature": slider(W.FloatSlider, base.temperature, 0.3, 1.5, step=0.05, description="temperature"),
-            "kl_coef": slider(W.FloatSlider, algo.kl_coef, 0.0, 0.5, step=0.01, description="KL coef β"),
-            "steps": slider(W.IntSlider, base.steps, 5, 400, step=5, description="steps"),
+            "lr": log_slider(base.lr, 1e-5, 10**-1.5, description="learning rate", style=style),
+            "group_size": int_slider(base.group_size, 2, 32, description="group size G", style=style),
+            "temperature": slider(base.temperature, 0.3, 1.5, step=0.05, description="temperature"),
+            "kl_coef": slider(algo.kl_coef, 0.0, 0.5, step=0.01, description="KL coef β"),
+            "steps": int_slider(base.steps, 5, 400, 5, description="steps", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())

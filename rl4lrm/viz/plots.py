@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 # (metric, panel title) of the standard dashboard, in reading order
 CURVES = [
@@ -50,6 +51,7 @@ def finish_panels(axes, curves, title: str | None, legend: bool):
     for ax, (_, label) in zip(axes, curves):
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no ticks at 1.5, 2.5, ...
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     if legend:

@@ -1,4 +1,8 @@
-"""Figures and the panel of chapter 02: rewards per group, and training on a reward mix you choose.
+"""Figures and the panels of chapter 02: rewards per group, a policy hacking a weak judge, and training on a
+reward mix you choose.
+
+``JudgeHackingPanel()`` trains GRPO on ``w · judge + (1 − w) · verifier`` with the weight ``w`` read from its slider
+when Run is pressed (``panel.run()`` does the same), and draws what the policy is paid against the verifier.
 
 ``RewardMixPanel(task="addition", rewards=("correct", "majority_vote", ...))`` shows one weight slider per
 reward; Run draws how each reward of the mix scores the first batch (one group per row), trains GRPO on the
@@ -10,12 +14,15 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 from IPython.display import display
 
+from rl4lrm.experiments.judge_hacking import hacking_summary, judge_hacking
 from rl4lrm.rewards import REWARDS
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
+from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels
 
 MIX_CURVES = [("reward/mean", "train reward (the mix)"), ("reward/correct", "train reward: verifier"),
@@ -46,6 +53,93 @@ def plot_group_rewards(parts: dict[str, torch.Tensor], group_size: int, groups: 
     fig.suptitle(title or "rewards of the same completions, one group per row", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+HACKING_CURVES = [("reward/judge", "judge reward (optimised)"), ("reward/correct", "verifier on the same samples"),
+                  ("hack/shortcut_rate", "answers ending in 7")]
+
+
+def plot_judge_hacking(history: pd.DataFrame, judge_weight: float, ax=None):
+    """The judge's reward, the verifier on the same samples and the shortcut's rate against step (5-step means).
+
+    Args:
+        history: a ``judge_hacking`` run.
+        judge_weight: its ``w``, for the title.
+        ax: axes to draw into (default: a new figure).
+
+    Returns:
+        The matplotlib figure.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 3))
+    ax.clear()
+    rows = history[history["step"] > 0]
+    for col, label in HACKING_CURVES:
+        ax.plot(rows["step"], rows[col].rolling(5, min_periods=1).mean(), label=label)
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"GRPO on w·weak judge + (1−w)·verifier, w = {judge_weight:g}", fontsize=10)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+class JudgeHackingPanel:
+    """The judge weight ``w`` and the steps; Run trains the addition model with GRPO on
+    ``w · judge + (1 − w) · verifier`` and shows the curves and the before/after numbers.
+
+    The controls are read when Run is pressed (or ``run()`` called), never when the panel is built, so moving
+    the slider and pressing Run trains with the new weight.
+
+    Args:
+        judge: a judge name (``rl4lrm.models.judge.JUDGES``).
+        judge_weight: the slider's initial ``w`` in [0, 1].
+        steps: the steps slider's initial value.
+        **study: other ``judge_hacking`` arguments for every run (``eval_every``, ``eval_problems``, ...).
+    """
+
+    def __init__(self, judge: str = "judge-addition-weak", judge_weight: float = 1.0, steps: int = 60, **study):
+        if not 0 <= judge_weight <= 1:
+            raise ValueError(f"judge_weight must be in [0, 1], got {judge_weight}")
+        self.judge, self.study = judge, dict(study)
+        self.history: pd.DataFrame | None = None
+        self.summary: dict[str, float] | None = None
+        self.judge_weight: float | None = None  # the last run's w: the slider's value when Run was pressed
+        style = {"description_width": "110px"}
+        self.weight = W.FloatSlider(value=judge_weight, min=0.0, max=1.0, step=0.1, description="judge weight w",
+                                    style=style, layout=W.Layout(width="420px"))
+        self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style, layout=W.Layout(width="420px"))
+        self.button = W.Button(description="Run", button_style="primary", icon="play")
+        self.button.on_click(lambda _: self.run())
+        self.status, self.out = W.HTML(), W.Output()
+        self.widget = W.VBox([self.weight, self.steps, W.HBox([self.button, self.status]), self.out])
+        self.fig, self.ax = plt.subplots(figsize=(7.5, 3))
+        plt.close(self.fig)  # drawn into the Output widget only
+
+    def run(self) -> pd.DataFrame:
+        """Trains with the slider values of now, draws the curves; returns the history."""
+        w, steps = self.weight.value, self.steps.value
+        self.button.disabled = True
+        self.status.value = f"<i>training {steps} steps with w = {w:g}…</i>"
+        try:
+            self.history = judge_hacking(self.judge, judge_weight=w, steps=steps, **self.study)
+        finally:
+            self.button.disabled = False
+        self.judge_weight = w
+        self.summary = hacking_summary(self.history)
+        s = self.summary
+        self.status.value = (f"w = {w:g}: held-out pass@1 {s['acc/pass@1 before']:.2f} → <b>{s['acc/pass@1 after']:.2f}</b>, "
+                             f"judge reward {s['reward/judge first']:.2f} → {s['reward/judge last']:.2f}")
+        plot_judge_hacking(self.history, w, ax=self.ax)
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(self.fig)
+        return self.history
+
+    def _ipython_display_(self):
+        display(self.widget)
 
 
 class _Live(Callback):
@@ -82,8 +176,7 @@ class RewardMixPanel:
         style = {"description_width": "120px"}
         self.sliders = {name: W.FloatSlider(value=weights.get(name, 0.0), min=0.0, max=max(1.0, weights.get(name, 0.0)),
                                             step=0.05, description=name, style=style) for name in self.params}
-        self.steps = W.IntSlider(value=steps, min=min(5, steps), max=max(200, steps), step=5, description="steps",
-                                 style=style)
+        self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.groups_out, self.out, self.table_out = W.HTML(), W.Output(), W.Output(), W.Output()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 
@@ -80,6 +81,7 @@ def plot_curriculum(per_step: pd.DataFrame, title: str | None = None):
     ax.plot(smooth.index, smooth["picked estimate"], label="curriculum's estimate at pick time", ls="--")
     ax.plot(smooth.index, smooth["batch reward"], label="batch reward (current policy)", alpha=0.7)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("pass rate (5-step mean)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

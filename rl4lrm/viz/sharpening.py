@@ -15,9 +15,11 @@ import pandas as pd
 from IPython.display import display
 from matplotlib.colors import ListedColormap
 
-from rl4lrm.experiments.sharpening import SPLITS, SharpeningResult, sharpening_study
+from rl4lrm.experiments.sharpening import SPLITS, SharpeningResult, default_checkpoints, sharpening_study
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.passk import coverage_sets, crossover_k
+from rl4lrm.trainer import Callback
+from rl4lrm.viz.controls import int_slider
 
 COVERAGE_COLORS = ["#f2f2f2", "#9e9e9e", "#2e7d32", "#c62828"]  # unsolved, solved, gained, lost
 COVERAGE_NAMES = ["unsolved", "solved", "gained (base: 0 of n)", "lost (base solved it)"]
@@ -71,8 +73,9 @@ def plot_passk_curves(result: SharpeningResult | pd.DataFrame, ax=None, title: s
                 ax.plot([k], [base[k]], marker="o", ms=8, mfc="none", mec=colors[label], mew=2, zorder=4)
     _log2_axis(ax, sorted(curves["k"].unique()))
     ax.set_ylabel("pass@k", fontsize=9)
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, loc="lower right")
+    top = float(curves["hi"].max())
+    ax.set_ylim(0, 1.02 if top > 0.6 else 1.25 * top + 0.01)  # low curves (a hard split) get the whole height
+    ax.legend(fontsize=8, loc="best")
     ax.set_title(title or "pass@k (bands: 95% bootstrap over problems; o: base catches up)", fontsize=10)
     return ax.figure
 
@@ -173,19 +176,29 @@ def plot_sharpening(result: SharpeningResult, title: str | None = None, fig=None
     return fig
 
 
+class _StepProgress(Callback):
+    def __init__(self, bar: W.IntProgress):
+        self.bar = bar
+
+    def on_step_end(self, trainer, metrics):
+        self.bar.value = trainer.step
+
+
 class SharpeningPanel:
-    """Steps, KL coefficient, entropy bonus, sampling temperature, base model and split; Run; the figures.
+    """Steps, KL coefficient, entropy bonus, sampling temperature, base model, split and seed; Run, with a
+    progress bar over the training steps and the models sampled; the figures.
 
     Args:
         base: zoo entry selected at first; the dropdown lists the entries of the same task.
-        steps, kl_coef, entropy_coef, temperature, split: initial values of the controls
-            (``temperature`` is the evaluation's sampling temperature).
+        steps, kl_coef, entropy_coef, temperature, split, seed: initial values of the controls
+            (``temperature`` is the evaluation's sampling temperature; ``seed`` seeds training, sampling and
+            the bootstrap).
         **study: other ``sharpening_study`` arguments used by every run (``n_samples``,
             ``eval_problems``, ``checkpoints``, ``lr``, ...).
     """
 
     def __init__(self, base: str = "countdown", steps: int = 100, kl_coef: float = 0.04, entropy_coef: float = 0.0,
-                 temperature: float = 1.0, split: str = "standard", **study):
+                 temperature: float = 1.0, split: str = "standard", seed: int = 0, **study):
         if base not in ZOO:
             raise ValueError(f"unknown base model {base!r}; known: {sorted(ZOO)}")
         if split not in SPLITS:
@@ -194,8 +207,7 @@ class SharpeningPanel:
         style = {"description_width": "120px"}
         same_task = [name for name in ZOO if ZOO[name].task == ZOO[base].task]
         self.controls = {
-            "steps": W.IntSlider(value=steps, min=min(5, steps), max=max(400, steps), step=5, description="RL steps",
-                                 style=style),
+            "steps": int_slider(steps, 5, 400, 5, description="RL steps", style=style),
             "kl_coef": W.FloatSlider(value=kl_coef, min=0.0, max=max(0.5, kl_coef), step=0.01, description="KL coef β",
                                      style=style),
             "entropy_coef": W.FloatSlider(value=entropy_coef, min=0.0, max=max(0.05, entropy_coef), step=0.001,
@@ -204,14 +216,18 @@ class SharpeningPanel:
                                               step=0.05, description="eval temperature", style=style),
             "base": W.Dropdown(options=same_task, value=base, description="base model", style=style),
             "split": W.Dropdown(options=list(SPLITS), value=split, description="split", style=style),
+            "seed": W.BoundedIntText(value=seed, min=0, max=10**6, description="seed", style=style,
+                                     layout=W.Layout(width="220px")),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", bar_style="info",
+                                      layout=W.Layout(width="400px", visibility="hidden"))
         self.out = W.Output()
         values = list(self.controls.values())
-        self.widget = W.VBox([W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.status]),
-                              self.out])
+        self.widget = W.VBox([W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.progress]),
+                              self.status, self.out])
         self.fig = plt.figure(figsize=(13, 6.4))
         plt.close(self.fig)  # drawn into the Output widget only
 
@@ -221,13 +237,21 @@ class SharpeningPanel:
 
     def _stage(self, message: str) -> None:
         self.status.value = f"<i>{message}…</i>"
+        if message.startswith("sampling:"):  # one unit per model sampled, after one per training step
+            self.progress.value = min(self.progress.value + 1, self.progress.max)
 
     def run(self) -> SharpeningResult:
         """Trains and evaluates with the current settings, draws the figures; returns the result."""
         self.button.disabled = True
         try:
             settings = self.settings()
-            self.result = sharpening_study(progress=False, on_stage=self._stage, **settings)
+            models = len(settings.get("checkpoints") or default_checkpoints(settings["steps"])) + 1
+            # units: training steps, then the base and each checkpoint, then the base's second sample
+            self.progress.max, self.progress.value = settings["steps"] + models + 1, 0
+            self.progress.bar_style, self.progress.layout.visibility = "info", "visible"
+            self.result = sharpening_study(progress=False, on_stage=self._stage, callbacks=[_StepProgress(self.progress)],
+                                           **settings)
+            self.progress.value, self.progress.bar_style = self.progress.max, "success"
             n = self.result.n_samples
             summary = self.result.summary(ks=(1, n))
             first, last = summary.index[0], summary.index[-1]
@@ -236,7 +260,7 @@ class SharpeningPanel:
                 f"pass@{j} {summary.loc[first, f'pass@{j}']:.2f} → <b>{summary.loc[last, f'pass@{j}']:.2f}</b>"
                 for j in (1, n)) + ("; the curves do not cross" if k is None else f"; base catches up at k = {k}"))
             title = (f"{settings['base']} ({settings['split']}): {settings['steps']} steps, β={settings['kl_coef']}, "
-                     f"entropy {settings['entropy_coef']}, eval T={settings['eval_temperature']}")
+                     f"entropy {settings['entropy_coef']}, eval T={settings['eval_temperature']}, seed {settings['seed']}")
             plot_sharpening(self.result, title=title, fig=self.fig)
             with self.out:
                 self.out.clear_output(wait=True)
