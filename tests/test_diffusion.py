@@ -263,7 +263,7 @@ def test_studies_return_their_tables(shipped):
 
 def test_panel_block_length_dropdown_shows_whole_completion(shipped):
     # a Dropdown whose value is None shows nothing selected: "whole completion" must be a real option value
-    from rl4lrm.viz.diffusion import DiffusionPanel
+    from rl4lrm.diffusion.viz import DiffusionPanel
 
     model, tok, task = shipped
     panel = DiffusionPanel(model, tok, task)

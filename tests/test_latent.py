@@ -236,7 +236,7 @@ def test_panel_measures_adaptive_k_the_same_way_before_and_after():
     import matplotlib
 
     matplotlib.use("Agg")
-    from rl4lrm.viz.latent import LatentPanel
+    from rl4lrm.latent.viz import LatentPanel
 
     model, tok, task = load_latent("latent")
     panel = LatentPanel(model, tok, task, n_thoughts=2, rl_steps=1, halting=True, cost=0.2, lr=3e-3, eval_problems=8)

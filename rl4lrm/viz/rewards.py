@@ -94,7 +94,7 @@ class JudgeHackingPanel:
     the slider and pressing Run trains with the new weight.
 
     Args:
-        judge: a judge name (``rl4lrm.models.judge.JUDGES``).
+        judge: a judge name (``rl4lrm.rewards.judges.JUDGES``).
         judge_weight: the slider's initial ``w`` in [0, 1].
         steps: the steps slider's initial value.
         **study: other ``judge_hacking`` arguments for every run (``eval_every``, ``eval_problems``, ...).
