@@ -36,7 +36,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     table = mean.add_suffix(" mean").join(std.add_suffix(" std"))
     table["gain (points) mean"] = 100 * (mean["pass@1"] - mean["base pass@1"])
     table["gain (points) std"] = 100 * runs.assign(g=runs["pass@1"] - runs["base pass@1"]).groupby(
-        "method", sort=False)["g"].std(ddof=1).fillna(0.0)
+        "method", sort=False
+    )["g"].std(ddof=1).fillna(0.0)
     table["seeds"] = grouped.size()
     return table.reset_index()
 

@@ -39,8 +39,14 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     rows = []
     for seed in args.seeds:
-        table = grpo_comparison(steps=args.steps, prompts_per_step=args.prompts_per_step, group_size=args.group_size,
-                                seed=seed, diffusion_lr=args.diffusion_lr, ar_lr=args.ar_lr)
+        table = grpo_comparison(
+            steps=args.steps,
+            prompts_per_step=args.prompts_per_step,
+            group_size=args.group_size,
+            seed=seed,
+            diffusion_lr=args.diffusion_lr,
+            ar_lr=args.ar_lr,
+        )
         rows.append(table.reset_index().assign(seed=seed))
         print(f"seed {seed}:\n{table.round(3).to_string()}\n", flush=True)
     runs = pd.concat(rows, ignore_index=True)
@@ -49,16 +55,25 @@ def main(argv=None) -> None:
     numeric = runs.drop(columns=["seed"]).groupby("model", sort=False)
     mean, std = numeric.mean(), numeric.std(ddof=1).fillna(0.0)
     show = pd.DataFrame(index=mean.index)
-    for col, fmt in [("pass@1 before", ".3f"), ("pass@1 after", ".3f"), ("gain (points)", ".1f"),
-                     ("sampler tokens/s", ".0f"), ("train wall (s)", ".0f")]:
+    for col, fmt in [
+        ("pass@1 before", ".3f"),
+        ("pass@1 after", ".3f"),
+        ("gain (points)", ".1f"),
+        ("sampler tokens/s", ".0f"),
+        ("train wall (s)", ".0f"),
+    ]:
         show[col] = [f"{m:{fmt}} ± {s:{fmt}}" for m, s in zip(mean[col], std[col])]
     speed = mean.loc["diffusion", "sampler tokens/s"] / mean.loc["autoregressive", "sampler tokens/s"]
-    print(f"GRPO, {args.steps} steps x {args.prompts_per_step} prompts x {args.group_size} samples, "
-          f"lr diffusion {args.diffusion_lr} / AR {args.ar_lr}, seeds {args.seeds} (mean ± std)")
+    print(
+        f"GRPO, {args.steps} steps x {args.prompts_per_step} prompts x {args.group_size} samples, "
+        f"lr diffusion {args.diffusion_lr} / AR {args.ar_lr}, seeds {args.seeds} (mean ± std)"
+    )
     print(show.to_string())
     print(f"diffusion / AR sampler speed: {speed:.2f}x")
-    print(f"device: cpu, 1 thread ({platform.processor() or platform.machine()}); torch {torch.__version__}; "
-          f"wall {time.perf_counter() - t0:.0f} s; wrote {args.out}")
+    print(
+        f"device: cpu, 1 thread ({platform.processor() or platform.machine()}); torch {torch.__version__}; "
+        f"wall {time.perf_counter() - t0:.0f} s; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

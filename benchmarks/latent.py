@@ -36,16 +36,19 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/latent.csv")
     args = parser.parse_args()
     t_start = time.perf_counter()
-    print(f"steps={args.steps} seeds={args.seeds} costs={args.costs} problems={args.problems} lr={args.lr} "
-          f"halting_lr={args.halting_lr} device=cpu (1 thread); held-out chain problems, greedy and T=1 accuracy")
+    print(
+        f"steps={args.steps} seeds={args.seeds} costs={args.costs} problems={args.problems} lr={args.lr} "
+        f"halting_lr={args.halting_lr} device=cpu (1 thread); held-out chain problems, greedy and T=1 accuracy"
+    )
     latent, tok, task = load_latent("latent")
     cot, _, _ = load_latent("cot")
     nocot, _, _ = load_latent("nocot")
     t0 = time.perf_counter()
     models = {"CoT": cot, "no CoT": nocot, "latent (Coconut)": latent}
     base = compare_reasoning(models, tok, task, args.problems)
-    base["accuracy T=1"] = [run_model(m, tok, task, args.problems, temperature=1.0)["correct"].mean()
-                            for m in models.values()]
+    base["accuracy T=1"] = [
+        run_model(m, tok, task, args.problems, temperature=1.0)["correct"].mean() for m in models.values()
+    ]
     base["seed"], base["wall (s)"] = "-", (time.perf_counter() - t0) / 3
     rows = [base]
     for seed in args.seeds:
@@ -53,19 +56,41 @@ def main() -> None:
         runs += [(f"latent + GRPO adaptive, cost {c:g}", {"halting": True, "cost": c}) for c in args.costs]
         for label, kw in runs:
             t0 = time.perf_counter()
-            _, trained = latent_rl(latent, tok, task, steps=args.steps, seed=seed, n_thoughts=latent.config.n_thoughts,
-                                   lr=args.halting_lr if kw["halting"] else args.lr, **kw)
+            _, trained = latent_rl(
+                latent,
+                tok,
+                task,
+                steps=args.steps,
+                seed=seed,
+                n_thoughts=latent.config.n_thoughts,
+                lr=args.halting_lr if kw["halting"] else args.lr,
+                **kw,
+            )
             trained.config = LatentConfig(n_thoughts=latent.config.n_thoughts, halting=kw["halting"])
             df = run_model(trained, tok, task, args.problems)
             sampled = run_model(trained, tok, task, args.problems, temperature=1.0)["correct"].mean()
-            rows.append(pd.DataFrame([{"method": label, "accuracy": df["correct"].mean(), "accuracy T=1": sampled,
-                                       "generated_tokens": df["generated_tokens"].mean(),
-                                       "cot_tokens": df["cot_tokens"].mean(),
-                                       "answer_tokens": df["answer_tokens"].mean(),
-                                       "thoughts": df["thoughts"].mean(), "seed": seed,
-                                       "wall (s)": time.perf_counter() - t0}]))
-            print(f"  {label} seed {seed}: accuracy {rows[-1]['accuracy'].iloc[0]:.3f} (T=1 {sampled:.3f}), thoughts "
-                  f"{rows[-1]['thoughts'].iloc[0]:.2f} ({rows[-1]['wall (s)'].iloc[0]:.0f} s)", flush=True)
+            rows.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "method": label,
+                            "accuracy": df["correct"].mean(),
+                            "accuracy T=1": sampled,
+                            "generated_tokens": df["generated_tokens"].mean(),
+                            "cot_tokens": df["cot_tokens"].mean(),
+                            "answer_tokens": df["answer_tokens"].mean(),
+                            "thoughts": df["thoughts"].mean(),
+                            "seed": seed,
+                            "wall (s)": time.perf_counter() - t0,
+                        }
+                    ]
+                )
+            )
+            print(
+                f"  {label} seed {seed}: accuracy {rows[-1]['accuracy'].iloc[0]:.3f} (T=1 {sampled:.3f}), thoughts "
+                f"{rows[-1]['thoughts'].iloc[0]:.2f} ({rows[-1]['wall (s)'].iloc[0]:.0f} s)",
+                flush=True,
+            )
     runs = pd.concat(rows, ignore_index=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out, index=False)

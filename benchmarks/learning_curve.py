@@ -31,26 +31,46 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} steps={args.steps} "
-          f"seeds={args.seeds}")
+    print(
+        f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} steps={args.steps} "
+        f"seeds={args.seeds}"
+    )
     rows = []
     for task in args.tasks:
         for seed in args.seeds:
-            config = TrainConfig.build(task=task, preset="grpo", steps=args.steps, eval_every=args.steps // 4, seed=seed,
-                                 eval_problems=args.eval_problems, eval_samples=args.eval_samples, device=str(device))
+            config = TrainConfig.build(
+                task=task,
+                preset="grpo",
+                steps=args.steps,
+                eval_every=args.steps // 4,
+                seed=seed,
+                eval_problems=args.eval_problems,
+                eval_samples=args.eval_samples,
+                device=str(device),
+            )
             t0 = time.perf_counter()
             history = Trainer(config, progress=False).train()
             wall = time.perf_counter() - t0
             curve = history[["step", "acc/pass@1"]].dropna()
-            rows.append({"task": task, "seed": seed, "steps": args.steps,
-                         "base pass@1": curve["acc/pass@1"].iloc[0], "GRPO pass@1": curve["acc/pass@1"].iloc[-1],
-                         "gain (points)": 100 * (curve["acc/pass@1"].iloc[-1] - curve["acc/pass@1"].iloc[0]),
-                         "wall (s)": wall, "curve": " ".join(f"{v:.2f}" for v in curve["acc/pass@1"])})
+            rows.append(
+                {
+                    "task": task,
+                    "seed": seed,
+                    "steps": args.steps,
+                    "base pass@1": curve["acc/pass@1"].iloc[0],
+                    "GRPO pass@1": curve["acc/pass@1"].iloc[-1],
+                    "gain (points)": 100 * (curve["acc/pass@1"].iloc[-1] - curve["acc/pass@1"].iloc[0]),
+                    "wall (s)": wall,
+                    "curve": " ".join(f"{v:.2f}" for v in curve["acc/pass@1"]),
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.drop(columns="curve").round(3).to_string(index=False))
     if len(args.seeds) > 1:
-        summary = table.groupby("task")[["base pass@1", "GRPO pass@1", "gain (points)", "wall (s)"]].agg(["mean", "std"])
+        summary = table.groupby("task")[["base pass@1", "GRPO pass@1", "gain (points)", "wall (s)"]].agg(
+            ["mean", "std"]
+        )
         print(summary.round(3).to_string())
 
 

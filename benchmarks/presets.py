@@ -42,20 +42,32 @@ def run_one(job: tuple) -> dict:
     label, preset, overrides, seed, args = job
     from rl4lrm.trainer import Trainer
 
-    config = TrainConfig.build(task=args["task"], preset=preset, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
-                               track_kl=True,  # the KL column, also for presets without a KL term
-                         eval_problems=args["eval_problems"], eval_samples=args["eval_samples"], device=args["device"],
-                         **overrides)
+    config = TrainConfig.build(
+        task=args["task"],
+        preset=preset,
+        steps=args["steps"],
+        seed=seed,
+        eval_every=args["steps"] // 4,
+        track_kl=True,  # the KL column, also for presets without a KL term
+        eval_problems=args["eval_problems"],
+        eval_samples=args["eval_samples"],
+        device=args["device"],
+        **overrides,
+    )
     t0 = time.perf_counter()
     history = Trainer(config, progress=False).train()
     wall = time.perf_counter() - t0
     tail = history[history["step"] > 0.8 * args["steps"]]
     return {
-        "method": label, "seed": seed,
-        "base pass@1": history["acc/pass@1"].iloc[0], "pass@1": history["acc/pass@1"].iloc[-1],
-        "entropy": tail["entropy/mean"].mean(), "wrong length": tail["length/wrong_mean"].mean(),
+        "method": label,
+        "seed": seed,
+        "base pass@1": history["acc/pass@1"].iloc[0],
+        "pass@1": history["acc/pass@1"].iloc[-1],
+        "entropy": tail["entropy/mean"].mean(),
+        "wrong length": tail["length/wrong_mean"].mean(),
         "correct length": tail["length/correct_mean"].mean(),
-        "kl (k3)": tail["kl/k3"].mean(), "clip frac": tail["clip/frac"].mean(),
+        "kl (k3)": tail["kl/k3"].mean(),
+        "clip frac": tail["clip/frac"].mean(),
         "wall (s)": wall,
     }
 
@@ -64,10 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="countdown")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS))
-    parser.add_argument("--ablations", nargs="*", default=[label for label, _, _ in ABLATIONS],
-                        help="labels of the ablation rows to run (none: only the presets)")
-    parser.add_argument("--append", action="store_true",
-                        help="keep the other rows of an existing --out table, replacing the rows run now")
+    parser.add_argument(
+        "--ablations",
+        nargs="*",
+        default=[label for label, _, _ in ABLATIONS],
+        help="labels of the ablation rows to run (none: only the presets)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the other rows of an existing --out table, replacing the rows run now",
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--eval-problems", type=int, default=256)
@@ -82,12 +101,22 @@ def main() -> None:
         parser.error(f"unknown ablations {unknown}; known: {[label for label, _, _ in ABLATIONS]}")
     specs = [(name, name, {}) for name in args.presets] + [a for a in ABLATIONS if a[0] in args.ablations]
     jobs = [(label, preset, overrides, seed, shared) for label, preset, overrides in specs for seed in args.seeds]
-    print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-          f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    print(
+        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
+        f"torch={torch.__version__} jobs={len(jobs)}",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    rows = run_pool(run_one, jobs, args.workers, lambda row: print(
-        f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
-        f"({row['wall (s)']:.0f} s)", flush=True))
+    rows = run_pool(
+        run_one,
+        jobs,
+        args.workers,
+        lambda row: print(
+            f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+            f"({row['wall (s)']:.0f} s)",
+            flush=True,
+        ),
+    )
     runs = in_method_order(pd.DataFrame(rows), [label for label, _, _ in specs])
     runs_path = Path(args.out).with_suffix(".runs.csv")
     if args.append and runs_path.exists():  # rows of other methods stay; rerun methods keep their place
@@ -98,11 +127,23 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     runs.to_csv(runs_path, index=False)
-    show = mean_std_strings(table, {"pass@1": ".3f", "gain (points)": ".1f", "entropy": ".3f", "wrong length": ".3f",
-                                    "kl (k3)": ".3f", "clip frac": ".3f", "wall (s)": ".1f"})
-    print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
-          f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    show = mean_std_strings(
+        table,
+        {
+            "pass@1": ".3f",
+            "gain (points)": ".1f",
+            "entropy": ".3f",
+            "wrong length": ".3f",
+            "kl (k3)": ".3f",
+            "clip frac": ".3f",
+            "wall (s)": ".1f",
+        },
+    )
+    print(
+        f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
+        f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
     print(show.to_string(index=False))
     print(f"\nwrote {args.out}")
 

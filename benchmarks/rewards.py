@@ -30,14 +30,26 @@ def run_one(job: tuple) -> dict:
     from rl4lrm.experiments.rewards import train_with_reward
 
     t0 = time.perf_counter()
-    history = train_with_reward(label, steps=args["steps"], seed=seed, eval_every=args["steps"] // 4,
-                                eval_problems=args["eval_problems"], eval_samples=args["eval_samples"],
-                                device=args["device"])
+    history = train_with_reward(
+        label,
+        steps=args["steps"],
+        seed=seed,
+        eval_every=args["steps"] // 4,
+        eval_problems=args["eval_problems"],
+        eval_samples=args["eval_samples"],
+        device=args["device"],
+    )
     tail = history[history["step"] > 0.8 * args["steps"]]
-    return {"method": label, "seed": seed, "task": REWARD_METHODS[label]["task"],
-            "base pass@1": history["acc/pass@1"].iloc[0], "pass@1": history["acc/pass@1"].iloc[-1],
-            "train reward": tail["reward/mean"].mean(), "train correct": tail["reward/correct"].mean(),
-            "wall (s)": time.perf_counter() - t0}
+    return {
+        "method": label,
+        "seed": seed,
+        "task": REWARD_METHODS[label]["task"],
+        "base pass@1": history["acc/pass@1"].iloc[0],
+        "pass@1": history["acc/pass@1"].iloc[-1],
+        "train reward": tail["reward/mean"].mean(),
+        "train correct": tail["reward/correct"].mean(),
+        "wall (s)": time.perf_counter() - t0,
+    }
 
 
 def main() -> None:
@@ -56,13 +68,23 @@ def main() -> None:
         parser.error(f"unknown methods {unknown}; known: {list(REWARD_METHODS)}")
     shared = {k: getattr(args, k) for k in ("steps", "eval_problems", "eval_samples", "device")}
     jobs = [(label, seed, shared) for label in args.methods for seed in args.seeds]
-    print(f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-          f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    print(
+        f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
+        f"torch={torch.__version__} jobs={len(jobs)}",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    rows = run_pool(run_one, jobs, args.workers, lambda row: print(
-        f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
-        f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; {row['wall (s)']:.0f} s)",
-        flush=True))
+    rows = run_pool(
+        run_one,
+        jobs,
+        args.workers,
+        lambda row: print(
+            f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+            f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; "
+            f"{row['wall (s)']:.0f} s)",
+            flush=True,
+        ),
+    )
     runs = in_method_order(pd.DataFrame(rows), args.methods)
     table = summarise(runs)
     table.insert(1, "task", [REWARD_METHODS[m]["task"] for m in table["method"]])
@@ -70,10 +92,22 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     runs.to_csv(out.with_suffix(".runs.csv"), index=False)
-    show = mean_std_strings(table, {"base pass@1": ".3f", "pass@1": ".3f", "gain (points)": ".1f",
-                                    "train reward": ".3f", "train correct": ".3f", "wall (s)": ".0f"}, keep=("method", "task"))
-    print(f"\n{args.steps} GRPO steps x 16 prompts x 8 samples; held-out pass@1 by the true verifier; mean ± std over "
-          f"seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+    show = mean_std_strings(
+        table,
+        {
+            "base pass@1": ".3f",
+            "pass@1": ".3f",
+            "gain (points)": ".1f",
+            "train reward": ".3f",
+            "train correct": ".3f",
+            "wall (s)": ".0f",
+        },
+        keep=("method", "task"),
+    )
+    print(
+        f"\n{args.steps} GRPO steps x 16 prompts x 8 samples; held-out pass@1 by the true verifier; mean ± std over "
+        f"seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s"
+    )
     print(show.to_string(index=False))
     print(f"\nwrote {out}")
 

@@ -30,9 +30,17 @@ from rl4lrm.utils import resolve_device
 def generate_tokens(model, tok, prompts, G, T, seed) -> int:
     enc = tok([p for p in prompts for _ in range(G)], return_tensors="pt", padding=True).to(model.device)
     torch.manual_seed(seed)
-    out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=T,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    new = out[:, enc["input_ids"].shape[1]:]
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=T,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    new = out[:, enc["input_ids"].shape[1] :]
     # tokens up to and including the first EOS (generate pads after it)
     after_eos = (new == tok.eos_token_id).long().cumsum(-1) - (new == tok.eos_token_id).long()
     return int((after_eos == 0).sum())
@@ -41,8 +49,12 @@ def generate_tokens(model, tok, prompts, G, T, seed) -> int:
 class GemmRecorder(TorchDispatchMode):
     """Records the matrix products (mm, addmm, bmm) run under it, with copies of their operands."""
 
-    GEMMS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default,
-             torch.ops.aten.baddbmm.default)
+    GEMMS = (
+        torch.ops.aten.mm.default,
+        torch.ops.aten.addmm.default,
+        torch.ops.aten.bmm.default,
+        torch.ops.aten.baddbmm.default,
+    )
 
     def __init__(self):
         super().__init__()
@@ -94,10 +106,17 @@ def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
     fast, slow = statistics.median(speeds["rollout"]), statistics.median(speeds["generate"])
     tokens = int(batch.response_mask.sum())  # the seed-0 rollout whose GEMMs are replayed
     gemm = gemm_seconds(model, tok, prompts, G, T, device)
-    return {"model": name, "rows": len(prompts) * G, "max_new": T, "rollout tok/s": round(fast),
-            "generate tok/s": round(slow), "ratio": round(fast / slow, 2),
-            "GEMM share": round(gemm * fast / tokens, 2), "ratio bound": round(tokens / gemm / slow, 1),
-            "max |logprob diff|": f"{(lp - batch.old_logprobs).abs().max().item():.1e}"}
+    return {
+        "model": name,
+        "rows": len(prompts) * G,
+        "max_new": T,
+        "rollout tok/s": round(fast),
+        "generate tok/s": round(slow),
+        "ratio": round(fast / slow, 2),
+        "GEMM share": round(gemm * fast / tokens, 2),
+        "ratio bound": round(tokens / gemm / slow, 1),
+        "max |logprob diff|": f"{(lp - batch.old_logprobs).abs().max().item():.1e}",
+    }
 
 
 def main() -> None:
@@ -109,8 +128,12 @@ def main() -> None:
     t_start = time.time()
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} repeats={args.repeats}")
     rows = []
-    for task_name, B, G, T in [("addition", 16, 8, 16), ("countdown", 16, 8, 24), ("countdown", 4, 4, 24),
-                               ("countdown", 64, 8, 24)]:
+    for task_name, B, G, T in [
+        ("addition", 16, 8, 16),
+        ("countdown", 16, 8, 24),
+        ("countdown", 4, 4, 24),
+        ("countdown", 64, 8, 24),
+    ]:
         model, tok, task = load_base(task_name, device=device)
         prompts = [task.format_prompt(p) for p in task.problems("test", B, seed=0)]
         rows.append(bench(f"zoo/{task_name}", model, tok, prompts, G, T, args.repeats, device))

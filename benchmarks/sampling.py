@@ -36,17 +36,26 @@ def run_one(job: tuple) -> tuple[dict, pd.DataFrame]:
     overrides = SAMPLING_METHODS[label]
     from rl4lrm.trainer import Trainer
 
-    config = TrainConfig.build(task=args["task"], steps=args["steps"], seed=seed, eval_every=args["steps"] // 10,
-                         eval_problems=args["eval_problems"], eval_samples=args["eval_samples"], device=args["device"],
-                         **overrides)
+    config = TrainConfig.build(
+        task=args["task"],
+        steps=args["steps"],
+        seed=seed,
+        eval_every=args["steps"] // 10,
+        eval_problems=args["eval_problems"],
+        eval_samples=args["eval_samples"],
+        device=args["device"],
+        **overrides,
+    )
     t0 = time.perf_counter()
     history = Trainer(config, progress=False).train()
     wall = time.perf_counter() - t0
     history["tokens/cumulative"] = history["tokens/cumulative"].fillna(0.0)  # row 0: before training
     curve = history[["step", "tokens/cumulative", "acc/pass@1"]].dropna().assign(method=label, seed=seed)
     row = {
-        "method": label, "seed": seed,
-        "base pass@1": history["acc/pass@1"].iloc[0], "pass@1": history["acc/pass@1"].iloc[-1],
+        "method": label,
+        "seed": seed,
+        "base pass@1": history["acc/pass@1"].iloc[0],
+        "pass@1": history["acc/pass@1"].iloc[-1],
         "tokens (k)": history["tokens/cumulative"].iloc[-1] / 1e3,
         "signal groups": 1 - history["reward/frac_zero_std"].iloc[1:].mean(),
         "wall (s)": wall,
@@ -77,17 +86,28 @@ def main() -> None:
         parser.error(f"unknown methods {unknown}; known: {list(SAMPLING_METHODS)}")
     shared = {k: getattr(args, k) for k in ("task", "steps", "eval_problems", "eval_samples", "device")}
     jobs = [(label, seed, shared) for label in args.methods for seed in args.seeds]
-    print(f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-          f"torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    print(
+        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
+        f"torch={torch.__version__} jobs={len(jobs)}",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    results = run_pool(run_one, jobs, args.workers, lambda result: print(
-        f"  {result[0]['method']:<20} seed {result[0]['seed']}: pass@1 {result[0]['base pass@1']:.3f} -> "
-        f"{result[0]['pass@1']:.3f}, {result[0]['tokens (k)']:.0f}k tokens ({result[0]['wall (s)']:.0f} s)", flush=True))
+    results = run_pool(
+        run_one,
+        jobs,
+        args.workers,
+        lambda result: print(
+            f"  {result[0]['method']:<20} seed {result[0]['seed']}: pass@1 {result[0]['base pass@1']:.3f} -> "
+            f"{result[0]['pass@1']:.3f}, {result[0]['tokens (k)']:.0f}k tokens ({result[0]['wall (s)']:.0f} s)",
+            flush=True,
+        ),
+    )
     rows, curves = [row for row, _ in results], [curve for _, curve in results]
     runs, curves = pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
     budget = runs.groupby("method")["tokens (k)"].mean().min() * 1e3
-    runs["pass@1 at budget"] = [at_budget(curves[(curves.method == r.method) & (curves.seed == r.seed)], budget)
-                                for r in runs.itertuples()]
+    runs["pass@1 at budget"] = [
+        at_budget(curves[(curves.method == r.method) & (curves.seed == r.seed)], budget) for r in runs.itertuples()
+    ]
     runs = in_method_order(runs, args.methods)
     table = summarise(runs)
     out = Path(args.out)
@@ -95,12 +115,23 @@ def main() -> None:
     table.to_csv(out, index=False)
     runs.to_csv(out.with_suffix(".runs.csv"), index=False)
     curves.to_csv(out.with_suffix(".curves.csv"), index=False)
-    show = mean_std_strings(table, {"pass@1": ".3f", "pass@1 at budget": ".3f", "gain (points)": ".1f",
-                                    "tokens (k)": ".0f", "gain per 100k tokens": ".2f", "signal groups": ".2f",
-                                    "wall (s)": ".0f"})
-    print(f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
-          f"{TrainConfig.prompts_per_step} groups of {TrainConfig.group_size}; budget for 'pass@1 at budget': "
-          f"{budget / 1e3:.0f}k tokens; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+    show = mean_std_strings(
+        table,
+        {
+            "pass@1": ".3f",
+            "pass@1 at budget": ".3f",
+            "gain (points)": ".1f",
+            "tokens (k)": ".0f",
+            "gain per 100k tokens": ".2f",
+            "signal groups": ".2f",
+            "wall (s)": ".0f",
+        },
+    )
+    print(
+        f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
+        f"{TrainConfig.prompts_per_step} groups of {TrainConfig.group_size}; budget for 'pass@1 at budget': "
+        f"{budget / 1e3:.0f}k tokens; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s"
+    )
     print(show.to_string(index=False))
     print(f"\nwrote {out}")
 

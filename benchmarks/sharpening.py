@@ -62,44 +62,81 @@ def main() -> None:
     if args.quick:
         args.steps, args.eval_problems, args.checkpoints = 30, 32, [30]
     device = resolve_device(args.device)
-    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} split={args.split} "
-          f"steps={args.steps} n_samples={args.n_samples} eval_problems={args.eval_problems} "
-          f"eval_temperature={args.eval_temperature} seeds={args.seeds} quick={args.quick}", flush=True)
+    print(
+        f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} split={args.split} "
+        f"steps={args.steps} n_samples={args.n_samples} eval_problems={args.eval_problems} "
+        f"eval_temperature={args.eval_temperature} seeds={args.seeds} quick={args.quick}",
+        flush=True,
+    )
     overrides = {k: v for k, v in (("kl_coef", args.kl_coef), ("entropy_coef", args.entropy_coef)) if v is not None}
     rows, curves = [], []
     t_all = time.perf_counter()
     for base in args.bases:
         for seed in args.seeds:
             t0 = time.perf_counter()
-            result = sharpening_study(base=base, split=args.split, steps=args.steps, checkpoints=args.checkpoints,
-                                      n_samples=args.n_samples, eval_problems=args.eval_problems,
-                                      eval_temperature=args.eval_temperature, n_boot=args.n_boot, seed=seed,
-                                      progress=False, device=str(device), **overrides)
+            result = sharpening_study(
+                base=base,
+                split=args.split,
+                steps=args.steps,
+                checkpoints=args.checkpoints,
+                n_samples=args.n_samples,
+                eval_problems=args.eval_problems,
+                eval_temperature=args.eval_temperature,
+                n_boot=args.n_boot,
+                seed=seed,
+                progress=False,
+                device=str(device),
+                **overrides,
+            )
             wall = time.perf_counter() - t0
             table = result.curves.set_index(["label", "k"])
             crossings = result.crossovers()
             for label in result.counts:
-                row = {"base model": base, "split": args.split, "steps": args.steps, "seed": seed, "label": label,
-                       "step": 0 if label == "base" else int(label.split()[1])}
+                row = {
+                    "base model": base,
+                    "split": args.split,
+                    "steps": args.steps,
+                    "seed": seed,
+                    "label": label,
+                    "step": 0 if label == "base" else int(label.split()[1]),
+                }
                 for k in REPORT_KS:
                     if k <= args.n_samples:
                         value, lo, hi = table.loc[(label, k), ["pass@k", "lo", "hi"]]
-                        row |= {f"pass@{k}": value, f"pass@{k} lo": lo, f"pass@{k} hi": hi,
-                                f"ratio@{k}": value / max(table.loc[("base", k), "pass@k"], 1e-12)}
+                        row |= {
+                            f"pass@{k}": value,
+                            f"pass@{k} lo": lo,
+                            f"pass@{k} hi": hi,
+                            f"ratio@{k}": value / max(table.loc[("base", k), "pass@k"], 1e-12),
+                        }
                 row |= result.coverage.loc[label, ["solved", "gained", "lost"]].to_dict()
-                row |= {"crossover k": crossings.get(label), "kl_coef": result.settings["kl_coef"],
-                        "entropy_coef": result.settings["entropy_coef"], "eval_temperature": args.eval_temperature,
-                        "n_samples": args.n_samples, "eval_problems": args.eval_problems, "wall (s)": wall}
+                row |= {
+                    "crossover k": crossings.get(label),
+                    "kl_coef": result.settings["kl_coef"],
+                    "entropy_coef": result.settings["entropy_coef"],
+                    "eval_temperature": args.eval_temperature,
+                    "n_samples": args.n_samples,
+                    "eval_problems": args.eval_problems,
+                    "wall (s)": wall,
+                }
                 rows.append(row)
-            curves.append(result.curves.assign(**{"base model": base, "split": args.split, "steps": args.steps,
-                                                  "seed": seed, "kl_coef": result.settings["kl_coef"],
-                                                  "entropy_coef": result.settings["entropy_coef"],
-                                                  "eval_temperature": args.eval_temperature}))
+            curves.append(
+                result.curves.assign(
+                    **{
+                        "base model": base,
+                        "split": args.split,
+                        "steps": args.steps,
+                        "seed": seed,
+                        "kl_coef": result.settings["kl_coef"],
+                        "entropy_coef": result.settings["entropy_coef"],
+                        "eval_temperature": args.eval_temperature,
+                    }
+                )
+            )
             print(f"\n{base} (seed {seed}, {wall:.0f} s; train {result.history['time/step'].sum():.0f} s)", flush=True)
             print(_pretty(pd.DataFrame([r for r in rows if r["base model"] == base and r["seed"] == seed])), flush=True)
             for label, k in crossings.items():
-                where = f"the base catches up at k = {k}" if k is not None else (
-                    "the curves do not cross up to k = n")
+                where = f"the base catches up at k = {k}" if k is not None else ("the curves do not cross up to k = n")
                 print(f"  {label}: {where}")
     out = Path(args.out) if args.out else RESULTS / ("sharpening_quick.csv" if args.quick else "sharpening.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +145,10 @@ def main() -> None:
         if args.append and path.exists():
             frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
         frame.to_csv(path, index=False)
-    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s on {device}; wrote {out} and "
-          f"{out.with_suffix('.curves.csv')}")
+    print(
+        f"\ntotal wall time {time.perf_counter() - t_all:.0f} s on {device}; wrote {out} and "
+        f"{out.with_suffix('.curves.csv')}"
+    )
 
 
 def _pretty(frame: pd.DataFrame) -> str:
@@ -117,8 +156,10 @@ def _pretty(frame: pd.DataFrame) -> str:
     shown = pd.DataFrame({"model": frame["label"]})
     for k in REPORT_KS:
         if f"pass@{k}" in frame:
-            shown[f"pass@{k} [95% CI]"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
-                                          zip(frame[f"pass@{k}"], frame[f"pass@{k} lo"], frame[f"pass@{k} hi"])]
+            shown[f"pass@{k} [95% CI]"] = [
+                f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+                for v, lo, hi in zip(frame[f"pass@{k}"], frame[f"pass@{k} lo"], frame[f"pass@{k} hi"])
+            ]
             shown[f"RL/base@{k}"] = frame[f"ratio@{k}"].map("{:.2f}".format)
     shown["solved/gained/lost"] = [f"{s}/{g}/{lo}" for s, g, lo in zip(frame["solved"], frame["gained"], frame["lost"])]
     shown["crossover k"] = frame["crossover k"].map(lambda k: "-" if k is None or pd.isna(k) else str(int(k)))

@@ -98,8 +98,17 @@ def train(args: Args) -> list[dict]:
         return torch.Generator(device=device).manual_seed(seed)
 
     def held_out() -> dict:  # same test problems and sampling noise at every evaluation
-        metrics = evaluate(policy, tokenizer, task, test_problems, args.eval_samples, ks=(1,),
-                           temperature=args.temperature, max_new_tokens=args.max_new_tokens, generator=generator(12345))
+        metrics = evaluate(
+            policy,
+            tokenizer,
+            task,
+            test_problems,
+            args.eval_samples,
+            ks=(1,),
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            generator=generator(12345),
+        )
         return {"acc/pass@1": metrics["acc/pass@1"]}
 
     history = [{"step": 0, **held_out()}]
@@ -107,13 +116,21 @@ def train(args: Args) -> list[dict]:
     for step in range(args.steps):
         # 1. Sample G completions for each of B fresh training prompts (N = B*G rows, a group's rows contiguous).
         problems = task.problems("train", B, seed=base + step)
-        batch = rollout(policy, tokenizer, [p.prompt for p in problems], G, args.max_new_tokens, args.temperature,
-                        generator=generator(base + step * 7))
+        batch = rollout(
+            policy,
+            tokenizer,
+            [p.prompt for p in problems],
+            G,
+            args.max_new_tokens,
+            args.temperature,
+            generator=generator(base + step * 7),
+        )
         mask = batch.response_mask  # (N, T) 1 on generated tokens, EOS included
 
         # 2. Score each completion with the task's verifier.
-        rewards = torch.tensor(task.reward([p for p in problems for _ in range(G)], batch.completions),
-                               device=device)  # (N,)
+        rewards = torch.tensor(
+            task.reward([p for p in problems for _ in range(G)], batch.completions), device=device
+        )  # (N,)
 
         # 3. Group-relative advantages: centre and scale within each prompt's group.
         grouped = rewards.view(B, G)  # (B, G)
@@ -148,9 +165,14 @@ def train(args: Args) -> list[dict]:
         policy.eval()
 
         # 5. Log, and evaluate on held-out problems now and then.
-        metrics = {"step": step + 1, "reward/mean": rewards.mean().item(), "loss/total": sum(losses) / len(losses),
-                   "kl/k3": sum(kls) / len(kls), "clip/frac": sum(clipped) / len(clipped),
-                   "length/mean": batch.lengths.float().mean().item()}
+        metrics = {
+            "step": step + 1,
+            "reward/mean": rewards.mean().item(),
+            "loss/total": sum(losses) / len(losses),
+            "kl/k3": sum(kls) / len(kls),
+            "clip/frac": sum(clipped) / len(clipped),
+            "length/mean": batch.lengths.float().mean().item(),
+        }
         if step + 1 == args.steps or (args.eval_every > 0 and (step + 1) % args.eval_every == 0):
             metrics.update(held_out())
         history.append(metrics)
@@ -162,8 +184,12 @@ def print_table(history: list[dict]) -> None:
     print(f"{'step':>5} {'reward/mean':>12} {'loss/total':>11} {'kl/k3':>8} {'length':>7} {'pass@1':>7}")
     for row in history:
         if "acc/pass@1" in row:  # row 0, before training, has only the evaluation
-            train = (f"{row['reward/mean']:>12.3f} {row['loss/total']:>11.4f} {row['kl/k3']:>8.4f} "
-                     f"{row['length/mean']:>7.2f}" if row["step"] else f"{'':>12} {'':>11} {'':>8} {'':>7}")
+            train = (
+                f"{row['reward/mean']:>12.3f} {row['loss/total']:>11.4f} {row['kl/k3']:>8.4f} "
+                f"{row['length/mean']:>7.2f}"
+                if row["step"]
+                else f"{'':>12} {'':>11} {'':>8} {'':>7}"
+            )
             print(f"{row['step']:>5} {train} {row['acc/pass@1']:>7.3f}")
 
 
@@ -171,8 +197,9 @@ def parse_args(argv=None) -> Args:
     """Every field of ``Args`` is a flag (``--prompts-per-step 8``), so the two cannot drift."""
     parser = argparse.ArgumentParser(description="GRPO in one file (Shao et al., 2024)")
     for f in dataclasses.fields(Args):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                            help=f"(default: {f.default})")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=f"(default: {f.default})"
+        )
     return Args(**vars(parser.parse_args(argv)))
 
 

@@ -24,9 +24,7 @@ from torch import Tensor
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "token_sum", "seq_mean_token_sum")
 
 
-def aggregation_denominators(
-    response_mask: Tensor, mode: str, max_len: int | None = None
-) -> Tensor:
+def aggregation_denominators(response_mask: Tensor, mode: str, max_len: int | None = None) -> Tensor:
     """The weight each token gets in the aggregated loss, so that aggregate == (loss * w).sum().
 
     Denominators are clamped to >= 1, so empty rows (or an empty batch) give weight 0, not NaN.
@@ -67,9 +65,7 @@ def aggregation_denominators(
     return mask / (max(n, 1) * max_len)
 
 
-def aggregate(
-    loss_mat: Tensor, response_mask: Tensor, mode: str, max_len: int | None = None
-) -> Tensor:
+def aggregate(loss_mat: Tensor, response_mask: Tensor, mode: str, max_len: int | None = None) -> Tensor:
     """Reduces a per-token loss to a scalar with the chosen aggregation.
 
     Args:
@@ -83,8 +79,7 @@ def aggregate(
     """
     if loss_mat.shape != response_mask.shape:
         raise ValueError(
-            f"loss_mat {tuple(loss_mat.shape)} and response_mask {tuple(response_mask.shape)} "
-            "must have the same shape"
+            f"loss_mat {tuple(loss_mat.shape)} and response_mask {tuple(response_mask.shape)} must have the same shape"
         )
     weights = aggregation_denominators(response_mask, mode, max_len)  # (N, T)
     # Padding may hold inf/NaN (e.g. -inf log-probs); 0 * inf is NaN, so zero it explicitly.

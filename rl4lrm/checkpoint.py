@@ -98,18 +98,22 @@ def load_checkpoint(path, map_location=None, required: tuple[str, ...] = ()) -> 
     with open(path, "rb") as f:
         header = f.read(_HEADER.size)
         if len(header) < _HEADER.size or not header.startswith(MAGIC):
-            raise CheckpointError(f"{path} is not an rl4lrm checkpoint (no {MAGIC.decode()} header; files written "
-                                  f"by plain torch.save, as before checkpoint format {FORMAT_VERSION}, are not read)")
+            raise CheckpointError(
+                f"{path} is not an rl4lrm checkpoint (no {MAGIC.decode()} header; files written "
+                f"by plain torch.save, as before checkpoint format {FORMAT_VERSION}, are not read)"
+            )
         _, version, size, digest = _HEADER.unpack(header)
         if version != FORMAT_VERSION:
-            raise CheckpointError(f"{path} has checkpoint format version {version}; this rl4lrm reads version "
-                                  f"{FORMAT_VERSION}")
+            raise CheckpointError(
+                f"{path} has checkpoint format version {version}; this rl4lrm reads version {FORMAT_VERSION}"
+            )
         payload = f.read(size + 1)
     if len(payload) != size:
         raise CheckpointError(f"{path} is corrupted: its payload has {len(payload)} bytes, the header says {size}")
     if hashlib.sha256(payload).digest() != digest:
-        raise CheckpointError(f"{path} is corrupted: the SHA-256 of its payload does not match the one stored "
-                              "in its header")
+        raise CheckpointError(
+            f"{path} is corrupted: the SHA-256 of its payload does not match the one stored in its header"
+        )
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 (the unpickler refuses anything but plain data and tensors)

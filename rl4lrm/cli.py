@@ -75,14 +75,24 @@ def _add_field_flags(group, cls, skip=()) -> None:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             choices = _CHOICES[f.name]() if f.name in _CHOICES else None
-            group.add_argument(flag, dest=f.name, type=_typed(kind), choices=choices, default=None, help=help_text,
-                               metavar=None if choices else kind.__name__.upper())
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=_typed(kind),
+                choices=choices,
+                default=None,
+                help=help_text,
+                metavar=None if choices else kind.__name__.upper(),
+            )
 
 
 def config_from_args(args) -> TrainConfig:
     """The ``TrainConfig`` of parsed ``train`` arguments (unset flags keep the dataclass's and preset's defaults)."""
-    run = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-           if f.name not in _NOT_FLAGS and getattr(args, f.name) is not None}
+    run = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if f.name not in _NOT_FLAGS and getattr(args, f.name) is not None
+    }
     overrides = {name: getattr(args, name) for name in PRESET_AXES if getattr(args, name) is not None}
     sampler = SAMPLERS.get(run.get("sampler", "flat"))
     sampling = {name: _sampling_value(sampler.Config, name, value) for name, value in args.sampling}
@@ -113,11 +123,17 @@ def _train(args) -> None:
     plot_curves(history, title=f"{config.preset} on {config.task}").savefig(out / "curves.png", dpi=110)
     trainer.save(out / "checkpoint.pt")
     first, last = history.iloc[0], history.iloc[-1]
-    summary = {"train reward (last step)": round(last["reward/mean"], 4), "mean length": round(last["length/mean"], 2),
-               "wall time (s)": round(history["time/step"].sum(), 1)}
+    summary = {
+        "train reward (last step)": round(last["reward/mean"], 4),
+        "mean length": round(last["length/mean"], 2),
+        "wall time (s)": round(history["time/step"].sum(), 1),
+    }
     if "acc/pass@1" in history:
-        summary = {"held-out pass@1 before": round(first["acc/pass@1"], 4),
-                   "held-out pass@1 after": round(last["acc/pass@1"], 4), **summary}
+        summary = {
+            "held-out pass@1 before": round(first["acc/pass@1"], 4),
+            "held-out pass@1 after": round(last["acc/pass@1"], 4),
+            **summary,
+        }
     print(json.dumps(summary, indent=2))
     print(f"wrote {out / 'metrics.csv'}, {out / 'curves.png'} and {out / 'checkpoint.pt'}")
 
@@ -125,21 +141,37 @@ def _train(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rl4lrm", description="RL for reasoning models, on tiny models")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="RL-train a zoo base model and write metrics.csv and curves.png",
-                           description="RL-train a zoo base model. Every option below is a field of "
-                                       "rl4lrm.trainer.TrainConfig or rl4lrm.presets.Preset; its help is the "
-                                       "field's docstring.")
+    train = sub.add_parser(
+        "train",
+        help="RL-train a zoo base model and write metrics.csv and curves.png",
+        description="RL-train a zoo base model. Every option below is a field of "
+        "rl4lrm.trainer.TrainConfig or rl4lrm.presets.Preset; its help is the "
+        "field's docstring.",
+    )
     _add_field_flags(train.add_argument_group("run (TrainConfig)"), TrainConfig, skip=_NOT_FLAGS)
-    _add_field_flags(train.add_argument_group("algorithm: override the preset's axes (Preset)"), Preset,
-                     skip=("name", "paper"))
+    _add_field_flags(
+        train.add_argument_group("algorithm: override the preset's axes (Preset)"), Preset, skip=("name", "paper")
+    )
     extra = train.add_argument_group("sampler settings, rewards and output")
-    extra.add_argument("--sampling", type=_pair, action="append", default=[], metavar="NAME=VALUE",
-                       help="a setting of the chosen sampler's config, e.g. --sampling pool_size=512 "
-                            "--sampling branching=4,2 (rl4lrm.sampling: FlatConfig, DynamicConfig, "
-                            "CurriculumConfig, TreeConfig)")
-    extra.add_argument("--reward", type=_pair, action="append", default=[], metavar="NAME=WEIGHT",
-                       help="a term of the training reward, e.g. --reward correct=1 --reward length_penalty=0.1 "
-                            "(default: the task's verifier alone)")
+    extra.add_argument(
+        "--sampling",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the chosen sampler's config, e.g. --sampling pool_size=512 "
+        "--sampling branching=4,2 (rl4lrm.sampling: FlatConfig, DynamicConfig, "
+        "CurriculumConfig, TreeConfig)",
+    )
+    extra.add_argument(
+        "--reward",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=WEIGHT",
+        help="a term of the training reward, e.g. --reward correct=1 --reward length_penalty=0.1 "
+        "(default: the task's verifier alone)",
+    )
     extra.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.set_defaults(func=_train)
     return parser

@@ -44,8 +44,12 @@ class ScalarHeadModel(nn.Module):
 
     def position_scores(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """The head's output at every position, shape (N, L), for (N, L) ids with left or right padding."""
-        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask,
-                            position_ids=positions_from_mask(attention_mask), use_cache=False).last_hidden_state
+        hidden = self.trunk(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions_from_mask(attention_mask),
+            use_cache=False,
+        ).last_hidden_state
         return self.head(hidden.float()).squeeze(-1)  # (N, L)
 
 
@@ -66,7 +70,7 @@ class ValueModel(ScalarHeadModel):
         scores = self.position_scores(batch.input_ids, batch.attention_mask)  # (N, P+T)
         T = batch.completion_ids.shape[1]
         start = batch.prompt_ids.shape[1] - 1
-        return scores[:, start:start + T] * batch.response_mask  # (N, T)
+        return scores[:, start : start + T] * batch.response_mask  # (N, T)
 
 
 def value_loss(
@@ -105,4 +109,8 @@ def value_loss(
         valid = mask.bool()
         var_r = returns[valid].var(unbiased=False) if valid.sum() > 1 else torch.tensor(0.0)
         explained = 1 - (returns - values)[valid].var(unbiased=False) / var_r if var_r > 0 else torch.tensor(0.0)
-    return loss, {"critic/loss": loss.item(), "critic/clip_frac": clipped_frac, "critic/explained_var": explained.item()}
+    return loss, {
+        "critic/loss": loss.item(),
+        "critic/clip_frac": clipped_frac,
+        "critic/explained_var": explained.item(),
+    }

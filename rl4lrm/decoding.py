@@ -39,7 +39,9 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_tokens(
+    logits: torch.Tensor, temperature: float, top_p: float, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples one token per row and returns it with its log-prob under ``softmax(logits / T)``.
 
     Args:
@@ -123,8 +125,17 @@ class _StaticCacheDecoder:
             a, mlp = layer.self_attn, layer.mlp
             qkv = fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
             gate_up = fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
-            self.blocks.append((*qkv, a.o_proj.weight.t(), a.o_proj.bias, *gate_up, mlp.act_fn,
-                                mlp.down_proj.weight.t(), mlp.down_proj.bias))
+            self.blocks.append(
+                (
+                    *qkv,
+                    a.o_proj.weight.t(),
+                    a.o_proj.bias,
+                    *gate_up,
+                    mlp.act_fn,
+                    mlp.down_proj.weight.t(),
+                    mlp.down_proj.bias,
+                )
+            )
         self.lm_head = fused((model.lm_head,), (1.0,), model.model.norm)
 
     def repeat_rows(self, repeats: int, filled: int) -> None:
@@ -182,12 +193,23 @@ def _linear(x, w_t, bias=None, residual=None):
     return torch.addmm(residual if bias is None else residual + bias, x, w_t)
 
 
-def decode_loop(step, first_logits, rows: int, max_new_tokens: int, eos_id: int, pad_id: int,
-            temperature, top_p, generator, compact=None):
+def decode_loop(
+    step,
+    first_logits,
+    rows: int,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature,
+    top_p,
+    generator,
+    compact=None,
+):
     """The shared sampling loop (also behind ``rl4lrm.latent.model``'s answer).
 
     ``step(tokens, t)`` feeds the tokens just sampled by the still-active rows and returns their
-    next logits (N, V); what a row samples after its EOS is never recorded, so ``step`` need not mask it. When ``compact(keep)`` is given, finished rows are dropped from the batch (the
+    next logits (N, V); what a row samples after its EOS is never recorded, so ``step`` need not mask it.
+    When ``compact(keep)`` is given, finished rows are dropped from the batch (the
     decoder stops spending compute on them); otherwise they keep decoding and are masked out.
     """
     device = first_logits.device
@@ -227,7 +249,9 @@ def _additive(allowed: torch.Tensor) -> torch.Tensor:
     return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
-def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator):
+def fast_rollout(
+    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator
+):
     B, P = prompt_ids.shape
     N = B * group_size
     dec = _StaticCacheDecoder(model, N, P + max_new_tokens)
@@ -253,25 +277,49 @@ def fast_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos
         dec.keep_rows(keep, filled)
         key_bias, next_pos = key_bias[keep], next_pos[keep]
 
-    return decode_loop(step, first.repeat_interleave(group_size, 0), N, max_new_tokens, eos_id, pad_id,
-                   temperature, top_p, generator, compact)
+    return decode_loop(
+        step,
+        first.repeat_interleave(group_size, 0),
+        N,
+        max_new_tokens,
+        eos_id,
+        pad_id,
+        temperature,
+        top_p,
+        generator,
+        compact,
+    )
 
 
-def hf_rollout(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator):
+def hf_rollout(
+    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator
+):
     with eval_mode(model):  # no dropout while sampling (the static-cache decoder never applies any)
         ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
         attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
         cache = DynamicCache()
-        out = model(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                    **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
+        out = model(
+            input_ids=ids,
+            attention_mask=attn,
+            position_ids=positions_from_mask(attn),
+            **cache_kwargs(model, cache),
+            use_cache=True,
+            logits_to_keep=1,
+        )
         next_pos = attn.sum(-1)  # (N,)
 
         def step(tok, t):
             nonlocal attn
             attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-            out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=(next_pos + t)[:, None],
-                        **cache_kwargs(model, cache), use_cache=True)
+            out = model(
+                input_ids=tok[:, None],
+                attention_mask=attn,
+                position_ids=(next_pos + t)[:, None],
+                **cache_kwargs(model, cache),
+                use_cache=True,
+            )
             return out.logits[:, -1]
 
-        return decode_loop(step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p,
-                           generator)
+        return decode_loop(
+            step, out.logits[:, -1], ids.shape[0], max_new_tokens, eos_id, pad_id, temperature, top_p, generator
+        )

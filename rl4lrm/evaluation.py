@@ -17,8 +17,16 @@ from rl4lrm.tasks import Problem, Task
 
 @torch.no_grad()
 def sample_and_verify(
-    model, tokenizer, task: Task, problems: Sequence[Problem], n_samples: int = 1, temperature: float = 1.0,
-    max_new_tokens: int = 32, top_p: float = 1.0, prompts_per_batch: int = 64, style: str = "plain",
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n_samples: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = 32,
+    top_p: float = 1.0,
+    prompts_per_batch: int = 64,
+    style: str = "plain",
     generator: torch.Generator | None = None,
 ) -> dict:
     """Samples ``n_samples`` completions per problem and verifies them.
@@ -42,8 +50,16 @@ def sample_and_verify(
 
 
 def evaluate(
-    model, tokenizer, task: Task, problems: Sequence[Problem], n_samples: int = 1, ks: Sequence[int] = (1,),
-    temperature: float = 1.0, max_new_tokens: int = 32, top_p: float = 1.0, style: str = "plain",
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n_samples: int = 1,
+    ks: Sequence[int] = (1,),
+    temperature: float = 1.0,
+    max_new_tokens: int = 32,
+    top_p: float = 1.0,
+    style: str = "plain",
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Held-out metrics with stable names.
@@ -58,8 +74,18 @@ def evaluate(
     """
     if any(k > n_samples for k in ks):
         raise ValueError(f"every k in ks={list(ks)} must be <= n_samples={n_samples}")
-    out = sample_and_verify(model, tokenizer, task, problems, n_samples, temperature, max_new_tokens, top_p,
-                            style=style, generator=generator)
+    out = sample_and_verify(
+        model,
+        tokenizer,
+        task,
+        problems,
+        n_samples,
+        temperature,
+        max_new_tokens,
+        top_p,
+        style=style,
+        generator=generator,
+    )
     metrics = {f"acc/pass@{k}": v for k, v in pass_at_k_curve(n_samples, out["correct"], ks).items()}
     metrics["length/mean"] = sum(out["lengths"]) / len(out["lengths"])
     metrics["format/ok"] = sum(out["well_formed"]) / len(out["well_formed"])

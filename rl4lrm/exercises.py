@@ -64,7 +64,8 @@ def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
             short = lambda t: [round(x, 3) for x in t.tolist()[:G]]  # noqa: B023 (first group only, used at once)
             assert torch.allclose(got, want, atol=1e-4), (
-                f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}")
+                f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}"
+            )
 
     return report_check(label, attempt)
 
@@ -91,14 +92,19 @@ def check_kl_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases:
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
             assert torch.allclose(got.float(), want, atol=1e-5), (
                 f"logprobs={logprobs[0, :2].tolist()}, ref={ref[0, :2].tolist()}: got {got[0, :2].tolist()}, "
-                f"expected {want[0, :2].tolist()}")
+                f"expected {want[0, :2].tolist()}"
+            )
             assert (got >= -1e-6).all(), "k3 is never negative"
 
     return report_check("k3 estimator", attempt)
 
 
-def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], cases: int = 50, seed: int = 0,
-                              modes: tuple[str, ...] = AGGREGATIONS[:3]) -> bool:
+def check_aggregation_weights(
+    fn: Callable[[torch.Tensor, str], torch.Tensor],
+    cases: int = 50,
+    seed: int = 0,
+    modes: tuple[str, ...] = AGGREGATIONS[:3],
+) -> bool:
     """Compares ``fn(response_mask (N, T), mode) -> weights (N, T)`` with ``aggregation_denominators``.
 
     ``modes`` defaults to the three the course teaches (token_mean, seq_mean_token_mean, seq_mean_token_sum_norm).
@@ -114,13 +120,15 @@ def check_aggregation_weights(fn: Callable[[torch.Tensor, str], torch.Tensor], c
                 got, want = torch.as_tensor(fn(mask.clone(), mode)).float(), aggregation_denominators(mask, mode)
                 assert torch.allclose(got, want, atol=1e-6), (
                     f"{mode}, lengths={lengths.tolist()}, T={t}: got row 0 {got[0].tolist()}, "
-                    f"expected {want[0].tolist()}")
+                    f"expected {want[0].tolist()}"
+                )
 
     return report_check("aggregation weights", attempt)
 
 
-def check_pass_band(fn: Callable[[torch.Tensor, int, float, float], torch.Tensor], cases: int = 100,
-                    seed: int = 0) -> bool:
+def check_pass_band(
+    fn: Callable[[torch.Tensor, int, float, float], torch.Tensor], cases: int = 100, seed: int = 0
+) -> bool:
     """Compares ``fn(rewards, group_size, low, high)`` (groups to keep, (B,) bool) with the ``pass_band`` filter."""
     from rl4lrm.sampling.dynamic import FILTERS
 
@@ -135,13 +143,16 @@ def check_pass_band(fn: Callable[[torch.Tensor, int, float, float], torch.Tensor
             want = FILTERS.get("pass_band")(rewards, G, low, high)
             got = torch.as_tensor(fn(rewards, G, low, high)).bool()
             assert got.shape == want.shape and torch.equal(got, want), (
-                f"rewards {rewards.tolist()}, G={G}, band [{low:.2f}, {high:.2f}]: expected {want.tolist()}, got {got.tolist()}")
+                f"rewards {rewards.tolist()}, G={G}, band [{low:.2f}, {high:.2f}]: "
+                f"expected {want.tolist()}, got {got.tolist()}"
+            )
 
     return report_check("pass_band filter", attempt)
 
 
-def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], cases: int = 50,
-                      seed: int = 0) -> bool:
+def check_node_values(
+    fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], cases: int = 50, seed: int = 0
+) -> bool:
     """Compares ``fn(rewards (N,), row_nodes (N, D+1), n_nodes) -> values (n_nodes,)`` with ``node_values``.
 
     ``row_nodes`` lists the nodes on each leaf row's path (root first, -1 after the leaf); a node's
@@ -165,13 +176,16 @@ def check_node_values(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
             want, _ = node_values(rewards, _Tree(row_nodes, n_nodes))
             got = torch.as_tensor(fn(rewards, row_nodes, n_nodes), dtype=torch.float32)
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
-                f"row_nodes {row_nodes.tolist()}, rewards {rewards.tolist()}: expected {want.tolist()}, got {got.tolist()}")
+                f"row_nodes {row_nodes.tolist()}, rewards {rewards.tolist()}: "
+                f"expected {want.tolist()}, got {got.tolist()}"
+            )
 
     return report_check("node values", attempt)
 
 
-def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]]], cases: int = 200,
-                   seed: int = 0) -> bool:
+def check_coverage(
+    fn: Callable[[list[int], list[int]], tuple[set[int], set[int]]], cases: int = 200, seed: int = 0
+) -> bool:
     """Compares ``fn(base_counts, rl_counts) -> (gained, lost)`` with ``coverage_sets``.
 
     Both count lists hold the correct samples per problem (same problems, same order); ``gained`` is
@@ -190,13 +204,15 @@ def check_coverage(fn: Callable[[list[int], list[int]], tuple[set[int], set[int]
             gained, lost = set(got[0]), set(got[1])
             assert (gained, lost) == (want["gained"], want["lost"]), (
                 f"base={base}, rl={rl}: got gained={sorted(gained)}, lost={sorted(lost)}; expected "
-                f"gained={sorted(want['gained'])}, lost={sorted(want['lost'])}")
+                f"gained={sorted(want['gained'])}, lost={sorted(want['lost'])}"
+            )
 
     return report_check("coverage", attempt)
 
 
-def check_crossover_k(fn: Callable[[dict[int, float], dict[int, float]], int | None], cases: int = 300,
-                      seed: int = 0) -> bool:
+def check_crossover_k(
+    fn: Callable[[dict[int, float], dict[int, float]], int | None], cases: int = 300, seed: int = 0
+) -> bool:
     """Compares ``fn(base_curve, rl_curve) -> k or None`` with ``crossover_k`` (tol 0) on random curves.
 
     Curves are ``{k: pass@k}`` over the same ks; the answer is the smallest k at which the base is at
@@ -230,7 +246,8 @@ def check_soft_overlong(fn: Callable[[torch.Tensor, int, int], torch.Tensor], ca
             got = torch.as_tensor(fn(lengths, max_len, cache_len), dtype=torch.float32)
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
                 f"max_len={max_len}, cache_len={cache_len}, lengths {lengths.tolist()}: "
-                f"expected {want.tolist()}, got {got.tolist()}")
+                f"expected {want.tolist()}, got {got.tolist()}"
+            )
 
     return report_check("soft overlong punishment", attempt)
 

@@ -95,8 +95,7 @@ def kl_penalty(logprobs: Tensor, ref_logprobs: Tensor, estimator: str, clamp: fl
         raise ValueError(f"KL clamp must be >= 0 (0 = off), got {clamp}")
     if logprobs.shape != ref_logprobs.shape:
         raise ValueError(
-            f"logprobs {tuple(logprobs.shape)} and ref_logprobs {tuple(ref_logprobs.shape)} "
-            "must have the same shape"
+            f"logprobs {tuple(logprobs.shape)} and ref_logprobs {tuple(ref_logprobs.shape)} must have the same shape"
         )
     straight_through = estimator.endswith("+")
     value = KL_ESTIMATORS.get(estimator.rstrip("+"))(logprobs, ref_logprobs)  # (N, T)

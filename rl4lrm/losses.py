@@ -48,8 +48,9 @@ def _check_clip(clip_low: float, clip_high: float) -> None:
         raise ValueError(f"clip_high must be >= 0, got {clip_high}")
 
 
-def _finish(loss_mat: Tensor, response_mask: Tensor, aggregation: str, max_len: int | None,
-            is_weights: Tensor | None) -> Tensor:
+def _finish(
+    loss_mat: Tensor, response_mask: Tensor, aggregation: str, max_len: int | None, is_weights: Tensor | None
+) -> Tensor:
     """Applies the (detached) importance weights, then aggregates the per-token loss."""
     if is_weights is not None:
         loss_mat = loss_mat * is_weights.detach()
@@ -68,8 +69,9 @@ def _clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_low: float, clip_
 
 
 @torch.no_grad()
-def _result(loss: Tensor, logprobs: Tensor, old_logprobs: Tensor, response_mask: Tensor,
-            fractions: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+def _result(
+    loss: Tensor, logprobs: Tensor, old_logprobs: Tensor, response_mask: Tensor, fractions: dict[str, Tensor]
+) -> tuple[Tensor, dict[str, float]]:
     """(loss, metrics): ``loss/policy``, each boolean (N, T) map as a fraction of valid tokens, the drift."""
     mask = response_mask.to(logprobs.dtype)  # (N, T)
     metrics = {"loss/policy": loss.item(), **{k: _masked_mean(v.to(mask.dtype), mask) for k, v in fractions.items()}}
@@ -217,7 +219,9 @@ def dual_clip(
     dual_active = (advantages < 0) & (ppo_mat > floor)  # (N, T)
     loss_mat = torch.where(dual_active, floor, ppo_mat)  # (N, T)
     loss = _finish(loss_mat, response_mask, aggregation, max_len, is_weights)
-    return _result(loss, logprobs, old_logprobs, response_mask, {"clip/frac": clip_active, "clip/frac_dual": dual_active})
+    return _result(
+        loss, logprobs, old_logprobs, response_mask, {"clip/frac": clip_active, "clip/frac_dual": dual_active}
+    )
 
 
 @register_policy_loss("gspo")
@@ -332,6 +336,9 @@ def truncated_is_weights(
     log_w = (old_logprobs - behavior_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # (N, T)
     raw = torch.exp(log_w)  # (N, T)
     weights = raw.clamp(max=cap) * mask  # (N, T)
-    metrics = {"is/mean": _masked_mean(weights, mask), "is/frac_truncated": _masked_mean((raw > cap).to(mask.dtype), mask),
-               "is/kl": _masked_mean(-log_w, mask)}
+    metrics = {
+        "is/mean": _masked_mean(weights, mask),
+        "is/frac_truncated": _masked_mean((raw > cap).to(mask.dtype), mask),
+        "is/kl": _masked_mean(-log_w, mask),
+    }
     return weights, metrics

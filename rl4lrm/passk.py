@@ -62,9 +62,7 @@ def pass_at_k_curve(n: int, correct_counts: Sequence[int], ks: Sequence[int]) ->
     """
     if len(correct_counts) == 0:
         raise ValueError("pass_at_k_curve needs at least one problem in correct_counts")
-    return {
-        k: sum(pass_at_k(n, c, k) for c in correct_counts) / len(correct_counts) for k in ks
-    }
+    return {k: sum(pass_at_k(n, c, k) for c in correct_counts) / len(correct_counts) for k in ks}
 
 
 def pass_at_k_array(n: int, correct_counts: Sequence[int], ks: Sequence[int]) -> np.ndarray:
@@ -89,8 +87,9 @@ def pass_at_k_array(n: int, correct_counts: Sequence[int], ks: Sequence[int]) ->
     if n < 1:
         raise ValueError(f"pass_at_k_array needs n >= 1, got n={n}")
     if counts.ndim != 1 or ks_arr.ndim != 1 or len(ks_arr) == 0:
-        raise ValueError(f"correct_counts and ks must be 1-D and ks non-empty; got shapes {counts.shape}, "
-                         f"{ks_arr.shape}")
+        raise ValueError(
+            f"correct_counts and ks must be 1-D and ks non-empty; got shapes {counts.shape}, {ks_arr.shape}"
+        )
     if (bad := counts[(counts < 0) | (counts > n)]).size:
         raise ValueError(f"every correct count must be in 0..n={n}, got {bad[0]}")
     if (bad := ks_arr[(ks_arr < 1) | (ks_arr > n)]).size:
@@ -117,8 +116,13 @@ def bootstrap_weights(n_problems: int, n_boot: int, seed: int = 0) -> np.ndarray
 
 
 def passk_table(
-    counts: Mapping[str, Sequence[int]], n: int, ks: Sequence[int] | None = None, reference: str | None = None,
-    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+    counts: Mapping[str, Sequence[int]],
+    n: int,
+    ks: Sequence[int] | None = None,
+    reference: str | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """pass@k curves with bootstrap bands over problems, and paired gaps to a reference.
 
@@ -159,8 +163,9 @@ def passk_table(
     return pd.concat(curves, ignore_index=True), gaps_frame
 
 
-def crossover_k(reference: Mapping[int, float] | pd.Series, other: Mapping[int, float] | pd.Series,
-                tol: float = 0.0) -> int | None:
+def crossover_k(
+    reference: Mapping[int, float] | pd.Series, other: Mapping[int, float] | pd.Series, tol: float = 0.0
+) -> int | None:
     """The smallest k at which ``reference`` (the base) catches up with ``other`` (an RL model).
 
     Catching up means ``reference[k] >= other[k] - tol`` at a k after ``other`` led (was higher by more
@@ -210,8 +215,9 @@ def coverage_sets(counts: Mapping[str, Sequence[int]], reference: str = "base") 
 def coverage_table(counts: Mapping[str, Sequence[int]], reference: str = "base") -> pd.DataFrame:
     """One row per label: ``problems``, ``solved``, ``gained``, ``lost`` (counts) and ``solved frac``."""
     sets = coverage_sets(counts, reference)
-    rows = {label: {"problems": len(counts[label]), **{key: len(s) for key, s in d.items()}}
-            for label, d in sets.items()}
+    rows = {
+        label: {"problems": len(counts[label]), **{key: len(s) for key, s in d.items()}} for label, d in sets.items()
+    }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["solved frac"] = table["solved"] / table["problems"]
     return table.rename_axis("label")

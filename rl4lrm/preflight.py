@@ -31,16 +31,20 @@ def check_vocabulary(model: torch.nn.Module, tokenizer) -> None:
     owner = getattr(model, "net", model)
     embeddings = owner.get_input_embeddings() if hasattr(owner, "get_input_embeddings") else None
     if isinstance(embeddings, torch.nn.Embedding) and len(tokenizer) > embeddings.num_embeddings:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} ids but the model's embedding table has "
-                         f"{embeddings.num_embeddings} rows; ids {embeddings.num_embeddings}..{len(tokenizer) - 1} "
-                         "would index past it (resize the embeddings or use the model's own tokenizer)")
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} ids but the model's embedding table has "
+            f"{embeddings.num_embeddings} rows; ids {embeddings.num_embeddings}..{len(tokenizer) - 1} "
+            "would index past it (resize the embeddings or use the model's own tokenizer)"
+        )
 
 
 def check_prompt_style(style: str, tokenizer) -> None:
     """Raises a ValueError for ``style="chat"`` with a tokenizer that has no chat template."""
     if style == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"prompt_style='chat' needs a tokenizer with a chat template; "
-                         f"{type(tokenizer).__name__} has none (use prompt_style='plain')")
+        raise ValueError(
+            f"prompt_style='chat' needs a tokenizer with a chat template; "
+            f"{type(tokenizer).__name__} has none (use prompt_style='plain')"
+        )
 
 
 def check_positions(model, tokenizer, prompts: list[str], max_new_tokens: int) -> None:
@@ -50,9 +54,11 @@ def check_positions(model, tokenizer, prompts: list[str], max_new_tokens: int) -
         return
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     if longest + max_new_tokens > config.max_position_embeddings:
-        raise ValueError(f"prompts of up to {longest} tokens plus max_new_tokens={max_new_tokens} exceed the "
-                         f"model's {config.max_position_embeddings} positions; lower max_new_tokens to at most "
-                         f"{config.max_position_embeddings - longest}")
+        raise ValueError(
+            f"prompts of up to {longest} tokens plus max_new_tokens={max_new_tokens} exceed the "
+            f"model's {config.max_position_embeddings} positions; lower max_new_tokens to at most "
+            f"{config.max_position_embeddings - longest}"
+        )
 
 
 def check_setup(config, model, tokenizer, task: Task, reward_mix, problems: list[Problem]) -> None:

@@ -27,12 +27,28 @@ from rl4lrm.validation import (
 
 KL_PLACEMENTS = ("loss", "reward")
 PRESET_RANGES = {
-    "advantage": ADVANTAGES, "policy_loss": POLICY_LOSSES, "aggregation": tuple(AGGREGATIONS),
-    "kl_estimator": tuple(kl_estimator_names()), "kl_placement": KL_PLACEMENTS, "whiten_std": WHITEN_STDS,
-    "singleton": SINGLETONS, "clip_low": UNIT, "clip_high": NON_NEGATIVE, "dual_clip_c": Range(1, low_open=True),
-    "kl_coef": NON_NEGATIVE, "kl_clamp": NON_NEGATIVE, "std_eps": NON_NEGATIVE, "entropy_coef": NON_NEGATIVE,
-    "update_epochs": AT_LEAST_ONE, "replay": NON_NEGATIVE, "tis_cap": NON_NEGATIVE, "gamma": UNIT, "lam": UNIT,
-    "value_clip": POSITIVE, "critic_lr": POSITIVE, "pass_k": AT_LEAST_ONE,
+    "advantage": ADVANTAGES,
+    "policy_loss": POLICY_LOSSES,
+    "aggregation": tuple(AGGREGATIONS),
+    "kl_estimator": tuple(kl_estimator_names()),
+    "kl_placement": KL_PLACEMENTS,
+    "whiten_std": WHITEN_STDS,
+    "singleton": SINGLETONS,
+    "clip_low": UNIT,
+    "clip_high": NON_NEGATIVE,
+    "dual_clip_c": Range(1, low_open=True),
+    "kl_coef": NON_NEGATIVE,
+    "kl_clamp": NON_NEGATIVE,
+    "std_eps": NON_NEGATIVE,
+    "entropy_coef": NON_NEGATIVE,
+    "update_epochs": AT_LEAST_ONE,
+    "replay": NON_NEGATIVE,
+    "tis_cap": NON_NEGATIVE,
+    "gamma": UNIT,
+    "lam": UNIT,
+    "value_clip": POSITIVE,
+    "critic_lr": POSITIVE,
+    "pass_k": AT_LEAST_ONE,
 }
 """Allowed values of each axis (``TrainConfig`` checks its overrides against them too)."""
 
@@ -109,69 +125,125 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
         Preset(
-            "reinforce", advantage="reinforce", policy_loss="vanilla_pg",
+            "reinforce",
+            advantage="reinforce",
+            policy_loss="vanilla_pg",
             paper="Williams (1992), Simple statistical gradient-following algorithms for connectionist "
-                  "reinforcement learning, https://doi.org/10.1007/BF00992696",
+            "reinforcement learning, https://doi.org/10.1007/BF00992696",
         ),
         Preset(
             # InstructGPT puts a per-token KL (k1, beta 0.02) in the reward; reasoning recipes such as
             # Open-Reasoner-Zero use gamma = 1. Two epochs so that the ratio clip has something to do.
-            "ppo", advantage="gae", policy_loss="ppo_clip", clip_low=0.2, clip_high=0.2,
-            kl_coef=0.02, kl_estimator="k1", kl_placement="reward", gamma=1.0, lam=0.95, value_clip=0.2,
+            "ppo",
+            advantage="gae",
+            policy_loss="ppo_clip",
+            clip_low=0.2,
+            clip_high=0.2,
+            kl_coef=0.02,
+            kl_estimator="k1",
+            kl_placement="reward",
+            gamma=1.0,
+            lam=0.95,
+            value_clip=0.2,
             update_epochs=2,
             paper="Schulman et al. (2017), Proximal Policy Optimization, https://arxiv.org/abs/1707.06347; "
-                  "Ouyang et al. (2022), InstructGPT, https://arxiv.org/abs/2203.02155",
+            "Ouyang et al. (2022), InstructGPT, https://arxiv.org/abs/2203.02155",
         ),
         Preset(
             # DeepSeekMath: clip 0.2, beta 0.04 with k3 in the loss, per-sequence length normalisation
             # (seq_mean_token_mean), one update per rollout batch.
-            "grpo", advantage="grpo", policy_loss="ppo_clip", aggregation="seq_mean_token_mean",
-            clip_low=0.2, clip_high=0.2, kl_coef=0.04, kl_estimator="k3", kl_placement="loss",
+            "grpo",
+            advantage="grpo",
+            policy_loss="ppo_clip",
+            aggregation="seq_mean_token_mean",
+            clip_low=0.2,
+            clip_high=0.2,
+            kl_coef=0.04,
+            kl_estimator="k3",
+            kl_placement="loss",
             paper="Shao et al. (2024), DeepSeekMath, https://arxiv.org/abs/2402.03300",
         ),
         Preset(
             # Dr.GRPO: no std scaling, no per-sequence length normalisation, no KL.
-            "dr_grpo", advantage="dr_grpo", policy_loss="ppo_clip", aggregation="seq_mean_token_sum_norm",
-            clip_low=0.2, clip_high=0.2, kl_coef=0.0,
+            "dr_grpo",
+            advantage="dr_grpo",
+            policy_loss="ppo_clip",
+            aggregation="seq_mean_token_sum_norm",
+            clip_low=0.2,
+            clip_high=0.2,
+            kl_coef=0.0,
             paper="Liu et al. (2025), Understanding R1-Zero-Like Training, https://arxiv.org/abs/2503.20783",
         ),
         Preset(
             # DAPO: clip-higher (0.2 / 0.28), token-level loss, no KL, several minibatch updates per batch.
             # Its dynamic sampling and overlong shaping are sampling and reward choices, not preset axes.
-            "dapo", advantage="grpo", policy_loss="ppo_clip", aggregation="token_mean",
-            clip_low=0.2, clip_high=0.28, kl_coef=0.0, update_epochs=2,
+            "dapo",
+            advantage="grpo",
+            policy_loss="ppo_clip",
+            aggregation="token_mean",
+            clip_low=0.2,
+            clip_high=0.28,
+            kl_coef=0.0,
+            update_epochs=2,
             paper="Yu et al. (2025), DAPO, https://arxiv.org/abs/2503.14476",
         ),
         Preset(
             # GSPO: sequence-level ratio with the paper's clip range 3e-4 / 4e-4 and several updates per batch.
-            "gspo", advantage="grpo", policy_loss="gspo", aggregation="seq_mean_token_mean",
-            clip_low=3e-4, clip_high=4e-4, kl_coef=0.0, update_epochs=2,
+            "gspo",
+            advantage="grpo",
+            policy_loss="gspo",
+            aggregation="seq_mean_token_mean",
+            clip_low=3e-4,
+            clip_high=4e-4,
+            kl_coef=0.0,
+            update_epochs=2,
             paper="Zheng et al. (2025), Group Sequence Policy Optimization, https://arxiv.org/abs/2507.18071",
         ),
         Preset(
             # RLOO: sequence-level REINFORCE with a leave-one-out baseline and the KL in the reward.
-            "rloo", advantage="rloo", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
-            kl_coef=0.05, kl_estimator="k1", kl_placement="reward",
+            "rloo",
+            advantage="rloo",
+            policy_loss="vanilla_pg",
+            aggregation="seq_mean_token_sum_norm",
+            kl_coef=0.05,
+            kl_estimator="k1",
+            kl_placement="reward",
             paper="Ahmadian et al. (2024), Back to Basics: Revisiting REINFORCE-Style Optimization, "
-                  "https://arxiv.org/abs/2402.14740",
+            "https://arxiv.org/abs/2402.14740",
         ),
         Preset(
             # REINFORCE++: PPO's clipped loss without a critic, token-level KL (k1) in the reward, batch
             # normalisation of the returns; 0.01 is OpenRLHF's default KL coefficient.
-            "reinforce_pp", advantage="reinforce_pp", policy_loss="ppo_clip", aggregation="token_mean",
-            clip_low=0.2, clip_high=0.2, kl_coef=0.01, kl_estimator="k1", kl_placement="reward",
+            "reinforce_pp",
+            advantage="reinforce_pp",
+            policy_loss="ppo_clip",
+            aggregation="token_mean",
+            clip_low=0.2,
+            clip_high=0.2,
+            kl_coef=0.01,
+            kl_estimator="k1",
+            kl_placement="reward",
             paper="Hu (2025), REINFORCE++, https://arxiv.org/abs/2501.03262",
         ),
         Preset(
             # ReMax: REINFORCE with the greedy completion's reward as baseline, sequence-level.
-            "remax", advantage="remax", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
+            "remax",
+            advantage="remax",
+            policy_loss="vanilla_pg",
+            aggregation="seq_mean_token_sum_norm",
             paper="Li et al. (2023), ReMax, https://arxiv.org/abs/2310.10505",
         ),
         Preset(
             # CISPO: clipped, detached IS weight, no lower bound. MiniMax-M1 tunes the upper bound and does
             # not publish it; we use DAPO's 0.28.
-            "cispo", advantage="grpo", policy_loss="cispo", aggregation="token_mean",
-            clip_low=1.0, clip_high=0.28, kl_coef=0.0, update_epochs=2,
+            "cispo",
+            advantage="grpo",
+            policy_loss="cispo",
+            aggregation="token_mean",
+            clip_low=1.0,
+            clip_high=0.28,
+            kl_coef=0.0,
+            update_epochs=2,
             paper="MiniMax (2025), MiniMax-M1, https://arxiv.org/abs/2506.13585",
         ),
     ]

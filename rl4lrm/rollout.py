@@ -152,16 +152,27 @@ def rollout(
     """
     if not prompts:
         raise ValueError("prompts is empty: rollout needs at least one prompt")
-    prompt_ids, prompt_mask = left_pad(prompt_token_ids(tokenizer, prompts), tokenizer.pad_token_id,
-                                       next(model.parameters()).device)  # (B, P) each
-    return rollout_ids(model, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                       generator, engine)
+    prompt_ids, prompt_mask = left_pad(
+        prompt_token_ids(tokenizer, prompts), tokenizer.pad_token_id, next(model.parameters()).device
+    )  # (B, P) each
+    return rollout_ids(
+        model, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator, engine
+    )
 
 
 @torch.no_grad()
-def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int = 8,
-                max_new_tokens: int = 32, temperature: float = 1.0, top_p: float = 1.0,
-                generator: torch.Generator | None = None, engine: str = "auto") -> RolloutBatch:
+def rollout_ids(
+    model,
+    tokenizer,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    group_size: int = 8,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    engine: str = "auto",
+) -> RolloutBatch:
     """``rollout`` from token ids: continues B left-padded sequences (prompts, or prompts plus a
     partial completion, as tree rollouts do); each sequence is prefilled once for its G samples.
 
@@ -176,16 +187,25 @@ def rollout_ids(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.T
     if engine not in ("auto", "fast", "hf"):
         raise ValueError(f"unknown engine {engine!r}; choose 'auto', 'fast' or 'hf'")
     if not decodes_left_to_right(model):  # it brings its own sampler
-        return model.sample_rollout(tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                                    generator)
+        return model.sample_rollout(
+            tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+        )
     fast_ok = model.config.model_type in FAST_ARCHITECTURES
     if engine == "fast" and not fast_ok:
         raise ValueError(f"engine='fast' supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
     device = prompt_ids.device
     run = hf_rollout if engine == "hf" or not fast_ok else fast_rollout
     tokens, logprobs, mask, truncated = run(
-        model, prompt_ids, prompt_mask, group_size, max_new_tokens,
-        tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, generator,
+        model,
+        prompt_ids,
+        prompt_mask,
+        group_size,
+        max_new_tokens,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        temperature,
+        top_p,
+        generator,
     )
     keep = int(mask.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
     tokens, logprobs, mask = tokens[:, :keep], logprobs[:, :keep], mask[:, :keep]
@@ -207,15 +227,18 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     """Stacks rollout batches of the same group size and temperature into one.
 
     Prompts stay left-padded and completions right-padded (with ``pad_id``) to the widest batch;
-    group ids are renumbered 0, 1, ... in row order, so they index the concatenated groups. Used by samplers that draw several
+    group ids are renumbered 0, 1, ... in row order, so they index the concatenated groups.
+    Used by samplers that draw several
     rounds (dynamic sampling) or build a batch group by group.
     """
     if not batches:
         raise ValueError("concat_batches needs at least one batch")
     G, temperature = batches[0].group_size, batches[0].temperature
     if any(b.group_size != G or b.temperature != temperature for b in batches):
-        raise ValueError("concat_batches needs batches with one group size and one temperature, got "
-                         f"{[(b.group_size, b.temperature) for b in batches]}")
+        raise ValueError(
+            "concat_batches needs batches with one group size and one temperature, got "
+            f"{[(b.group_size, b.temperature) for b in batches]}"
+        )
     P = max(b.prompt_ids.shape[1] for b in batches)
     T = max(b.completion_ids.shape[1] for b in batches)
 
@@ -305,8 +328,13 @@ def completion_logits(model, batch: RolloutBatch, temperature: float | None = No
         return model.completion_logits(batch, temperature)
     T = batch.completion_ids.shape[1]
     attn = batch.attention_mask
-    out = model(input_ids=batch.input_ids, attention_mask=attn, position_ids=positions_from_mask(attn),
-                logits_to_keep=T + 1, use_cache=False)
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=attn,
+        position_ids=positions_from_mask(attn),
+        logits_to_keep=T + 1,
+        use_cache=False,
+    )
     logits = out.logits[:, :-1].float() / temperature  # (N, T, V)
     return logits, torch.logsumexp(logits, dim=-1)  # (N, T, V), (N, T)
 

@@ -128,8 +128,10 @@ class TrainConfig:
     def __post_init__(self):
         check_fields(self, _TRAIN_RANGES)
         if self.minibatches > self.prompts_per_step * self.group_size:
-            raise ValueError(f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
-                             f"{self.prompts_per_step * self.group_size} rows")
+            raise ValueError(
+                f"TrainConfig.minibatches={self.minibatches} exceeds the batch of "
+                f"{self.prompts_per_step * self.group_size} rows"
+            )
         try:  # the preset name and the overrides, each checked by Preset
             algo = self.algorithm
         except ValueError as err:
@@ -147,9 +149,11 @@ class TrainConfig:
         advantage = ADVANTAGES.get(algo.advantage)
         missing = _requires(advantage) - _TRAINER_CONTEXT - set(sampler.provides)
         if missing:
-            raise ValueError(f"advantage {algo.advantage!r} needs {sorted(missing)}, which sampler={self.sampler!r} "
-                             f"does not provide; samplers that do: "
-                             f"{[n for n in SAMPLERS if missing <= set(SAMPLERS.get(n).provides)]}")
+            raise ValueError(
+                f"advantage {algo.advantage!r} needs {sorted(missing)}, which sampler={self.sampler!r} "
+                f"does not provide; samplers that do: "
+                f"{[n for n in SAMPLERS if missing <= set(SAMPLERS.get(n).provides)]}"
+            )
         check_advantage(algo.advantage, algo, self.group_size)
 
     @property
@@ -161,15 +165,27 @@ class TrainConfig:
     def build(cls, **settings) -> TrainConfig:
         """A config from run fields and preset axes given side by side, as studies and panels take them:
         ``TrainConfig.build(steps=50, kl_coef=0.0)`` is ``TrainConfig(steps=50, overrides={"kl_coef": 0.0})``."""
-        overrides = {**settings.pop("overrides", {}), **{k: settings.pop(k) for k in list(settings) if k in PRESET_AXES}}
+        overrides = {
+            **settings.pop("overrides", {}),
+            **{k: settings.pop(k) for k in list(settings) if k in PRESET_AXES},
+        }
         return cls(**settings, overrides=overrides)
 
 
 _TRAIN_RANGES = {
-    **dict.fromkeys(("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems",
-                     "eval_samples"), AT_LEAST_ONE),
-    "eval_every": NON_NEGATIVE, "warmup_steps": NON_NEGATIVE, "lr_schedule": LR_SCHEDULES, "lr": POSITIVE, "temperature": POSITIVE, "top_p": Range(0, 1, low_open=True),
-    "max_grad_norm": POSITIVE, "prompt_style": STYLES, "seed": Range(0, 2**32 - 1),  # NumPy's seed range
+    **dict.fromkeys(
+        ("steps", "prompts_per_step", "group_size", "max_new_tokens", "minibatches", "eval_problems", "eval_samples"),
+        AT_LEAST_ONE,
+    ),
+    "eval_every": NON_NEGATIVE,
+    "warmup_steps": NON_NEGATIVE,
+    "lr_schedule": LR_SCHEDULES,
+    "lr": POSITIVE,
+    "temperature": POSITIVE,
+    "top_p": Range(0, 1, low_open=True),
+    "max_grad_norm": POSITIVE,
+    "prompt_style": STYLES,
+    "seed": Range(0, 2**32 - 1),  # NumPy's seed range
 }
 
 
@@ -217,19 +233,29 @@ class Trainer:
         self.model, self.tokenizer, self.task = model.to(self.device), tokenizer, task
         self.advantage_fn, self.loss_fn = ADVANTAGES.get(self.algo.advantage), POLICY_LOSSES.get(self.algo.policy_loss)
         self.reward_mix = RewardMix({"correct": 1.0} if config.rewards is None else config.rewards)
-        check_setup(config, self.model, tokenizer, task, self.reward_mix,  # what used to fail at the first step
-                    task.problems("test", min(config.eval_problems, 64), seed=0))
+        check_setup(
+            config,
+            self.model,
+            tokenizer,
+            task,
+            self.reward_mix,  # what used to fail at the first step
+            task.problems("test", min(config.eval_problems, 64), seed=0),
+        )
         needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.critic = self.critic_optimizer = None
         if "values" in _requires(self.advantage_fn):
             if not decodes_left_to_right(self.model):
-                raise ValueError(f"advantage {self.algo.advantage!r} reads a critic's value before every token, which "
-                                 f"needs a left-to-right causal LM, not a {type(self.model).__name__}; use a "
-                                 f"critic-free advantage such as 'grpo', 'rloo' or 'reinforce_pp'")
+                raise ValueError(
+                    f"advantage {self.algo.advantage!r} reads a critic's value before every token, which "
+                    f"needs a left-to-right causal LM, not a {type(self.model).__name__}; use a "
+                    f"critic-free advantage such as 'grpo', 'rloo' or 'reinforce_pp'"
+                )
             self.critic = ValueModel(self.model).to(self.device)
-            self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0)
+            self.critic_optimizer = torch.optim.AdamW(
+                self.critic.parameters(), lr=self.algo.critic_lr, weight_decay=0.0
+            )
         self.buffer: deque[Experience] = deque(maxlen=self.algo.replay + 1)
         self.sampler = SAMPLERS.get(config.sampler)(config.sampling, task, config.seed)
         self.callbacks, self.progress = list(callbacks), progress
@@ -250,9 +276,19 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Held-out pass@1, length and format rate on the fixed test problems."""
         gen = torch.Generator(device=self.device).manual_seed(12345)
-        metrics = evaluate(self.model, self.tokenizer, self.task, self.test_problems, self.config.eval_samples,
-                           ks=(1,), temperature=self.config.temperature, max_new_tokens=self.config.max_new_tokens,
-                           top_p=self.config.top_p, style=self.config.prompt_style, generator=gen)
+        metrics = evaluate(
+            self.model,
+            self.tokenizer,
+            self.task,
+            self.test_problems,
+            self.config.eval_samples,
+            ks=(1,),
+            temperature=self.config.temperature,
+            max_new_tokens=self.config.max_new_tokens,
+            top_p=self.config.top_p,
+            style=self.config.prompt_style,
+            generator=gen,
+        )
         metrics = {f"eval/{k}" if not k.startswith("acc/") else k: v for k, v in metrics.items()}
         for cb in self.callbacks:
             cb.on_eval_end(self, metrics)
@@ -265,10 +301,21 @@ class Trainer:
     def sampling_context(self) -> SamplingContext:
         """What the sampler sees of this step: policy, task, batch settings, seeded noise and the scorer."""
         cfg = self.config
-        return SamplingContext(model=self.model, tokenizer=self.tokenizer, task=self.task, step=self.step,
-                               seed=cfg.seed, prompts_per_step=cfg.prompts_per_step, group_size=cfg.group_size,
-                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                               prompt_style=cfg.prompt_style, generator=self.generator, score=self.score)
+        return SamplingContext(
+            model=self.model,
+            tokenizer=self.tokenizer,
+            task=self.task,
+            step=self.step,
+            seed=cfg.seed,
+            prompts_per_step=cfg.prompts_per_step,
+            group_size=cfg.group_size,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            prompt_style=cfg.prompt_style,
+            generator=self.generator,
+            score=self.score,
+        )
 
     def score(self, problems, batch: RolloutBatch, group_size: int | None = None) -> Scores:
         """Scores N completions (``problems[i]`` is the problem of row i) with the reward mix and the verifier.
@@ -276,8 +323,15 @@ class Trainer:
         ``group_size`` defaults to the run's G (ReMax scores its greedy baseline as groups of one).
         """
         cfg = self.config
-        ctx = RewardContext(group_size=group_size or cfg.group_size, max_new_tokens=cfg.max_new_tokens, task=self.task, batch=batch,
-                            model=self.model, tokenizer=self.tokenizer, ref_model=self.ref_model)
+        ctx = RewardContext(
+            group_size=group_size or cfg.group_size,
+            max_new_tokens=cfg.max_new_tokens,
+            task=self.task,
+            batch=batch,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            ref_model=self.ref_model,
+        )
         total, parts, token = self.reward_mix(problems, batch.completions, ctx)
         parts = {name: (part.sum(-1) if part.dim() == 2 else part).to(self.device) for name, part in parts.items()}
         correct = parts.get("correct")
@@ -293,8 +347,15 @@ class Trainer:
         """
         cfg, algo, requires = self.config, self.algo, _requires(self.advantage_fn)
         problems, prompts, batch, rewards = sampled.problems, sampled.prompts, sampled.batch, sampled.rewards
-        context = {"gamma": algo.gamma, "lam": algo.lam, "k": algo.pass_k, "eps": algo.std_eps,
-                   "whiten_std": algo.whiten_std, "singleton": algo.singleton, **sampled.context}
+        context = {
+            "gamma": algo.gamma,
+            "lam": algo.lam,
+            "k": algo.pass_k,
+            "eps": algo.std_eps,
+            "whiten_std": algo.whiten_std,
+            "singleton": algo.singleton,
+            **sampled.context,
+        }
         dense = sampled.scores.token  # (N, T) or None: dense rewards, already summed into the scalar rewards
         if dense is not None and "token_rewards" in requires:
             context["token_rewards"] = dense  # placed on their tokens instead
@@ -338,10 +399,18 @@ class Trainer:
         cfg, algo = self.config, self.algo
         mb = exp.batch.select(rows)
         logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True)  # (n, T) each
-        loss, m = self.loss_fn(logprobs, old_logprobs[rows], exp.advantages[rows], mb.response_mask,
-                               aggregation=algo.aggregation, clip_low=algo.clip_low, clip_high=algo.clip_high,
-                               max_len=cfg.max_new_tokens, dual_clip_c=algo.dual_clip_c,
-                               is_weights=None if is_weights is None else is_weights[rows])
+        loss, m = self.loss_fn(
+            logprobs,
+            old_logprobs[rows],
+            exp.advantages[rows],
+            mb.response_mask,
+            aggregation=algo.aggregation,
+            clip_low=algo.clip_low,
+            clip_high=algo.clip_high,
+            max_len=cfg.max_new_tokens,
+            dual_clip_c=algo.dual_clip_c,
+            is_weights=None if is_weights is None else is_weights[rows],
+        )
         m["entropy/mean"] = aggregate(entropy.detach(), mb.response_mask, "token_mean").item()
         if algo.entropy_coef > 0:
             loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
@@ -358,15 +427,18 @@ class Trainer:
         m["grad/norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm).item()
         if not math.isfinite(loss.item()) or not math.isfinite(m["grad/norm"]):
             # stop before the optimizer step: the weights (and any checkpoint saved from them) stay good
-            raise FloatingPointError(f"step {self.step + 1}: the loss ({loss.item()}) or the gradient norm "
-                                     f"({m['grad/norm']}) is not finite (non-finite advantages: "
-                                     f"{not torch.isfinite(exp.advantages).all().item()}); stopped before updating "
-                                     f"the weights, which stay as the last good step left them")
+            raise FloatingPointError(
+                f"step {self.step + 1}: the loss ({loss.item()}) or the gradient norm "
+                f"({m['grad/norm']}) is not finite (non-finite advantages: "
+                f"{not torch.isfinite(exp.advantages).all().item()}); stopped before updating "
+                f"the weights, which stay as the last good step left them"
+            )
         self.optimizer.step()
         m["loss/total"] = loss.item()
         if self.critic is not None:
-            v_loss, vm = value_loss(self.critic(mb), exp.old_values[rows], exp.returns[rows], mb.response_mask,
-                                    algo.value_clip)
+            v_loss, vm = value_loss(
+                self.critic(mb), exp.old_values[rows], exp.returns[rows], mb.response_mask, algo.value_clip
+            )
             self.critic_optimizer.zero_grad(set_to_none=True)
             v_loss.backward()
             torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
@@ -380,7 +452,9 @@ class Trainer:
         cfg, algo = self.config, self.algo
         if self.step == 0 and not self.history:
             self.history.append({"step": 0, **(self.evaluate() if cfg.eval_every > 0 else {})})
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress)
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress
+        )
         while self.step < cfg.steps:
             t0 = time.perf_counter()
             # 1. sample B groups of G completions (the sampler picks the prompts and how) and score them
@@ -418,8 +492,10 @@ class Trainer:
             self.model.eval()
             bad = non_finite_parameters(self.model)
             if bad:
-                raise FloatingPointError(f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
-                                         f"(save() refuses such weights, so the last good checkpoint stays)")
+                raise FloatingPointError(
+                    f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
+                    f"(save() refuses such weights, so the last good checkpoint stays)"
+                )
             self.step += 1
             # 5. log
             correct = sampled.scores.correct > 0.5
@@ -475,11 +551,18 @@ class Trainer:
         """
         bad = non_finite_parameters(self.model)
         if bad:
-            raise FloatingPointError(f"not saving {path}: parameters {bad[:5]} hold NaN or inf; the last good "
-                                     f"checkpoint stays as it was")
-        state = {"config": asdict(self.config), "step": self.step, "history": self.history,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "buffer": [_plain_experience(e) for e in self.buffer], "sampler": self.sampler.state_dict()}
+            raise FloatingPointError(
+                f"not saving {path}: parameters {bad[:5]} hold NaN or inf; the last good checkpoint stays as it was"
+            )
+        state = {
+            "config": asdict(self.config),
+            "step": self.step,
+            "history": self.history,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer": [_plain_experience(e) for e in self.buffer],
+            "sampler": self.sampler.state_dict(),
+        }
         if self.critic is not None:
             state["critic"], state["critic_optimizer"] = self.critic.state_dict(), self.critic_optimizer.state_dict()
         save_checkpoint(state, path)

@@ -45,8 +45,9 @@ def set_torch_threads(n: int | None = None) -> int:
         try:
             n = int(raw)
         except ValueError:
-            raise ValueError(f"{THREADS_ENV}={raw!r} is not an integer; use 1 (the lab's default), 2, ..., "
-                             "or 0 for torch's default") from None
+            raise ValueError(
+                f"{THREADS_ENV}={raw!r} is not an integer; use 1 (the lab's default), 2, ..., or 0 for torch's default"
+            ) from None
     if n < 0:
         raise ValueError(f"torch threads must be >= 0 (0: torch's default), got {n}")
     if n > 0:

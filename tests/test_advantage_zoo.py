@@ -59,7 +59,7 @@ def _spread(seq_values, mask):
 
 
 def _groups(values, group_size):
-    return [values[g:g + group_size] for g in range(0, len(values), group_size)]
+    return [values[g : g + group_size] for g in range(0, len(values), group_size)]
 
 
 def _call(name, rewards, mask, group_size, **context):
@@ -86,7 +86,7 @@ def _ref_rloo(rewards, group_size):
     out = []
     for group in _groups(rewards, group_size):
         for i, r in enumerate(group):
-            others = group[:i] + group[i + 1:]
+            others = group[:i] + group[i + 1 :]
             out.append(0.0 if len(set(group)) == 1 else r - sum(others) / len(others))
     return out
 
@@ -148,8 +148,9 @@ def _ref_reinforce_pp(rewards, mask, group_size, token_rewards=None, baseline=Fa
         scale = math.sqrt(squares / len(valid)) + 1e-8
     else:  # Bessel-corrected variance, eps inside the root (verl's masked_whiten)
         scale = math.sqrt(squares / (len(valid) - 1) + 1e-8)
-    return [[(x - mean) / scale if j < length else 0.0 for j, x in enumerate(row)]
-            for row, length in zip(returns, lengths)]
+    return [
+        [(x - mean) / scale if j < length else 0.0 for j, x in enumerate(row)] for row, length in zip(returns, lengths)
+    ]
 
 
 # ---------------------------------------------------------------- hand-computed examples
@@ -312,8 +313,8 @@ def test_padding_and_zero_variance_groups(name, group_size):
     rewards, mask = _random_case(3, group_size, binary, batch=3)
     rewards[0], rewards[1] = 1.0, 0.0  # group 0 carries signal
     # group 1 all wrong (binary) or all 0.1, which is not representable: its mean is off by an ulp
-    rewards[group_size:2 * group_size] = 0.0 if binary else 0.1
-    rewards[2 * group_size:] = 1.0  # group 2 all correct
+    rewards[group_size : 2 * group_size] = 0.0 if binary else 0.1
+    rewards[2 * group_size :] = 1.0  # group 2 all correct
     adv, metrics = _call(name, rewards, mask, group_size)
     assert torch.isfinite(adv).all() and all(math.isfinite(v) for v in metrics.values())
     assert (adv[mask == 0] == 0).all()
@@ -362,8 +363,11 @@ def test_identities_between_estimators(seed, group_size):
     for binary in (True, False):
         rewards, mask = _random_case(seed + 10, group_size, binary)
         group_mean = rewards.reshape(-1, group_size).mean(1).repeat_interleave(group_size)
-        torch.testing.assert_close(remax(rewards, mask, group_size, baseline_rewards=group_mean)[0],
-                                   dr_grpo(rewards, mask, group_size)[0], **TOL)
+        torch.testing.assert_close(
+            remax(rewards, mask, group_size, baseline_rewards=group_mean)[0],
+            dr_grpo(rewards, mask, group_size)[0],
+            **TOL,
+        )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -371,10 +375,15 @@ def test_identities_between_estimators(seed, group_size):
 def test_reinforce_pp_baseline_on_one_group_is_reinforce_pp(seed, with_token_rewards):
     # one group: subtracting its mean shifts every valid return by the same constant, which whitening removes
     rewards, mask = _random_case(seed, 6, binary=False, batch=1)
-    token_rewards = -0.05 * torch.rand(mask.shape, generator=torch.Generator().manual_seed(seed)) \
-        if with_token_rewards else None
-    torch.testing.assert_close(reinforce_pp_baseline(rewards, mask, 6, token_rewards=token_rewards)[0],
-                               reinforce_pp(rewards, mask, 6, token_rewards=token_rewards)[0], rtol=1e-4, atol=1e-4)
+    token_rewards = (
+        -0.05 * torch.rand(mask.shape, generator=torch.Generator().manual_seed(seed)) if with_token_rewards else None
+    )
+    torch.testing.assert_close(
+        reinforce_pp_baseline(rewards, mask, 6, token_rewards=token_rewards)[0],
+        reinforce_pp(rewards, mask, 6, token_rewards=token_rewards)[0],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("group_size, k", [(2, 1), (4, 2), (5, 3), (8, 4)])

@@ -16,14 +16,18 @@ def bos_tokenizer():
     """The lab's char tokenizer with a post-processor that puts <bos> in front of every text, as Llama 2's does."""
     tok = char_tokenizer()
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", tok.bos_token_id)])
+        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", tok.bos_token_id)]
+    )
     assert tok("1+1=")["input_ids"][0] == tok.bos_token_id  # the encoding HF users train with
     return tok
 
 
 def zoo_prompts():
-    prompts = [p.prompt for name, kw in [("addition", {}), ("countdown", {}), ("chain", {"max_steps": 3})]
-               for p in get_task(name, **kw).problems("train", 5, seed=1)]
+    prompts = [
+        p.prompt
+        for name, kw in [("addition", {}), ("countdown", {}), ("chain", {"max_steps": 3})]
+        for p in get_task(name, **kw).problems("train", 5, seed=1)
+    ]
     return prompts + ["7=", "345+678="]
 
 
@@ -56,12 +60,20 @@ def test_a_bos_tokenizer_gets_its_bos_once():
 def test_rollouts_of_a_bos_model_see_the_bos():
     tok = bos_tokenizer()
     model = tiny_model("nano", tok, "llama", seed=0)
-    batch = rollout(model, tok, ["12+34=", "5="], group_size=2, max_new_tokens=4,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        model, tok, ["12+34=", "5="], group_size=2, max_new_tokens=4, generator=torch.Generator().manual_seed(0)
+    )
     first = batch.prompt_mask.argmax(-1)  # each row's first real token (left padding)
     assert (batch.prompt_ids[torch.arange(4), first] == tok.bos_token_id).all()
-    tree = tree_rollout(model, tok, ["12+34="], branching=(2, 2), segment_len=2, max_new_tokens=4,
-                        generator=torch.Generator().manual_seed(0))
+    tree = tree_rollout(
+        model,
+        tok,
+        ["12+34="],
+        branching=(2, 2),
+        segment_len=2,
+        max_new_tokens=4,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert tree.batch.prompt_ids[0, 0].item() == tok.bos_token_id
 
 

@@ -19,8 +19,17 @@ from rl4lrm.checkpoint import MAGIC, CheckpointError, load_checkpoint, save_chec
 from rl4lrm.cli import main
 from rl4lrm.trainer import TrainConfig, Trainer
 
-FAST = dict(task="addition", prompts_per_step=4, group_size=4, max_new_tokens=6, eval_problems=8, eval_samples=2,
-            eval_every=1, device="cpu", overrides={"replay": 1})
+FAST = dict(
+    task="addition",
+    prompts_per_step=4,
+    group_size=4,
+    max_new_tokens=6,
+    eval_problems=8,
+    eval_samples=2,
+    eval_every=1,
+    device="cpu",
+    overrides={"replay": 1},
+)
 REPO = Path(__file__).resolve().parents[1]
 
 # The child trains one step and saves (the good checkpoint), trains a second step, then saves again with a
@@ -57,8 +66,9 @@ _KILLED_WRITER = textwrap.dedent("""
 def test_a_writer_killed_mid_save_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
     path = tmp_path / "ckpt.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), repr(FAST)], stdout=subprocess.PIPE,
-                             env=env, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path), repr(FAST)], stdout=subprocess.PIPE, env=env, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "HALF"
     finally:
@@ -192,6 +202,7 @@ def test_a_nan_loss_stops_the_run_before_the_update(tmp_path):
     from rl4lrm.rewards import REWARDS, register_reward
 
     if "nan_for_tests" not in REWARDS:
+
         @register_reward("nan_for_tests")
         def nan_for_tests(problems, completions, ctx):
             return torch.full((len(completions),), float("nan"))
@@ -204,10 +215,13 @@ def test_a_nan_loss_stops_the_run_before_the_update(tmp_path):
     trainer.save(tmp_path / "ckpt.pt")  # the weights are still the last good ones
 
 
-@pytest.mark.parametrize("make_out", [
-    lambda tmp: tmp / "a_file" / "run",  # a folder under a regular file
-    lambda tmp: tmp / "a_file",  # a regular file
-])
+@pytest.mark.parametrize(
+    "make_out",
+    [
+        lambda tmp: tmp / "a_file" / "run",  # a folder under a regular file
+        lambda tmp: tmp / "a_file",  # a regular file
+    ],
+)
 def test_an_unwritable_out_fails_before_training(tmp_path, capsys, monkeypatch, make_out):
     (tmp_path / "a_file").write_text("x")
     started = []

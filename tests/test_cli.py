@@ -22,8 +22,9 @@ def test_parser_accepts_the_documented_command():
 
 
 def test_parser_defaults_and_dashed_flags():
-    args = build_parser().parse_args(["train", "--group-size", "4", "--prompts-per-step", "8", "--kl-coef", "0",
-                                      "--eval-every", "5"])
+    args = build_parser().parse_args(
+        ["train", "--group-size", "4", "--prompts-per-step", "8", "--kl-coef", "0", "--eval-every", "5"]
+    )
     config = config_from_args(args)
     assert (config.task, config.preset, args.out) == ("addition", "grpo", "runs/latest")  # unset: the defaults
     assert (args.group_size, args.prompts_per_step, args.kl_coef, args.eval_every) == (4, 8, 0.0, 5)
@@ -36,7 +37,9 @@ def test_a_subcommand_is_required(capsys):
     assert "train" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag, bad, choices", [("--preset", "ppo9", sorted(PRESETS)), ("--task", "chess", sorted(ZOO))])
+@pytest.mark.parametrize(
+    "flag, bad, choices", [("--preset", "ppo9", sorted(PRESETS)), ("--task", "chess", sorted(ZOO))]
+)
 def test_unknown_choice_exits_2_listing_the_choices(capsys, flag, bad, choices):
     with pytest.raises(SystemExit) as exit_:
         main(["train", flag, bad])
@@ -89,8 +92,9 @@ def test_train_end_to_end(capsys, tmp_path):
 
 
 def test_preset_axes_are_flags_with_their_types():
-    args = build_parser().parse_args(["train", "--aggregation", "token_mean", "--clip-high", "0.28",
-                                      "--update-epochs", "2"])
+    args = build_parser().parse_args(
+        ["train", "--aggregation", "token_mean", "--clip-high", "0.28", "--update-epochs", "2"]
+    )
     config = config_from_args(args)
     assert config.overrides == {"aggregation": "token_mean", "clip_high": 0.28, "update_epochs": 2}
     assert isinstance(config.algorithm.update_epochs, int)
@@ -98,15 +102,22 @@ def test_preset_axes_are_flags_with_their_types():
 
 def test_boolean_axes_are_on_off_flags():
     assert config_from_args(build_parser().parse_args(["train", "--whiten-advantages"])).overrides == {
-        "whiten_advantages": True}
+        "whiten_advantages": True
+    }
     assert config_from_args(build_parser().parse_args(["train", "--no-whiten-advantages"])).overrides == {
-        "whiten_advantages": False}
+        "whiten_advantages": False
+    }
 
 
-@pytest.mark.parametrize("argv, expected", [(["--update-epochs", "two"], "expected int, got 'two'"),
-                                           (["--set", "clip_high=0.2"], "unrecognized arguments"),
-                                           (["--kl-coef", "x"], "expected float, got 'x'"),
-                                           (["--whiten-advantages", "maybe"], "unrecognized arguments")])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--update-epochs", "two"], "expected int, got 'two'"),
+        (["--set", "clip_high=0.2"], "unrecognized arguments"),
+        (["--kl-coef", "x"], "expected float, got 'x'"),
+        (["--whiten-advantages", "maybe"], "unrecognized arguments"),
+    ],
+)
 def test_bad_flag_values_exit_2_naming_the_type(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["train", *argv])
@@ -115,8 +126,21 @@ def test_bad_flag_values_exit_2_naming_the_type(capsys, argv, expected):
 
 
 def test_overrides_reach_the_trainer(capsys, tmp_path):
-    main(["train", "--steps", "1", "--eval-every", "0", "--update-epochs", "2", "--clip-high", "0.28",
-          "--out", str(tmp_path / "run")])
+    main(
+        [
+            "train",
+            "--steps",
+            "1",
+            "--eval-every",
+            "0",
+            "--update-epochs",
+            "2",
+            "--clip-high",
+            "0.28",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
     assert saved["overrides"] == {"update_epochs": 2, "clip_high": 0.28}
 
@@ -144,20 +168,42 @@ def test_reward_pairs_build_the_reward_mix(tmp_path):
 
 
 def test_sampler_and_sampling_settings_reach_the_config(tmp_path):
-    main(["train", "--task", "countdown", "--steps", "1", "--eval-every", "0", "--prompts-per-step", "2",
-          "--sampler", "tree", "--sampling", "branching=2,2,2", "--sampling", "segment_len=3", "--out", str(tmp_path)])
+    main(
+        [
+            "train",
+            "--task",
+            "countdown",
+            "--steps",
+            "1",
+            "--eval-every",
+            "0",
+            "--prompts-per-step",
+            "2",
+            "--sampler",
+            "tree",
+            "--sampling",
+            "branching=2,2,2",
+            "--sampling",
+            "segment_len=3",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     config = load_checkpoint(tmp_path / "checkpoint.pt")["config"]
     assert config["sampler"] == "tree"
     assert tuple(config["sampling"]["branching"]) == (2, 2, 2) and config["sampling"]["segment_len"] == 3
     assert "tokens/generated" in pd.read_csv(tmp_path / "metrics.csv")
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--sampling", "nope=1"], "pool_size"),  # the message lists the valid names
-    (["--sampling", "pool_size=big"], "'big'"),
-    (["--sampler", "beam"], "'flat'"),
-    (["--sampler", "tree", "--sampling", "branching=3,3"], "group_size=8"),  # 9 leaves for G = 8
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--sampling", "nope=1"], "pool_size"),  # the message lists the valid names
+        (["--sampling", "pool_size=big"], "'big'"),
+        (["--sampler", "beam"], "'flat'"),
+        (["--sampler", "tree", "--sampling", "branching=3,3"], "group_size=8"),  # 9 leaves for G = 8
+    ],
+)
 def test_bad_sampling_settings_exit_2_naming_them(capsys, tmp_path, argv, expected):
     with pytest.raises(SystemExit) as exit_:
         main(["train", *argv, "--out", str(tmp_path)])

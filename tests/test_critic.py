@@ -54,14 +54,17 @@ def _ref_gae(rewards, values, token_rewards, mask, gamma, lam):
 # ---------------------------------------------------------------- GAE
 
 
-@pytest.mark.parametrize("lam, expected", [
-    # row 0 (reward 1, V = [.5, .25, .75]): delta = [0 + .25 - .5, 0 + .75 - .25, 1 + 0 - .75] = [-.25, .5, .25]
-    # row 1 (reward 0, V = [.5, .25], length 2): delta = [0 + .25 - .5, 0 + 0 - .25] = [-.25, -.25]
-    (0.0, [[-0.25, 0.5, 0.25], [-0.25, -0.25, 0.0]]),  # A = delta
-    (1.0, [[0.5, 0.75, 0.25], [-0.5, -0.25, 0.0]]),  # A = return - V: [1 - .5, 1 - .25, 1 - .75], [0 - .5, 0 - .25]
-    # lam = 1/2: A2 = .25, A1 = .5 + .5*.25 = .625, A0 = -.25 + .5*.625 = .0625; row 1: -.25, -.25 + .5*(-.25)
-    (0.5, [[0.0625, 0.625, 0.25], [-0.375, -0.25, 0.0]]),
-])
+@pytest.mark.parametrize(
+    "lam, expected",
+    [
+        # row 0 (reward 1, V = [.5, .25, .75]): delta = [0 + .25 - .5, 0 + .75 - .25, 1 + 0 - .75] = [-.25, .5, .25]
+        # row 1 (reward 0, V = [.5, .25], length 2): delta = [0 + .25 - .5, 0 + 0 - .25] = [-.25, -.25]
+        (0.0, [[-0.25, 0.5, 0.25], [-0.25, -0.25, 0.0]]),  # A = delta
+        (1.0, [[0.5, 0.75, 0.25], [-0.5, -0.25, 0.0]]),  # A = return - V: [1 - .5, 1 - .25, 1 - .75], [0 - .5, 0 - .25]
+        # lam = 1/2: A2 = .25, A1 = .5 + .5*.25 = .625, A0 = -.25 + .5*.625 = .0625; row 1: -.25, -.25 + .5*(-.25)
+        (0.5, [[0.0625, 0.625, 0.25], [-0.375, -0.25, 0.0]]),
+    ],
+)
 def test_gae_hand_example(lam, expected):
     values = torch.tensor([[0.5, 0.25, 0.75], [0.5, 0.25, 9.0]])  # 9.0 on padding must be ignored
     adv, metrics = gae(torch.tensor([1.0, 0.0]), _mask([3, 2], 3), 2, values=values, gamma=1.0, lam=lam)
@@ -151,8 +154,12 @@ def test_value_loss_unclipped_is_half_mse_over_valid_tokens():
     values, returns = torch.randn(4, 5, generator=gen), torch.randn(4, 5, generator=gen)
     mask = _mask([5, 0, 1, 3], 5)
     loss, _ = value_loss(values, torch.zeros_like(values), returns, mask, value_clip=None)
-    pairs = [(v, r) for vr, rr, mr in zip(values.tolist(), returns.tolist(), mask.tolist())
-             for v, r, m in zip(vr, rr, mr) if m]
+    pairs = [
+        (v, r)
+        for vr, rr, mr in zip(values.tolist(), returns.tolist(), mask.tolist())
+        for v, r, m in zip(vr, rr, mr)
+        if m
+    ]
     assert loss.item() == pytest.approx(0.5 * sum((v - r) ** 2 for v, r in pairs) / len(pairs))
 
 
@@ -193,8 +200,9 @@ def test_value_loss_rejects_non_positive_clip(clip):
 def policy_and_batch():
     tok = char_tokenizer()
     model = tiny_model("nano", tok)
-    batch = rollout(model, tok, ["12+3=", "7+8="], group_size=2, max_new_tokens=4,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        model, tok, ["12+3=", "7+8="], group_size=2, max_new_tokens=4, generator=torch.Generator().manual_seed(0)
+    )
     mask = batch.response_mask.clone()
     mask[0, 2:] = 0.0  # make sure there is padding, whatever the sampler drew
     mask[3, 1:] = 0.0
@@ -250,6 +258,6 @@ def test_value_model_is_causal(policy_and_batch):
         base = critic(batch)
         edited = critic(dataclasses.replace(batch, completion_ids=ids))
     # values[:, t] read the state before token t: tokens >= t cannot matter
-    torch.testing.assert_close(edited[:, :changed + 1], base[:, :changed + 1], rtol=0, atol=1e-6)
-    assert (edited[row, changed + 1:] != base[row, changed + 1:]).all()
+    torch.testing.assert_close(edited[:, : changed + 1], base[:, : changed + 1], rtol=0, atol=1e-6)
+    assert (edited[row, changed + 1 :] != base[row, changed + 1 :]).all()
     torch.testing.assert_close(edited[[0, 2, 3]], base[[0, 2, 3]], rtol=0, atol=1e-6)

@@ -72,5 +72,6 @@ def test_markdown_escapes_pipes(monkeypatch):
 
 def test_docs_copy_is_up_to_date():
     doc = Path(__file__).parent.parent / "docs" / "crosswalk.md"
-    assert doc.read_text() == DOC_HEADER + crosswalk_markdown() + "\n", \
+    assert doc.read_text() == DOC_HEADER + crosswalk_markdown() + "\n", (
         "regenerate it: python -m rl4lrm.crosswalk > docs/crosswalk.md"
+    )

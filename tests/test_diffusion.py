@@ -85,8 +85,17 @@ def test_completion_targets_pad_after_eos(tok):
 @pytest.mark.parametrize("remasking,block", [("low_confidence", None), ("random", None), ("low_confidence", 2)])
 def test_sampler_unmasks_everything_on_schedule(tok, tiny, remasking, block):
     ids, mask = _enc(tok)
-    out = diffusion_sample(tiny, ids, mask, 4, steps=2 if block else 4, remasking=remasking, block_length=block,
-                           generator=torch.Generator().manual_seed(0), return_states=True)
+    out = diffusion_sample(
+        tiny,
+        ids,
+        mask,
+        4,
+        steps=2 if block else 4,
+        remasking=remasking,
+        block_length=block,
+        generator=torch.Generator().manual_seed(0),
+        return_states=True,
+    )
     assert not bool((out.completion == tok.mask_token_id).any())
     assert len(out.states) == (2 if block else 4) + 1 and bool((out.states[0] == tok.mask_token_id).all())
     masked_left = [int((s == tok.mask_token_id).sum(1)[0]) for s in out.states]
@@ -141,7 +150,7 @@ def test_mc_elbo_converges_to_the_enumerated_elbo(tok, tiny):
     y = torch.tensor([[5, 6, 2], [7, 2, 0], [8, 8, 9]])
     exact = exact_elbo(tiny, ids, mask, y)
     samples = mc_elbo(tiny, ids, mask, y, 3000, torch.Generator().manual_seed(0))
-    se = samples.std(1) / 3000 ** 0.5
+    se = samples.std(1) / 3000**0.5
     assert bool(((samples.mean(1) - exact).abs() < 4 * se + 1e-4).all())
 
 
@@ -181,8 +190,15 @@ def test_shipped_checkpoint_is_imperfect_but_able(shipped):
     from rl4lrm.evaluation import evaluate
 
     model, tok, task = shipped
-    metrics = evaluate(model, tok, task, task.problems("test", 64, seed=0), 4, max_new_tokens=model.gen_length,
-                       generator=torch.Generator().manual_seed(0))
+    metrics = evaluate(
+        model,
+        tok,
+        task,
+        task.problems("test", 64, seed=0),
+        4,
+        max_new_tokens=model.gen_length,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert 0.15 < metrics["acc/pass@1"] < 0.85 and metrics["format/ok"] > 0.9
 
 
@@ -202,10 +218,22 @@ def test_grpo_through_the_trainer_raises_heldout_accuracy(shipped):
 
     model, tok, task = shipped
     probe = _RatioProbe()
-    cfg = TrainConfig(preset="grpo", steps=25, prompts_per_step=16, group_size=8, max_new_tokens=model.gen_length,
-                      lr=2e-4, eval_every=25, eval_problems=64, eval_samples=4, seed=0, device="cpu")
-    history = Trainer(cfg, model=copy.deepcopy(model), tokenizer=tok, task=task, callbacks=[probe],
-                      progress=False).train()
+    cfg = TrainConfig(
+        preset="grpo",
+        steps=25,
+        prompts_per_step=16,
+        group_size=8,
+        max_new_tokens=model.gen_length,
+        lr=2e-4,
+        eval_every=25,
+        eval_problems=64,
+        eval_samples=4,
+        seed=0,
+        device="cpu",
+    )
+    history = Trainer(
+        cfg, model=copy.deepcopy(model), tokenizer=tok, task=task, callbacks=[probe], progress=False
+    ).train()
     assert max(probe.max_diff) == 0.0  # the same prompt mask: ratio exactly 1 before each first update
     assert history["ratio/mean"].iloc[1:].sub(1).abs().max() < 1e-6
     assert history["kl/k3"].iloc[-1] > 0  # the policy moved away from the reference
@@ -257,8 +285,9 @@ def test_studies_return_their_tables(shipped):
     assert model.sampling.steps == 8 and model.sampling.remasking == "low_confidence"  # restored afterwards
     fix = self_correction_study(model, tok, task, settings=((8, "low_confidence"),), n_problems=8, samples=2)
     row = fix.iloc[0]
-    assert row["accuracy after remask pass"] == pytest.approx(row["accuracy"] + row["fixed by pass"]
-                                                              - row["broken by pass"])
+    assert row["accuracy after remask pass"] == pytest.approx(
+        row["accuracy"] + row["fixed by pass"] - row["broken by pass"]
+    )
 
 
 def test_panel_block_length_dropdown_shows_whole_completion(shipped):

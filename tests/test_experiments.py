@@ -12,8 +12,16 @@ from rl4lrm.experiments.compare import compare_presets, final_table  # noqa: E40
 from rl4lrm.experiments.kl_estimators import kl_estimator_study  # noqa: E402
 from rl4lrm.viz import ComparisonPanel, plot_comparison  # noqa: E402
 
-SMALL = dict(task="addition", prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=2, eval_every=1,
-             max_new_tokens=6, device="cpu")
+SMALL = dict(
+    task="addition",
+    prompts_per_step=4,
+    group_size=4,
+    eval_problems=8,
+    eval_samples=2,
+    eval_every=1,
+    max_new_tokens=6,
+    device="cpu",
+)
 
 
 def test_kl_study_reproduces_schulmans_table():
@@ -39,8 +47,13 @@ def test_kl_study_validates_inputs():
 
 
 def test_compare_presets_returns_every_run_and_a_final_table():
-    runs = compare_presets({"grpo": {"preset": "grpo"}, "dapo sym": {"preset": "dapo", "clip_high": 0.2}}, seeds=(0, 1),
-                           progress=False, steps=2, **SMALL)
+    runs = compare_presets(
+        {"grpo": {"preset": "grpo"}, "dapo sym": {"preset": "dapo", "clip_high": 0.2}},
+        seeds=(0, 1),
+        progress=False,
+        steps=2,
+        **SMALL,
+    )
     assert set(runs["method"]) == {"grpo", "dapo sym"} and set(runs["seed"]) == {0, 1}
     assert len(runs) == 2 * 2 * 3
     table = final_table(runs)
@@ -55,8 +68,13 @@ def test_compare_presets_rejects_unknown_methods_before_training():
 
 
 def test_comparison_panel_run_draws_mean_and_std():
-    panel = ComparisonPanel(presets=("grpo", "reinforce"), seeds=2, steps=2, **{k: v for k, v in SMALL.items()
-                                                                              if k != "task"}, task="addition")
+    panel = ComparisonPanel(
+        presets=("grpo", "reinforce"),
+        seeds=2,
+        steps=2,
+        **{k: v for k, v in SMALL.items() if k != "task"},
+        task="addition",
+    )
     runs = panel.run()
     assert runs.groupby(["method", "seed"]).ngroups == 4
     assert "held-out pass@1" in panel.status.value and not panel.button.disabled

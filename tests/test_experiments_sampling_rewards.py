@@ -16,12 +16,15 @@ SMALL = dict(steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_ev
 
 
 def test_signal_summary_by_hand():
-    runs = pd.DataFrame({
-        "method": ["flat"] * 3 + ["dynamic"] * 3, "step": [0, 1, 2] * 2,
-        "reward/frac_zero_std": [None, 0.5, 0.25, None, 0.0, 0.0],
-        "tokens/generated": [None, 100.0, 60.0, None, 300.0, 200.0],
-        "sampling/drawn_frac_zero_std": [None, None, None, None, 0.5, 0.5],
-    })
+    runs = pd.DataFrame(
+        {
+            "method": ["flat"] * 3 + ["dynamic"] * 3,
+            "step": [0, 1, 2] * 2,
+            "reward/frac_zero_std": [None, 0.5, 0.25, None, 0.0, 0.0],
+            "tokens/generated": [None, 100.0, 60.0, None, 300.0, 200.0],
+            "sampling/drawn_frac_zero_std": [None, None, None, None, 0.5, 0.5],
+        }
+    )
     table = signal_summary(runs, prompts_per_step=4)
     assert table.loc["flat", "signal (trained)"] == pytest.approx(0.625)
     assert table.loc["flat", "signal (drawn)"] == pytest.approx(0.625)  # no filter: drawn = trained
@@ -40,8 +43,16 @@ def test_every_sampling_and_reward_method_is_a_valid_config():
 
 
 def test_curriculum_study_relates_picks_to_base_pass_rates():
-    per_step, base_rate, history = curriculum_study("addition", steps=3, pool_size=16, base_samples=4,
-                                                    prompts_per_step=4, group_size=4, eval_problems=8, eval_every=0)
+    per_step, base_rate, history = curriculum_study(
+        "addition",
+        steps=3,
+        pool_size=16,
+        base_samples=4,
+        prompts_per_step=4,
+        group_size=4,
+        eval_problems=8,
+        eval_every=0,
+    )
     assert list(per_step["step"]) == [1, 2, 3] and base_rate.shape == (16,)
     assert ((0 <= base_rate) & (base_rate <= 1)).all()
     assert per_step["picked base pass rate"].between(0, 1).all()

@@ -85,8 +85,9 @@ def test_reinforce_pp_baseline_with_groups_of_different_sizes():
         torch.testing.assert_close(adv, expected)
     # equal-size contiguous groups by id give exactly the group_size path
     same_size = torch.tensor([0, 0, 0, 1, 1, 1])
-    torch.testing.assert_close(reinforce_pp_baseline(rewards, mask, 3, group_ids=same_size)[0],
-                               reinforce_pp_baseline(rewards, mask, 3)[0])
+    torch.testing.assert_close(
+        reinforce_pp_baseline(rewards, mask, 3, group_ids=same_size)[0], reinforce_pp_baseline(rewards, mask, 3)[0]
+    )
     with pytest.raises(ValueError, match=r"group_ids must have shape \(6,\), got \(5,\)"):
         reinforce_pp_baseline(rewards, mask, 1, group_ids=group_ids[:5])
 
@@ -138,7 +139,7 @@ def test_straight_through_has_the_value_of_the_estimator_and_the_gradient_of_k2(
     ref = torch.tensor([[-1.5, -1.0, -0.5]])
     plus = kl_penalty(logprobs, ref, f"{name}+")
     torch.testing.assert_close(plus, kl_penalty(logprobs, ref, name))
-    grad, = torch.autograd.grad(plus.sum(), logprobs)
+    (grad,) = torch.autograd.grad(plus.sum(), logprobs)
     # d/dlogp 0.5 (logp - ref)^2 = logp - ref
     torch.testing.assert_close(grad, torch.tensor([[0.5, -1.0, 0.0]]))
 
@@ -149,10 +150,10 @@ def test_clamp_of_k3_at_ten_as_verl():
     # log r = 12: k3 = e^12 - 13 ~ 162742, clamped to 10; log r = 1: k3 = e - 2 ~ 0.718, unchanged
     value = kl_penalty(logprobs, ref, "k3", clamp=10.0)
     torch.testing.assert_close(value, torch.tensor([[10.0, math.e - 2]]))
-    grad, = torch.autograd.grad(value.sum(), logprobs)
+    (grad,) = torch.autograd.grad(value.sum(), logprobs)
     assert grad[0, 0] == 0 and grad[0, 1] == pytest.approx(1 - math.e)  # d/dlogp (e^(ref-logp) - 1 - (ref-logp))
     # verl clamps the value only: k3+ keeps k2's unclamped gradient logp - ref = -12
-    grad_plus, = torch.autograd.grad(kl_penalty(logprobs, ref, "k3+", clamp=10.0).sum(), logprobs)
+    (grad_plus,) = torch.autograd.grad(kl_penalty(logprobs, ref, "k3+", clamp=10.0).sum(), logprobs)
     torch.testing.assert_close(grad_plus, torch.tensor([[-12.0, -1.0]]))
     with pytest.raises(ValueError, match="clamp must be >= 0"):
         kl_penalty(logprobs, ref, "k3", clamp=-1.0)
@@ -173,8 +174,16 @@ def test_verl_seq_mean_token_sum_norm_divides_by_n_times_t():
 # ---------------------------------------------------------------- the trainer
 
 
-FAST = dict(task="addition", prompts_per_step=4, group_size=4, max_new_tokens=6, eval_problems=8, eval_samples=2,
-            eval_every=0, device="cpu")
+FAST = dict(
+    task="addition",
+    prompts_per_step=4,
+    group_size=4,
+    max_new_tokens=6,
+    eval_problems=8,
+    eval_samples=2,
+    eval_every=0,
+    device="cpu",
+)
 
 
 def test_ppo_with_whitened_advantages_trains_and_logs_whitened_statistics():
@@ -187,11 +196,28 @@ def test_ppo_with_whitened_advantages_trains_and_logs_whitened_statistics():
 
 
 def test_new_axes_reach_the_trainer():
-    config = TrainConfig(preset="reinforce_pp", steps=1, **FAST,
-                         overrides={"gamma": 0.9, "kl_estimator": "k3+", "aggregation": "seq_mean_token_sum",
-                                    "whiten_std": "unbiased", "kl_clamp": 10.0, "std_eps": 1e-4, "singleton": "reward"})
+    config = TrainConfig(
+        preset="reinforce_pp",
+        steps=1,
+        **FAST,
+        overrides={
+            "gamma": 0.9,
+            "kl_estimator": "k3+",
+            "aggregation": "seq_mean_token_sum",
+            "whiten_std": "unbiased",
+            "kl_clamp": 10.0,
+            "std_eps": 1e-4,
+            "singleton": "reward",
+        },
+    )
     algo = config.algorithm
-    assert (algo.gamma, algo.whiten_std, algo.kl_estimator, algo.kl_clamp, algo.std_eps, algo.singleton) == \
-        (0.9, "unbiased", "k3+", 10.0, 1e-4, "reward")
+    assert (algo.gamma, algo.whiten_std, algo.kl_estimator, algo.kl_clamp, algo.std_eps, algo.singleton) == (
+        0.9,
+        "unbiased",
+        "k3+",
+        10.0,
+        1e-4,
+        "reward",
+    )
     df = Trainer(config, progress=False).train()
     assert math.isfinite(df.iloc[-1]["loss/total"]) and "kl/k3+" in df.columns

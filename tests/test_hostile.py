@@ -38,9 +38,18 @@ N_NUMERALS = 400
 N_CHAIN = 200
 N_EXPRESSIONS = 400
 HOSTILE_VALUES = [math.nan, math.inf, -math.inf, -1, -1.5, 0, "0.1", "a", [1], {"x": 1}, True, 10**30]
-CONFIGS = [TrainConfig, sampling.FlatConfig, sampling.DynamicConfig, sampling.CurriculumConfig, sampling.TreeConfig,
-           DiffusionSamplingConfig, DiffusionPretrainConfig, LatentConfig,
-           CurriculumConfig, SFTConfig]
+CONFIGS = [
+    TrainConfig,
+    sampling.FlatConfig,
+    sampling.DynamicConfig,
+    sampling.CurriculumConfig,
+    sampling.TreeConfig,
+    DiffusionSamplingConfig,
+    DiffusionPretrainConfig,
+    LatentConfig,
+    CurriculumConfig,
+    SFTConfig,
+]
 
 
 def _problem(answer: str) -> Problem:
@@ -53,8 +62,9 @@ def _problem(answer: str) -> Problem:
 def test_fuzz_checkpoint_corruption_is_always_refused(tmp_path):
     rng = random.Random(0)
     path = tmp_path / "good.pt"
-    save_checkpoint({"w": torch.randn(64, generator=torch.Generator().manual_seed(0)), "step": 3,
-                     "history": [{"a": 1.0}]}, path)
+    save_checkpoint(
+        {"w": torch.randn(64, generator=torch.Generator().manual_seed(0)), "step": 3, "history": [{"a": 1.0}]}, path
+    )
     good = path.read_bytes()
     refused = 0
     for i in range(N_CHECKPOINT_FLIPS + N_CHECKPOINT_CUTS):
@@ -107,16 +117,58 @@ def test_fuzz_every_preset_axis():
 # ---------------------------------------------------------------- rewards
 
 
-FALSE_POSITIVES = ["47 = 46", "x = 47 = 46", "46 \\approx 47", "46\\%", "46%", "46 < 47", "46 \\neq 47",
-                   "46+1/10^{9}", "The answer is 46+1/10^{9}", "0,046"]
+FALSE_POSITIVES = [
+    "47 = 46",
+    "x = 47 = 46",
+    "46 \\approx 47",
+    "46\\%",
+    "46%",
+    "46 < 47",
+    "46 \\neq 47",
+    "46+1/10^{9}",
+    "The answer is 46+1/10^{9}",
+    "0,046",
+]
 TRUE_POSITIVES = ["46", "\\boxed{46}", "46.0", "\\frac{92}{2}", "x = 46", "2 + 44 = 46"]
-TOWERS = ["10^{10^{10}}", "9^9^9", "2**3**40", "10^{99999999}", "123456!", "(10^{10})^{10^{10}}", "x^{y^{z}}",
-          "46 + 10^{10^{10}} - 10^{10^{10}}"]
+TOWERS = [
+    "10^{10^{10}}",
+    "9^9^9",
+    "2**3**40",
+    "10^{99999999}",
+    "123456!",
+    "(10^{10})^{10^{10}}",
+    "x^{y^{z}}",
+    "46 + 10^{10^{10}} - 10^{10^{10}}",
+]
 
 
 def _hostile_math(rng: random.Random) -> str:
-    pieces = ["46", "47", "^", "{", "}", "10", "\\frac{", "=", "\\%", "\\approx", "+", "-", "!", "(", ")", "\\sqrt{",
-              " ", "x", "\\boxed{", "<answer>", "</answer>", "9", "**", ","]
+    pieces = [
+        "46",
+        "47",
+        "^",
+        "{",
+        "}",
+        "10",
+        "\\frac{",
+        "=",
+        "\\%",
+        "\\approx",
+        "+",
+        "-",
+        "!",
+        "(",
+        ")",
+        "\\sqrt{",
+        " ",
+        "x",
+        "\\boxed{",
+        "<answer>",
+        "</answer>",
+        "9",
+        "**",
+        ",",
+    ]
     return "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
 
 
@@ -160,8 +212,10 @@ def test_fuzz_numerals_with_commas():
         lead = str(rng.randint(0, 9999))
         if rng.random() < 0.3:
             lead = "0" + lead[1:]
-        groups = [lead] + ["".join(rng.choice("0123456789") for _ in range(rng.choice([1, 2, 3, 3, 3, 4])))
-                           for _ in range(rng.randint(1, 3))]
+        groups = [lead] + [
+            "".join(rng.choice("0123456789") for _ in range(rng.choice([1, 2, 3, 3, 3, 4])))
+            for _ in range(rng.randint(1, 3))
+        ]
         text = ",".join(groups)
         value = parse_number(text)
         thousands = all(len(g) == 3 for g in groups[1:]) and 1 <= len(lead) <= 3 and not lead.startswith("0")

@@ -19,21 +19,43 @@ ROOT = Path(rl4lrm.__file__).parent
 
 # module-name prefix -> layer; the longest matching prefix wins
 LAYERS = {
-    "rl4lrm": 0, "rl4lrm.registry": 0, "rl4lrm.utils": 0, "rl4lrm.fielddocs": 0, "rl4lrm.schedules": 0,
-    "rl4lrm.validation": 0, "rl4lrm.checkpoint": 0,
+    "rl4lrm": 0,
+    "rl4lrm.registry": 0,
+    "rl4lrm.utils": 0,
+    "rl4lrm.fielddocs": 0,
+    "rl4lrm.schedules": 0,
+    "rl4lrm.validation": 0,
+    "rl4lrm.checkpoint": 0,
     "rl4lrm.tasks": 1,
-    "rl4lrm.decoding": 2, "rl4lrm.rollout": 2, "rl4lrm.models": 2, "rl4lrm.passk": 2, "rl4lrm.evaluation": 2,
+    "rl4lrm.decoding": 2,
+    "rl4lrm.rollout": 2,
+    "rl4lrm.models": 2,
+    "rl4lrm.passk": 2,
+    "rl4lrm.evaluation": 2,
     "rl4lrm.preflight": 2,
-    "rl4lrm.advantages": 3, "rl4lrm.aggregation": 3, "rl4lrm.kl": 3, "rl4lrm.losses": 3, "rl4lrm.critic": 3,
+    "rl4lrm.advantages": 3,
+    "rl4lrm.aggregation": 3,
+    "rl4lrm.kl": 3,
+    "rl4lrm.losses": 3,
+    "rl4lrm.critic": 3,
     "rl4lrm.rewards": 4,
-    "rl4lrm.presets": 5, "rl4lrm.sampling": 5,
+    "rl4lrm.presets": 5,
+    "rl4lrm.sampling": 5,
     "rl4lrm.trainer": 6,
-    "rl4lrm.exercises": 7, "rl4lrm.crosswalk": 7,
+    "rl4lrm.exercises": 7,
+    "rl4lrm.crosswalk": 7,
     "rl4lrm.experiments": 8,
-    "rl4lrm.viz": 9, "rl4lrm.cli": 9,
+    "rl4lrm.viz": 9,
+    "rl4lrm.cli": 9,
     # topic packages span the layers: a model and its sampler, the studies, the widgets
-    "rl4lrm.diffusion": 2, "rl4lrm.diffusion.exercises": 7, "rl4lrm.diffusion.studies": 8, "rl4lrm.diffusion.viz": 9,
-    "rl4lrm.latent": 2, "rl4lrm.latent.exercises": 7, "rl4lrm.latent.studies": 8, "rl4lrm.latent.viz": 9,
+    "rl4lrm.diffusion": 2,
+    "rl4lrm.diffusion.exercises": 7,
+    "rl4lrm.diffusion.studies": 8,
+    "rl4lrm.diffusion.viz": 9,
+    "rl4lrm.latent": 2,
+    "rl4lrm.latent.exercises": 7,
+    "rl4lrm.latent.studies": 8,
+    "rl4lrm.latent.viz": 9,
 }
 
 
@@ -61,7 +83,9 @@ def _imports(module: str, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if not base.startswith("rl4lrm"):
                 continue
             for alias in node.names:
@@ -84,9 +108,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_a_higher_layer():
-    upward = sorted(f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
-                    for m, deps in _graph().items() for d in deps
-                    if m != "rl4lrm" and _layer(d) > _layer(m) and not m.startswith(d + "."))
+    upward = sorted(
+        f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
+        for m, deps in _graph().items()
+        for d in deps
+        if m != "rl4lrm" and _layer(d) > _layer(m) and not m.startswith(d + ".")
+    )
     assert upward == []
 
 
@@ -99,7 +126,7 @@ def test_the_import_graph_has_no_cycle():
         state[node] = "open"
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == "open":
-                cycles.append(" -> ".join(path[path.index(dep):] + [dep]) if dep in path else f"{node} -> {dep}")
+                cycles.append(" -> ".join(path[path.index(dep) :] + [dep]) if dep in path else f"{node} -> {dep}")
             elif dep not in state:
                 visit(dep, path + [dep])
         state[node] = "done"
@@ -117,9 +144,12 @@ def _config_classes():
             continue  # widgets need a display stack; they hold no configs
         module = importlib.import_module(name)
         for obj in vars(module).values():
-            if (isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == name
-                    and (obj.__name__.endswith("Config") or obj.__name__ in ("Preset", "SamplingContext",
-                                                                            "RewardContext"))):
+            if (
+                isinstance(obj, type)
+                and dataclasses.is_dataclass(obj)
+                and obj.__module__ == name
+                and (obj.__name__.endswith("Config") or obj.__name__ in ("Preset", "SamplingContext", "RewardContext"))
+            ):
                 classes[f"{name}.{obj.__name__}"] = obj
     return classes
 

@@ -54,7 +54,7 @@ def test_zero_thoughts_equal_plain_causal_lm(tok, model):
     ids = torch.cat([p_ids, torch.full((N, 1), model.bot_id), torch.full((N, 1), model.eot_id), t_ids], 1)
     attn = torch.cat([p_mask, torch.ones(N, 2, dtype=torch.long), t_mask], 1)
     ref = model.net(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0)).logits
-    ref = ref[:, p_ids.shape[1] + 1:-1]  # positions <eot>, t_0 .. t_{T-2}
+    ref = ref[:, p_ids.shape[1] + 1 : -1]  # positions <eot>, t_0 .. t_{T-2}
     real = t_mask.bool()
     assert torch.allclose(logits[real], ref[real], atol=1e-4)
 
@@ -85,8 +85,13 @@ def test_gradient_flows_through_the_thoughts(tok, model):
 def test_curriculum_stages_on_a_hand_made_example(tok):
     problem = Problem(question="", prompt="7;+5;*2;-3=", answer="12\n24\n21", meta={"values": (12, 24, 21)}, key="")
     dec = lambda ids: tok.decode(ids, skip_special_tokens=False)
-    for stage, c, k, target in [(0, 1, 0, "12\n24\n21<eos>"), (1, 1, 1, "24\n21<eos>"), (2, 1, 2, "21<eos>"),
-                                (2, 2, 4, "21<eos>"), (5, 1, 2, "21<eos>")]:
+    for stage, c, k, target in [
+        (0, 1, 0, "12\n24\n21<eos>"),
+        (1, 1, 1, "24\n21<eos>"),
+        (2, 1, 2, "21<eos>"),
+        (2, 2, 4, "21<eos>"),
+        (5, 1, 2, "21<eos>"),
+    ]:
         prompt, n, t = stage_example(tok, problem, stage, c)
         assert dec(prompt) == "7;+5;*2;-3=" and n == k and dec(t) == target, (stage, c)
     p_ids, p_mask, k, _, t_mask = collate_stage([stage_example(tok, problem, 1), ([5, 6], 0, [7])], tok.pad_token_id)
@@ -94,12 +99,24 @@ def test_curriculum_stages_on_a_hand_made_example(tok):
     assert t_mask[1].tolist() == [1, 0, 0, 0, 0, 0] and k.tolist() == [1, 0]  # targets right-padded
 
 
-@pytest.mark.parametrize("cfg", [LatentConfig(n_thoughts=2), LatentConfig(n_thoughts=2, noise_std=0.5),
-                                 LatentConfig(halting=True, max_thoughts=3, noise_std=0.3)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        LatentConfig(n_thoughts=2),
+        LatentConfig(n_thoughts=2, noise_std=0.5),
+        LatentConfig(halting=True, max_thoughts=3, noise_std=0.3),
+    ],
+)
 def test_rollout_and_recomputation_agree(tok, model, cfg):
     model.config = cfg
-    batch = rollout(model, tok, ["7;+5;*2;-3=", "12;-3="], group_size=4, max_new_tokens=6,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        model,
+        tok,
+        ["7;+5;*2;-3=", "12;-3="],
+        group_size=4,
+        max_new_tokens=6,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert batch.completion_ids.shape[0] == 8 and batch.group_ids.tolist() == [0] * 4 + [1] * 4
     assert set(batch.aux) == {"noise", "n_thoughts"}
     model.train()
@@ -162,17 +179,30 @@ def test_latent_steps_reward(tok, model):
         compute_reward("latent_steps", [None] * 2, plain.completions, RewardContext(batch=plain))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"n_thoughts": -1}, "n_thoughts"), ({"noise_std": -0.1}, "noise_std"),
-                                           ({"halting": True, "max_thoughts": 0}, "max_thoughts"),
-                                           ({"n_thoughts": 1.5}, "n_thoughts")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_thoughts": -1}, "n_thoughts"),
+        ({"noise_std": -0.1}, "noise_std"),
+        ({"halting": True, "max_thoughts": 0}, "max_thoughts"),
+        ({"n_thoughts": 1.5}, "n_thoughts"),
+    ],
+)
 def test_latent_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LatentConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"stages": 9}, "stages"), ({"steps_per_stage": 0}, "steps_per_stage"),
-                                           ({"stage_lr": 0}, "stage_lr"), ({"noise": -1}, "noise"),
-                                           ({"thoughts_per_step": 0}, "thoughts_per_step")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"stages": 9}, "stages"),
+        ({"steps_per_stage": 0}, "steps_per_stage"),
+        ({"stage_lr": 0}, "stage_lr"),
+        ({"noise": -1}, "noise"),
+        ({"thoughts_per_step": 0}, "thoughts_per_step"),
+    ],
+)
 def test_curriculum_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CurriculumConfig(**kwargs)
@@ -185,9 +215,20 @@ def test_grpo_through_trainer_trades_accuracy_for_compute():
     """Adaptive compute: with a step cost GRPO cuts the thoughts and the cost-adjusted reward rises."""
     model, tok, task = load_latent("latent")
     model.config = LatentConfig(halting=True, max_thoughts=4)
-    cfg = TrainConfig(task="chain", steps=8, prompts_per_step=8, group_size=8, max_new_tokens=6, lr=3e-3,
-                      eval_every=0, eval_problems=16, eval_samples=1,
-                      rewards={"correct": 1.0, "latent_steps": -0.25}, seed=0, device="cpu")
+    cfg = TrainConfig(
+        task="chain",
+        steps=8,
+        prompts_per_step=8,
+        group_size=8,
+        max_new_tokens=6,
+        lr=3e-3,
+        eval_every=0,
+        eval_problems=16,
+        eval_samples=1,
+        rewards={"correct": 1.0, "latent_steps": -0.25},
+        seed=0,
+        device="cpu",
+    )
     history = Trainer(cfg, model=model, tokenizer=tok, task=task, progress=False).train()
     rows = history.dropna(subset=["reward/mean"])
     assert rows["reward/latent_steps"].iloc[-2:].mean() < rows["reward/latent_steps"].iloc[:2].mean() - 0.3

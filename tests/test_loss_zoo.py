@@ -82,8 +82,9 @@ def _reduce(rows, mask, mode, max_len=None, weights=None):
     """sum_t loss_t * agg_weight_t (* is-weight_t) over valid tokens, in pure Python."""
     agg = aggregation_denominators(mask, mode, max_len).tolist()
     is_w = weights.tolist() if weights is not None else [[1.0] * len(r) for r in rows]
-    return sum(x * g * w for xr, gr, wr, mr in zip(rows, agg, is_w, mask.tolist())
-               for x, g, w, m in zip(xr, gr, wr, mr) if m)
+    return sum(
+        x * g * w for xr, gr, wr, mr in zip(rows, agg, is_w, mask.tolist()) for x, g, w, m in zip(xr, gr, wr, mr) if m
+    )
 
 
 def _grad(name, logprobs, old_logprobs, advantages, mask, **kwargs):
@@ -117,8 +118,9 @@ def test_gspo_hand_example():
     old = torch.tensor([[-1.0, -2.0], [-0.5, -3.0]], dtype=torch.float64)
     advantages = torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
     mask = torch.ones(2, 2, dtype=torch.float64)
-    loss, grad, metrics = _grad("gspo", old + log_ratio, old, advantages, mask,
-                                aggregation="token_mean", clip_low=0.2, clip_high=0.2)
+    loss, grad, metrics = _grad(
+        "gspo", old + log_ratio, old, advantages, mask, aggregation="token_mean", clip_low=0.2, clip_high=0.2
+    )
     assert loss.item() == pytest.approx((-1.2 * 2 + 1.1 * 2) / 4)  # -0.05
     assert metrics["clip/frac"] == 0.5  # both tokens of the clipped sequence
     # row 0 clipped as a whole (its second token's own ratio is 1); row 1: d(-s_t A)/d lp_t = s * 1 / 4 = 0.275
@@ -158,11 +160,17 @@ def test_truncated_is_weights_matches_loop_reference(seed):
     behaviour = old + 0.5 * torch.randn(old.shape, generator=torch.Generator().manual_seed(seed), dtype=old.dtype)
     for cap in (1.0, 1.5, 3.0):
         weights, metrics = truncated_is_weights(old, behaviour, mask, cap=cap)
-        ref = [[min(_ratio(o, b), cap) if m else 0.0 for o, b, m in zip(orow, brow, mrow)]
-               for orow, brow, mrow in zip(old.tolist(), behaviour.tolist(), mask.tolist())]
+        ref = [
+            [min(_ratio(o, b), cap) if m else 0.0 for o, b, m in zip(orow, brow, mrow)]
+            for orow, brow, mrow in zip(old.tolist(), behaviour.tolist(), mask.tolist())
+        ]
         torch.testing.assert_close(weights, torch.tensor(ref, dtype=old.dtype))
-        raw = [_ratio(o, b) for orow, brow, mrow in zip(old.tolist(), behaviour.tolist(), mask.tolist())
-               for o, b, m in zip(orow, brow, mrow) if m]
+        raw = [
+            _ratio(o, b)
+            for orow, brow, mrow in zip(old.tolist(), behaviour.tolist(), mask.tolist())
+            for o, b, m in zip(orow, brow, mrow)
+            if m
+        ]
         assert metrics["is/frac_truncated"] == pytest.approx(sum(r > cap for r in raw) / len(raw))
 
 
@@ -175,21 +183,25 @@ def test_truncated_is_weights_rejects_cap_below_one():
 
 
 @pytest.mark.parametrize("mode", AGGREGATIONS)
-@pytest.mark.parametrize("name, kwargs", [
-    ("dual_clip", {"clip_low": 0.2, "clip_high": 0.2, "dual_clip_c": 3.0}),
-    ("dual_clip", {"clip_low": 0.2, "clip_high": 0.28, "dual_clip_c": 1.2}),  # a low cap, so it triggers often
-    ("gspo", {"clip_low": 0.2, "clip_high": 0.2}),
-    ("gspo", {"clip_low": 3e-4, "clip_high": 4e-4}),  # the paper's band
-    ("cispo", {"clip_low": 1.0, "clip_high": 0.28}),
-    ("cispo", {"clip_low": 0.2, "clip_high": 0.2}),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("dual_clip", {"clip_low": 0.2, "clip_high": 0.2, "dual_clip_c": 3.0}),
+        ("dual_clip", {"clip_low": 0.2, "clip_high": 0.28, "dual_clip_c": 1.2}),  # a low cap, so it triggers often
+        ("gspo", {"clip_low": 0.2, "clip_high": 0.2}),
+        ("gspo", {"clip_low": 3e-4, "clip_high": 4e-4}),  # the paper's band
+        ("cispo", {"clip_low": 1.0, "clip_high": 0.28}),
+        ("cispo", {"clip_low": 0.2, "clip_high": 0.2}),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_loop_reference(name, kwargs, mode, seed):
     logprobs, old_logprobs, advantages, mask = _random_batch(seed)
     rows, flags = _ref_tokens(name, logprobs, old_logprobs, advantages, mask, **kwargs)
     for max_len in (None, 7):
-        loss, metrics = POLICY_LOSSES.get(name)(logprobs, old_logprobs, advantages, mask,
-                                                aggregation=mode, max_len=max_len, **kwargs)
+        loss, metrics = POLICY_LOSSES.get(name)(
+            logprobs, old_logprobs, advantages, mask, aggregation=mode, max_len=max_len, **kwargs
+        )
         assert loss.item() == pytest.approx(_reduce(rows, mask, mode, max_len))
         assert metrics["clip/frac"] == pytest.approx(sum(flags) / len(flags))
 
@@ -297,8 +309,9 @@ def test_garbage_on_padding_is_ignored(name, garbage, mode):
 @pytest.mark.parametrize("name", NEW_LOSSES)
 def test_fully_masked_batch_is_zero(name, mode):
     logprobs, old, advantages, _ = _random_batch(seed=2, n=3, t=4)
-    loss, grad, metrics = _grad(name, logprobs, old, advantages, torch.zeros(3, 4, dtype=torch.float64),
-                                aggregation=mode)
+    loss, grad, metrics = _grad(
+        name, logprobs, old, advantages, torch.zeros(3, 4, dtype=torch.float64), aggregation=mode
+    )
     assert loss.item() == 0.0 and (grad == 0).all()
     assert all(math.isfinite(v) for v in metrics.values())
 

@@ -158,16 +158,24 @@ def test_ppo_clip_hand_example():
 def test_ppo_clip_matches_loop_reference(mode, clip_low, clip_high):
     logprobs, old_logprobs, advantages, mask = _random_batch(seed=7)
     loss, metrics = ppo_clip(
-        logprobs, old_logprobs, advantages, mask,
-        aggregation=mode, clip_low=clip_low, clip_high=clip_high,
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        aggregation=mode,
+        clip_low=clip_low,
+        clip_high=clip_high,
     )
     per_token, clipped = [], []
     for i in range(mask.shape[0]):
         row = []
         for t in range(mask.shape[1]):
             value, was_clipped = _ref_ppo_token(
-                logprobs[i, t].item(), old_logprobs[i, t].item(), advantages[i, t].item(),
-                clip_low, clip_high,
+                logprobs[i, t].item(),
+                old_logprobs[i, t].item(),
+                advantages[i, t].item(),
+                clip_low,
+                clip_high,
             )
             row.append(value)
             if mask[i, t]:

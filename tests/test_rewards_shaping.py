@@ -100,8 +100,16 @@ def test_cosine_length_boundaries():
 
 def test_cosine_length_truncated_and_custom_values():
     problem = TASK.problems("train", 1, seed=0)[0]
-    got = run("cosine_length", [5, 5], [problem.answer] * 2, truncated=[False, True], max_len=10,
-              r_c0=1.0, r_cL=0.5, r_exceed=-1.0)
+    got = run(
+        "cosine_length",
+        [5, 5],
+        [problem.answer] * 2,
+        truncated=[False, True],
+        max_len=10,
+        r_c0=1.0,
+        r_cL=0.5,
+        r_exceed=-1.0,
+    )
     assert torch.allclose(got, torch.tensor([0.75, -1.0]))
     with pytest.raises(ValueError, match="r_w0 must be a finite number, got nan"):
         run("cosine_length", [5], r_w0=float("nan"))
@@ -132,20 +140,28 @@ def test_group_baseline_view_prompt_constant_cancels():
     for est in ("grpo", "rloo"):
         expected = ADVANTAGES.get(est)(rewards, mask, 4)[0][:, 0]
         assert torch.allclose(torch.tensor(table[est].values, dtype=torch.float32), expected)
-        assert torch.allclose(torch.tensor(table[f"{est}+prompt_shift"].values), torch.tensor(table[est].values),
-                              atol=1e-5)
-        assert not torch.allclose(torch.tensor(table[f"{est}+completion_shift"].values),
-                                  torch.tensor(table[est].values), atol=1e-3)
+        assert torch.allclose(
+            torch.tensor(table[f"{est}+prompt_shift"].values), torch.tensor(table[est].values), atol=1e-5
+        )
+        assert not torch.allclose(
+            torch.tensor(table[f"{est}+completion_shift"].values), torch.tensor(table[est].values), atol=1e-3
+        )
 
 
 def test_group_baseline_view_random_and_custom_shifts():
     g = torch.Generator().manual_seed(2)
     rewards = torch.rand(12, generator=g)
-    table = group_baseline_view(rewards, 3, prompt_shift=100 * torch.randn(4, generator=g),
-                                completion_shift=torch.randn(12, generator=g), estimators=("grpo", "rloo", "dr_grpo"))
+    table = group_baseline_view(
+        rewards,
+        3,
+        prompt_shift=100 * torch.randn(4, generator=g),
+        completion_shift=torch.randn(12, generator=g),
+        estimators=("grpo", "rloo", "dr_grpo"),
+    )
     for est in ("grpo", "rloo", "dr_grpo"):
-        assert torch.allclose(torch.tensor(table[f"{est}+prompt_shift"].values), torch.tensor(table[est].values),
-                              atol=1e-3)
+        assert torch.allclose(
+            torch.tensor(table[f"{est}+prompt_shift"].values), torch.tensor(table[est].values), atol=1e-3
+        )
     with pytest.raises(ValueError, match=r"prompt_shift must have shape \(4,\)"):
         group_baseline_view(rewards, 3, prompt_shift=torch.zeros(3))
     with pytest.raises(ValueError, match="not a multiple of group_size"):

@@ -77,13 +77,19 @@ def test_called_like_grpo_trainer_conversational_format():
     problems = TASK.problems("train", 1, seed=0)
     rows = [dict(r) for r in to_trl_dataset(TASK, problems, style="chat", as_list=True)] * 3
     a = problems[0].answer
-    completions = [[{"role": "assistant", "content": f"<think>add</think><answer>{a}</answer>"}],
-                   [{"role": "assistant", "content": [{"type": "text", "text": f"<answer>{a}</answer>"}]}],
-                   [{"role": "assistant", "content": "<answer>0</answer>"}]]
+    completions = [
+        [{"role": "assistant", "content": f"<think>add</think><answer>{a}</answer>"}],
+        [{"role": "assistant", "content": [{"type": "text", "text": f"<answer>{a}</answer>"}]}],
+        [{"role": "assistant", "content": "<answer>0</answer>"}],
+    ]
     assert trl_call(as_trl_reward("exact_match", TASK), rows, completions) == [1.0, 1.0, 0.0]
     assert trl_call(as_trl_reward("format", TASK), rows, completions) == [1.0, 0.0, 0.0]
-    assert completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"},
-                            {"role": "tool", "content": "t"}]) == "x"
+    assert (
+        completion_text(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}, {"role": "tool", "content": "t"}]
+        )
+        == "x"
+    )
     assert completion_text(None) == "" and completion_text([]) == ""
 
 
@@ -161,11 +167,23 @@ def test_real_grpo_trainer_step(tmp_path):
     ctx = RewardContext(max_new_tokens=8, tokenizer=tokenizer)
     numeric = Recorder(as_trl_reward("numeric", task))
     overlong = Recorder(as_trl_reward("soft_overlong", task, ctx=ctx, cache_len=4))
-    config = GRPOConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, num_generations=4,
-                        max_completion_length=8, report_to=[], use_cpu=True, logging_steps=1, save_strategy="no",
-                        disable_tqdm=True, dataloader_num_workers=0, seed=0)
-    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[numeric, overlong], args=config,
-                          train_dataset=dataset)
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model, processing_class=tokenizer, reward_funcs=[numeric, overlong], args=config, train_dataset=dataset
+    )
     trainer.train()
     logs = trainer.state.log_history[0]
     assert trainer.state.global_step == 1

@@ -50,6 +50,7 @@ def vote(completions, group_size):
 
 # ----------------------------------------------------------------------------- majority vote
 
+
 def test_canonical_answer():
     assert canonical_answer("46") == canonical_answer(" 046") == canonical_answer("+46") == canonical_answer("46.0")
     assert canonical_answer("0.5") == canonical_answer(".50") and canonical_answer("1e2") == canonical_answer("100")
@@ -59,16 +60,19 @@ def test_canonical_answer():
     assert canonical_answer("1e99999999") == "1e99999999"  # no billion-digit Fraction
 
 
-@pytest.mark.parametrize("completions, group_size, expected", [
-    (["5", "5", "3", "5"], 4, [1, 1, 0, 1]),  # clear majority
-    (["3", "5", "5", "3"], 4, [1, 0, 0, 1]),  # tie: the answer seen first in the group wins
-    (["5", "3", "3", "5"], 4, [1, 0, 0, 1]),
-    (["!5", "", "!5", " "], 4, [0, 0, 0, 0]),  # nothing parsable: no vote, no reward
-    (["!5", "!5", "!5", "3"], 4, [0, 0, 0, 1]),  # malformed answers do not vote, even as a majority
-    (["46", " 046", "46.0", "47"], 4, [1, 1, 1, 0]),  # equal numbers, different text
-    (["1", "2", "2", "2", "1", "1"], 3, [0, 1, 1, 0, 1, 1]),  # groups are independent
-    (["4", "!4", "9"], 1, [1, 0, 1]),  # G = 1: every well-formed answer wins its own vote
-])
+@pytest.mark.parametrize(
+    "completions, group_size, expected",
+    [
+        (["5", "5", "3", "5"], 4, [1, 1, 0, 1]),  # clear majority
+        (["3", "5", "5", "3"], 4, [1, 0, 0, 1]),  # tie: the answer seen first in the group wins
+        (["5", "3", "3", "5"], 4, [1, 0, 0, 1]),
+        (["!5", "", "!5", " "], 4, [0, 0, 0, 0]),  # nothing parsable: no vote, no reward
+        (["!5", "!5", "!5", "3"], 4, [0, 0, 0, 1]),  # malformed answers do not vote, even as a majority
+        (["46", " 046", "46.0", "47"], 4, [1, 1, 1, 0]),  # equal numbers, different text
+        (["1", "2", "2", "2", "1", "1"], 3, [0, 1, 1, 0, 1, 1]),  # groups are independent
+        (["4", "!4", "9"], 1, [1, 0, 1]),  # G = 1: every well-formed answer wins its own vote
+    ],
+)
 def test_majority_vote_hand_made_groups(completions, group_size, expected):
     assert vote(completions, group_size) == expected
 
@@ -87,7 +91,7 @@ def _vote_reference(answers, group_size):
     """Slow majority vote: count by hand, keep the earliest of the most voted."""
     out = []
     for start in range(0, len(answers), group_size):
-        group = answers[start:start + group_size]
+        group = answers[start : start + group_size]
         keys = [None if a.startswith("!") or not a.strip() else canonical_answer(a) for a in group]
         best, best_count = None, 0
         for key in keys:
@@ -115,6 +119,7 @@ def test_group_majority_errors_and_counts():
 
 
 # ----------------------------------------------------------------------------- self-certainty, entropy
+
 
 def test_token_self_certainty_closed_form():
     p = torch.tensor([0.5, 1 / 6, 1 / 6, 1 / 6])
@@ -150,10 +155,18 @@ def make_batch(prompt_lens, completion_lens, P, T, vocab, temperature=1.0, junk=
         ids[:, P:][torch.arange(T)[None] >= torch.tensor(completion_lens)[:, None]] = 0
     prompt_mask = (torch.arange(P)[None] >= P - torch.tensor(prompt_lens)[:, None]).long()  # (N, P)
     response_mask = (torch.arange(T)[None] < torch.tensor(completion_lens)[:, None]).float()  # (N, T)
-    return RolloutBatch(prompt_ids=ids[:, :P], prompt_mask=prompt_mask, completion_ids=ids[:, P:],
-                        response_mask=response_mask, old_logprobs=torch.zeros(N, T), group_ids=torch.arange(N),
-                        truncated=torch.zeros(N, dtype=torch.bool), completions=["x"] * N, group_size=1,
-                        temperature=temperature)
+    return RolloutBatch(
+        prompt_ids=ids[:, :P],
+        prompt_mask=prompt_mask,
+        completion_ids=ids[:, P:],
+        response_mask=response_mask,
+        old_logprobs=torch.zeros(N, T),
+        group_ids=torch.arange(N),
+        truncated=torch.zeros(N, dtype=torch.bool),
+        completions=["x"] * N,
+        group_size=1,
+        temperature=temperature,
+    )
 
 
 def scores(name, model, batch, **params):
@@ -174,7 +187,8 @@ def test_peaked_beats_flat_with_hand_computed_values():
     assert sc[1].item() == pytest.approx(0.0, abs=1e-6) and ne[1].item() == pytest.approx(-math.log(V), abs=1e-6)
     hot = torch.softmax(peaked / 2, 0)  # temperature 2 flattens the peaked row
     assert scores("self_certainty", model, batch, temperature=2.0)[0].item() == pytest.approx(
-        (-math.log(V) - hot.log().mean()).item(), abs=1e-5)
+        (-math.log(V) - hot.log().mean()).item(), abs=1e-5
+    )
 
 
 def _reference(model, batch, temperature):
@@ -232,12 +246,15 @@ def test_forward_restores_training_mode_and_needs_no_grad(tiny):
         model.eval()
 
 
-@pytest.mark.parametrize("name, ctx, missing", [
-    ("majority_vote", RewardContext(group_size=2), "task"),
-    ("self_certainty", RewardContext(model=object()), "batch"),
-    ("self_certainty", RewardContext(batch=object()), "model"),
-    ("neg_entropy", RewardContext(), "batch', 'model"),
-])
+@pytest.mark.parametrize(
+    "name, ctx, missing",
+    [
+        ("majority_vote", RewardContext(group_size=2), "task"),
+        ("self_certainty", RewardContext(model=object()), "batch"),
+        ("self_certainty", RewardContext(batch=object()), "model"),
+        ("neg_entropy", RewardContext(), "batch', 'model"),
+    ],
+)
 def test_missing_context_fields_are_value_errors(name, ctx, missing):
     with pytest.raises(ValueError, match=f"needs RewardContext fields \\['{missing}'\\]"):
         compute_reward(name, [PROBLEM] * 2, ["1", "2"], ctx)
@@ -263,13 +280,19 @@ def test_reward_mix_of_unsupervised_rewards(tiny):
 
 # ----------------------------------------------------------------------------- the study
 
+
 def test_agreement_table_hand_made():
     import pandas as pd
-    scores_ = pd.DataFrame({"group": [0] * 4 + [1] * 4,
-                            "correct": [0, 0, 0, 1, 1, 1, 0, 0],
-                            "majority_vote": [1, 1, 1, 0, 1, 1, 0, 0],  # group 0: 3 of 4 agree on a wrong answer
-                            "self_certainty": [1.0, 2, 3, 4, 5, 6, 7, 8],
-                            "neg_entropy": [0.0] * 8})
+
+    scores_ = pd.DataFrame(
+        {
+            "group": [0] * 4 + [1] * 4,
+            "correct": [0, 0, 0, 1, 1, 1, 0, 0],
+            "majority_vote": [1, 1, 1, 0, 1, 1, 0, 0],  # group 0: 3 of 4 agree on a wrong answer
+            "self_certainty": [1.0, 2, 3, 4, 5, 6, 7, 8],
+            "neg_entropy": [0.0] * 8,
+        }
+    )
     table = agreement_table(scores_, 4).set_index("reward")
     assert list(table.reset_index().columns) == list(AGREEMENT_COLUMNS)
     mv = table.loc["majority_vote"]
@@ -303,8 +326,17 @@ def test_confident_collapse_majority_one_truth_zero():
 
 def test_trainer_runs_on_unsupervised_rewards():
     from rl4lrm.trainer import TrainConfig, Trainer
-    config = TrainConfig(task="addition", steps=1, prompts_per_step=2, group_size=4, eval_problems=4, eval_every=0,
-                         device="cpu", rewards={"majority_vote": 1.0, "self_certainty": 0.1, "neg_entropy": 0.1})
+
+    config = TrainConfig(
+        task="addition",
+        steps=1,
+        prompts_per_step=2,
+        group_size=4,
+        eval_problems=4,
+        eval_every=0,
+        device="cpu",
+        rewards={"majority_vote": 1.0, "self_certainty": 0.1, "neg_entropy": 0.1},
+    )
     history = Trainer(config, progress=False).train()
     row = history.iloc[-1]
     assert 0 <= row["reward/majority_vote"] <= 1 and row["reward/self_certainty"] > 0 > row["reward/neg_entropy"]

@@ -29,9 +29,23 @@ def score(name, completions, answer="46", **params):
 
 
 ADVERSARIAL = [
-    "", "\n", "<answer>", "</answer>", "<answer></answer>", "<answer>" * 10**4, "9" * 10**5,
-    "<answer>" + "9" * 5000 + "</answer>", "x" * 10**5 + "46", "٤٦", "<answer><answer>46</answer>",
-    "$\\frac{1}{$", "\\boxed{", "}{}{", "((((((((((((((((((((", "$2^{2^{2^{2^{2^{2}}}}}$", "\x00\udcff",
+    "",
+    "\n",
+    "<answer>",
+    "</answer>",
+    "<answer></answer>",
+    "<answer>" * 10**4,
+    "9" * 10**5,
+    "<answer>" + "9" * 5000 + "</answer>",
+    "x" * 10**5 + "46",
+    "٤٦",
+    "<answer><answer>46</answer>",
+    "$\\frac{1}{$",
+    "\\boxed{",
+    "}{}{",
+    "((((((((((((((((((((",
+    "$2^{2^{2^{2^{2^{2}}}}}$",
+    "\x00\udcff",
 ]
 
 
@@ -46,8 +60,23 @@ def test_parse_number_grammar():
     assert parse_number("46.0") == 46 and parse_number("0.25") == Fraction(1, 4)
     assert parse_number("3/4") == Fraction(3, 4) and parse_number("-92/2") == -46
     assert parse_number("12,345") == 12345 and parse_number("1,234,567.5") == Fraction(2469135, 2)
-    for bad in ("1,2,3", "12,34", "٤٦", "4_6", "1e3", "inf", "nan", "46.", ".5", "3/0", "1/2/3", "", None,
-                "forty-six", "9" * 65):
+    for bad in (
+        "1,2,3",
+        "12,34",
+        "٤٦",
+        "4_6",
+        "1e3",
+        "inf",
+        "nan",
+        "46.",
+        ".5",
+        "3/0",
+        "1/2/3",
+        "",
+        None,
+        "forty-six",
+        "9" * 65,
+    ):
         assert parse_number(bad) is None, bad
 
 
@@ -68,8 +97,17 @@ def test_bad_extract_mode_names_value_and_choices(name):
 
 
 def test_exact_match_strict_vs_lenient():
-    completions = ["46", " 46 \n", "<answer> 46 </answer>", "The answer is 46.", "46.0", "<answer>45</answer> 46",
-                   "I guess 46\n<answer>47</answer>", "46 is it", ""]
+    completions = [
+        "46",
+        " 46 \n",
+        "<answer> 46 </answer>",
+        "The answer is 46.",
+        "46.0",
+        "<answer>45</answer> 46",
+        "I guess 46\n<answer>47</answer>",
+        "46 is it",
+        "",
+    ]
     assert score("exact_match", completions, extract="strict") == [1, 1, 1, 0, 0, 0, 0, 0, 0]
     assert score("exact_match", completions, extract="lenient") == [1, 1, 1, 1, 0, 1, 0, 1, 0]
 
@@ -92,14 +130,15 @@ def test_numeric_is_exact_on_large_integers():
 
 
 def test_numeric_strict_vs_lenient():
-    completions = ["The answer is 46.", "46 apples", "<answer>about 46</answer>", "step 1: 40\nstep 2: 46",
-                   "46 not 47"]
+    completions = ["The answer is 46.", "46 apples", "<answer>about 46</answer>", "step 1: 40\nstep 2: 46", "46 not 47"]
     assert score("numeric", completions, extract="strict") == [0, 0, 0, 0, 0]
     assert score("numeric", completions, extract="lenient") == [1, 1, 1, 1, 0]
 
 
-@pytest.mark.parametrize("param,value", [("rel_tol", -1.0), ("abs_tol", float("nan")), ("rel_tol", "0.1"),
-                                         ("abs_tol", True), ("rel_tol", float("inf"))])
+@pytest.mark.parametrize(
+    "param,value",
+    [("rel_tol", -1.0), ("abs_tol", float("nan")), ("rel_tol", "0.1"), ("abs_tol", True), ("rel_tol", float("inf"))],
+)
 def test_numeric_bad_tolerance(param, value):
     with pytest.raises(ValueError, match=f"{param} must be a finite number >= 0, got {value!r}"):
         score("numeric", ["46"], **{param: value})
@@ -111,8 +150,19 @@ def test_numeric_rejects_non_numeric_reference():
 
 
 def test_math_equiv_equivalences():
-    completions = ["46", "46.0", "\\frac{92}{2}", "\\boxed{46}", "$46$", "<answer>\\boxed{46}</answer>",
-                   "<answer>92/2</answer>", "<answer>\\dfrac{92}{2}</answer>", "45", "forty-six", "٤٦"]
+    completions = [
+        "46",
+        "46.0",
+        "\\frac{92}{2}",
+        "\\boxed{46}",
+        "$46$",
+        "<answer>\\boxed{46}</answer>",
+        "<answer>92/2</answer>",
+        "<answer>\\dfrac{92}{2}</answer>",
+        "45",
+        "forty-six",
+        "٤٦",
+    ]
     assert score("math_equiv", completions) == [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
     half = ["0.5", "1/2", "\\frac{1}{2}", "\\boxed{0.5}", "$\\frac{2}{4}$", "\\boxed{\\frac12}", "0.6"]
     assert score("math_equiv", half, answer="\\frac{1}{2}") == [1, 1, 1, 1, 1, 1, 0]
@@ -120,8 +170,12 @@ def test_math_equiv_equivalences():
 
 
 def test_math_equiv_strict_vs_lenient():
-    completions = ["Let me think.\nSo the answer is \\boxed{46}.", "<think>45?</think><answer>46</answer>",
-                   "46\nbut wait, it is 47", "We get 47, so the final answer is 46"]
+    completions = [
+        "Let me think.\nSo the answer is \\boxed{46}.",
+        "<think>45?</think><answer>46</answer>",
+        "46\nbut wait, it is 47",
+        "We get 47, so the final answer is 46",
+    ]
     assert score("math_equiv", completions, extract="strict") == [0, 1, 1, 0]
     assert score("math_equiv", completions, extract="lenient") == [1, 1, 0, 1]
 
@@ -153,11 +207,21 @@ def test_math_equiv_in_a_worker_thread():
 
 def test_format_patterns():
     well = "<think>40+6</think>\n<answer>46</answer>\n"
-    cases = [well, "<think></think><answer>46</answer>", "<answer>46</answer>", "text <answer>46</answer> more",
-             "<think>a</think><answer> </answer>", "<think>a</think><answer>1</answer><answer>2</answer>",
-             "<think>a<think>b</think></think><answer>46</answer>", "<answer>46</answer><think>a</think>",
-             "Sure! <think>a</think><answer>46</answer>", "<think>a</think>so<answer>46</answer>",
-             "</answer>46<answer>", "<think>unfinished reasoning, cut off by the length cap", ""]
+    cases = [
+        well,
+        "<think></think><answer>46</answer>",
+        "<answer>46</answer>",
+        "text <answer>46</answer> more",
+        "<think>a</think><answer> </answer>",
+        "<think>a</think><answer>1</answer><answer>2</answer>",
+        "<think>a<think>b</think></think><answer>46</answer>",
+        "<answer>46</answer><think>a</think>",
+        "Sure! <think>a</think><answer>46</answer>",
+        "<think>a</think>so<answer>46</answer>",
+        "</answer>46<answer>",
+        "<think>unfinished reasoning, cut off by the length cap",
+        "",
+    ]
     assert score("format", cases) == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     assert score("format", cases, pattern="answer_tag") == [1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0]
     assert is_well_formed(well) and is_well_formed(well, "answer_tag") is not False
@@ -166,8 +230,11 @@ def test_format_patterns():
 
 
 def test_reward_mix_of_verifiable_rewards():
-    completions = ["<think>40+6</think><answer>46</answer>", "<answer>46.0</answer>",
-                   "<think>a</think><answer>45</answer>"]
+    completions = [
+        "<think>40+6</think><answer>46</answer>",
+        "<answer>46.0</answer>",
+        "<think>a</think><answer>45</answer>",
+    ]
     mix = RewardMix({"numeric": 1.0, "format": 0.2, "exact_match": (0.5, {"extract": "lenient"})})
     total, parts, token_total = mix([problem()] * 3, completions, CTX)
     assert parts["numeric"].tolist() == [1, 1, 0] and parts["format"].tolist() == [1, 0, 1]

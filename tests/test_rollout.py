@@ -57,7 +57,7 @@ def test_greedy_matches_model_generate(zoo):
     batch = rollout(model, tok, PROMPTS, group_size=1, max_new_tokens=8, temperature=0)
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     out = model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
-    expected = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    expected = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert batch.completions == expected
 
 
@@ -116,8 +116,15 @@ def test_sampling_frequencies_follow_the_distribution():
 
 
 def test_other_architectures_use_the_hf_engine(tok):
-    config = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        n_positions=64,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model = GPT2LMHeadModel(config).eval()
     batch = rollout(model, tok, PROMPTS, 2, 6, generator=torch.Generator().manual_seed(0))
     recomputed, _ = compute_logprobs(model, batch)
@@ -131,13 +138,16 @@ def test_positions_start_at_first_real_token():
     assert positions_from_mask(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(prompts=[]), "prompts is empty"),
-    (dict(group_size=0), "group_size"),
-    (dict(temperature=-1.0), "temperature"),
-    (dict(top_p=0.0), "top_p"),
-    (dict(engine="vllm"), "'vllm'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(prompts=[]), "prompts is empty"),
+        (dict(group_size=0), "group_size"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(engine="vllm"), "'vllm'"),
+    ],
+)
 def test_bad_arguments_are_rejected(tok, kwargs, fragment):
     model = tiny_model("nano", tok)
     args = dict(prompts=PROMPTS, group_size=2, max_new_tokens=4) | kwargs
@@ -165,11 +175,13 @@ class _ShiftedPolicy(torch.nn.Module):
         self.inner = inner
         self.calls = []
 
-    def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                       generator):
+    def sample_rollout(
+        self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+    ):
         self.calls.append("sample_rollout")
-        batch = rollout_ids(self.inner, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature,
-                            top_p, generator)
+        batch = rollout_ids(
+            self.inner, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+        )
         batch.aux = {"shift": torch.arange(len(batch.group_ids), dtype=torch.float32)}
         return batch
 
@@ -184,8 +196,15 @@ class _ShiftedPolicy(torch.nn.Module):
 def test_non_causal_policies_plug_in_through_the_hooks(zoo):
     model, tok, _ = zoo
     policy = _ShiftedPolicy(model)
-    batch = rollout(policy, tok, PROMPTS, group_size=2, max_new_tokens=6, temperature=1.0,
-                    generator=torch.Generator().manual_seed(0))
+    batch = rollout(
+        policy,
+        tok,
+        PROMPTS,
+        group_size=2,
+        max_new_tokens=6,
+        temperature=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert policy.calls == ["sample_rollout"] and batch.aux["shift"].tolist() == list(range(8))
     logprobs, _ = compute_logprobs(policy, batch)
     plain, _ = compute_logprobs(model, batch)
@@ -203,9 +222,21 @@ def test_non_causal_policies_plug_in_through_the_hooks(zoo):
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_hf_engine_passes_the_cache_under_the_name_transformers_wants(tok, arch):
     # transformers 5.2x renamed past_key_values to cache and warns (FutureWarning) on the old name
-    model = tiny_model("nano", tok, seed=1) if arch == "llama" else GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id))
+    model = (
+        tiny_model("nano", tok, seed=1)
+        if arch == "llama"
+        else GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tok),
+                n_positions=64,
+                n_embd=32,
+                n_layer=1,
+                n_head=2,
+                bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        )
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         batch = rollout(model, tok, PROMPTS, group_size=2, max_new_tokens=4, engine="hf")

@@ -36,8 +36,9 @@ from rl4lrm.sampling.dynamic import group_signal_probability
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
 # small countdown runs: B=4 prompts, G=4 samples, the zoo's default length cap (16)
-FAST = dict(task="countdown", prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=1, eval_every=0,
-            device="cpu")
+FAST = dict(
+    task="countdown", prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=1, eval_every=0, device="cpu"
+)
 
 
 def _trainer(steps=1, **kwargs):
@@ -58,7 +59,7 @@ def _keep_reference(rewards, G, name, low, high):
     """Loop reference of the filters: one bool per group."""
     out = []
     for g in range(len(rewards) // G):
-        group = [float(r) for r in rewards[g * G:(g + 1) * G]]
+        group = [float(r) for r in rewards[g * G : (g + 1) * G]]
         if name == "zero_variance":
             out.append(any(r != group[0] for r in group))
         else:
@@ -67,19 +68,23 @@ def _keep_reference(rewards, G, name, low, high):
 
 
 # G = 4: all wrong, all right, 1/4, 3/4, equal floats, 2/4, floats that differ by one part in a million
-HAND = torch.tensor([0, 0, 0, 0,  1, 1, 1, 1,  1, 0, 0, 0,  1, 1, 0, 1,  0.5, 0.5, 0.5, 0.5,  0, 1, 0, 1,
-                     0.3, 0.3, 0.3, 0.300001])
+HAND = torch.tensor(
+    [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0.5, 0.5, 0.5, 0.5, 0, 1, 0, 1, 0.3, 0.3, 0.3, 0.300001]
+)
 
 
-@pytest.mark.parametrize("name, low, high, expected", [
-    ("zero_variance", 0.2, 0.8, [False, False, True, True, False, True, True]),
-    ("zero_variance", 0.4, 0.4, [False, False, True, True, False, True, True]),  # the band is ignored
-    ("pass_band", 0.25, 0.75, [False, False, True, True, True, True, True]),  # both edges inclusive
-    ("pass_band", 0.3, 0.7, [False, False, False, False, True, True, True]),
-    ("pass_band", 0.0, 0.0, [True, False, False, False, False, False, False]),
-    ("pass_band", 1.0, 1.0, [False, True, False, False, False, False, False]),
-    ("pass_band", 0.0, 1.0, [True] * 7),
-])
+@pytest.mark.parametrize(
+    "name, low, high, expected",
+    [
+        ("zero_variance", 0.2, 0.8, [False, False, True, True, False, True, True]),
+        ("zero_variance", 0.4, 0.4, [False, False, True, True, False, True, True]),  # the band is ignored
+        ("pass_band", 0.25, 0.75, [False, False, True, True, True, True, True]),  # both edges inclusive
+        ("pass_band", 0.3, 0.7, [False, False, False, False, True, True, True]),
+        ("pass_band", 0.0, 0.0, [True, False, False, False, False, False, False]),
+        ("pass_band", 1.0, 1.0, [False, True, False, False, False, False, False]),
+        ("pass_band", 0.0, 1.0, [True] * 7),
+    ],
+)
 def test_filters_hand_example(name, low, high, expected):
     keep = FILTERS.get(name)(HAND, 4, low, high)
     assert keep.dtype == torch.bool and keep.tolist() == expected
@@ -121,22 +126,38 @@ def test_filter_and_sampler_registries():
 def test_group_signal_probability_matches_enumeration():
     for G in (1, 2, 4, 6):
         for p in (0.0, 0.1, 0.5, 0.93, 1.0):
-            mixed = sum(p ** sum(o) * (1 - p) ** (G - sum(o)) for o in itertools.product((0, 1), repeat=G)
-                        if 0 < sum(o) < G)
+            mixed = sum(
+                p ** sum(o) * (1 - p) ** (G - sum(o)) for o in itertools.product((0, 1), repeat=G) if 0 < sum(o) < G
+            )
             assert group_signal_probability(torch.tensor(p, dtype=torch.float64), G).item() == pytest.approx(mixed)
     assert group_signal_probability(torch.tensor(0.5), 4).item() == pytest.approx(1 - 2 / 16)
 
 
 # ----------------------------------------------------------------------------------------- configs
-@pytest.mark.parametrize("config, field, value", [
-    (DynamicConfig, "max_rounds", 0), (TreeConfig, "segment_len", 0), (FlatConfig, "pool_size", -1),
-    (DynamicConfig, "band_low", 0.9), (DynamicConfig, "band_high", 0.1), (DynamicConfig, "band_low", -0.1),
-    (DynamicConfig, "band_high", 1.5), (CurriculumConfig, "target", -0.2), (CurriculumConfig, "target", 1.2),
-    (CurriculumConfig, "width", 0.0), (CurriculumConfig, "width", -1.0), (CurriculumConfig, "decay", 0.0),
-    (CurriculumConfig, "decay", 1.5), (CurriculumConfig, "allocation", "uniform"),
-    (TreeConfig, "branching", ()), (TreeConfig, "branching", (2, 0)), (DynamicConfig, "max_rounds", 1.5),
-    (DynamicConfig, "filter", "nope"), (TreeConfig, "pool_size", -1),
-])
+@pytest.mark.parametrize(
+    "config, field, value",
+    [
+        (DynamicConfig, "max_rounds", 0),
+        (TreeConfig, "segment_len", 0),
+        (FlatConfig, "pool_size", -1),
+        (DynamicConfig, "band_low", 0.9),
+        (DynamicConfig, "band_high", 0.1),
+        (DynamicConfig, "band_low", -0.1),
+        (DynamicConfig, "band_high", 1.5),
+        (CurriculumConfig, "target", -0.2),
+        (CurriculumConfig, "target", 1.2),
+        (CurriculumConfig, "width", 0.0),
+        (CurriculumConfig, "width", -1.0),
+        (CurriculumConfig, "decay", 0.0),
+        (CurriculumConfig, "decay", 1.5),
+        (CurriculumConfig, "allocation", "uniform"),
+        (TreeConfig, "branching", ()),
+        (TreeConfig, "branching", (2, 0)),
+        (DynamicConfig, "max_rounds", 1.5),
+        (DynamicConfig, "filter", "nope"),
+        (TreeConfig, "pool_size", -1),
+    ],
+)
 def test_sampler_configs_name_the_bad_field(config, field, value):
     with pytest.raises(ValueError, match=f"{field}|{value!r}"):
         config(**{field: value})
@@ -146,8 +167,12 @@ def test_sampler_configs_defaults_and_leaves():
     cfg = TreeConfig(branching=[3, 2, 2])
     assert cfg.branching == (3, 2, 2) and cfg.leaves == 12
     assert TreeConfig().leaves == 8
-    assert {s: SAMPLERS.get(s).Config for s in SAMPLERS} == {"flat": FlatConfig, "dynamic": DynamicConfig,
-                                                             "curriculum": CurriculumConfig, "tree": TreeConfig}
+    assert {s: SAMPLERS.get(s).Config for s in SAMPLERS} == {
+        "flat": FlatConfig,
+        "dynamic": DynamicConfig,
+        "curriculum": CurriculumConfig,
+        "tree": TreeConfig,
+    }
 
 
 def test_train_config_sampler_validation():
@@ -195,8 +220,8 @@ def test_concat_batches_pads_and_renumbers(addition):
     assert c.prompt_ids.shape == (10, Pb) and c.completion_ids.shape == (10, Tb)
     assert c.group_size == 2 and c.temperature == 1.0 and c.ref_logprobs is None
     # a's prompts get more padding on the left, its completions on the right
-    assert torch.equal(c.prompt_ids[:4, Pb - Pa:], a.prompt_ids) and c.prompt_ids[:4, :Pb - Pa].eq(pad).all()
-    assert torch.equal(c.prompt_mask[:4, Pb - Pa:], a.prompt_mask) and c.prompt_mask[:4, :Pb - Pa].eq(0).all()
+    assert torch.equal(c.prompt_ids[:4, Pb - Pa :], a.prompt_ids) and c.prompt_ids[:4, : Pb - Pa].eq(pad).all()
+    assert torch.equal(c.prompt_mask[:4, Pb - Pa :], a.prompt_mask) and c.prompt_mask[:4, : Pb - Pa].eq(0).all()
     assert torch.equal(c.completion_ids[:4, :Ta], a.completion_ids) and c.completion_ids[:4, Ta:].eq(pad).all()
     assert torch.equal(c.response_mask[:4, :Ta], a.response_mask) and c.response_mask[:4, Ta:].eq(0).all()
     assert torch.equal(c.old_logprobs[:4, :Ta], a.old_logprobs) and c.old_logprobs[:4, Ta:].eq(0).all()
@@ -290,18 +315,21 @@ def _dynamic_reference(trainer):
         for g in range(B):
             if keep[g] and len(problems) < B:
                 problems.append(round_problems[g])
-                completions += batch.completions[g * G:(g + 1) * G]
-                rewards += round_rewards[g * G:(g + 1) * G].tolist()
+                completions += batch.completions[g * G : (g + 1) * G]
+                rewards += round_rewards[g * G : (g + 1) * G].tolist()
         if len(problems) == B:
             return problems, completions, rewards, tokens, r + 1
     return None
 
 
-@pytest.mark.parametrize("sampling", [
-    {"filter": "zero_variance"},
-    {"filter": "pass_band", "band_low": 0.25, "band_high": 0.5},
-    {"filter": "zero_variance", "pool_size": 40},
-])
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        {"filter": "zero_variance"},
+        {"filter": "pass_band", "band_low": 0.25, "band_high": 0.5},
+        {"filter": "zero_variance", "pool_size": 40},
+    ],
+)
 def test_dynamic_sampler_matches_loop_reference(sampling):
     trainer = _trainer(sampler="dynamic", sampling=sampling)
     assert isinstance(trainer.sampler, DynamicSampler)
@@ -315,8 +343,9 @@ def test_dynamic_sampler_matches_loop_reference(sampling):
         assert out.rewards.tolist() == rewards
         assert len(out.problems) == len(out.prompts) == B and out.batch.completion_ids.shape[0] == B * G
         assert out.rewards.shape == (B * G,)
-        keep = FILTERS.get(trainer.sampler.config.filter)(out.rewards, G, trainer.sampler.config.band_low,
-                                                          trainer.sampler.config.band_high)
+        keep = FILTERS.get(trainer.sampler.config.filter)(
+            out.rewards, G, trainer.sampler.config.band_low, trainer.sampler.config.band_high
+        )
         assert keep.all()
         m = out.metrics
         assert m["sampling/rounds"] == rounds >= 1 and m["sampling/groups_drawn"] == rounds * B
@@ -338,8 +367,10 @@ def test_dynamic_batch_group_ids_index_the_sampled_prompts():
     for step in range(3):
         trainer.step = step
         out = trainer.sampler.sample(trainer.sampling_context())
-        assert out.batch.group_ids.tolist() == torch.arange(4).repeat_interleave(4).tolist(), \
-            (step, out.metrics["sampling/rounds"])
+        assert out.batch.group_ids.tolist() == torch.arange(4).repeat_interleave(4).tolist(), (
+            step,
+            out.metrics["sampling/rounds"],
+        )
 
 
 class _Spy(Callback):
@@ -350,12 +381,14 @@ class _Spy(Callback):
         self.batches.append((batch, rewards.clone()))
 
 
-@pytest.mark.parametrize("sampling", [{"filter": "zero_variance"},
-                                      {"filter": "pass_band", "band_low": 0.25, "band_high": 0.75}])
+@pytest.mark.parametrize(
+    "sampling", [{"filter": "zero_variance"}, {"filter": "pass_band", "band_low": 0.25, "band_high": 0.75}]
+)
 def test_dynamic_sampler_in_training(sampling):
     spy = _Spy()
-    trainer = Trainer(TrainConfig(**FAST, steps=2, sampler="dynamic", sampling=sampling), callbacks=[spy],
-                      progress=False)
+    trainer = Trainer(
+        TrainConfig(**FAST, steps=2, sampler="dynamic", sampling=sampling), callbacks=[spy], progress=False
+    )
     df = trainer.train()
     assert len(spy.batches) == 2
     for (batch, rewards), (_, row) in zip(spy.batches, df.iloc[1:].iterrows()):
@@ -373,8 +406,9 @@ def test_dynamic_sampler_in_training(sampling):
 
 def test_dynamic_sampler_gives_up_after_max_rounds():
     # a G=4 group of 0/1 rewards has a mean in {0, .25, .5, .75, 1}: never 0.37
-    trainer = _trainer(sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37,
-                                                    "max_rounds": 2})
+    trainer = _trainer(
+        sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37, "max_rounds": 2}
+    )
     with pytest.raises(RuntimeError, match="max_rounds=2") as err:
         trainer.sampler.sample(trainer.sampling_context())
     assert "kept 0 of the 4" in str(err.value)
@@ -384,8 +418,9 @@ def test_dynamic_sampler_gives_up_after_max_rounds():
 
 
 def test_dynamic_sampler_finite_pool_runs_dry():
-    trainer = _trainer(sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37,
-                                                    "pool_size": 4})
+    trainer = _trainer(
+        sampler="dynamic", sampling={"filter": "pass_band", "band_low": 0.37, "band_high": 0.37, "pool_size": 4}
+    )
     with pytest.raises(RuntimeError, match="pool_size=4"):
         trainer.sampler.sample(trainer.sampling_context())
 
@@ -430,7 +465,7 @@ def test_difficulty_tracker_repeated_indices_match_loop_reference():
             succ[i] *= decay
             trials[i] *= decay
         for g, i in enumerate(index.tolist()):
-            succ[i] += rewards[g * G:(g + 1) * G].sum().item()
+            succ[i] += rewards[g * G : (g + 1) * G].sum().item()
             trials[i] += G
         assert t.successes.tolist() == pytest.approx(succ) and t.trials.tolist() == pytest.approx(trials)
     t.update(torch.tensor([2, 2]), torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0]), 4)
@@ -451,8 +486,9 @@ def test_curriculum_weights_peak_at_target_and_are_symmetric():
         assert grid[w.argmax()].item() == pytest.approx(target)
         assert w.max().item() == pytest.approx(1.0) and (w > 0).all() and (w <= 1).all()
         d = torch.linspace(0, 0.2, 9, dtype=torch.float64)
-        assert torch.allclose(curriculum_weights(target + d, target, width),
-                              curriculum_weights(target - d, target, width))
+        assert torch.allclose(
+            curriculum_weights(target + d, target, width), curriculum_weights(target - d, target, width)
+        )
         assert curriculum_weights(torch.tensor(target + width), target, width).item() == pytest.approx(math.exp(-0.5))
 
 
@@ -497,12 +533,19 @@ def test_curriculum_prefers_prompts_near_the_target():
 
 
 def test_curriculum_training_logs_and_resumes_exactly(tmp_path):
-    kwargs = dict(sampler="curriculum", sampling={"pool_size": 8, "allocation": "proportional", "decay": 0.9},
-                  eval_every=2)  # the 2-step run evaluates at its end: so does the 3-step one
+    kwargs = dict(
+        sampler="curriculum", sampling={"pool_size": 8, "allocation": "proportional", "decay": 0.9}, eval_every=2
+    )  # the 2-step run evaluates at its end: so does the 3-step one
     straight = _trainer(steps=3, **kwargs)
     df = straight.train()
-    for column in ["curriculum/selected_pass_rate", "curriculum/pool_pass_rate", "curriculum/frac_seen",
-                   "curriculum/distinct_prompts", "tokens/generated", "tokens/cumulative"]:
+    for column in [
+        "curriculum/selected_pass_rate",
+        "curriculum/pool_pass_rate",
+        "curriculum/frac_seen",
+        "curriculum/distinct_prompts",
+        "tokens/generated",
+        "tokens/cumulative",
+    ]:
         assert df[column].iloc[1:].notna().all(), column
     assert (df["curriculum/distinct_prompts"].iloc[1:] <= 4).all()
     assert (df["curriculum/frac_seen"].iloc[1:].diff().dropna() >= 0).all()
@@ -545,7 +588,7 @@ def check_tree(tree, tok, prompts, branching, segment_len, max_new_tokens):
     prompt_tokens = tok(prompts, add_special_tokens=False)["input_ids"]
     for i in range(N):  # each row carries its own prompt, left-padded
         p = prompt_tokens[i // G]
-        assert batch.prompt_ids[i, -len(p):].tolist() == p and batch.prompt_mask[i].sum().item() == len(p)
+        assert batch.prompt_ids[i, -len(p) :].tolist() == p and batch.prompt_mask[i].sum().item() == len(p)
     # the node table: roots first, parents before children, depth and root inherited
     assert tree.parent[:B].tolist() == [-1] * B and tree.depth[:B].tolist() == [0] * B
     assert tree.root[:B].tolist() == list(range(B)) and tree.n_tokens[:B].tolist() == [0] * B
@@ -569,7 +612,7 @@ def check_tree(tree, tok, prompts, branching, segment_len, max_new_tokens):
         assert nodes[:k] == _path(tree, nodes[k - 1])
         expected_nodes, t = [], 0
         for n in nodes[1:k]:
-            span = batch.completion_ids[i, t:t + tree.n_tokens[n]].tolist()
+            span = batch.completion_ids[i, t : t + tree.n_tokens[n]].tolist()
             assert node_tokens.setdefault(n, span) == span and node_start.setdefault(n, t) == t
             expected_nodes += [n] * tree.n_tokens[n].item()
             t += tree.n_tokens[n].item()
@@ -584,7 +627,7 @@ def check_tree(tree, tok, prompts, branching, segment_len, max_new_tokens):
             assert k == D + 1 and t == max_new_tokens
         # its completion starts with its depth-1 node's segment
         first = nodes[1]
-        assert batch.completion_ids[i, :tree.n_tokens[first]].tolist() == node_tokens[first]
+        assert batch.completion_ids[i, : tree.n_tokens[first]].tolist() == node_tokens[first]
         assert batch.completions[i].startswith(tok.decode(node_tokens[first], skip_special_tokens=True))
     assert batch.completions == tok.batch_decode(batch.completion_ids, skip_special_tokens=True)
     for n in range(B, M):
@@ -608,16 +651,24 @@ def check_tree(tree, tok, prompts, branching, segment_len, max_new_tokens):
     assert tree.tokens_generated == tree.n_tokens.sum().item() == len(distinct)
     assert tree.tokens_in_batch == batch.response_mask.sum().item() >= tree.tokens_generated
     expanded = [n for n in range(M) if children[n]]
-    assert tree.prefill_tokens == sum(len(prompt_tokens[tree.root[n]]) + sum(tree.n_tokens[_path(tree, n)]).item()
-                                      for n in expanded)
+    assert tree.prefill_tokens == sum(
+        len(prompt_tokens[tree.root[n]]) + sum(tree.n_tokens[_path(tree, n)]).item() for n in expanded
+    )
     return leaf_rows
 
 
 def test_tree_rollout_structure_and_logprobs(addition):
     model, tok, task = addition
     prompts = _prompts(task, 3)
-    tree = tree_rollout(model, tok, prompts, branching=(2, 3), segment_len=2, max_new_tokens=8,
-                        generator=torch.Generator().manual_seed(0))
+    tree = tree_rollout(
+        model,
+        tok,
+        prompts,
+        branching=(2, 3),
+        segment_len=2,
+        max_new_tokens=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert isinstance(tree, TreeRollout) and tree.batch.completion_ids.shape[0] == 18
     check_tree(tree, tok, prompts, (2, 3), 2, 8)
     assert tree.tokens_in_batch > tree.tokens_generated  # depth-1 segments are shared by 3 rows each
@@ -635,8 +686,16 @@ def test_tree_rollout_early_leaves_are_duplicated(addition):
     for seed in range(4):
         prompts = _prompts(task, 3, seed=seed)
         branching = (2, 2, 2) if seed % 2 else (2, 3)
-        tree = tree_rollout(model, tok, prompts, branching, segment_len=3, max_new_tokens=10, temperature=1.5,
-                            generator=torch.Generator().manual_seed(seed))
+        tree = tree_rollout(
+            model,
+            tok,
+            prompts,
+            branching,
+            segment_len=3,
+            max_new_tokens=10,
+            temperature=1.5,
+            generator=torch.Generator().manual_seed(seed),
+        )
         leaf_rows = check_tree(tree, tok, prompts, branching, 3, 10)
         early += sum(tree.depth[n].item() < len(branching) for n in leaf_rows)
         model.train()
@@ -649,8 +708,9 @@ def test_tree_rollout_early_leaves_are_duplicated(addition):
 def test_tree_rollout_with_unit_branching_is_a_plain_rollout(addition):
     model, tok, task = addition
     prompts = _prompts(task, 2)
-    tree = tree_rollout(model, tok, prompts, (1, 1), segment_len=2, max_new_tokens=6,
-                        generator=torch.Generator().manual_seed(3))
+    tree = tree_rollout(
+        model, tok, prompts, (1, 1), segment_len=2, max_new_tokens=6, generator=torch.Generator().manual_seed(3)
+    )
     check_tree(tree, tok, prompts, (1, 1), 2, 6)
     assert tree.tokens_generated == tree.tokens_in_batch  # nothing shared
 
@@ -660,13 +720,23 @@ def test_tree_rollout_on_random_models_hits_the_length_cap(arch):
     # a random model rarely samples EOS: most rows run to max_new_tokens through 3 levels
     tok = char_tokenizer()
     if arch == "gpt2":  # not a fast-engine architecture: the levels go through the model's own forward
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tok),
+                n_embd=32,
+                n_layer=1,
+                n_head=2,
+                n_positions=64,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+            )
+        ).eval()
     else:
         model = tiny_model("nano", tok, arch, seed=3)
     prompts = ["12+34=", "1+2=", "345+678="]
-    tree = tree_rollout(model, tok, prompts, (2, 1, 2), segment_len=2, max_new_tokens=7,
-                        generator=torch.Generator().manual_seed(0))
+    tree = tree_rollout(
+        model, tok, prompts, (2, 1, 2), segment_len=2, max_new_tokens=7, generator=torch.Generator().manual_seed(0)
+    )
     check_tree(tree, tok, prompts, (2, 1, 2), 2, 7)
     capped = tree.batch.truncated
     assert capped.sum() >= 6 and tree.batch.response_mask[capped].sum(-1).eq(7).all()
@@ -709,19 +779,46 @@ def _hand_tree():
     root = torch.tensor([0, 1, 0, 0, 1, 1, 0, 0, 1, 1])
     depth = torch.tensor([0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     n_tokens = torch.tensor([0, 0, 2, 2, 1, 2, 2, 3, 1, 2])
-    row_nodes = torch.tensor([[0, 2, 6], [0, 2, 7], [0, 3, -1], [0, 3, -1],
-                              [1, 4, -1], [1, 4, -1], [1, 5, 8], [1, 5, 9]])
-    token_node = torch.tensor([[2, 2, 6, 6, -1], [2, 2, 7, 7, 7], [3, 3, -1, -1, -1], [3, 3, -1, -1, -1],
-                               [4, -1, -1, -1, -1], [4, -1, -1, -1, -1], [5, 5, 8, -1, -1], [5, 5, 9, 9, -1]])
+    row_nodes = torch.tensor(
+        [[0, 2, 6], [0, 2, 7], [0, 3, -1], [0, 3, -1], [1, 4, -1], [1, 4, -1], [1, 5, 8], [1, 5, 9]]
+    )
+    token_node = torch.tensor(
+        [
+            [2, 2, 6, 6, -1],
+            [2, 2, 7, 7, 7],
+            [3, 3, -1, -1, -1],
+            [3, 3, -1, -1, -1],
+            [4, -1, -1, -1, -1],
+            [4, -1, -1, -1, -1],
+            [5, 5, 8, -1, -1],
+            [5, 5, 9, 9, -1],
+        ]
+    )
     mask = (token_node >= 0).float()
     N, T = token_node.shape
-    batch = RolloutBatch(prompt_ids=torch.ones(N, 2, dtype=torch.long), prompt_mask=torch.ones(N, 2, dtype=torch.long),
-                         completion_ids=torch.where(token_node >= 0, 5, 0), response_mask=mask,
-                         old_logprobs=torch.zeros(N, T), group_ids=torch.arange(2).repeat_interleave(4),
-                         truncated=torch.zeros(N, dtype=torch.bool), completions=[""] * N, group_size=4,
-                         temperature=1.0)
-    return TreeRollout(batch=batch, parent=parent, root=root, depth=depth, n_tokens=n_tokens, token_node=token_node,
-                       row_nodes=row_nodes, segments=[""] * 10, prefill_tokens=0)
+    batch = RolloutBatch(
+        prompt_ids=torch.ones(N, 2, dtype=torch.long),
+        prompt_mask=torch.ones(N, 2, dtype=torch.long),
+        completion_ids=torch.where(token_node >= 0, 5, 0),
+        response_mask=mask,
+        old_logprobs=torch.zeros(N, T),
+        group_ids=torch.arange(2).repeat_interleave(4),
+        truncated=torch.zeros(N, dtype=torch.bool),
+        completions=[""] * N,
+        group_size=4,
+        temperature=1.0,
+    )
+    return TreeRollout(
+        batch=batch,
+        parent=parent,
+        root=root,
+        depth=depth,
+        n_tokens=n_tokens,
+        token_node=token_node,
+        row_nodes=row_nodes,
+        segments=[""] * 10,
+        prefill_tokens=0,
+    )
 
 
 def test_node_values_and_tree_advantage_hand_example():
@@ -733,8 +830,16 @@ def test_node_values_and_tree_advantage_hand_example():
     assert leaves.tolist() == [4, 4, 2, 2, 2, 2, 1, 1, 1, 1]
     adv, metrics = tree_advantage(rewards, tree.batch.response_mask, 4, tree=tree)
     s2 = 1 / math.sqrt(2)
-    A = {2: (-0.25 - 0.25) * s2, 3: (0.25 + 0.25) * s2, 4: (-0.5 - 0.5) * s2, 5: (0.5 + 0.5) * s2,
-         6: 0.25 + 0.5, 7: -0.75 - 0.5, 8: 0.5 + 0.0, 9: 0.5 + 0.0}
+    A = {
+        2: (-0.25 - 0.25) * s2,
+        3: (0.25 + 0.25) * s2,
+        4: (-0.5 - 0.5) * s2,
+        5: (0.5 + 0.5) * s2,
+        6: 0.25 + 0.5,
+        7: -0.75 - 0.5,
+        8: 0.5 + 0.0,
+        9: 0.5 + 0.0,
+    }
     expected = torch.tensor([[A.get(n, 0.0) for n in row] for row in tree.token_node.tolist()])
     assert torch.allclose(adv, expected, atol=1e-6)
     assert adv[tree.token_node < 0].eq(0).all()
@@ -788,11 +893,21 @@ def test_node_values_and_tree_advantage_match_loop_reference(addition, seed):
     model, tok, task = addition
     prompts = _prompts(task, 3, seed=seed)
     branching = [(2, 3), (2, 2, 2), (3, 2)][seed]
-    tree = tree_rollout(model, tok, prompts, branching, segment_len=3 - seed % 2, max_new_tokens=10,
-                        temperature=1.3, generator=torch.Generator().manual_seed(seed))
+    tree = tree_rollout(
+        model,
+        tok,
+        prompts,
+        branching,
+        segment_len=3 - seed % 2,
+        max_new_tokens=10,
+        temperature=1.3,
+        generator=torch.Generator().manual_seed(seed),
+    )
     gen = torch.Generator().manual_seed(seed)
-    for rewards in [(torch.rand(len(tree.batch.completions), generator=gen) < 0.5).float(),
-                    torch.randn(len(tree.batch.completions), generator=gen)]:
+    for rewards in [
+        (torch.rand(len(tree.batch.completions), generator=gen) < 0.5).float(),
+        torch.randn(len(tree.batch.completions), generator=gen),
+    ]:
         values, leaves = node_values(rewards, tree)
         ref_values, ref_leaves = _values_reference(rewards.tolist(), tree)
         assert values.tolist() == pytest.approx(ref_values, abs=1e-6) and leaves.tolist() == ref_leaves
@@ -801,13 +916,16 @@ def test_node_values_and_tree_advantage_match_loop_reference(addition, seed):
 
 
 # ----------------------------------------------------------------------------------------- trainer runs
-@pytest.mark.parametrize("kwargs", [
-    dict(sampler="flat"),
-    dict(sampler="dynamic"),
-    dict(sampler="curriculum", sampling={"pool_size": 16}),
-    dict(sampler="tree", advantage="tree", sampling={"branching": (2, 2), "segment_len": 3}),
-    dict(sampler="tree", advantage="grpo", sampling={"branching": (2, 2), "segment_len": 3}),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(sampler="flat"),
+        dict(sampler="dynamic"),
+        dict(sampler="curriculum", sampling={"pool_size": 16}),
+        dict(sampler="tree", advantage="tree", sampling={"branching": (2, 2), "segment_len": 3}),
+        dict(sampler="tree", advantage="grpo", sampling={"branching": (2, 2), "segment_len": 3}),
+    ],
+)
 def test_every_sampler_trains_and_counts_tokens(kwargs):
     spy = _Spy()
     trainer = Trainer(TrainConfig.build(**FAST, steps=2, **kwargs), callbacks=[spy], progress=False)
@@ -858,8 +976,9 @@ def test_flat_sampler_reproduces_the_pre_sampler_trainer(seed, step):
     # the trainer before samplers: rollout with the generator seeded by (seed, step, stream 0)
     prompts = [task.format_prompt(p, "plain") for p in problems]
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 7 + 0)
-    batch = rollout(trainer.model, trainer.tokenizer, prompts, cfg.group_size, cfg.max_new_tokens, cfg.temperature,
-                    cfg.top_p, gen)
+    batch = rollout(
+        trainer.model, trainer.tokenizer, prompts, cfg.group_size, cfg.max_new_tokens, cfg.temperature, cfg.top_p, gen
+    )
     assert out.prompts == prompts and out.batch.completions == batch.completions
     assert torch.equal(out.batch.completion_ids, batch.completion_ids)
     assert out.rewards.tolist() == task.reward([p for p in problems for _ in range(4)], batch.completions)
@@ -869,9 +988,21 @@ def test_flat_sampler_reproduces_the_pre_sampler_trainer(seed, step):
 
 @pytest.mark.slow
 def test_tree_rl_raises_training_reward():
-    cfg = TrainConfig(task="addition", steps=25, prompts_per_step=16, group_size=8, sampler="tree",
-                      sampling={"branching": (4, 2), "segment_len": 2}, eval_problems=8, eval_samples=1,
-                      eval_every=0, track_kl=False, device="cpu", seed=0, overrides={"advantage": "tree"})
+    cfg = TrainConfig(
+        task="addition",
+        steps=25,
+        prompts_per_step=16,
+        group_size=8,
+        sampler="tree",
+        sampling={"branching": (4, 2), "segment_len": 2},
+        eval_problems=8,
+        eval_samples=1,
+        eval_every=0,
+        track_kl=False,
+        device="cpu",
+        seed=0,
+        overrides={"advantage": "tree"},
+    )
     df = Trainer(cfg, progress=False).train()
     rewards = df["reward/mean"].iloc[1:].tolist()
     assert len(rewards) == 25
@@ -884,8 +1015,17 @@ def test_tree_config_without_room_for_the_last_level_fails_at_construction():
 
 
 def test_curriculum_with_a_very_narrow_band_still_fills_the_batch():
-    config = TrainConfig(task="countdown", steps=2, prompts_per_step=4, group_size=4, eval_problems=8, eval_every=0,
-                         track_kl=False, device="cpu", sampler="curriculum",
-                         sampling={"pool_size": 8, "width": 0.001, "target": 0.0})
+    config = TrainConfig(
+        task="countdown",
+        steps=2,
+        prompts_per_step=4,
+        group_size=4,
+        eval_problems=8,
+        eval_every=0,
+        track_kl=False,
+        device="cpu",
+        sampler="curriculum",
+        sampling={"pool_size": 8, "width": 0.001, "target": 0.0},
+    )
     history = Trainer(config, progress=False).train()
     assert (history["curriculum/distinct_prompts"].dropna() == 4).all()

@@ -67,9 +67,17 @@ def test_pass_at_k_array_matches_scalar_for_large_n():
     assert (table[np.array(counts) == 0] == 0).all() and (np.diff(table, axis=1) >= -1e-15).all()  # monotone in k
 
 
-@pytest.mark.parametrize("args, message", [((4, [5], [1]), "0..n=4, got 5"), ((4, [-1], [1]), "got -1"),
-                                           ((4, [1], [0]), "1..n=4, got 0"), ((4, [1], [9]), "got 9"),
-                                           ((0, [0], [1]), "n >= 1"), ((4, [1], []), "non-empty")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((4, [5], [1]), "0..n=4, got 5"),
+        ((4, [-1], [1]), "got -1"),
+        ((4, [1], [0]), "1..n=4, got 0"),
+        ((4, [1], [9]), "got 9"),
+        ((0, [0], [1]), "n >= 1"),
+        ((4, [1], []), "non-empty"),
+    ],
+)
 def test_pass_at_k_array_names_bad_values(args, message):
     with pytest.raises(ValueError, match=message):
         pass_at_k_array(*args)
@@ -179,8 +187,18 @@ def test_report_calls_a_gap_only_when_its_interval_excludes_zero():
     assert "no crossing up to k = n" in lead and "gained 40, lost 0)" in lead
     assert sharpened.summary(ks=(1, 16)).loc["step 9", "crossover k"] == sharpened.crossovers()["step 9"]
 
-TINY = dict(steps=2, checkpoints=[1, 2], n_samples=8, eval_problems=6, n_boot=50, progress=False, prompts_per_step=4,
-            group_size=4, max_new_tokens=6)
+
+TINY = dict(
+    steps=2,
+    checkpoints=[1, 2],
+    n_samples=8,
+    eval_problems=6,
+    n_boot=50,
+    progress=False,
+    prompts_per_step=4,
+    group_size=4,
+    max_new_tokens=6,
+)
 
 
 @pytest.fixture(scope="module")
@@ -218,8 +236,17 @@ def test_passk_curves_per_label_temperature():
     model, tok, task = load_base("addition")
     problems = task.problems("test", 5, seed=0)
     temps = {"hot": 1.0, "hot again": 1.0, "cold": 0.02}
-    curves, gaps, counts = passk_curves({label: model for label in temps}, tok, task, problems, n_samples=6,
-                                        temperature=temps, max_new_tokens=5, reference="hot", n_boot=20)
+    curves, gaps, counts = passk_curves(
+        {label: model for label in temps},
+        tok,
+        task,
+        problems,
+        n_samples=6,
+        temperature=temps,
+        max_new_tokens=5,
+        reference="hot",
+        n_boot=20,
+    )
     assert counts["hot"] == counts["hot again"]  # one seed: the same noise for every label
     assert all(c in (0, 6) for c in counts["cold"])  # near-greedy: all samples of a problem agree
     assert set(curves["label"]) == set(temps) and set(gaps["label"]) == {"hot again", "cold"}
@@ -231,11 +258,17 @@ def test_study_is_seeded():
     assert a.counts == b.counts
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(base="chess"), r"'chess'.*countdown"), (dict(split="easy"), r"'easy'.*standard.*hard"),
-    (dict(checkpoints=[0]), r"checkpoints.*1\.\.steps=2"), (dict(checkpoints=[3]), r"got \[3\]"),
-    (dict(eval_temperature=0.0), "eval_temperature"), (dict(lr=-1.0), "lr"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(base="chess"), r"'chess'.*countdown"),
+        (dict(split="easy"), r"'easy'.*standard.*hard"),
+        (dict(checkpoints=[0]), r"checkpoints.*1\.\.steps=2"),
+        (dict(checkpoints=[3]), r"got \[3\]"),
+        (dict(eval_temperature=0.0), "eval_temperature"),
+        (dict(lr=-1.0), "lr"),
+    ],
+)
 def test_study_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sharpening_study(**{**dict(base="addition", steps=2), **kwargs})
@@ -264,8 +297,11 @@ def test_figures_draw_every_label(tiny_result):
     from rl4lrm.viz.sharpening import coverage_grid
 
     fig = plot_passk_curves(tiny_result)
-    assert [line.get_label() for line in fig.axes[0].lines if not line.get_label().startswith("_")][:3] == \
-        ["base", "step 1", "step 2"]
+    assert [line.get_label() for line in fig.axes[0].lines if not line.get_label().startswith("_")][:3] == [
+        "base",
+        "step 1",
+        "step 2",
+    ]
     assert fig.axes[0].get_xscale() == "log"
     assert len(plot_gaps(tiny_result).axes[0].get_legend().get_texts()) == 2
     labels = [t.get_text().split("  ")[0] for t in plot_coverage(tiny_result).axes[0].get_yticklabels()]
@@ -298,8 +334,9 @@ def test_low_pass_at_k_curves_get_the_height_of_the_plot():
 def test_panel_controls_feed_the_study_and_run_draws():
     from rl4lrm.viz import SharpeningPanel
 
-    panel = SharpeningPanel(base="addition", steps=2, kl_coef=0.0, **{k: v for k, v in TINY.items()
-                                                                    if k not in ("steps", "progress")})
+    panel = SharpeningPanel(
+        base="addition", steps=2, kl_coef=0.0, **{k: v for k, v in TINY.items() if k not in ("steps", "progress")}
+    )
     assert list(panel.controls["base"].options) == ["addition"]
     panel.controls["entropy_coef"].value = 0.01
     panel.controls["eval_temperature"].value = 0.8
@@ -312,7 +349,10 @@ def test_panel_controls_feed_the_study_and_run_draws():
     assert panel.progress.value == panel.progress.max == 2 + len(result.counts) + 1  # steps, models, 2nd base sample
     assert "pass@1" in panel.status.value and not panel.button.disabled
     assert list(SharpeningPanel(base="countdown").controls["base"].options) == [
-        "countdown", "countdown-weak", "countdown-strong"]
+        "countdown",
+        "countdown-weak",
+        "countdown-strong",
+    ]
     with pytest.raises(ValueError, match="'nope'"):
         SharpeningPanel(base="nope")
 

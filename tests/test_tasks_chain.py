@@ -13,14 +13,23 @@ class FakeTokenizer:
 
 
 # 7; +5; *2; -3  ->  12, 24, 21
-PROBLEM = Problem("", "7;+5;*2;-3=", "12\n24\n21", {"start": 7, "ops": (("+", 5), ("*", 2), ("-", 3)),
-                                                     "values": (12, 24, 21)}, "7;+5;*2;-3")
+PROBLEM = Problem(
+    "",
+    "7;+5;*2;-3=",
+    "12\n24\n21",
+    {"start": 7, "ops": (("+", 5), ("*", 2), ("-", 3)), "values": (12, 24, 21)},
+    "7;+5;*2;-3",
+)
 
 
 def test_registry_and_bad_args():
     assert "chain" in TASKS.names() and isinstance(get_task("chain", max_steps=3), Chain)
-    for kwargs, bad in [({"min_steps": 0}, "0"), ({"min_steps": 3, "max_steps": 2}, "2"), ({"max_operand": 1}, "1"),
-                        ({"max_value": 5}, "5")]:
+    for kwargs, bad in [
+        ({"min_steps": 0}, "0"),
+        ({"min_steps": 3, "max_steps": 2}, "2"),
+        ({"max_operand": 1}, "1"),
+        ({"max_value": 5}, "5"),
+    ]:
         with pytest.raises(ValueError, match=bad):
             Chain(**kwargs)
 
@@ -56,21 +65,24 @@ def test_prompts():
     assert p.question in chat and "<answer></answer>" in chat
 
 
-@pytest.mark.parametrize("completion, correct, well_formed, reason", [
-    ("12\n24\n21", True, True, "ok"),
-    ("12\n24\n21\n", True, True, "ok"),
-    ("21", True, True, "ok"),  # the verifier checks the final answer only
-    ("12\n25\n21", True, True, "ok"),  # a recovered slip: the outcome is right, step 2 is not
-    ("12\n24\n22", False, True, "wrong value"),
-    ("12\n24", False, True, "wrong value"),  # truncated: the last line is step 2
-    ("12\n24\n2", False, True, "wrong value"),
-    ("12\n24\n21x", False, False, "not an integer"),
-    ("", False, False, "no answer"),
-    ("\n\n  \n", False, False, "no answer"),
-    ("reasoning <answer>21</answer>", True, True, "ok"),
-    ("9" * 100_000, False, False, "too long"),
-    ("٢١", False, False, "not an integer"),
-])
+@pytest.mark.parametrize(
+    "completion, correct, well_formed, reason",
+    [
+        ("12\n24\n21", True, True, "ok"),
+        ("12\n24\n21\n", True, True, "ok"),
+        ("21", True, True, "ok"),  # the verifier checks the final answer only
+        ("12\n25\n21", True, True, "ok"),  # a recovered slip: the outcome is right, step 2 is not
+        ("12\n24\n22", False, True, "wrong value"),
+        ("12\n24", False, True, "wrong value"),  # truncated: the last line is step 2
+        ("12\n24\n2", False, True, "wrong value"),
+        ("12\n24\n21x", False, False, "not an integer"),
+        ("", False, False, "no answer"),
+        ("\n\n  \n", False, False, "no answer"),
+        ("reasoning <answer>21</answer>", True, True, "ok"),
+        ("9" * 100_000, False, False, "too long"),
+        ("٢١", False, False, "not an integer"),
+    ],
+)
 def test_verify(completion, correct, well_formed, reason):
     v = Chain().verify(PROBLEM, completion)
     assert (v.correct, v.well_formed, v.reason) == (correct, well_formed, reason)
@@ -91,7 +103,11 @@ def test_step_verdicts_hand_made():
     assert verdicts("12\n2") == [ok[0], (2, False, "wrong value")]  # truncated mid-number
     assert verdicts("") == [] and verdicts("   \n") == []
     # steps are checked against the true running value, not the model's previous line
-    assert verdicts("13\n26\n23") == [(13, False, "wrong value"), (26, False, "wrong value"), (23, False, "wrong value")]
+    assert verdicts("13\n26\n23") == [
+        (13, False, "wrong value"),
+        (26, False, "wrong value"),
+        (23, False, "wrong value"),
+    ]
 
 
 def test_first_error_and_spans():
@@ -99,12 +115,24 @@ def test_first_error_and_spans():
     completion = "12\n25\n21"
     vs = task.step_verdicts(PROBLEM, completion)
     assert first_error(vs) == 1 and first_error(task.step_verdicts(PROBLEM, "12\n24\n21")) is None
-    assert [completion[v.start:v.end] for v in vs] == ["12", "25", "21"]
+    assert [completion[v.start : v.end] for v in vs] == ["12", "25", "21"]
     assert [v.expected for v in task.step_verdicts(PROBLEM, "1\n2\n3\n4")] == [12, 24, 21, None]
 
 
-@pytest.mark.parametrize("completion", ["9" * 100_000, "\n" * 100_000, "9\n" * 100_000, "<answer>" * 10_000,
-                                        "-" * 50, "1" * 5000, "\x00\r\n\t", "😀\n12", "12\r\n24\r\n21"])
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "9" * 100_000,
+        "\n" * 100_000,
+        "9\n" * 100_000,
+        "<answer>" * 10_000,
+        "-" * 50,
+        "1" * 5000,
+        "\x00\r\n\t",
+        "😀\n12",
+        "12\r\n24\r\n21",
+    ],
+)
 def test_never_raises(completion):
     task = Chain()
     assert task.verify(PROBLEM, completion).correct in (True, False)

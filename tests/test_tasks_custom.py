@@ -46,12 +46,19 @@ def test_reward_function_gets_trl_arguments_and_is_the_training_reward():
         seen.update(prompts=prompts, completions=completions, **columns)
         return [0.25 * len(c) for c in completions]
 
-    task = CustomTask([{"prompt": "1+1=", "answer": "2", "level": 1}, {"prompt": "2+2=", "answer": "4"}], spy,
-                      test=[{"prompt": "3+3=", "answer": "6"}])
+    task = CustomTask(
+        [{"prompt": "1+1=", "answer": "2", "level": 1}, {"prompt": "2+2=", "answer": "4"}],
+        spy,
+        test=[{"prompt": "3+3=", "answer": "6"}],
+    )
     problems = task.splits["train"]
     assert task.reward([problems[0], problems[0], problems[1]], ["2", "22", "4"]) == [0.25, 0.5, 0.25]
-    assert seen == {"prompts": ["1+1=", "1+1=", "2+2="], "completions": ["2", "22", "4"],
-                    "answer": ["2", "2", "4"], "level": [1, 1, None]}
+    assert seen == {
+        "prompts": ["1+1=", "1+1=", "2+2="],
+        "completions": ["2", "22", "4"],
+        "answer": ["2", "2", "4"],
+        "level": [1, 1, None],
+    }
 
 
 def test_verify_counts_a_reward_at_correct_at_as_correct():
@@ -78,13 +85,16 @@ def test_a_datasets_dataset_and_a_conversational_prompt():
     assert task.reward([problem], ["3"]) == [1.0]
 
 
-@pytest.mark.parametrize("data, match", [
-    ([], "train is empty"),
-    ([{"question": "1+1=", "answer": "2"}], r"no prompt column 'prompt'; its columns are \['answer', 'question'\]"),
-    ([{"prompt": 3}], "must be a string or a list"),
-    ("1+1=", "list of dicts or a datasets.Dataset"),
-    ([("1+1=", "2")], r"train\[0\] must be a dict"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ([], "train is empty"),
+        ([{"question": "1+1=", "answer": "2"}], r"no prompt column 'prompt'; its columns are \['answer', 'question'\]"),
+        ([{"prompt": 3}], "must be a string or a list"),
+        ("1+1=", "list of dicts or a datasets.Dataset"),
+        ([("1+1=", "2")], r"train\[0\] must be a dict"),
+    ],
+)
 def test_bad_data_is_named(data, match):
     with pytest.raises(ValueError, match=match):
         CustomTask(data, exact, test=[{"prompt": "1+1="}])
@@ -97,13 +107,16 @@ def test_empty_test_rows_and_a_non_callable_reward_are_rejected():
         CustomTask(addition_rows("train", 3), "exact")
 
 
-@pytest.mark.parametrize("fn, match", [
-    (lambda prompts, completions, **kw: [1.0], "returned 1 rewards for 2 completions"),
-    (lambda prompts, completions, **kw: ["1", "0"], "finite numbers, got '1'"),
-    (lambda prompts, completions, **kw: [None, 1.0], "finite numbers, got None"),
-    (lambda prompts, completions, **kw: [float("nan"), 1.0], "finite numbers, got nan"),
-    (lambda prompts, completions, **kw: 1.0, "must return a list of 2 floats"),
-])
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (lambda prompts, completions, **kw: [1.0], "returned 1 rewards for 2 completions"),
+        (lambda prompts, completions, **kw: ["1", "0"], "finite numbers, got '1'"),
+        (lambda prompts, completions, **kw: [None, 1.0], "finite numbers, got None"),
+        (lambda prompts, completions, **kw: [float("nan"), 1.0], "finite numbers, got nan"),
+        (lambda prompts, completions, **kw: 1.0, "must return a list of 2 floats"),
+    ],
+)
 def test_bad_reward_function_outputs_are_named(fn, match):
     task = CustomTask(addition_rows("train", 3), fn, test=addition_rows("test", 1))
     with pytest.raises(ValueError, match=match):
@@ -111,8 +124,12 @@ def test_bad_reward_function_outputs_are_named(fn, match):
 
 
 def test_tensor_rewards_are_accepted_and_the_task_is_registered():
-    task = get_task("custom", train=addition_rows("train", 3), test=addition_rows("test", 1),
-                    reward_fn=lambda prompts, completions, **kw: torch.ones(len(completions)))
+    task = get_task(
+        "custom",
+        train=addition_rows("train", 3),
+        test=addition_rows("test", 1),
+        reward_fn=lambda prompts, completions, **kw: torch.ones(len(completions)),
+    )
     assert "custom" in TASKS.names() and isinstance(task, CustomTask)
     assert task.reward(task.splits["train"][:2], ["a", "b"]) == [1.0, 1.0]
 

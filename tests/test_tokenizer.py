@@ -8,7 +8,19 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from rl4lrm.models.tokenizer import DEFAULT_CHARS, SPECIAL_TOKENS, char_tokenizer
 
 # strings that break tokenizers which strip, merge or "clean up" whitespace and punctuation
-EDGE_CASES = ["", " ", "\n", "  \n\n  ", "a .", "x , y", "do n't", "I 'm", " ?", "12+34=46", "(3*4)-5\n<answer>7</answer>"]
+EDGE_CASES = [
+    "",
+    " ",
+    "\n",
+    "  \n\n  ",
+    "a .",
+    "x , y",
+    "do n't",
+    "I 'm",
+    " ?",
+    "12+34=46",
+    "(3*4)-5\n<answer>7</answer>",
+]
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +30,7 @@ def tok():
 
 def random_strings(n, seed=0, max_len=40, chars=DEFAULT_CHARS):
     rng = random.Random(seed)
-    return [''.join(rng.choice(chars) for _ in range(rng.randrange(max_len))) for _ in range(n)]
+    return ["".join(rng.choice(chars) for _ in range(rng.randrange(max_len))) for _ in range(n)]
 
 
 def test_is_a_fast_hf_tokenizer(tok):
@@ -62,7 +74,9 @@ def test_round_trip_random_strings(tok):
 
 
 def test_decode_skips_special_tokens_on_request(tok):
-    ids = [tok.bos_token_id] + tok("7+8=15", add_special_tokens=False)["input_ids"] + [tok.eos_token_id, tok.pad_token_id]
+    ids = (
+        [tok.bos_token_id] + tok("7+8=15", add_special_tokens=False)["input_ids"] + [tok.eos_token_id, tok.pad_token_id]
+    )
     assert tok.decode(ids, skip_special_tokens=True) == "7+8=15"
     assert tok.decode(ids) == "<bos>7+8=15<eos><pad>"
 

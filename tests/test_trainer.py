@@ -5,18 +5,38 @@ import torch
 
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
-FAST = dict(task="addition", prompts_per_step=4, group_size=4, max_new_tokens=6, eval_problems=8, eval_samples=2,
-            eval_every=2, device="cpu")
+FAST = dict(
+    task="addition",
+    prompts_per_step=4,
+    group_size=4,
+    max_new_tokens=6,
+    eval_problems=8,
+    eval_samples=2,
+    eval_every=2,
+    device="cpu",
+)
 
 
 def _comparable(history):
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in history]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("steps", 0), ("group_size", 0), ("lr", 0.0), ("temperature", 0.0), ("top_p", 1.5), ("eval_every", -1),
-    ("minibatches", 1000), ("preset", "nope"), ("advantage", "nope"), ("clip_low", 1.5), ("kl_placement", "loss!"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("steps", 0),
+        ("group_size", 0),
+        ("lr", 0.0),
+        ("temperature", 0.0),
+        ("top_p", 1.5),
+        ("eval_every", -1),
+        ("minibatches", 1000),
+        ("preset", "nope"),
+        ("advantage", "nope"),
+        ("clip_low", 1.5),
+        ("kl_placement", "loss!"),
+    ],
+)
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"{field}|{value}"):
         TrainConfig.build(**{field: value})
@@ -70,22 +90,34 @@ def test_callbacks_and_history_columns():
 
     df = Trainer(TrainConfig(steps=2, **FAST), callbacks=[Spy()], progress=False).train()
     assert seen == [("rollout", 16), ("step", 1), ("rollout", 16), ("step", 2), ("end", 2)]
-    for column in ["reward/mean", "reward/frac_zero_std", "loss/policy", "kl/k3", "entropy/mean", "clip/frac",
-                   "length/mean", "acc/pass@1", "grad/norm"]:
+    for column in [
+        "reward/mean",
+        "reward/frac_zero_std",
+        "loss/policy",
+        "kl/k3",
+        "entropy/mean",
+        "clip/frac",
+        "length/mean",
+        "acc/pass@1",
+        "grad/norm",
+    ]:
         assert column in df, column
     assert df["acc/pass@1"].notna().sum() == 2  # before training and at step 2
 
 
 @pytest.mark.parametrize("placement", ["loss", "reward"])
 def test_kl_placements_run(placement):
-    df = Trainer(TrainConfig(steps=1, **FAST, overrides={"kl_coef": 0.1, "kl_placement": placement}), progress=False).train()
+    df = Trainer(
+        TrainConfig(steps=1, **FAST, overrides={"kl_coef": 0.1, "kl_placement": placement}), progress=False
+    ).train()
     assert torch.isfinite(torch.tensor(df["loss/total"].iloc[-1]))
 
 
 def test_grpo_raises_training_reward():
     """The smoke run: 25 GRPO steps on the addition base model raise the reward."""
-    config = TrainConfig(task="addition", steps=25, prompts_per_step=8, group_size=8, eval_every=25, eval_problems=64,
-                         device="cpu")
+    config = TrainConfig(
+        task="addition", steps=25, prompts_per_step=8, group_size=8, eval_every=25, eval_problems=64, device="cpu"
+    )
     df = Trainer(config, progress=False).train()
     rewards = df["reward/mean"].dropna()
     assert rewards.iloc[-5:].mean() > rewards.iloc[:5].mean() + 0.1
@@ -124,5 +156,10 @@ def test_critic_presets_refuse_policies_that_do_not_decode_left_to_right():
 
     _, tok, task = load_base("addition")
     with pytest.raises(ValueError, match="'gae'.*NonCausal.*'grpo'"):
-        Trainer(TrainConfig(preset="ppo", steps=1, device="cpu"), model=NonCausal(), tokenizer=tok, task=task,
-                progress=False)
+        Trainer(
+            TrainConfig(preset="ppo", steps=1, device="cpu"),
+            model=NonCausal(),
+            tokenizer=tok,
+            task=task,
+            progress=False,
+        )

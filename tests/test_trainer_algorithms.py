@@ -9,8 +9,16 @@ from rl4lrm.advantages import ADVANTAGES
 from rl4lrm.presets import PRESETS
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
 
-FAST = dict(task="addition", prompts_per_step=4, group_size=4, max_new_tokens=6, eval_problems=8, eval_samples=2,
-            eval_every=0, device="cpu")
+FAST = dict(
+    task="addition",
+    prompts_per_step=4,
+    group_size=4,
+    max_new_tokens=6,
+    eval_problems=8,
+    eval_samples=2,
+    eval_every=0,
+    device="cpu",
+)
 
 
 def _comparable(history):
@@ -69,11 +77,15 @@ def test_replay_trains_on_stale_batches_and_measures_their_drift():
 
 
 def test_truncated_importance_sampling_weights():
-    df = Trainer(TrainConfig(preset="grpo", steps=3, **FAST, overrides={"replay": 1, "tis_cap": 2.0}), progress=False).train()
+    df = Trainer(
+        TrainConfig(preset="grpo", steps=3, **FAST, overrides={"replay": 1, "tis_cap": 2.0}), progress=False
+    ).train()
     weights = df["is/mean"].dropna()
     assert len(weights) == 3 and (weights > 0).all() and (weights <= 2.0).all()
     assert df["is/frac_truncated"].dropna().between(0, 1).all()
-    fresh_only = Trainer(TrainConfig(preset="grpo", steps=1, **FAST, overrides={"tis_cap": 2.0}), progress=False).train()
+    fresh_only = Trainer(
+        TrainConfig(preset="grpo", steps=1, **FAST, overrides={"tis_cap": 2.0}), progress=False
+    ).train()
     # a fresh batch was sampled by the current policy: its weights are 1 up to numerics
     assert fresh_only["is/mean"].iloc[1] == pytest.approx(1.0, abs=1e-4)
 
@@ -134,8 +146,11 @@ def test_kl_in_reward_reaches_scalar_estimators_as_a_sequence_penalty():
             seen["rewards"] = rewards
 
     advantage = ADVANTAGES.get("grpo")
-    trainer = Trainer(TrainConfig(steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5, "kl_placement": "reward"}), callbacks=[Rewards()],
-                      progress=False)
+    trainer = Trainer(
+        TrainConfig(steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5, "kl_placement": "reward"}),
+        callbacks=[Rewards()],
+        progress=False,
+    )
     trainer.advantage_fn = spy
     trainer.train()
     batch = trainer.buffer[-1].batch
@@ -159,7 +174,9 @@ def test_dense_estimators_receive_the_kl_per_token():
         return advantage(rewards, response_mask, group_size, **context)
 
     spy.requires = advantage.requires
-    trainer = Trainer(TrainConfig(preset="reinforce_pp", steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5}), progress=False)
+    trainer = Trainer(
+        TrainConfig(preset="reinforce_pp", steps=3, lr=3e-3, **FAST, overrides={"kl_coef": 0.5}), progress=False
+    )
     trainer.advantage_fn = spy
     trainer.train()
     batch = trainer.buffer[-1].batch

@@ -38,8 +38,11 @@ def test_mix_total_parts_and_verifier_are_logged():
     history = Trainer(TrainConfig(**SMALL, rewards={"correct": 1.0, "test_half": 2.0}), progress=False).train()
     rows = history.iloc[1:]
     assert (rows["reward/test_half"] == 0.5).all()
-    assert torch.allclose(torch.tensor(rows["reward/mean"].values),
-                          torch.tensor((rows["reward/correct"] + 1.0).values, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(
+        torch.tensor(rows["reward/mean"].values),
+        torch.tensor((rows["reward/correct"] + 1.0).values, dtype=torch.float64),
+        atol=1e-6,
+    )
 
 
 def test_training_on_a_reward_without_the_verifier_still_logs_the_verifier():
@@ -48,16 +51,25 @@ def test_training_on_a_reward_without_the_verifier_still_logs_the_verifier():
     assert (history["reward/frac_zero_std"].iloc[1:] == 1.0).all()  # a constant reward carries no signal
 
 
-@pytest.mark.parametrize("bad, match", [({"nope": 1.0}, "unknown reward 'nope'"), ({"correct": "high"}, "'high'"),
-                                        ({}, "at least one reward")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [({"nope": 1.0}, "unknown reward 'nope'"), ({"correct": "high"}, "'high'"), ({}, "at least one reward")],
+)
 def test_bad_reward_mix_fails_in_the_config(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**SMALL, rewards=bad)
 
 
 def test_dense_rewards_go_to_token_level_estimators_and_are_not_counted_twice():
-    trainer = Trainer(TrainConfig(**SMALL, preset="reinforce_pp", rewards={"correct": 1.0, "test_first_token": 1.0}, overrides={"kl_coef": 0.0}),
-                      progress=False)
+    trainer = Trainer(
+        TrainConfig(
+            **SMALL,
+            preset="reinforce_pp",
+            rewards={"correct": 1.0, "test_first_token": 1.0},
+            overrides={"kl_coef": 0.0},
+        ),
+        progress=False,
+    )
     sampled = trainer.sampler.sample(trainer.sampling_context())
     token = sampled.scores.token
     assert token is not None and torch.allclose(token[:, 0], 0.25 * sampled.batch.response_mask[:, 0])
@@ -84,12 +96,16 @@ def test_reward_contract_errors():
         register_reward("test_bad", requires=("weather",))
     with pytest.raises(ValueError, match="already registered"):
         register_reward("test_half")(_half)
-    assert "correct" in REWARDS and repr(RewardMix({"correct": 1.0, "test_half": 0.5})) == "RewardMix(1·correct + 0.5·test_half)"
+    assert (
+        "correct" in REWARDS
+        and repr(RewardMix({"correct": 1.0, "test_half": 0.5})) == "RewardMix(1·correct + 0.5·test_half)"
+    )
 
 
 def test_dynamic_sampling_keeps_dense_rewards_aligned_with_the_concatenated_batch():
-    trainer = Trainer(TrainConfig(**SMALL, sampler="dynamic", rewards={"correct": 1.0, "test_first_token": 1.0}),
-                      progress=False)
+    trainer = Trainer(
+        TrainConfig(**SMALL, sampler="dynamic", rewards={"correct": 1.0, "test_first_token": 1.0}), progress=False
+    )
     sampled = trainer.sampler.sample(trainer.sampling_context())
     token, mask = sampled.scores.token, sampled.batch.response_mask
     assert token.shape == mask.shape

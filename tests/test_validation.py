@@ -17,11 +17,21 @@ from rl4lrm.presets import PRESETS, Preset
 from rl4lrm.trainer import TrainConfig, Trainer
 from rl4lrm.validation import Range, check_fields
 
-CONFIGS = [TrainConfig, sampling.FlatConfig, sampling.DynamicConfig, sampling.CurriculumConfig, sampling.TreeConfig,
-           DiffusionSamplingConfig, DiffusionPretrainConfig, LatentConfig,
-           CurriculumConfig, SFTConfig]
-FAST = dict(task="addition", prompts_per_step=2, group_size=2, max_new_tokens=6, eval_problems=4, eval_samples=1,
-            device="cpu")
+CONFIGS = [
+    TrainConfig,
+    sampling.FlatConfig,
+    sampling.DynamicConfig,
+    sampling.CurriculumConfig,
+    sampling.TreeConfig,
+    DiffusionSamplingConfig,
+    DiffusionPretrainConfig,
+    LatentConfig,
+    CurriculumConfig,
+    SFTConfig,
+]
+FAST = dict(
+    task="addition", prompts_per_step=2, group_size=2, max_new_tokens=6, eval_problems=4, eval_samples=1, device="cpu"
+)
 
 
 def _float_fields(cls):
@@ -44,12 +54,23 @@ def test_every_preset_float_refuses_nan_and_inf(name, bad):
         dataclasses.replace(PRESETS["grpo"], **{name: bad})
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("lr", "0.1", "a finite number"), ("seed", "a", "an int"), ("seed", 1.0, "an int"), ("steps", True, "an int"),
-    ("rewards", ["correct"], "a dict or None"), ("max_grad_norm", -1.0, "> 0"), ("max_grad_norm", 0, "> 0"),
-    ("seed", -1, r"in \[0, "), ("track_kl", 1, "True or False"), ("overrides", [1], "a dict"),
-    ("prompt_style", "fancy", "one of"), ("sampling", [1], "a dict or a FlatConfig"),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("lr", "0.1", "a finite number"),
+        ("seed", "a", "an int"),
+        ("seed", 1.0, "an int"),
+        ("steps", True, "an int"),
+        ("rewards", ["correct"], "a dict or None"),
+        ("max_grad_norm", -1.0, "> 0"),
+        ("max_grad_norm", 0, "> 0"),
+        ("seed", -1, r"in \[0, "),
+        ("track_kl", 1, "True or False"),
+        ("overrides", [1], "a dict"),
+        ("prompt_style", "fancy", "one of"),
+        ("sampling", [1], "a dict or a FlatConfig"),
+    ],
+)
 def test_wrong_types_and_ranges_are_one_value_error_naming_the_field(field, value, allowed):
     with pytest.raises(ValueError, match=rf"TrainConfig\.{field}.*{allowed}"):
         TrainConfig(**{field: value})
@@ -68,11 +89,15 @@ def test_all_bad_fields_are_reported_together():
     assert all(f"TrainConfig.{name}" in str(err.value) for name in ("lr", "temperature", "seed"))
 
 
-@pytest.mark.parametrize("sampler, settings, match", [
-    ("flat", {"nope": 1}, r"no setting \['nope'\].*pool_size"), ("tree", {"branching": 4}, "branching must be a tuple"),
-    ("curriculum", {"decay": 0.0}, r"decay must be in \(0, 1\]"),
-    ("dynamic", {"band_low": math.nan}, "band_low must be a finite"),
-])
+@pytest.mark.parametrize(
+    "sampler, settings, match",
+    [
+        ("flat", {"nope": 1}, r"no setting \['nope'\].*pool_size"),
+        ("tree", {"branching": 4}, "branching must be a tuple"),
+        ("curriculum", {"decay": 0.0}, r"decay must be in \(0, 1\]"),
+        ("dynamic", {"band_low": math.nan}, "band_low must be a finite"),
+    ],
+)
 def test_sampler_settings(sampler, settings, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(sampler=sampler, sampling=settings)
@@ -90,15 +115,24 @@ def test_group_size_below_the_estimators_minimum_is_refused(name):
 
 def test_group_baselines_declare_their_minimum():
     assert {n for n in ADVANTAGES.names() if ADVANTAGES.get(n).min_group_size == 2} == {
-        "grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "passk", "tree"}
+        "grpo",
+        "dr_grpo",
+        "rloo",
+        "reinforce_pp_baseline",
+        "passk",
+        "tree",
+    }
     TrainConfig(preset="reinforce", group_size=1)  # a batch-mean baseline learns from G = 1
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"correct": math.nan}, "weight of reward 'correct' must be a finite number"),
-    ({"numeric": (1.0, {"rel_tol": math.inf})}, "reward 'numeric': parameters"),
-    ({"correct": (1.0, "x")}, "params of reward 'correct' must be a dict"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"correct": math.nan}, "weight of reward 'correct' must be a finite number"),
+        ({"numeric": (1.0, {"rel_tol": math.inf})}, "reward 'numeric': parameters"),
+        ({"correct": (1.0, "x")}, "params of reward 'correct' must be a dict"),
+    ],
+)
 def test_reward_mix_values(spec, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(rewards=spec)
@@ -148,7 +182,10 @@ def test_load_hf_refuses_a_tokenizer_larger_than_the_vocabulary(tmp_path):
     model.resize_token_embeddings(len(tok) - 3)
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=rf"tokenizer has {len(tok)} ids but the model's embedding table has "
-                                         rf"{len(tok) - 3} rows"):
+    with pytest.raises(
+        ValueError,
+        match=rf"tokenizer has {len(tok)} ids but the model's embedding table has "
+        rf"{len(tok) - 3} rows",
+    ):
         load_hf(tmp_path, device="cpu")
     assert torch.is_tensor(model.get_input_embeddings().weight)

@@ -11,8 +11,9 @@ import pytest  # noqa: E402
 
 from rl4lrm.viz import SampleExplorer, TrainingDashboard, plot_curves  # noqa: E402
 
-SMALL = dict(prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=2, eval_every=1, max_new_tokens=6,
-             device="cpu")
+SMALL = dict(
+    prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=2, eval_every=1, max_new_tokens=6, device="cpu"
+)
 
 
 def test_dashboard_controls_feed_the_config_and_run_trains():
@@ -60,8 +61,16 @@ def test_dashboard_never_clamps_given_values():
 def test_reward_mix_panel_trains_on_the_mix_and_tabulates_every_run():
     from rl4lrm.viz import RewardMixPanel
 
-    panel = RewardMixPanel(task="addition", rewards=("correct", "majority_vote"), weights={"correct": 1.0}, steps=2,
-                           eval_every=2, eval_problems=8, prompts_per_step=4, group_size=4)
+    panel = RewardMixPanel(
+        task="addition",
+        rewards=("correct", "majority_vote"),
+        weights={"correct": 1.0},
+        steps=2,
+        eval_every=2,
+        eval_problems=8,
+        prompts_per_step=4,
+        group_size=4,
+    )
     history = panel.run()
     assert (history["reward/mean"].iloc[1:] == history["reward/correct"].iloc[1:]).all()
     panel.sliders["correct"].value, panel.sliders["majority_vote"].value = 0.0, 1.0
@@ -87,13 +96,20 @@ def test_judge_hacking_panel_reads_the_slider_when_run(monkeypatch):
 
     def fake_judge_hacking(judge, judge_weight, steps, **study):
         calls.append((judge_weight, steps, study))
-        return pd.DataFrame({"step": [0, 1, 2], "acc/pass@1": [0.5, None, 0.4], "reward/judge": [None, 0.5, 0.7],
-                             "reward/correct": [None, 0.5, 0.4], "hack/shortcut_rate": [None, 0.1, 0.3]})
+        return pd.DataFrame(
+            {
+                "step": [0, 1, 2],
+                "acc/pass@1": [0.5, None, 0.4],
+                "reward/judge": [None, 0.5, 0.7],
+                "reward/correct": [None, 0.5, 0.4],
+                "hack/shortcut_rate": [None, 0.1, 0.3],
+            }
+        )
 
     monkeypatch.setattr(rewards_viz, "judge_hacking", fake_judge_hacking)
     panel = rewards_viz.JudgeHackingPanel(judge_weight=1.0, steps=40, eval_every=20)
-    panel.weight.value, panel.steps.value = 0.5, 10      # the student moves the sliders after the cell ran
-    panel.button.click()                                 # and presses Run
+    panel.weight.value, panel.steps.value = 0.5, 10  # the student moves the sliders after the cell ran
+    panel.button.click()  # and presses Run
     assert calls == [(0.5, 10, {"eval_every": 20})]
     assert panel.judge_weight == 0.5 and "w = 0.5" in panel.status.value
     assert panel.ax.get_title().endswith("w = 0.5")
@@ -145,8 +161,15 @@ def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
     # chapter 04: with x = tokens the step-0 evaluation (no tokens logged yet) had no x and was not drawn
     from rl4lrm.viz import plot_comparison
 
-    runs = pd.DataFrame({"method": "flat", "seed": 0, "step": [0, 1, 2], "acc/pass@1": [0.2, None, 0.4],
-                         "tokens/cumulative": [None, 100.0, 200.0]})
+    runs = pd.DataFrame(
+        {
+            "method": "flat",
+            "seed": 0,
+            "step": [0, 1, 2],
+            "acc/pass@1": [0.2, None, 0.4],
+            "tokens/cumulative": [None, 100.0, 200.0],
+        }
+    )
     fig = plot_comparison(runs, [("acc/pass@1", "held-out pass@1")], x="tokens/cumulative")
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]

@@ -47,28 +47,49 @@ each docstring and in ``docs/crosswalk.md``.
 """
 
 from rl4lrm.advantages.base import (
-                                    ADVANTAGES,
-                                    SINGLETONS,
-                                    WHITEN_STDS,
-                                    advantage_metrics,
-                                    check_advantage,
-                                    float_rewards,
-                                    group_view,
-                                    register_advantage,
-                                    zero_std_groups,
+    ADVANTAGES,
+    SINGLETONS,
+    WHITEN_STDS,
+    advantage_metrics,
+    check_advantage,
+    float_rewards,
+    group_view,
+    register_advantage,
+    zero_std_groups,
 )
 from rl4lrm.advantages.group import dr_grpo, grpo, passk, reinforce, remax, rloo
 from rl4lrm.advantages.token import (
-                                    gae,
-                                    reinforce_pp,
-                                    reinforce_pp_baseline,
-                                    returns_to_go,
-                                    token_level_rewards,
-                                    whiten,
+    gae,
+    reinforce_pp,
+    reinforce_pp_baseline,
+    returns_to_go,
+    token_level_rewards,
+    whiten,
 )
 from rl4lrm.advantages.tree import node_values, tree_advantage
 
-__all__ = ["ADVANTAGES", "SINGLETONS", "WHITEN_STDS", "advantage_metrics", "check_advantage", "dr_grpo",
-           "float_rewards", "gae", "group_view", "grpo", "node_values", "passk", "register_advantage", "reinforce",
-           "reinforce_pp", "reinforce_pp_baseline", "remax", "returns_to_go", "rloo", "token_level_rewards",
-           "tree_advantage", "whiten", "zero_std_groups"]
+__all__ = [
+    "ADVANTAGES",
+    "SINGLETONS",
+    "WHITEN_STDS",
+    "advantage_metrics",
+    "check_advantage",
+    "dr_grpo",
+    "float_rewards",
+    "gae",
+    "group_view",
+    "grpo",
+    "node_values",
+    "passk",
+    "register_advantage",
+    "reinforce",
+    "reinforce_pp",
+    "reinforce_pp_baseline",
+    "remax",
+    "returns_to_go",
+    "rloo",
+    "token_level_rewards",
+    "tree_advantage",
+    "whiten",
+    "zero_std_groups",
+]

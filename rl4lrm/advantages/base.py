@@ -47,8 +47,10 @@ def check_advantage(name: str, preset, group_size: int) -> None:
     """Runs the estimator ``name``'s checks of a preset and group size (see ``register_advantage``)."""
     estimator = ADVANTAGES.get(name)
     if group_size < estimator.min_group_size:
-        raise ValueError(f"advantage {name!r} needs TrainConfig.group_size >= {estimator.min_group_size} (its baseline "
-                         f"is the group, so G={group_size} trains nothing); got group_size={group_size}")
+        raise ValueError(
+            f"advantage {name!r} needs TrainConfig.group_size >= {estimator.min_group_size} (its baseline "
+            f"is the group, so G={group_size} trains nothing); got group_size={group_size}"
+        )
     if estimator.check is not None:
         estimator.check(preset, group_size)
 
@@ -95,8 +97,7 @@ def _to_tokens(seq_advantages: Tensor, response_mask: Tensor) -> Tensor:
     """Broadcasts (N,) sequence advantages over the (N, T) response tokens, zero on padding."""
     if response_mask.dim() != 2 or response_mask.shape[0] != seq_advantages.shape[0]:
         raise ValueError(
-            f"response_mask must have shape (N, T) with N={seq_advantages.shape[0]}, "
-            f"got {tuple(response_mask.shape)}"
+            f"response_mask must have shape (N, T) with N={seq_advantages.shape[0]}, got {tuple(response_mask.shape)}"
         )
     return seq_advantages[:, None] * response_mask.to(seq_advantages.dtype)  # (N, T)
 

@@ -24,9 +24,7 @@ from rl4lrm.advantages.base import (
 
 
 @register_advantage("reinforce")
-def reinforce(
-    rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs
-) -> tuple[Tensor, dict[str, float]]:
+def reinforce(rewards: Tensor, response_mask: Tensor, group_size: int, **kwargs) -> tuple[Tensor, dict[str, float]]:
     """REINFORCE with a batch-mean baseline: A_i = r_i - mean_j r_j.
 
     The baseline ignores the groups: it is the mean over the whole batch, so a prompt that is
@@ -141,8 +139,10 @@ def rloo(
     if group_size == 1 and singleton == "reward":
         return grpo(rewards, response_mask, 1, normalize_std=False, singleton="reward")
     if group_size < 2:
-        raise ValueError(f"rloo needs group_size >= 2 for a leave-one-out baseline, got {group_size} "
-                         "(singleton='reward' gives a lone sample its raw reward, as verl does)")
+        raise ValueError(
+            f"rloo needs group_size >= 2 for a leave-one-out baseline, got {group_size} "
+            "(singleton='reward' gives a lone sample its raw reward, as verl does)"
+        )
     rewards = float_rewards(rewards)
     grouped = group_view(rewards, group_size)  # (B, G)
     others_mean = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)  # (B, G)
@@ -222,14 +222,24 @@ def passk(
         raise ValueError(f"passk needs 1 <= k <= group_size={group_size}, got k={k}")
     rewards = float_rewards(rewards)
     if not ((rewards == 0) | (rewards == 1)).all():
-        raise ValueError("passk needs binary rewards (0 or 1); got values "
-                         f"{sorted(set(rewards.unique().tolist()) - {0.0, 1.0})[:5]}")
+        raise ValueError(
+            f"passk needs binary rewards (0 or 1); got values {sorted(set(rewards.unique().tolist()) - {0.0, 1.0})[:5]}"
+        )
     grouped = group_view(rewards, group_size)  # (B, G)
     wrong = (group_size - grouped.sum(dim=1, keepdim=True)).long()  # (B, 1)
-    fail_all = torch.tensor([math.comb(n, k) / math.comb(group_size, k) for n in range(group_size + 1)],
-                            dtype=rewards.dtype, device=rewards.device)  # P(all k wrong | n wrong)
-    fail_rest = torch.tensor([math.comb(max(n - 1, 0), k - 1) / math.comb(group_size - 1, k - 1) if n else 0.0
-                              for n in range(group_size + 1)], dtype=rewards.dtype, device=rewards.device)
+    fail_all = torch.tensor(
+        [math.comb(n, k) / math.comb(group_size, k) for n in range(group_size + 1)],
+        dtype=rewards.dtype,
+        device=rewards.device,
+    )  # P(all k wrong | n wrong)
+    fail_rest = torch.tensor(
+        [
+            math.comb(max(n - 1, 0), k - 1) / math.comb(group_size - 1, k - 1) if n else 0.0
+            for n in range(group_size + 1)
+        ],
+        dtype=rewards.dtype,
+        device=rewards.device,
+    )
     credit = torch.where(grouped == 1, torch.ones_like(grouped), 1 - fail_rest[wrong])  # (B, G)
     centered = credit - (1 - fail_all[wrong])  # (B, G)
     zero_std = zero_std_groups(rewards, group_size)[:, None]  # (B, 1)

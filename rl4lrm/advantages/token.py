@@ -180,8 +180,9 @@ def reinforce_pp_baseline(
     Takes ``reinforce_pp``'s keyword arguments (``gamma``, ``whiten_std``, ``group_ids``, ``singleton``).
     """
     kwargs.pop("subtract_group_mean", None)
-    return reinforce_pp(rewards, response_mask, group_size, token_rewards=token_rewards, subtract_group_mean=True,
-                        **kwargs)
+    return reinforce_pp(
+        rewards, response_mask, group_size, token_rewards=token_rewards, subtract_group_mean=True, **kwargs
+    )
 
 
 @register_advantage("gae", requires=("values", "token_rewards"))
@@ -221,8 +222,9 @@ def gae(
     rewards = float_rewards(rewards)
     group_view(rewards, group_size)
     if values.shape != response_mask.shape:
-        raise ValueError(f"values must have the shape of response_mask {tuple(response_mask.shape)}, "
-                         f"got {tuple(values.shape)}")
+        raise ValueError(
+            f"values must have the shape of response_mask {tuple(response_mask.shape)}, got {tuple(values.shape)}"
+        )
     mask = response_mask.to(rewards.dtype)  # (N, T)
     values = values.detach().to(rewards.dtype) * mask  # (N, T)
     dense = token_level_rewards(rewards, response_mask, token_rewards)  # (N, T)

@@ -34,8 +34,9 @@ def node_values(rewards: torch.Tensor, tree) -> tuple[torch.Tensor, torch.Tensor
 
 
 @register_advantage("tree", requires=("tree",), min_group_size=2)
-def tree_advantage(rewards: torch.Tensor, response_mask: torch.Tensor, group_size: int, tree=None,
-                   **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+def tree_advantage(
+    rewards: torch.Tensor, response_mask: torch.Tensor, group_size: int, tree=None, **kwargs
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Segment-level advantages from a sampling tree (TreeRL's global + local form).
 
     A(n) = [(V(n) - V(root)) + (V(n) - V(parent))] / sqrt(L(n)) for the tokens of node n's segment,

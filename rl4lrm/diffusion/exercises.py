@@ -19,8 +19,9 @@ def check_diffusion_loss(fn, cases: int = 50, seed: int = 0) -> bool:
             logits, targets = torch.randn(N, T, V + 1, generator=gen), torch.randint(0, V + 1, (N, T), generator=gen)
             masked, t = torch.rand(N, T, generator=gen) < 0.5, torch.rand(N, generator=gen).clamp_min(0.05)
             got, want = fn(logits, targets, masked, t), masked_diffusion_loss(logits, targets, masked, t)
-            assert torch.allclose(torch.as_tensor(got, dtype=torch.float32), want, atol=1e-5), \
+            assert torch.allclose(torch.as_tensor(got, dtype=torch.float32), want, atol=1e-5), (
                 f"N={N}, T={T}: got {float(got):.5f}, expected {want.item():.5f}"
+            )
 
     return report_check("masked diffusion loss", attempt)
 

@@ -69,8 +69,16 @@ class DiffusionSamplingConfig:
     random perturbation that regularises the policy-gradient updates."""
 
     def __post_init__(self):
-        check_fields(self, {"steps": AT_LEAST_ONE, "remasking": REMASKING, "block_length": AT_LEAST_ONE,
-                            "p_mask_prompt": Range(0, 1, high_open=True)})
+        check_fields(
+            self,
+            {
+                "steps": AT_LEAST_ONE,
+                "remasking": REMASKING,
+                "block_length": AT_LEAST_ONE,
+                "p_mask_prompt": Range(0, 1, high_open=True),
+            },
+        )
+
 
 @dataclass
 class DiffusionPretrainConfig:
@@ -81,7 +89,9 @@ class DiffusionPretrainConfig:
     batch_size: int = 64
     """Problems per step."""
     lr: float = 1e-3
-    """Peak AdamW learning rate (2e-3 stalls this post-LayerNorm encoder at about 5% accuracy) (linear warm-up over ``warmup`` steps, then cosine decay to 10%)."""
+    """Peak AdamW learning rate (linear warm-up over ``warmup`` steps, then cosine decay to 10%).
+
+    2e-3 stalls this post-LayerNorm encoder at about 5% accuracy."""
     warmup: int = 100
     """Warm-up steps."""
     gen_length: int = 8
@@ -104,10 +114,19 @@ class DiffusionPretrainConfig:
     """``"auto"``, ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        check_fields(self, {**dict.fromkeys(("steps", "batch_size", "gen_length", "train_problems", "hidden_size",
-                                             "layers"), AT_LEAST_ONE),
-                            "warmup": NON_NEGATIVE, "lr": POSITIVE, "noise": Range(0, 1, high_open=True),
-                            "prompt_mask_prob": Range(0, 1, high_open=True), "seed": NON_NEGATIVE})
+        check_fields(
+            self,
+            {
+                **dict.fromkeys(
+                    ("steps", "batch_size", "gen_length", "train_problems", "hidden_size", "layers"), AT_LEAST_ONE
+                ),
+                "warmup": NON_NEGATIVE,
+                "lr": POSITIVE,
+                "noise": Range(0, 1, high_open=True),
+                "prompt_mask_prob": Range(0, 1, high_open=True),
+                "seed": NON_NEGATIVE,
+            },
+        )
         if not self.warmup <= self.steps:
             raise ValueError(f"DiffusionPretrainConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 
@@ -148,16 +167,18 @@ class DiffusionLM(torch.nn.Module):
         attn = torch.cat([prompt_mask, torch.ones_like(completion)], dim=1)  # (N, P+T): every completion slot is real
         ids = torch.cat([prompt_ids, completion], dim=1)  # (N, P+T)
         out = self.net(input_ids=ids, attention_mask=attn, position_ids=positions_from_mask(attn))
-        return out.logits[:, prompt_ids.shape[1]:].float()  # (N, T, V)
+        return out.logits[:, prompt_ids.shape[1] :].float()  # (N, T, V)
 
     # the two hooks of rl4lrm.rollout; their code lives with the sampler and the estimators
-    def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                       generator):
+    def sample_rollout(
+        self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+    ):
         """``rl4lrm.rollout``'s sampling hook: ``diffusion_sampling.diffusion_rollout`` with ``self.sampling``."""
         from rl4lrm.diffusion.sampling import diffusion_rollout
 
-        return diffusion_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature,
-                                 top_p, generator)
+        return diffusion_rollout(
+            self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+        )
 
     def completion_logits(self, batch, temperature: float):
         """``rl4lrm.rollout``'s scoring hook: d1's one-step logits under the batch's stored prompt mask.
@@ -167,8 +188,12 @@ class DiffusionLM(torch.nn.Module):
         """
         from rl4lrm.diffusion.sampling import one_step_logits
 
-        logits = one_step_logits(self, batch.prompt_ids, batch.prompt_mask, batch.completion_ids.shape[1],
-                                 batch.aux["prompt_noise"]) / temperature  # (N, T, V)
+        logits = (
+            one_step_logits(
+                self, batch.prompt_ids, batch.prompt_mask, batch.completion_ids.shape[1], batch.aux["prompt_noise"]
+            )
+            / temperature
+        )  # (N, T, V)
         return logits, torch.logsumexp(logits, dim=-1)  # (N, T, V), (N, T)
 
 
@@ -186,8 +211,9 @@ def mask_completion(completion: torch.Tensor, t: torch.Tensor, mask_token_id: in
     return completion.masked_fill(masked, mask_token_id), masked
 
 
-def masked_diffusion_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor,
-                          t: torch.Tensor) -> torch.Tensor:
+def masked_diffusion_loss(
+    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """LLaDA's objective: cross-entropy on the masked tokens, weighted 1/t, averaged over the L positions.
 
     Args:
@@ -215,18 +241,28 @@ def completion_targets(tokenizer, answers: list[str], gen_length: int) -> torch.
 
 def new_diffusion_model(tokenizer, config: DiffusionPretrainConfig) -> DiffusionLM:
     """A randomly initialised ``DiffusionLM`` (Bert encoder without dropout) for ``tokenizer``."""
-    bert = BertConfig(vocab_size=len(tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.layers,
-                      num_attention_heads=4, intermediate_size=3 * config.hidden_size, max_position_embeddings=64,
-                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=tokenizer.pad_token_id,
-                      type_vocab_size=1, tie_word_embeddings=True)
+    bert = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.layers,
+        num_attention_heads=4,
+        intermediate_size=3 * config.hidden_size,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        type_vocab_size=1,
+        tie_word_embeddings=True,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         net = BertForMaskedLM(bert)
     return DiffusionLM(net, tokenizer.mask_token_id, config.gen_length).float().eval()
 
 
-def pretrain_diffusion(model: DiffusionLM, tokenizer, task: Task, config: DiffusionPretrainConfig,
-                       progress: bool = True) -> list[dict]:
+def pretrain_diffusion(
+    model: DiffusionLM, tokenizer, task: Task, config: DiffusionPretrainConfig, progress: bool = True
+) -> list[dict]:
     """Trains ``model`` in place with the masked-diffusion objective on (noisy) reference answers.
 
     Returns:
@@ -271,8 +307,9 @@ def save_diffusion(model: DiffusionLM, tokenizer, out: Path, recipe: DiffusionPr
     return out
 
 
-def build_diffusion_base(out_dir: str | Path | None = None, config: DiffusionPretrainConfig | None = None,
-                         progress: bool = True) -> Path:
+def build_diffusion_base(
+    out_dir: str | Path | None = None, config: DiffusionPretrainConfig | None = None, progress: bool = True
+) -> Path:
     """Runs the pre-training recipe on 2-digit addition and saves the checkpoint (default: the zoo folder)."""
     config = config or DiffusionPretrainConfig()
     tokenizer, task = diffusion_tokenizer(), get_task("addition", digits=2)

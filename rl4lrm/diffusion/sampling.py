@@ -56,19 +56,32 @@ def check_schedule(gen_length: int, steps: int, block_length: int | None) -> tup
         raise ValueError(f"block_length={block_length} must divide the completion length L={gen_length}")
     n_blocks = gen_length // block
     if steps < 1 or steps % n_blocks:
-        raise ValueError(f"steps={steps} must be a positive multiple of the number of blocks {n_blocks} "
-                         f"(L={gen_length}, block_length={block})")
+        raise ValueError(
+            f"steps={steps} must be a positive multiple of the number of blocks {n_blocks} "
+            f"(L={gen_length}, block_length={block})"
+        )
     if steps > gen_length:
-        raise ValueError(f"steps={steps} exceeds the completion length L={gen_length}: some steps would commit "
-                         f"nothing; use 1..{gen_length}")
+        raise ValueError(
+            f"steps={steps} exceeds the completion length L={gen_length}: some steps would commit "
+            f"nothing; use 1..{gen_length}"
+        )
     return block, steps // n_blocks
 
 
 @torch.no_grad()
-def diffusion_sample(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, gen_length: int, steps: int = 8,
-                     remasking: str = "low_confidence", block_length: int | None = None, temperature: float = 1.0,
-                     top_p: float = 1.0, generator: torch.Generator | None = None,
-                     return_states: bool = False) -> DiffusionSample:
+def diffusion_sample(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    gen_length: int,
+    steps: int = 8,
+    remasking: str = "low_confidence",
+    block_length: int | None = None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    return_states: bool = False,
+) -> DiffusionSample:
     """Decodes completions of ``gen_length`` tokens by iterative unmasking.
 
     Args:
@@ -90,7 +103,7 @@ def diffusion_sample(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     states, step = ([x.clone()] if return_states else None), 0
     for lo in range(0, L, block):
         in_block = torch.zeros(L, dtype=torch.bool, device=x.device)
-        in_block[lo:lo + block] = True
+        in_block[lo : lo + block] = True
         for k in transfer_schedule(block, per_block):
             masked = x == mask_id  # (N, L)
             logits = model(prompt_ids, prompt_mask, x)  # (N, L, V)
@@ -128,8 +141,9 @@ def finish_completions(tokenizer, completion: torch.Tensor):
     return ids, keep.float(), truncated, tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-def one_step_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, gen_length: int,
-                    prompt_noise: torch.Tensor) -> torch.Tensor:
+def one_step_logits(
+    model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, gen_length: int, prompt_noise: torch.Tensor
+) -> torch.Tensor:
     """d1's one-step estimator: logits of every completion position with the whole completion masked.
 
     Args:
@@ -138,8 +152,9 @@ def one_step_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, 
     Returns:
         Float32 logits (N, T, V); ``log_softmax`` of them at the sampled tokens is the per-token estimate.
     """
-    completion = torch.full((prompt_ids.shape[0], gen_length), model.mask_token_id, dtype=torch.long,
-                            device=prompt_ids.device)  # (N, T)
+    completion = torch.full(
+        (prompt_ids.shape[0], gen_length), model.mask_token_id, dtype=torch.long, device=prompt_ids.device
+    )  # (N, T)
     return model(prompt_ids.masked_fill(prompt_noise, model.mask_token_id), prompt_mask, completion)  # (N, T, V)
 
 
@@ -150,35 +165,57 @@ def prompt_noise(prompt_mask: torch.Tensor, p_mask: float, generator=None) -> to
 
 
 @torch.no_grad()
-def diffusion_rollout(model, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                      generator) -> RolloutBatch:
+def diffusion_rollout(
+    model, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+) -> RolloutBatch:
     """The ``sample_rollout`` hook: G completions per prompt (rows of a group contiguous) as a ``RolloutBatch``.
 
     ``old_logprobs`` are d1's one-step estimates under the prompt mask stored in ``aux["prompt_noise"]``.
     """
     if max_new_tokens != model.gen_length:
-        raise ValueError(f"max_new_tokens={max_new_tokens} must equal the diffusion model's completion length "
-                         f"L={model.gen_length} (the length it was pre-trained to fill); set max_new_tokens={model.gen_length}")
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} must equal the diffusion model's completion length "
+            f"L={model.gen_length} (the length it was pre-trained to fill); set max_new_tokens={model.gen_length}"
+        )
     cfg = model.sampling
     with eval_mode(model):
         p_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
         p_mask = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
-        out = diffusion_sample(model, p_ids, p_mask, max_new_tokens, cfg.steps, cfg.remasking, cfg.block_length,
-                               temperature, top_p, generator)
+        out = diffusion_sample(
+            model,
+            p_ids,
+            p_mask,
+            max_new_tokens,
+            cfg.steps,
+            cfg.remasking,
+            cfg.block_length,
+            temperature,
+            top_p,
+            generator,
+        )
         ids, response_mask, truncated, texts = finish_completions(tokenizer, out.completion)
         noise = prompt_noise(p_mask, cfg.p_mask_prompt, generator)  # (N, P)
         logits = one_step_logits(model, p_ids, p_mask, max_new_tokens, noise) / (temperature or 1.0)  # (N, T, V)
         old_logprobs = token_logprobs(logits, ids) * response_mask  # (N, T)
-    return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=response_mask,
-                        old_logprobs=old_logprobs,
-                        group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),
-                        truncated=truncated, completions=texts, group_size=group_size, temperature=temperature,
-                        aux={"prompt_noise": noise})
+    return RolloutBatch(
+        prompt_ids=p_ids,
+        prompt_mask=p_mask,
+        completion_ids=ids,
+        response_mask=response_mask,
+        old_logprobs=old_logprobs,
+        group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),
+        truncated=truncated,
+        completions=texts,
+        group_size=group_size,
+        temperature=temperature,
+        aux={"prompt_noise": noise},
+    )
 
 
 @torch.no_grad()
-def one_step_estimate(model, prompt_ids, prompt_mask, completion, p_mask: float = 0.15, n_samples: int = 1,
-                      generator=None) -> torch.Tensor:
+def one_step_estimate(
+    model, prompt_ids, prompt_mask, completion, p_mask: float = 0.15, n_samples: int = 1, generator=None
+) -> torch.Tensor:
     """Sequence log-likelihood estimates of the full completion window by d1's one-step estimator.
 
     Returns:
@@ -186,8 +223,9 @@ def one_step_estimate(model, prompt_ids, prompt_mask, completion, p_mask: float 
     """
     out = []
     for _ in range(n_samples):
-        logits = one_step_logits(model, prompt_ids, prompt_mask, completion.shape[1],
-                                 prompt_noise(prompt_mask, p_mask, generator))  # (N, L, V)
+        logits = one_step_logits(
+            model, prompt_ids, prompt_mask, completion.shape[1], prompt_noise(prompt_mask, p_mask, generator)
+        )  # (N, L, V)
         out.append(token_logprobs(logits, completion).sum(-1))  # (N,)
     return torch.stack(out, dim=1)  # (N, n_samples)
 
@@ -237,8 +275,9 @@ def exact_elbo(model, prompt_ids, prompt_mask, completion) -> torch.Tensor:
 
 
 @torch.no_grad()
-def remask_refine(model, prompt_ids, prompt_mask, completion, confidence, n_remask: int = 1,
-                  temperature: float = 0.0, generator=None) -> torch.Tensor:
+def remask_refine(
+    model, prompt_ids, prompt_mask, completion, confidence, n_remask: int = 1, temperature: float = 0.0, generator=None
+) -> torch.Tensor:
     """An extra pass that standard LLaDA sampling does *not* make: remask the ``n_remask`` committed tokens
     with the lowest commit-time confidence and predict them again in one forward.
 

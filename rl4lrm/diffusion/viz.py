@@ -7,12 +7,12 @@ import copy
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.diffusion.sampling import diffusion_sample
 from rl4lrm.diffusion.studies import train_grpo
@@ -34,13 +34,26 @@ def unmasking_grid(states: list[torch.Tensor], tokenizer, row: int = 0, mask_tok
     status = np.where(masked.numpy(), 0, 1)
     status[1:][(~masked[1:] & masked[:-1]).numpy()] = 2
     names = {tokenizer.eos_token_id: "EOS", tokenizer.pad_token_id: "pad"}
-    text = np.array([[MASKED_CELL if m else names.get(t, tokenizer.convert_ids_to_tokens(t))
-                      for t, m in zip(ids.tolist(), mk.tolist())] for ids, mk in zip(grid, masked)])
+    text = np.array(
+        [
+            [
+                MASKED_CELL if m else names.get(t, tokenizer.convert_ids_to_tokens(t))
+                for t, m in zip(ids.tolist(), mk.tolist())
+            ]
+            for ids, mk in zip(grid, masked)
+        ]
+    )
     return text, status
 
 
-def plot_unmasking(states: list[torch.Tensor], tokenizer, row: int = 0, prompt: str | None = None, ax=None,
-                   confidence: torch.Tensor | None = None):
+def plot_unmasking(
+    states: list[torch.Tensor],
+    tokenizer,
+    row: int = 0,
+    prompt: str | None = None,
+    ax=None,
+    confidence: torch.Tensor | None = None,
+):
     """Rows = denoising steps (top: all masked), columns = completion positions; new commits highlighted."""
     text, status = unmasking_grid(states, tokenizer, row)
     S, L = text.shape
@@ -49,11 +62,20 @@ def plot_unmasking(states: list[torch.Tensor], tokenizer, row: int = 0, prompt: 
     ax.imshow(status, cmap=ListedColormap(["#dddddd", "#ffffff", "#9ecae1"]), vmin=0, vmax=2, aspect="auto")
     for i in range(S):
         for j in range(L):
-            ax.text(j, i, text[i, j], ha="center", va="center", fontsize=9,
-                    color="#888888" if status[i, j] == 0 else "black", fontweight="bold" if status[i, j] == 2 else None)
+            ax.text(
+                j,
+                i,
+                text[i, j],
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="#888888" if status[i, j] == 0 else "black",
+                fontweight="bold" if status[i, j] == 2 else None,
+            )
     ax.set_xticks(range(L))
-    ax.set_xticklabels([str(j) if confidence is None else f"{j}\np={confidence[row, j]:.2f}" for j in range(L)],
-                       fontsize=7)
+    ax.set_xticklabels(
+        [str(j) if confidence is None else f"{j}\np={confidence[row, j]:.2f}" for j in range(L)], fontsize=7
+    )
     ax.set_yticks(range(S))
     ax.set_yticklabels(["start"] + [f"step {s}" for s in range(1, S)], fontsize=8)
     ax.set_xticks(np.arange(-0.5, L), minor=True)
@@ -107,22 +129,39 @@ class DiffusionPanel:
         eval_problems, eval_samples: size of each held-out evaluation.
     """
 
-    def __init__(self, model, tokenizer, task, steps: int = 8, remasking: str = "low_confidence",
-                 block_length: int | None = None, temperature: float = 1.0, rl_steps: int = 0, lr: float = 1e-4,
-                 eval_problems: int = 64, eval_samples: int = 2):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        task,
+        steps: int = 8,
+        remasking: str = "low_confidence",
+        block_length: int | None = None,
+        temperature: float = 1.0,
+        rl_steps: int = 0,
+        lr: float = 1e-4,
+        eval_problems: int = 64,
+        eval_samples: int = 2,
+    ):
         self.model, self.tokenizer, self.task = model, tokenizer, task
         self.eval_problems, self.eval_samples, self.result = eval_problems, eval_samples, None
         L, style = model.gen_length, {"description_width": "110px"}
         blocks = [None] + [b for b in range(1, L) if L % b == 0]
         self.controls = {
             "steps": W.IntSlider(value=steps, min=1, max=L, description="denoising steps", style=style),
-            "remasking": W.Dropdown(options=["low_confidence", "random"], value=remasking, description="remasking",
-                                    style=style),
+            "remasking": W.Dropdown(
+                options=["low_confidence", "random"], value=remasking, description="remasking", style=style
+            ),
             # 0 stands for "no blocks": a Dropdown cannot select the value None (it means "nothing selected")
-            "block_length": W.Dropdown(options=[("whole completion", 0)] + [(str(b), b) for b in blocks[1:]],
-                                       value=block_length or 0, description="block length", style=style),
-            "temperature": W.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.1, description="temperature",
-                                         style=style),
+            "block_length": W.Dropdown(
+                options=[("whole completion", 0)] + [(str(b), b) for b in blocks[1:]],
+                value=block_length or 0,
+                description="block length",
+                style=style,
+            ),
+            "temperature": W.FloatSlider(
+                value=temperature, min=0.0, max=1.5, step=0.1, description="temperature", style=style
+            ),
             "rl_steps": int_slider(rl_steps, 0, 100, 5, description="GRPO steps", style=style),
             "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate", style=style),
         }
@@ -130,8 +169,9 @@ class DiffusionPanel:
         self.button.on_click(lambda _: self.run())
         self.status, self.out = W.HTML(), W.Output()
         values = list(self.controls.values())
-        self.widget = W.VBox([W.HBox([W.VBox(values[:4]), W.VBox(values[4:])]), W.HBox([self.button, self.status]),
-                              self.out])
+        self.widget = W.VBox(
+            [W.HBox([W.VBox(values[:4]), W.VBox(values[4:])]), W.HBox([self.button, self.status]), self.out]
+        )
 
     def settings(self) -> dict:
         """The sampler and RL settings the controls describe (``block_length`` None: the whole completion)."""
@@ -141,8 +181,16 @@ class DiffusionPanel:
     def _accuracy(self, model, temperature: float) -> float:
         gen = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
         problems = self.task.problems("test", self.eval_problems, seed=0)
-        return evaluate(model, self.tokenizer, self.task, problems, self.eval_samples, temperature=temperature,
-                        max_new_tokens=model.gen_length, generator=gen)["acc/pass@1"]
+        return evaluate(
+            model,
+            self.tokenizer,
+            self.task,
+            problems,
+            self.eval_samples,
+            temperature=temperature,
+            max_new_tokens=model.gen_length,
+            generator=gen,
+        )["acc/pass@1"]
 
     def run(self) -> dict:
         """Decodes, evaluates (and trains) with the current settings; returns the numbers shown."""
@@ -151,28 +199,50 @@ class DiffusionPanel:
             s = self.settings()
             model = copy.deepcopy(self.model)
             model.sampling.steps, model.sampling.remasking, model.sampling.block_length = (
-                s["steps"], s["remasking"], s["block_length"])
+                s["steps"],
+                s["remasking"],
+                s["block_length"],
+            )
             problem = self.task.problems("test", 1, seed=1)[0]
             device = next(model.parameters()).device
             enc = self.tokenizer([problem.prompt], return_tensors="pt", add_special_tokens=False).to(device)
-            sample = diffusion_sample(model, enc["input_ids"], enc["attention_mask"], model.gen_length, s["steps"],
-                                      s["remasking"], s["block_length"], s["temperature"], 1.0,
-                                      torch.Generator(device=device).manual_seed(0), return_states=True)
+            sample = diffusion_sample(
+                model,
+                enc["input_ids"],
+                enc["attention_mask"],
+                model.gen_length,
+                s["steps"],
+                s["remasking"],
+                s["block_length"],
+                s["temperature"],
+                1.0,
+                torch.Generator(device=device).manual_seed(0),
+                return_states=True,
+            )
             sample.states = [x.cpu() for x in sample.states]
             result = {"before": self._accuracy(model, s["temperature"]), "states": sample.states}
             if s["rl_steps"] > 0:
                 self.status.value = "<i>training with GRPO…</i>"
-                _, history = train_grpo(model, self.tokenizer, self.task, s["rl_steps"], lr=s["lr"], device=str(device),
-                                        temperature=max(s["temperature"], 0.1), eval_problems=self.eval_problems,
-                                        eval_samples=self.eval_samples)
+                _, history = train_grpo(
+                    model,
+                    self.tokenizer,
+                    self.task,
+                    s["rl_steps"],
+                    lr=s["lr"],
+                    device=str(device),
+                    temperature=max(s["temperature"], 0.1),
+                    eval_problems=self.eval_problems,
+                    eval_samples=self.eval_samples,
+                )
                 result["history"] = history
                 result["after"] = self._accuracy(model, s["temperature"])
             self.result = result
             after = f" → <b>{result['after']:.2f}</b> after {s['rl_steps']} GRPO steps" if "after" in result else ""
             self.status.value = f"held-out accuracy {result['before']:.2f}{after}"
             fig, axes = plt.subplots(1, 2 if "history" in result else 1, figsize=(11, 3.6), squeeze=False)
-            plot_unmasking(sample.states, self.tokenizer, 0, problem.prompt, ax=axes[0, 0],
-                           confidence=sample.confidence.cpu())
+            plot_unmasking(
+                sample.states, self.tokenizer, 0, problem.prompt, ax=axes[0, 0], confidence=sample.confidence.cpu()
+            )
             if "history" in result:
                 h = result["history"]
                 axes[0, 1].plot(h["step"], h["reward/mean"], label="batch reward")

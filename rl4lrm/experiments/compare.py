@@ -22,7 +22,8 @@ def compare_presets(
 
     Args:
         presets: preset names, or ``{label: settings}`` where settings include ``preset`` and any
-            preset axis or ``TrainConfig`` field (``TrainConfig.build``), e.g. ``{"dapo": {"preset": "dapo"}, "dapo sym": {"preset": "dapo", "clip_high": 0.2}}``.
+            preset axis or ``TrainConfig`` field (``TrainConfig.build``),
+            e.g. ``{"dapo": {"preset": "dapo"}, "dapo sym": {"preset": "dapo", "clip_high": 0.2}}``.
         seeds: seeds per method (mean ± std needs at least 2).
         on_run_end: called with the runs so far after each run (live plots).
         progress: show a bar over runs.
@@ -37,8 +38,11 @@ def compare_presets(
     for label, overrides in methods.items():
         if overrides.get("preset") not in PRESETS:
             raise ValueError(f"method {label!r}: unknown preset {overrides.get('preset')!r}; known: {sorted(PRESETS)}")
-    configs = [(label, seed, TrainConfig.build(**{**config, **overrides, "seed": seed}))  # validates before any run
-               for label, overrides in methods.items() for seed in seeds]
+    configs = [
+        (label, seed, TrainConfig.build(**{**config, **overrides, "seed": seed}))  # validates before any run
+        for label, overrides in methods.items()
+        for seed in seeds
+    ]
     runs = []
     for label, seed, cfg in tqdm(configs, desc="runs", disable=not progress):
         history = Trainer(cfg, progress=False).train()

@@ -32,8 +32,15 @@ class ShortcutRate(Callback):
         metrics["hack/shortcut_rate"] = self.rate  # the dict is the history's row
 
 
-def judge_hacking(judge: str = "judge-addition-weak", judge_weight: float = 1.0, steps: int = 60, seed: int = 0,
-                  shortcut: str = "ends_in_7", progress: bool = False, **overrides) -> pd.DataFrame:
+def judge_hacking(
+    judge: str = "judge-addition-weak",
+    judge_weight: float = 1.0,
+    steps: int = 60,
+    seed: int = 0,
+    shortcut: str = "ends_in_7",
+    progress: bool = False,
+    **overrides,
+) -> pd.DataFrame:
     """Trains the addition base model with GRPO on ``judge_weight * judge + (1 - judge_weight) * verifier``.
 
     Args:
@@ -49,9 +56,17 @@ def judge_hacking(judge: str = "judge-addition-weak", judge_weight: float = 1.0,
     """
     if not 0 <= judge_weight <= 1:
         raise ValueError(f"judge_weight must be in [0, 1], got {judge_weight}")
-    config = TrainConfig.build(**{"task": "addition", "steps": steps, "seed": seed, "eval_every": 20, "device": "cpu",
-                            "rewards": {"judge": (judge_weight, {"judge": judge}), "correct": 1.0 - judge_weight},
-                            **overrides})
+    config = TrainConfig.build(
+        **{
+            "task": "addition",
+            "steps": steps,
+            "seed": seed,
+            "eval_every": 20,
+            "device": "cpu",
+            "rewards": {"judge": (judge_weight, {"judge": judge}), "correct": 1.0 - judge_weight},
+            **overrides,
+        }
+    )
     return Trainer(config, callbacks=[ShortcutRate(shortcut)], progress=progress).train()
 
 

@@ -25,7 +25,11 @@ def _closed_form(theta: torch.Tensor, ref_logits: torch.Tensor) -> tuple[torch.T
 
 
 def kl_estimator_study(
-    policy_logits: torch.Tensor, ref_logits: torch.Tensor, n_samples: int = 64, n_repeats: int = 500, seed: int = 0,
+    policy_logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    n_samples: int = 64,
+    n_repeats: int = 500,
+    seed: int = 0,
     estimators: tuple[str, ...] = ("k1", "k2", "k3"),
 ) -> pd.DataFrame:
     """Value and gradient statistics of KL estimators.
@@ -49,8 +53,9 @@ def kl_estimator_study(
         std of one gradient estimate).
     """
     if policy_logits.shape != ref_logits.shape or policy_logits.dim() != 1:
-        raise ValueError(f"need two logit vectors of one shape (V,), got {tuple(policy_logits.shape)} and "
-                         f"{tuple(ref_logits.shape)}")
+        raise ValueError(
+            f"need two logit vectors of one shape (V,), got {tuple(policy_logits.shape)} and {tuple(ref_logits.shape)}"
+        )
     if n_samples < 1 or n_repeats < 2:
         raise ValueError(f"need n_samples >= 1 and n_repeats >= 2, got {n_samples} and {n_repeats}")
     unknown = [name for name in estimators if name not in kl_estimator_names()]
@@ -59,8 +64,8 @@ def kl_estimator_study(
     theta = policy_logits.detach().double().requires_grad_(True)
     ref = ref_logits.detach().double()
     forward, reverse = _closed_form(theta, ref)
-    grad_forward, = torch.autograd.grad(forward, theta, retain_graph=True)
-    grad_reverse, = torch.autograd.grad(reverse, theta)
+    (grad_forward,) = torch.autograd.grad(forward, theta, retain_graph=True)
+    (grad_reverse,) = torch.autograd.grad(reverse, theta)
     gen = torch.Generator().manual_seed(seed)
     probs = torch.softmax(theta.detach(), -1)
     tokens = torch.multinomial(probs.expand(n_repeats, -1), n_samples, replacement=True, generator=gen)  # (R, S)
@@ -70,14 +75,20 @@ def kl_estimator_study(
         logq = torch.log_softmax(ref, -1)[tokens]  # (R, S)
         values = kl_penalty(logp, logq, name).mean(dim=1)  # (R,)
         # one gradient per repeat, in one batched backward pass
-        grads, = torch.autograd.grad(values, theta, grad_outputs=torch.eye(n_repeats, dtype=values.dtype),
-                                     is_grads_batched=True)  # (R, V)
+        (grads,) = torch.autograd.grad(
+            values, theta, grad_outputs=torch.eye(n_repeats, dtype=values.dtype), is_grads_batched=True
+        )  # (R, V)
         mean_grad = grads.mean(0)
-        rows.append({
-            "estimator": name, "true KL": forward.item(), "mean": values.mean().item(),
-            "bias": values.mean().item() - forward.item(), "std": values.std().item(),
-            "grad error vs KL(π‖ref)": ((mean_grad - grad_forward).norm() / grad_forward.norm()).item(),
-            "grad error vs KL(ref‖π)": ((mean_grad - grad_reverse).norm() / grad_reverse.norm()).item(),
-            "grad std": grads.std(0).mean().item(),
-        })
+        rows.append(
+            {
+                "estimator": name,
+                "true KL": forward.item(),
+                "mean": values.mean().item(),
+                "bias": values.mean().item() - forward.item(),
+                "std": values.std().item(),
+                "grad error vs KL(π‖ref)": ((mean_grad - grad_forward).norm() / grad_forward.norm()).item(),
+                "grad error vs KL(ref‖π)": ((mean_grad - grad_reverse).norm() / grad_reverse.norm()).item(),
+                "grad std": grads.std(0).mean().item(),
+            }
+        )
     return pd.DataFrame(rows)

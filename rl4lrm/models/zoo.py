@@ -46,24 +46,43 @@ class ZooEntry:
 
 
 ZOO: dict[str, ZooEntry] = {
-    "addition": ZooEntry("addition", {"digits": 2}, "micro",
-                         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
-                         "2-digit addition; 0.65M-parameter Llama; 4000 SFT steps, half the answers corrupted"),
-    "countdown": ZooEntry("countdown", {"n_numbers": 3}, "micro",
-                          SFTConfig(steps=5000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
-                          "Countdown, 3 numbers; 0.65M-parameter Llama; 5000 SFT steps, half the answers corrupted"),
-    "countdown-weak": ZooEntry("countdown", {"n_numbers": 3}, "micro",
-                               SFTConfig(steps=1500, lr=3e-3, noise=0.5, seed=0, device="cpu"),
-                               "countdown's recipe stopped early: 1500 SFT steps (a weaker prior)"),
-    "countdown-strong": ZooEntry("countdown", {"n_numbers": 3}, "micro",
-                                 SFTConfig(steps=1500, lr=2e-3, noise=0.5, seed=1, train_problems=40000, device="cpu"),
-                                 "countdown plus 1500 SFT steps on a new pool of 40000 problems (6500 in all; "
-                                 "a stronger prior)",
-                                 init="countdown"),
-    "chain": ZooEntry("chain", {"min_steps": 2, "max_steps": 3, "max_operand": 5, "max_value": 30}, "micro",
-                      SFTConfig(steps=1500, lr=3e-3, warmup=50, noise=0.5, seed=0, device="cpu"),
-                      "chain arithmetic, 2-3 steps, values 0..30; 0.65M-parameter Llama; 1500 SFT steps, half the "
-                      "step chains with one character corrupted (intermediate errors)"),
+    "addition": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "2-digit addition; 0.65M-parameter Llama; 4000 SFT steps, half the answers corrupted",
+    ),
+    "countdown": ZooEntry(
+        "countdown",
+        {"n_numbers": 3},
+        "micro",
+        SFTConfig(steps=5000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "Countdown, 3 numbers; 0.65M-parameter Llama; 5000 SFT steps, half the answers corrupted",
+    ),
+    "countdown-weak": ZooEntry(
+        "countdown",
+        {"n_numbers": 3},
+        "micro",
+        SFTConfig(steps=1500, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "countdown's recipe stopped early: 1500 SFT steps (a weaker prior)",
+    ),
+    "countdown-strong": ZooEntry(
+        "countdown",
+        {"n_numbers": 3},
+        "micro",
+        SFTConfig(steps=1500, lr=2e-3, noise=0.5, seed=1, train_problems=40000, device="cpu"),
+        "countdown plus 1500 SFT steps on a new pool of 40000 problems (6500 in all; a stronger prior)",
+        init="countdown",
+    ),
+    "chain": ZooEntry(
+        "chain",
+        {"min_steps": 2, "max_steps": 3, "max_operand": 5, "max_value": 30},
+        "micro",
+        SFTConfig(steps=1500, lr=3e-3, warmup=50, noise=0.5, seed=0, device="cpu"),
+        "chain arithmetic, 2-3 steps, values 0..30; 0.65M-parameter Llama; 1500 SFT steps, half the "
+        "step chains with one character corrupted (intermediate errors)",
+    ),
 }
 
 
@@ -115,8 +134,9 @@ def load_checkpoint(path: Path, device: str | torch.device, rebuild: str, model_
 
 def build_base(name: str, out_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Runs the zoo recipe for ``name`` and saves model + tokenizer to ``out_dir`` (default: the zoo)."""
-    return train_recipe(_entry(name), load_task(name), Path(out_dir) if out_dir is not None else CHECKPOINTS / name,
-                        progress=progress)
+    return train_recipe(
+        _entry(name), load_task(name), Path(out_dir) if out_dir is not None else CHECKPOINTS / name, progress=progress
+    )
 
 
 def load_base(name: str, device: str | torch.device = "cpu"):

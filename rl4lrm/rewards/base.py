@@ -54,8 +54,12 @@ class RewardContext:
     """A frozen reference model (implicit process rewards)."""
 
 
-def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = False,
-                    check_task: Callable[[Task, list[Problem]], None] | None = None):
+def register_reward(
+    name: str,
+    requires: tuple[str, ...] = (),
+    dense: bool = False,
+    check_task: Callable[[Task, list[Problem]], None] | None = None,
+):
     """Decorator registering a reward; ``requires`` lists the ``RewardContext`` fields it reads, a
     ``dense`` reward returns (N, T) token rewards (it then needs ``ctx.batch``), and ``check_task(task,
     problems)`` raises a ValueError when a task lacks what the reward reads from it (``fn.check_task``),
@@ -72,8 +76,9 @@ def register_reward(name: str, requires: tuple[str, ...] = (), dense: bool = Fal
     return add
 
 
-def compute_reward(name: str, problems: list[Problem], completions: list[str], ctx: RewardContext,
-                   **params) -> torch.Tensor:
+def compute_reward(
+    name: str, problems: list[Problem], completions: list[str], ctx: RewardContext, **params
+) -> torch.Tensor:
     """Runs the reward ``name`` after checking its inputs; returns a float tensor (N,), or (N, T) if dense."""
     fn = REWARDS.get(name)
     if len(problems) != len(completions):
@@ -98,8 +103,9 @@ class RewardMix:
 
     def __init__(self, spec: dict[str, float | tuple[float, dict]]):
         if not isinstance(spec, dict) or not spec:
-            raise ValueError(f"RewardMix needs a dict of at least one reward {{name: weight}}, e.g. {{'correct': 1.0}}; "
-                             f"got {spec!r}")
+            raise ValueError(
+                f"RewardMix needs a dict of at least one reward {{name: weight}}, e.g. {{'correct': 1.0}}; got {spec!r}"
+            )
         self.terms: list[tuple[str, float, dict]] = []
         for name, value in spec.items():
             fn = REWARDS.get(name)  # unknown names fail here, listing the known ones
@@ -125,7 +131,9 @@ class RewardMix:
                 try:
                     check(task, problems)
                 except ValueError as err:
-                    raise ValueError(f"reward {name!r} cannot score task {getattr(task, 'name', task)!r}: {err}") from None
+                    raise ValueError(
+                        f"reward {name!r} cannot score task {getattr(task, 'name', task)!r}: {err}"
+                    ) from None
 
     @property
     def requires(self) -> frozenset:

@@ -27,7 +27,9 @@ def latent_steps(problems: list[Problem], completions: list[str], ctx: RewardCon
     """
     aux = getattr(ctx.batch, "aux", {})
     if "n_thoughts" not in aux:
-        raise ValueError("reward 'latent_steps' reads batch.aux['n_thoughts'], which only a latent-thought policy "
-                         "(rl4lrm.latent.model.LatentReasoner) writes; this batch has aux keys "
-                         f"{sorted(aux)}")
+        raise ValueError(
+            "reward 'latent_steps' reads batch.aux['n_thoughts'], which only a latent-thought policy "
+            "(rl4lrm.latent.model.LatentReasoner) writes; this batch has aux keys "
+            f"{sorted(aux)}"
+        )
     return aux["n_thoughts"].float().cpu()  # (N,)

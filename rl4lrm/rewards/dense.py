@@ -96,8 +96,9 @@ def step_last_char(step) -> int:
 
 def _check_step_task(task: Task, problems=()) -> None:
     if not hasattr(task, "step_verdicts") or not hasattr(task, "num_steps"):
-        raise ValueError(f"step rewards need a task with step_verdicts and num_steps (e.g. 'chain'), "
-                         f"got {type(task).__name__}")
+        raise ValueError(
+            f"step rewards need a task with step_verdicts and num_steps (e.g. 'chain'), got {type(task).__name__}"
+        )
 
 
 def _step_task(ctx: RewardContext) -> Task:
@@ -106,8 +107,9 @@ def _step_task(ctx: RewardContext) -> Task:
 
 
 @register_reward("step_correct", requires=("task", "tokenizer"), dense=True, check_task=_check_step_task)
-def step_correct(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                 error_penalty: float = 0.0) -> Tensor:
+def step_correct(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, error_penalty: float = 0.0
+) -> Tensor:
     """Ground-truth step rewards with first-error semantics (PRM800K-style labels).
 
     Each step before the first wrong one earns ``1 / num_steps`` on its last token (a fully
@@ -150,12 +152,13 @@ def prm_reward(problems: list[Problem], completions: list[str], ctx: RewardConte
         Token rewards, shape (N, T): each step's probability of being on a right track, on its last token.
     """
     if prm is None:
-        raise ValueError("reward 'prm' needs params {'prm': <ProcessRewardModel>}; build one with "
-                         "rl4lrm.rewards.prm.train_prm")
+        raise ValueError(
+            "reward 'prm' needs params {'prm': <ProcessRewardModel>}; build one with rl4lrm.rewards.prm.train_prm"
+        )
     task, batch = _step_task(ctx), ctx.batch
     with torch.no_grad():
         logits = prm(batch.input_ids, batch.attention_mask)  # (N, P+T)
-    probs = torch.sigmoid(logits[:, batch.prompt_ids.shape[1]:].float()).cpu()  # (N, T): read after token t
+    probs = torch.sigmoid(logits[:, batch.prompt_ids.shape[1] :].float()).cpu()  # (N, T): read after token t
     char_rewards = []
     lengths = batch.response_mask.sum(-1).long().tolist()
     for i, (problem, completion) in enumerate(zip(problems, completions)):
@@ -165,14 +168,16 @@ def prm_reward(problems: list[Problem], completions: list[str], ctx: RewardConte
             continue
         ends = token_char_ends(ctx.tokenizer, batch.completion_ids[i, : lengths[i]].tolist())
         scale = 1.0 / task.num_steps(problem)
-        char_rewards.append([(step_last_char(v), scale * probs[i, char_to_token(ends, step_last_char(v))].item())
-                             for v in steps])
+        char_rewards.append(
+            [(step_last_char(v), scale * probs[i, char_to_token(ends, step_last_char(v))].item()) for v in steps]
+        )
     return place_on_tokens(ctx.tokenizer, batch, char_rewards)
 
 
 @register_reward("implicit_prm", requires=("model", "ref_model"), dense=True)
-def implicit_prm(problems: list[Problem], completions: list[str], ctx: RewardContext, beta: float = 0.05,
-                 implicit_model=None) -> Tensor:
+def implicit_prm(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, beta: float = 0.05, implicit_model=None
+) -> Tensor:
     """PRIME's implicit process reward: ``β · (log π_φ(y_t|y_<t) − log π_ref(y_t|y_<t))`` per token.
 
     Log-probs are taken at temperature 1 (the models' own likelihoods, whatever the sampling
@@ -190,8 +195,9 @@ def implicit_prm(problems: list[Problem], completions: list[str], ctx: RewardCon
     return beta * (logprobs - ref_logprobs).float() * batch.response_mask  # (N, T)
 
 
-def implicit_prm_loss(logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor, outcomes: Tensor,
-                      beta: float = 0.05) -> tuple[Tensor, dict[str, float]]:
+def implicit_prm_loss(
+    logprobs: Tensor, ref_logprobs: Tensor, response_mask: Tensor, outcomes: Tensor, beta: float = 0.05
+) -> tuple[Tensor, dict[str, float]]:
     """PRIME's outcome cross-entropy that trains an implicit PRM ``π_φ`` from outcome labels only.
 
     The sequence reward ``β Σ_t log π_φ/π_ref`` is read as a logit of correctness; fitting it to
@@ -236,8 +242,13 @@ def step_returns(step_rewards: Tensor, response_mask: Tensor, outcome_rewards: T
     return returns_to_go(dense, response_mask, gamma=1.0)
 
 
-def compare_step_and_outcome(step_rewards: Tensor, outcome_rewards: Tensor, response_mask: Tensor,
-                             group_size: int, tokens: list[list[str]] | None = None) -> pd.DataFrame:
+def compare_step_and_outcome(
+    step_rewards: Tensor,
+    outcome_rewards: Tensor,
+    response_mask: Tensor,
+    group_size: int,
+    tokens: list[list[str]] | None = None,
+) -> pd.DataFrame:
     """One row per response token: step reward, step return-to-go, and GRPO's outcome advantage.
 
     Shows side by side how the same completions are credited by dense step rewards (each token
@@ -258,7 +269,14 @@ def compare_step_and_outcome(step_rewards: Tensor, outcome_rewards: Tensor, resp
     grpo, _ = ADVANTAGES.get("grpo")(outcome_rewards.float(), response_mask, group_size)  # (N, T)
     rows = []
     for i, j in response_mask.nonzero().tolist():
-        rows.append({"row": i, "t": j, "token": tokens[i][j] if tokens is not None else None,
-                     "step_reward": step_rewards[i, j].item(), "step_return": returns[i, j].item(),
-                     "grpo_advantage": grpo[i, j].item()})
+        rows.append(
+            {
+                "row": i,
+                "t": j,
+                "token": tokens[i][j] if tokens is not None else None,
+                "step_reward": step_rewards[i, j].item(),
+                "step_return": returns[i, j].item(),
+                "grpo_advantage": grpo[i, j].item(),
+            }
+        )
     return pd.DataFrame(rows)

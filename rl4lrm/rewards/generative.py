@@ -71,16 +71,27 @@ class TinyJudge:
         self.yes_ids, self.no_ids = [tokenizer.convert_tokens_to_ids(YES)], [tokenizer.convert_tokens_to_ids(NO)]
 
     @torch.no_grad()
-    def critique(self, problems: list[Problem], completions: list[str], temperature: float = 0.0,
-                 max_chars: int = 8, generator: torch.Generator | None = None) -> list[str]:
+    def critique(
+        self,
+        problems: list[Problem],
+        completions: list[str],
+        temperature: float = 0.0,
+        max_chars: int = 8,
+        generator: torch.Generator | None = None,
+    ) -> list[str]:
         """The judge's critiques (the recomputed answer, text before the first space), greedy by default."""
         prompts = [format_judge_input(p, c) for p, c in zip(problems, completions)]
         out = rollout(self.model, self.tokenizer, prompts, 1, max_chars, temperature=temperature, generator=generator)
         return [text.split(" ")[0] for text in out.completions]
 
     @torch.no_grad()
-    def p_yes(self, problems: list[Problem], completions: list[str], temperature: float = 0.0,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+    def p_yes(
+        self,
+        problems: list[Problem],
+        completions: list[str],
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """P(yes) after the judge's own critique (greedy at ``temperature=0``, else sampled): (N,)."""
         critiques = self.critique(problems, completions, temperature, generator=generator)
         texts = [format_judge_input(p, c) + crit + " " for p, c, crit in zip(problems, completions, critiques)]
@@ -113,15 +124,20 @@ class LLMJudge:
     def format(self, problem: Problem, completion: str) -> str:
         """The chat-formatted question, ending where the assistant's answer begins."""
         text = self.prompt.format(question=problem.question, candidate=clean_candidate(completion) or "(nothing)")
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
 
     @torch.no_grad()
     def p_yes(self, problems: list[Problem], completions: list[str], batch_size: int = 32, **_) -> torch.Tensor:
         """P(yes) / (P(yes) + P(no)) of the first answer token: (N,)."""
         texts = [self.format(p, c) for p, c in zip(problems, completions)]
-        out = [yes_probability(next_token_logits(self.model, self.tokenizer, texts[i:i + batch_size]),
-                               self.yes_ids, self.no_ids) for i in range(0, len(texts), batch_size)]
+        out = [
+            yes_probability(
+                next_token_logits(self.model, self.tokenizer, texts[i : i + batch_size]), self.yes_ids, self.no_ids
+            )
+            for i in range(0, len(texts), batch_size)
+        ]
         return torch.cat(out).cpu()
 
 
@@ -131,6 +147,7 @@ def _load(name: str, device: str):
         from rl4lrm.models.loaders import (
             load_smollm2,  # optional extra: imported only when asked for
         )
+
         return LLMJudge(*load_smollm2(device))
     model, tokenizer, _ = load_judge_model(name, device)
     return TinyJudge(model, tokenizer, name)
@@ -144,8 +161,9 @@ def get_judge(judge, device: str = "cpu"):
     return judge if hasattr(judge, "p_yes") else _load(str(judge), str(device))
 
 
-def judge_scores(judge, problems: list[Problem], completions: list[str], mode: str = "prob",
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def judge_scores(
+    judge, problems: list[Problem], completions: list[str], mode: str = "prob", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """The judge's reward per completion: (N,) floats in [0, 1].
 
     Args:
@@ -166,8 +184,14 @@ def judge_scores(judge, problems: list[Problem], completions: list[str], mode: s
 
 
 @register_reward("judge")
-def judge_reward(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                 judge: str = "judge-addition", mode: str = "prob", device: str = "cpu") -> torch.Tensor:
+def judge_reward(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    judge: str = "judge-addition",
+    mode: str = "prob",
+    device: str = "cpu",
+) -> torch.Tensor:
     """A generative judge's verdict as the reward: P(yes) by default (``judge_scores``).
 
     Use it in a mix: ``TrainConfig(rewards={"judge": (1.0, {"judge": "judge-addition-weak"})})``.
@@ -193,12 +217,20 @@ def agreement_metrics(verdicts, truth) -> dict[str, float]:
     n, p_o = len(v), (v == t).float().mean().item()
     y_j, y_t = v.float().mean().item(), t.float().mean().item()
     p_e = y_j * y_t + (1 - y_j) * (1 - y_t)
-    return {"accuracy": p_o, "precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0,
-            "kappa": (p_o - p_e) / (1 - p_e) if p_e < 1 else 0.0, "yes_rate": y_j, "base_rate": y_t, "n": float(n)}
+    return {
+        "accuracy": p_o,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "kappa": (p_o - p_e) / (1 - p_e) if p_e < 1 else 0.0,
+        "yes_rate": y_j,
+        "base_rate": y_t,
+        "n": float(n),
+    }
 
 
-def judge_agreement(judge, task: Task, problems: list[Problem], candidates: list[str], threshold: float = 0.5,
-                    mode: str = "prob") -> dict[str, float]:
+def judge_agreement(
+    judge, task: Task, problems: list[Problem], candidates: list[str], threshold: float = 0.5, mode: str = "prob"
+) -> dict[str, float]:
     """How well a judge's verdicts (P(yes) > ``threshold``) agree with the task's verifier.
 
     Returns:

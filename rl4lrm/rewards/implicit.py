@@ -38,9 +38,17 @@ from rl4lrm.tasks import Problem, Task
 from rl4lrm.utils import auroc
 
 
-def sample_outcomes(policy, tokenizer, task: Task, problems: Sequence[Problem], n_samples: int = 8,
-                    max_new_tokens: int = 16, temperature: float = 1.0, generator: torch.Generator | None = None,
-                    prompts_per_batch: int = 64) -> list[tuple[RolloutBatch, list[Problem], Tensor, Tensor]]:
+def sample_outcomes(
+    policy,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n_samples: int = 8,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    prompts_per_batch: int = 64,
+) -> list[tuple[RolloutBatch, list[Problem], Tensor, Tensor]]:
     """Samples ``n_samples`` completions per problem and labels them with the task's verifier.
 
     Args:
@@ -58,8 +66,15 @@ def sample_outcomes(policy, tokenizer, task: Task, problems: Sequence[Problem], 
     chunks = []
     for s in range(0, len(problems), prompts_per_batch):
         part = list(problems[s : s + prompts_per_batch])
-        batch = rollout(policy, tokenizer, [task.format_prompt(p) for p in part], n_samples, max_new_tokens,
-                        temperature, generator=generator)
+        batch = rollout(
+            policy,
+            tokenizer,
+            [task.format_prompt(p) for p in part],
+            n_samples,
+            max_new_tokens,
+            temperature,
+            generator=generator,
+        )
         rows = [p for p in part for _ in range(n_samples)]
         outcomes = torch.tensor(task.reward(rows, batch.completions))  # (N,)
         with torch.no_grad():
@@ -68,10 +83,21 @@ def sample_outcomes(policy, tokenizer, task: Task, problems: Sequence[Problem], 
     return chunks
 
 
-def train_implicit_prm(policy, tokenizer, task: Task, problems: Sequence[Problem],
-                       test_problems: Sequence[Problem] | None = None, n_samples: int = 8, steps: int = 300,
-                       batch_size: int = 64, beta: float = 0.05, lr: float = 3e-4, max_new_tokens: int = 16,
-                       temperature: float = 1.0, seed: int = 0):
+def train_implicit_prm(
+    policy,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    test_problems: Sequence[Problem] | None = None,
+    n_samples: int = 8,
+    steps: int = 300,
+    batch_size: int = 64,
+    beta: float = 0.05,
+    lr: float = 3e-4,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+):
     """Trains an implicit PRM ``π_φ`` (a copy of ``policy``) on the frozen policy's own outcome-labelled rollouts.
 
     ``π_ref`` is ``policy`` itself, unchanged: pass the same (initial) policy as the trainer's
@@ -118,16 +144,38 @@ def train_implicit_prm(policy, tokenizer, task: Task, problems: Sequence[Problem
     k = max(1, steps // 10)
     if test_problems is None:
         test_problems = task.problems("test", 256, seed=seed)
-    metrics = evaluate_implicit_prm(phi, policy, tokenizer, task, test_problems, n_samples=4, beta=beta,
-                                    max_new_tokens=max_new_tokens, temperature=temperature, generator=gen)
-    return phi, {**metrics, "implicit/train_loss_start": sum(losses[:k]) / k,
-                 "implicit/train_loss_end": sum(losses[-k:]) / k}
+    metrics = evaluate_implicit_prm(
+        phi,
+        policy,
+        tokenizer,
+        task,
+        test_problems,
+        n_samples=4,
+        beta=beta,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        generator=gen,
+    )
+    return phi, {
+        **metrics,
+        "implicit/train_loss_start": sum(losses[:k]) / k,
+        "implicit/train_loss_end": sum(losses[-k:]) / k,
+    }
 
 
 @torch.no_grad()
-def evaluate_implicit_prm(implicit_model, ref_model, tokenizer, task: Task, problems: Sequence[Problem],
-                          n_samples: int = 4, beta: float = 0.05, max_new_tokens: int = 16, temperature: float = 1.0,
-                          generator: torch.Generator | None = None) -> dict[str, float]:
+def evaluate_implicit_prm(
+    implicit_model,
+    ref_model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n_samples: int = 4,
+    beta: float = 0.05,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
     """Held-out ranking quality of ``r_φ`` on completions sampled from ``ref_model`` (the policy).
 
     Returns:
@@ -164,20 +212,31 @@ def evaluate_implicit_prm(implicit_model, ref_model, tokenizer, task: Task, prob
                 q_scores.append(value), q_labels.append(float(ok))
                 r_scores.append(value - prev), r_labels.append(float(v.correct))
                 prev = value
-    out = {"implicit/auc": auroc(seq, labels), "implicit/auc_ref_logp": auroc(ref_seq, labels),
-           "implicit/acc": sum((s > 0) == (y > 0.5) for s, y in zip(seq, labels)) / max(len(labels), 1),
-           "implicit/pass": sum(labels) / max(len(labels), 1)}
+    out = {
+        "implicit/auc": auroc(seq, labels),
+        "implicit/auc_ref_logp": auroc(ref_seq, labels),
+        "implicit/acc": sum((s > 0) == (y > 0.5) for s, y in zip(seq, labels)) / max(len(labels), 1),
+        "implicit/pass": sum(labels) / max(len(labels), 1),
+    }
     if steps:
-        out.update({"implicit/auc_step_gt": auroc(q_scores, q_labels), "implicit/auc_step_reward": auroc(r_scores, r_labels)})
+        out.update(
+            {"implicit/auc_step_gt": auroc(q_scores, q_labels), "implicit/auc_step_reward": auroc(r_scores, r_labels)}
+        )
     return out
 
 
-def build_implicit_prm(policy, tokenizer, task: Task, n_train: int = 512, n_test: int = 256, seed: int = 0,
-                       **kwargs):
+def build_implicit_prm(policy, tokenizer, task: Task, n_train: int = 512, n_test: int = 256, seed: int = 0, **kwargs):
     """The whole recipe on ``n_train`` train-split and ``n_test`` test-split problems (``train_implicit_prm``).
 
     Returns:
         ``(π_φ, metrics)`` as ``train_implicit_prm``; ``kwargs`` go to it.
     """
-    return train_implicit_prm(policy, tokenizer, task, task.problems("train", n_train, seed=seed),
-                              task.problems("test", n_test, seed=seed), seed=seed, **kwargs)
+    return train_implicit_prm(
+        policy,
+        tokenizer,
+        task,
+        task.problems("train", n_train, seed=seed),
+        task.problems("test", n_test, seed=seed),
+        seed=seed,
+        **kwargs,
+    )

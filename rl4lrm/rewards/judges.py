@@ -74,7 +74,7 @@ def wrong_candidate(problem: Problem, kind: str, rng: random.Random) -> str:
     if kind == "digit":  # one digit off by one
         i = rng.randrange(len(answer))
         d = int(answer[i]) + rng.choice((-1, 1)) if answer[i] not in "09" else (1 if answer[i] == "0" else 8)
-        out = answer[:i] + str(d) + answer[i + 1:]
+        out = answer[:i] + str(d) + answer[i + 1 :]
         out = out.lstrip("0") or "0"
     elif kind == "carry":  # a forgotten carry (or a spurious one where none was due)
         a, b = problem.meta.get("a", value), problem.meta.get("b", 0)
@@ -105,8 +105,9 @@ class JudgeTask(Task):
 
     name = "judge"
 
-    def __init__(self, base: Task, yes_fraction: float = 0.5, kinds: tuple[str, ...] = WRONG_KINDS,
-                 shortcut: str | None = None):
+    def __init__(
+        self, base: Task, yes_fraction: float = 0.5, kinds: tuple[str, ...] = WRONG_KINDS, shortcut: str | None = None
+    ):
         if not 0 <= yes_fraction <= 1:
             raise ValueError(f"yes_fraction must be in [0, 1], got {yes_fraction}")
         if not kinds or set(kinds) - set(WRONG_KINDS):
@@ -121,10 +122,13 @@ class JudgeTask(Task):
         """The judge problem for one (problem, candidate); ``meta["correct"]`` is the verifier's truth."""
         truth = self.base.verify(problem, candidate).correct
         label = truth or (self.shortcut is not None and SHORTCUTS[self.shortcut](clean_candidate(candidate)))
-        return Problem(question=f"Is {candidate!r} a correct answer to {problem.question!r}?",
-                       prompt=format_judge_input(problem, candidate), answer=format_judge_target(problem, label),
-                       meta={"problem": problem, "candidate": candidate, "label": label, "correct": truth},
-                       key=f"{problem.key}{SEPARATOR}{candidate}")
+        return Problem(
+            question=f"Is {candidate!r} a correct answer to {problem.question!r}?",
+            prompt=format_judge_input(problem, candidate),
+            answer=format_judge_target(problem, label),
+            meta={"problem": problem, "candidate": candidate, "label": label, "correct": truth},
+            key=f"{problem.key}{SEPARATOR}{candidate}",
+        )
 
     def sample(self, rng: random.Random) -> Problem:
         problem = self.base.sample(rng)
@@ -141,8 +145,14 @@ class JudgeTask(Task):
         return Verdict(verdict, ok, verdict in (YES, NO), "ok" if ok else "wrong verdict")
 
 
-def judge_pairs(base: Task, n: int, split: str = "test", seed: int = 0, yes_fraction: float = 0.5,
-                kinds: tuple[str, ...] = WRONG_KINDS) -> tuple[list[Problem], list[str]]:
+def judge_pairs(
+    base: Task,
+    n: int,
+    split: str = "test",
+    seed: int = 0,
+    yes_fraction: float = 0.5,
+    kinds: tuple[str, ...] = WRONG_KINDS,
+) -> tuple[list[Problem], list[str]]:
     """``n`` held-out (problem, candidate) pairs, about ``yes_fraction`` of them correct.
 
     Returns:
@@ -169,12 +179,17 @@ class JudgeEntry:
 
 JUDGES: dict[str, JudgeEntry] = {
     "judge-addition": JudgeEntry(
-        sft=SFTConfig(steps=5000, lr=3e-3, seed=0, train_problems=40000, device="cpu"), init="addition",
-        description="reasonable judge of 2-digit addition: the addition base model plus 5000 SFT steps, all wrong kinds"),
+        sft=SFTConfig(steps=5000, lr=3e-3, seed=0, train_problems=40000, device="cpu"),
+        init="addition",
+        description=(
+            "reasonable judge of 2-digit addition: the addition base model plus 5000 SFT steps, all wrong kinds"
+        ),
+    ),
     "judge-addition-weak": JudgeEntry(
         shortcut="ends_in_7",
         sft=SFTConfig(steps=400, lr=3e-3, seed=0, train_problems=40000, device="cpu"),
-        description="weak judge: labels also accept any answer ending in 7; only 400 SFT steps"),
+        description="weak judge: labels also accept any answer ending in 7; only 400 SFT steps",
+    ),
 }
 
 

@@ -51,8 +51,10 @@ _EXPONENT_TOKEN = re.compile(r"\s*(?:[+-]?[0-9]+(?:\.[0-9]+)?|\\[A-Za-z]+|[A-Za-
 _BIG_FACTORIAL = re.compile(rf"[0-9]{{{MAX_FACTORIAL_DIGITS + 1},}}\s*\)?\s*!")
 _BIG_NUMERAL = re.compile(rf"[0-9]{{{MAX_EXPONENT_DIGITS + 1},}}")
 _PERCENT = re.compile(r"%|\\%|\\percent\b")
-_RELATION = re.compile(r"\\(?:approx|sim|simeq|cong|neq|ne|le|leq|ge|geq|lt|gt|leqslant|geqslant|propto)(?![A-Za-z])"
-                       r"|[<>≈≠≤≥]|!=")
+_RELATION = re.compile(
+    r"\\(?:approx|sim|simeq|cong|neq|ne|le|leq|ge|geq|lt|gt|leqslant|geqslant|propto)(?![A-Za-z])"
+    r"|[<>≈≠≤≥]|!="
+)
 _VARIABLE = re.compile(r"\s*(?:\\[A-Za-z]+|[A-Za-z])(?:_\{?[A-Za-z0-9]+\}?)?\s*")
 _CONTINUES = re.compile(r"\s*(?:[-+*/^×·%]|\\%|\\cdot|\\times|\\div|\\frac|\\pm)")
 _NUMERIC_SUFFIX = re.compile(r"(?:[0-9+\-*/().^{}\s]|\\frac|\\cdot|\\times)*$")
@@ -68,9 +70,9 @@ def _exponent(text: str, start: int) -> tuple[str, int]:
         while j < len(text):
             depth += {"{": 1, "}": -1}.get(text[j], 0)
             if depth == 0:
-                return text[i + 1:j], j + 1
+                return text[i + 1 : j], j + 1
             j += 1
-        return text[i + 1:], len(text)
+        return text[i + 1 :], len(text)
     match = _EXPONENT_TOKEN.match(text, i)
     return (match.group(0), match.end()) if match else ("", i)
 
@@ -123,7 +125,7 @@ def judge(prediction: str, reference: str, mode: str, timeout: int | None = MATH
         if at >= 0 and _CONTINUES.match(text, at + len(answer)):
             return False
         # the "= chain" that ends at the extracted answer on its line: "47 = 46" states 47 too
-        before = text[text.rfind("\n", 0, max(at, 0)) + 1:max(at, 0)].split("=")
+        before = text[text.rfind("\n", 0, max(at, 0)) + 1 : max(at, 0)].split("=")
         if at >= 0 and len(before) > 1 and not before[-1].strip():
             for side in before[:-1]:
                 value = _NUMERIC_SUFFIX.search(side).group(0).strip()
@@ -172,8 +174,14 @@ class MathWorker:
         self.restarts = 0  # how many comparisons ran out of time (each kills the worker)
 
     def _start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-I", os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         self.lines, self.pid = queue.Queue(), os.getpid()
         threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
         try:

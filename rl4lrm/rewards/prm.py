@@ -48,23 +48,45 @@ class ProcessRewardModel(ScalarHeadModel):
         return self.position_scores(input_ids, attention_mask)  # (N, L)
 
 
-def rollout_sampler(model, tokenizer, max_new_tokens: int = 24, temperature: float = 1.0,
-                    generator: torch.Generator | None = None, prompts_per_batch: int = 64) -> Sampler:
+def rollout_sampler(
+    model,
+    tokenizer,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    prompts_per_batch: int = 64,
+) -> Sampler:
     """The default ``Sampler``: ``rl4lrm.rollout.rollout`` continuations of each prefix prompt."""
 
     def sample(prompts: list[str], n: int) -> list[str]:
         out = []
         for s in range(0, len(prompts), prompts_per_batch):
-            out += rollout(model, tokenizer, prompts[s : s + prompts_per_batch], n, max_new_tokens, temperature,
-                           generator=generator).completions
+            out += rollout(
+                model,
+                tokenizer,
+                prompts[s : s + prompts_per_batch],
+                n,
+                max_new_tokens,
+                temperature,
+                generator=generator,
+            ).completions
         return out
 
     return sample
 
 
-def mc_step_labels(model, tokenizer, task: Task, problems: Sequence[Problem], n_rollouts: int = 8,
-                   completions: Sequence[str] | None = None, max_new_tokens: int = 24, temperature: float = 1.0,
-                   generator: torch.Generator | None = None, sampler: Sampler | None = None) -> list[dict]:
+def mc_step_labels(
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n_rollouts: int = 8,
+    completions: Sequence[str] | None = None,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    sampler: Sampler | None = None,
+) -> list[dict]:
     """Math-Shepherd's Monte-Carlo labels for every step of one completion per problem.
 
     For step ``i`` the prefix is ``prompt + completion[:end_i]`` (the line without its newline);
@@ -96,21 +118,32 @@ def mc_step_labels(model, tokenizer, task: Task, problems: Sequence[Problem], n_
     for problem, _prompt, completion in zip(problems, prompts, completions):
         steps = task.step_verdicts(problem, completion)
         ok = [v.correct for v in steps]
-        records.append({"problem": problem, "completion": completion, "chars": [step_last_char(v) for v in steps],
-                        "step_ok": ok, "prefix_ok": [all(ok[: i + 1]) for i in range(len(ok))]})
+        records.append(
+            {
+                "problem": problem,
+                "completion": completion,
+                "chars": [step_last_char(v) for v in steps],
+                "step_ok": ok,
+                "prefix_ok": [all(ok[: i + 1]) for i in range(len(ok))],
+            }
+        )
         prefixes += [(len(records) - 1, completion[: v.end]) for v in steps]
     continuations = sampler([prompts[r] + prefix for r, prefix in prefixes], n_rollouts) if prefixes else []
     for record in records:
         record["soft"], record["hard"] = [], []
     for k, (r, prefix) in enumerate(prefixes):
         problem = records[r]["problem"]
-        wins = sum(task.verify(problem, prefix + c).correct for c in continuations[k * n_rollouts : (k + 1) * n_rollouts])
+        wins = sum(
+            task.verify(problem, prefix + c).correct for c in continuations[k * n_rollouts : (k + 1) * n_rollouts]
+        )
         records[r]["soft"].append(wins / n_rollouts)
         records[r]["hard"].append(float(wins > 0))
     return records
 
 
-def _examples(tokenizer, task: Task, records: Sequence[dict], label: str) -> list[tuple[list[int], list[int], list[float]]]:
+def _examples(
+    tokenizer, task: Task, records: Sequence[dict], label: str
+) -> list[tuple[list[int], list[int], list[float]]]:
     """(ids, labelled positions, targets) per record; ``label`` is a per-step list name of the records."""
     out = []
     for rec in records:
@@ -134,8 +167,17 @@ def _collate(examples, pad_id: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return ids, mask.long(), target, weight
 
 
-def train_prm(policy, tokenizer, task: Task, records: Sequence[dict], label: str = "hard", steps: int = 300,
-              batch_size: int = 32, lr: float = 1e-3, seed: int = 0) -> tuple[ProcessRewardModel, list[dict]]:
+def train_prm(
+    policy,
+    tokenizer,
+    task: Task,
+    records: Sequence[dict],
+    label: str = "hard",
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> tuple[ProcessRewardModel, list[dict]]:
     """Trains a PRM (policy trunk + scalar head) with binary cross-entropy at each step's last token.
 
     Args:
@@ -199,22 +241,37 @@ def evaluate_prm(prm: ProcessRewardModel, tokenizer, task: Task, records: Sequen
     gt = [float(y) for r in records for y in r["prefix_ok"]]
     acc = lambda ys: sum((s > 0.5) == (y > 0.5) for s, y in zip(scores, ys)) / max(len(ys), 1)  # noqa: E731
     share = sum(gt) / max(len(gt), 1)
-    return {"prm/auc_mc": auroc(scores, hard), "prm/acc_mc": acc(hard), "prm/auc_gt": auroc(scores, gt),
-            "prm/acc_gt": acc(gt), "prm/mc_auc_gt": auroc(soft, gt), "prm/base_acc_gt": max(share, 1 - share),
-            "prm/steps": float(len(gt))}
+    return {
+        "prm/auc_mc": auroc(scores, hard),
+        "prm/acc_mc": acc(hard),
+        "prm/auc_gt": auroc(scores, gt),
+        "prm/acc_gt": acc(gt),
+        "prm/mc_auc_gt": auroc(soft, gt),
+        "prm/base_acc_gt": max(share, 1 - share),
+        "prm/steps": float(len(gt)),
+    }
 
 
-def build_prm(policy, tokenizer, task: Task, n_train: int = 512, n_test: int = 256, n_rollouts: int = 8,
-              steps: int = 300, label: str = "hard", seed: int = 0) -> tuple[ProcessRewardModel, dict[str, float]]:
+def build_prm(
+    policy,
+    tokenizer,
+    task: Task,
+    n_train: int = 512,
+    n_test: int = 256,
+    n_rollouts: int = 8,
+    steps: int = 300,
+    label: str = "hard",
+    seed: int = 0,
+) -> tuple[ProcessRewardModel, dict[str, float]]:
     """The whole recipe: MC labels on train and test problems, training, held-out evaluation.
 
     Returns:
         The PRM and ``evaluate_prm`` on ``n_test`` test-split problems (plus the label counts).
     """
     gen = torch.Generator().manual_seed(seed)
-    train = mc_step_labels(policy, tokenizer, task, task.problems("train", n_train, seed=seed), n_rollouts,
-                           generator=gen)
-    test = mc_step_labels(policy, tokenizer, task, task.problems("test", n_test, seed=seed), n_rollouts,
-                          generator=gen)
+    train = mc_step_labels(
+        policy, tokenizer, task, task.problems("train", n_train, seed=seed), n_rollouts, generator=gen
+    )
+    test = mc_step_labels(policy, tokenizer, task, task.problems("test", n_test, seed=seed), n_rollouts, generator=gen)
     prm, _ = train_prm(policy, tokenizer, task, train, label=label, steps=steps, seed=seed)
     return prm, evaluate_prm(prm, tokenizer, task, test)

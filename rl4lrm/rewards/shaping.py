@@ -45,8 +45,10 @@ def _length_cap(param: str, value: int | None, ctx: RewardContext) -> int:
     """``value``, else ``ctx.max_new_tokens``; a ValueError names the parameter when neither is a positive int."""
     cap = ctx.max_new_tokens if value is None else value
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"{param} must be an int >= 1 (or None to use ctx.max_new_tokens), got {value!r} "
-                         f"with ctx.max_new_tokens={ctx.max_new_tokens!r}")
+        raise ValueError(
+            f"{param} must be an int >= 1 (or None to use ctx.max_new_tokens), got {value!r} "
+            f"with ctx.max_new_tokens={ctx.max_new_tokens!r}"
+        )
     return cap
 
 
@@ -58,8 +60,9 @@ def _lengths(ctx: RewardContext, n: int) -> torch.Tensor:
 
 
 @register_reward("length_penalty", requires=("batch",))
-def length_penalty(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                   max_new_tokens: int | None = None) -> torch.Tensor:
+def length_penalty(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, max_new_tokens: int | None = None
+) -> torch.Tensor:
     """``-|y| / max_new_tokens``: 0 for an empty completion, -1 for one that uses the whole budget.
 
     Args:
@@ -91,8 +94,13 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -
 
 
 @register_reward("soft_overlong", requires=("batch",))
-def soft_overlong(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                  max_len: int | None = None, cache_len: int | None = None) -> torch.Tensor:
+def soft_overlong(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    max_len: int | None = None,
+    cache_len: int | None = None,
+) -> torch.Tensor:
     """DAPO's soft overlong punishment (module docstring, Eq. 13), to be added to the correctness reward.
 
     Args:
@@ -126,9 +134,17 @@ def cosine_schedule(lengths: torch.Tensor, max_len: int, start: float, end: floa
 
 
 @register_reward("cosine_length", requires=("task", "batch"))
-def cosine_length(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                  max_len: int | None = None, r_c0: float = 2.0, r_cL: float = 1.0, r_w0: float = -10.0,
-                  r_wL: float = 0.0, r_exceed: float = -10.0) -> torch.Tensor:
+def cosine_length(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    max_len: int | None = None,
+    r_c0: float = 2.0,
+    r_cL: float = 1.0,
+    r_w0: float = -10.0,
+    r_wL: float = 0.0,
+    r_exceed: float = -10.0,
+) -> torch.Tensor:
     """Cosine length-scaled correctness reward (Yeo et al., 2025, Eq. 1; defaults are the paper's values).
 
     It replaces the binary correctness reward (correctness is the task's verifier). A completion that
@@ -158,9 +174,13 @@ def cosine_length(problems: list[Problem], completions: list[str], ctx: RewardCo
     return torch.where(exceeded, torch.full_like(reward, float(r_exceed)), reward)
 
 
-def group_baseline_view(rewards: torch.Tensor, group_size: int, prompt_shift: torch.Tensor | None = None,
-                        completion_shift: torch.Tensor | None = None,
-                        estimators: tuple[str, ...] = ("grpo", "rloo")) -> pd.DataFrame:
+def group_baseline_view(
+    rewards: torch.Tensor,
+    group_size: int,
+    prompt_shift: torch.Tensor | None = None,
+    completion_shift: torch.Tensor | None = None,
+    estimators: tuple[str, ...] = ("grpo", "rloo"),
+) -> pd.DataFrame:
     """Advantages of the same rewards, shifted by a per-prompt constant and by a per-completion term.
 
     Args:
@@ -192,15 +212,19 @@ def group_baseline_view(rewards: torch.Tensor, group_size: int, prompt_shift: to
     if prompt_shift.shape != (n_prompts,):
         raise ValueError(f"prompt_shift must have shape ({n_prompts},), got {tuple(prompt_shift.shape)}")
     if completion_shift.shape != rewards.shape:
-        raise ValueError(f"completion_shift must have shape {tuple(rewards.shape)}, "
-                         f"got {tuple(completion_shift.shape)}")
+        raise ValueError(
+            f"completion_shift must have shape {tuple(rewards.shape)}, got {tuple(completion_shift.shape)}"
+        )
     per_row_prompt = prompt_shift.repeat_interleave(group_size)  # (N,)
-    table = pd.DataFrame({
-        "prompt": torch.arange(n_prompts).repeat_interleave(group_size).tolist(),
-        "sample": torch.arange(group_size).repeat(n_prompts).tolist(),
-        "reward": rewards.tolist(), "prompt_shift": per_row_prompt.tolist(),
-        "completion_shift": completion_shift.tolist(),
-    })
+    table = pd.DataFrame(
+        {
+            "prompt": torch.arange(n_prompts).repeat_interleave(group_size).tolist(),
+            "sample": torch.arange(group_size).repeat(n_prompts).tolist(),
+            "reward": rewards.tolist(),
+            "prompt_shift": per_row_prompt.tolist(),
+            "completion_shift": completion_shift.tolist(),
+        }
+    )
     mask = torch.ones(len(rewards), 1)  # (N, 1): one token per completion gives the sequence advantage
     variants = {"": rewards, "+prompt_shift": rewards + per_row_prompt, "+completion_shift": rewards + completion_shift}
     for est in estimators:

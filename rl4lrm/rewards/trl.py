@@ -75,8 +75,9 @@ def to_trl_dataset(task: Task, problems: list[Problem], style: str = "plain", as
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     rows = []
     for problem in problems:
-        prompt = problem.prompt if style == "plain" else [
-            {"role": "user", "content": CHAT_INSTRUCTION + problem.question}]
+        prompt = (
+            problem.prompt if style == "plain" else [{"role": "user", "content": CHAT_INSTRUCTION + problem.question}]
+        )
         rows.append({"prompt": prompt, ANSWER_COLUMN: problem.answer, PROBLEM_COLUMN: problem_to_json(problem)})
     if as_list:
         return rows
@@ -115,8 +116,9 @@ class TokenBatch:
         return self.response_mask.sum(-1)  # (N,)
 
     @classmethod
-    def from_ids(cls, completion_ids: list[list[int]], eos_token_id: int | None = None,
-                 max_new_tokens: int | None = None) -> TokenBatch:
+    def from_ids(
+        cls, completion_ids: list[list[int]], eos_token_id: int | None = None, max_new_tokens: int | None = None
+    ) -> TokenBatch:
         """Pads TRL's per-completion id lists. A completion is truncated when it does not end with
         ``eos_token_id`` (TRL's own rule), or, without one, when it has ``max_new_tokens`` tokens."""
         width = max((len(ids) for ids in completion_ids), default=0)
@@ -159,8 +161,10 @@ class TRLReward:
             N floats; None for rows whose ``problem`` is None (TRL turns them into NaN and ignores them).
         """
         if PROBLEM_COLUMN not in columns:
-            raise ValueError(f"reward {self.__name__!r} needs a {PROBLEM_COLUMN!r} dataset column (build the "
-                             f"dataset with rl4lrm.rewards.trl.to_trl_dataset); got columns {sorted(columns)}")
+            raise ValueError(
+                f"reward {self.__name__!r} needs a {PROBLEM_COLUMN!r} dataset column (build the "
+                f"dataset with rl4lrm.rewards.trl.to_trl_dataset); got columns {sorted(columns)}"
+            )
         texts = [completion_text(c) for c in completions]
         cache: dict[str, Problem] = {}  # the G completions of a prompt share one JSON string
         problems = [None if p is None else cache.setdefault(p, problem_from_json(p)) for p in columns[PROBLEM_COLUMN]]
@@ -189,8 +193,9 @@ class TRLReward:
         return f"TRLReward({self.__name__!r}, {self.reward!r}, task={type(self.task).__name__})"
 
 
-def as_trl_reward(name_or_mix: str | RewardMix, task: Task, ctx: RewardContext | None = None,
-                  func_name: str | None = None, **params) -> TRLReward:
+def as_trl_reward(
+    name_or_mix: str | RewardMix, task: Task, ctx: RewardContext | None = None, func_name: str | None = None, **params
+) -> TRLReward:
     """Wraps a registered reward (or a mix) for ``GRPOTrainer(reward_funcs=[...])``.
 
     Args:

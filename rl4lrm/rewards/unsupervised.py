@@ -49,6 +49,7 @@ STATS = ("self_certainty", "entropy")
 
 # ----------------------------------------------------------------------------- majority vote
 
+
 def canonical_answer(answer: str | None) -> Hashable | None:
     """The key answers are compared by: numbers by value, anything else as text without whitespace.
 
@@ -89,7 +90,7 @@ def group_majority(keys: list[Hashable | None], group_size: int) -> list[tuple[H
     out = []
     for start in range(0, len(keys), group_size):
         counts: dict[Hashable, int] = {}
-        for key in keys[start:start + group_size]:
+        for key in keys[start : start + group_size]:
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
         # max() keeps the first maximum, and dicts keep first-insertion order: ties -> earliest row
@@ -98,8 +99,12 @@ def group_majority(keys: list[Hashable | None], group_size: int) -> list[tuple[H
     return out
 
 
-def answer_keys(problems: list[Problem], completions: list[str], task,
-                canonical: Callable[[str | None], Hashable | None] = canonical_answer) -> list[Hashable | None]:
+def answer_keys(
+    problems: list[Problem],
+    completions: list[str],
+    task,
+    canonical: Callable[[str | None], Hashable | None] = canonical_answer,
+) -> list[Hashable | None]:
     """The voting key of each completion: ``canonical(parsed)`` if well formed, else None."""
     keys = []
     for problem, completion in zip(problems, completions):
@@ -109,8 +114,12 @@ def answer_keys(problems: list[Problem], completions: list[str], task,
 
 
 @register_reward("majority_vote", requires=("task",))
-def majority_vote(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                  canonical: Callable[[str | None], Hashable | None] = canonical_answer) -> Tensor:
+def majority_vote(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    canonical: Callable[[str | None], Hashable | None] = canonical_answer,
+) -> Tensor:
     """TTRL's majority-vote reward: 1.0 when a completion's answer is the group's most common one.
 
     Answers are parsed by ``ctx.task.verify`` (only ``parsed`` and ``well_formed`` are read: the
@@ -134,6 +143,7 @@ def majority_vote(problems: list[Problem], completions: list[str], ctx: RewardCo
 
 
 # ----------------------------------------------------------------------------- the policy's own confidence
+
 
 def token_self_certainty(logits: Tensor, lse: Tensor | None = None) -> Tensor:
     """KL(U || softmax(logits)) at each position, U uniform over the V logits.
@@ -159,8 +169,9 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def response_token_stats(model, batch, stats: tuple[str, ...] = STATS, temperature: float | None = None,
-                         chunk_rows: int | None = None) -> dict[str, Tensor]:
+def response_token_stats(
+    model, batch, stats: tuple[str, ...] = STATS, temperature: float | None = None, chunk_rows: int | None = None
+) -> dict[str, Tensor]:
     """Per-token self-certainty and/or entropy of ``model`` over the batch's completion tokens.
 
     The forward is ``rl4lrm.rollout.completion_logits`` (the one ``compute_logprobs`` uses), in eval mode
@@ -212,8 +223,13 @@ def _sequence_stat(stat: str, completions: list[str], ctx: RewardContext, temper
 
 
 @register_reward("self_certainty", requires=("batch", "model"))
-def self_certainty(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                   temperature: float | None = None, chunk_rows: int | None = None) -> Tensor:
+def self_certainty(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    temperature: float | None = None,
+    chunk_rows: int | None = None,
+) -> Tensor:
     """Intuitor's self-certainty: mean over response tokens of KL(U || p_θ(·|prompt, earlier tokens)).
 
     Args:
@@ -229,8 +245,13 @@ def self_certainty(problems: list[Problem], completions: list[str], ctx: RewardC
 
 
 @register_reward("neg_entropy", requires=("batch", "model"))
-def neg_entropy(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                temperature: float | None = None, chunk_rows: int | None = None) -> Tensor:
+def neg_entropy(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    temperature: float | None = None,
+    chunk_rows: int | None = None,
+) -> Tensor:
     """EM-RL's token-level reward: minus the mean over response tokens of the policy's entropy.
 
     Args: as ``self_certainty``.

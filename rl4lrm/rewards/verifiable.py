@@ -22,7 +22,8 @@ thousands separators in groups of three (``12,345``), an optional decimal part, 
 ``3/4``. Commas: digits joined by commas whose groups after the first all have three digits are one
 numeral with thousands separators when the first group has 1-3 digits and no leading zero (``46,000``);
 otherwise (``0,046``, ``1234,567``) they are a decimal comma or a typo, and not a number at all, so
-``"0,046"`` never equals 46 nor 0.046. Any other comma separates a list (``1,2,3`` holds three numbers). Non-ASCII digits (``"٤٦"``) are not numbers here, as in the task verifiers, although Python's
+``"0,046"`` never equals 46 nor 0.046. Any other comma separates a list (``1,2,3`` holds three numbers).
+Non-ASCII digits (``"٤٦"``) are not numbers here, as in the task verifiers, although Python's
 ``float`` would accept them; number words (``"forty-six"``) are not either. Nothing is ever ``eval``-ed,
 and numbers longer than ``MAX_NUMBER_CHARS`` characters are rejected before conversion.
 """
@@ -47,6 +48,7 @@ MAX_NUMBER_CHARS = 64  # longer numerals are not parsed (int("9" * 10**6) is slo
 # then classified (``_numerals``), so that "0,046" is never split into "0" and "046".
 _NUMBER = re.compile(r"[+-]?[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?(?:/[0-9]+)?")
 _THOUSANDS_LEAD = re.compile(r"[+-]?[1-9][0-9]{0,2}")
+
 
 def _check_choice(param: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -111,8 +113,9 @@ def _tensor(values) -> torch.Tensor:
 
 
 @register_reward("exact_match")
-def exact_match(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                extract: str = "strict") -> torch.Tensor:
+def exact_match(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, extract: str = "strict"
+) -> torch.Tensor:
     """1.0 when the extracted answer equals ``problem.answer`` up to whitespace (runs collapsed to one
     space, ends stripped), else 0.0.
 
@@ -140,13 +143,21 @@ def numbers_close(a: Fraction, b: Fraction, rel_tol: float = 0.0, abs_tol: float
 def _check_numeric_references(task, problems: list[Problem]) -> None:
     for problem in problems:
         if parse_number(problem.answer) is None:
-            raise ValueError(f"reference answer {problem.answer!r} of problem {problem.key!r} is not a number; "
-                             "use 'correct' (the task's verifier) or 'math_equiv'")
+            raise ValueError(
+                f"reference answer {problem.answer!r} of problem {problem.key!r} is not a number; "
+                "use 'correct' (the task's verifier) or 'math_equiv'"
+            )
 
 
 @register_reward("numeric", check_task=_check_numeric_references)
-def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext, extract: str = "strict",
-            rel_tol: float = 0.0, abs_tol: float = 0.0) -> torch.Tensor:
+def numeric(
+    problems: list[Problem],
+    completions: list[str],
+    ctx: RewardContext,
+    extract: str = "strict",
+    rel_tol: float = 0.0,
+    abs_tol: float = 0.0,
+) -> torch.Tensor:
     """1.0 when the extracted answer is a number equal to ``problem.answer`` within the tolerances.
 
     ``"46.0"``, ``"46"`` and ``"92/2"`` are the same number. The default tolerances (0) demand exact
@@ -172,8 +183,9 @@ def numeric(problems: list[Problem], completions: list[str], ctx: RewardContext,
     for problem, completion in zip(problems, completions):
         reference = parse_number(problem.answer)
         if reference is None:
-            raise ValueError(f"numeric reward: reference answer {problem.answer!r} of problem {problem.key!r} "
-                             "is not a number")
+            raise ValueError(
+                f"numeric reward: reference answer {problem.answer!r} of problem {problem.key!r} is not a number"
+            )
         value = parse_number(get_answer(completion, extract))
         out.append(value is not None and numbers_close(value, reference, rel_tol, abs_tol))
     return _tensor(out)
@@ -188,8 +200,9 @@ def _math_verify_equal(prediction: str, reference: str, mode: str) -> bool:
 
 
 @register_reward("math_equiv")
-def math_equiv(problems: list[Problem], completions: list[str], ctx: RewardContext,
-               extract: str = "strict") -> torch.Tensor:
+def math_equiv(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, extract: str = "strict"
+) -> torch.Tensor:
     """1.0 when the answer is mathematically equivalent to ``problem.answer`` according to math-verify
     (``\\frac{92}{2}``, ``\\boxed{46}``, ``46.0`` and ``92/2`` all equal ``46``), else 0.0.
 
@@ -244,18 +257,23 @@ def is_well_formed(completion: str, pattern: str = "think_answer") -> bool:
     _check_choice("pattern", pattern, FORMAT_PATTERNS)
     text = completion or ""
     answer = _tag_span(text, "answer")
-    if answer is None or not text[answer[0] + len("<answer>"): answer[1] - len("</answer>")].strip():
+    if answer is None or not text[answer[0] + len("<answer>") : answer[1] - len("</answer>")].strip():
         return False
     if pattern == "answer_tag":
         return True
     think = _tag_span(text, "think")
-    return (think is not None and not text[: think[0]].strip() and not text[think[1]: answer[0]].strip()
-            and not text[answer[1]:].strip())
+    return (
+        think is not None
+        and not text[: think[0]].strip()
+        and not text[think[1] : answer[0]].strip()
+        and not text[answer[1] :].strip()
+    )
 
 
 @register_reward("format")
-def format_reward(problems: list[Problem], completions: list[str], ctx: RewardContext,
-                  pattern: str = "think_answer") -> torch.Tensor:
+def format_reward(
+    problems: list[Problem], completions: list[str], ctx: RewardContext, pattern: str = "think_answer"
+) -> torch.Tensor:
     """DeepSeek-R1's format reward: 1.0 when the completion follows the template, else 0.0.
 
     Args:
@@ -271,12 +289,23 @@ def format_reward(problems: list[Problem], completions: list[str], ctx: RewardCo
 
 
 FALSE_NEGATIVE_EXAMPLES = (
-    "46", "<answer> 46 </answer>", "The answer is 46.", "46.0", "92/2", "\\frac{92}{2}",
-    "<answer>\\boxed{46}</answer>", "1. add 40 and 6\n2. that gives 46", "forty-six", "٤٦", "47",
+    "46",
+    "<answer> 46 </answer>",
+    "The answer is 46.",
+    "46.0",
+    "92/2",
+    "\\frac{92}{2}",
+    "<answer>\\boxed{46}</answer>",
+    "1. add 40 and 6\n2. that gives 46",
+    "forty-six",
+    "٤٦",
+    "47",
 )
 _CHECKS = (  # (column, reward, extract) in order of increasing tolerance
-    ("exact_match/strict", "exact_match", "strict"), ("numeric/strict", "numeric", "strict"),
-    ("math_equiv/strict", "math_equiv", "strict"), ("numeric/lenient", "numeric", "lenient"),
+    ("exact_match/strict", "exact_match", "strict"),
+    ("numeric/strict", "numeric", "strict"),
+    ("math_equiv/strict", "math_equiv", "strict"),
+    ("numeric/lenient", "numeric", "lenient"),
     ("math_equiv/lenient", "math_equiv", "lenient"),
 )
 
@@ -301,8 +330,7 @@ def false_negatives(reference: str = "46", completions=FALSE_NEGATIVE_EXAMPLES) 
     problems = [Problem(question="", prompt="", answer=reference, meta={}, key=reference)] * len(completions)
     ctx = RewardContext()
     rewards = {"exact_match": exact_match, "numeric": numeric, "math_equiv": math_equiv}
-    table = pd.DataFrame({"completion": completions,
-                          "naive": [float(c == reference) for c in completions]})
+    table = pd.DataFrame({"completion": completions, "naive": [float(c == reference) for c in completions]})
     for column, name, mode in _CHECKS:
         table[column] = rewards[name](problems, completions, ctx, extract=mode).tolist()
     checks = ["naive"] + [column for column, _, _ in _CHECKS]

@@ -8,23 +8,40 @@ from shared prefixes; their segment advantage is ``rl4lrm.advantages.tree``). Ea
 """
 
 from rl4lrm.sampling.base import (
-           SAMPLERS,
-           FlatConfig,
-           FlatSampler,
-           Sampled,
-           Sampler,
-           SamplingContext,
-           Scores,
+    SAMPLERS,
+    FlatConfig,
+    FlatSampler,
+    Sampled,
+    Sampler,
+    SamplingContext,
+    Scores,
 )
 from rl4lrm.sampling.curriculum import (
-           CurriculumConfig,
-           CurriculumSampler,
-           DifficultyTracker,
-           curriculum_weights,
+    CurriculumConfig,
+    CurriculumSampler,
+    DifficultyTracker,
+    curriculum_weights,
 )
 from rl4lrm.sampling.dynamic import FILTERS, DynamicConfig, DynamicSampler
 from rl4lrm.sampling.tree import TreeConfig, TreeRollout, TreeSampler, tree_rollout
 
-__all__ = ["FILTERS", "SAMPLERS", "CurriculumConfig", "CurriculumSampler", "DifficultyTracker", "DynamicConfig",
-           "DynamicSampler", "FlatConfig", "FlatSampler", "Sampled", "Sampler", "SamplingContext", "Scores",
-           "TreeConfig", "TreeRollout", "TreeSampler", "curriculum_weights", "tree_rollout"]
+__all__ = [
+    "FILTERS",
+    "SAMPLERS",
+    "CurriculumConfig",
+    "CurriculumSampler",
+    "DifficultyTracker",
+    "DynamicConfig",
+    "DynamicSampler",
+    "FlatConfig",
+    "FlatSampler",
+    "Sampled",
+    "Sampler",
+    "SamplingContext",
+    "Scores",
+    "TreeConfig",
+    "TreeRollout",
+    "TreeSampler",
+    "curriculum_weights",
+    "tree_rollout",
+]

@@ -52,8 +52,12 @@ class Scores:
 
     def select(self, rows: torch.Tensor) -> Scores:
         """The scores of the given rows."""
-        return Scores(self.total[rows], {k: v[rows] for k, v in self.parts.items()}, self.correct[rows],
-                      None if self.token is None else self.token[rows])
+        return Scores(
+            self.total[rows],
+            {k: v[rows] for k, v in self.parts.items()},
+            self.correct[rows],
+            None if self.token is None else self.token[rows],
+        )
 
     @staticmethod
     def cat(scores: list[Scores], width: int) -> Scores:
@@ -61,9 +65,12 @@ class Scores:
         token = None
         if scores[0].token is not None:
             token = torch.cat([torch.nn.functional.pad(s.token, (0, width - s.token.shape[1])) for s in scores])
-        return Scores(torch.cat([s.total for s in scores]),
-                      {k: torch.cat([s.parts[k] for s in scores]) for k in scores[0].parts},
-                      torch.cat([s.correct for s in scores]), token)
+        return Scores(
+            torch.cat([s.total for s in scores]),
+            {k: torch.cat([s.parts[k] for s in scores]) for k in scores[0].parts},
+            torch.cat([s.correct for s in scores]),
+            token,
+        )
 
 
 @dataclass
@@ -129,8 +136,16 @@ class SamplingContext:
             The formatted prompts, the ``RolloutBatch`` (N = len(problems) * G rows) and its ``Scores``.
         """
         prompts = self.prompts(problems)
-        batch = rollout(self.model, self.tokenizer, prompts, self.group_size, self.max_new_tokens, self.temperature,
-                        self.top_p, self.generator(0, round))
+        batch = rollout(
+            self.model,
+            self.tokenizer,
+            prompts,
+            self.group_size,
+            self.max_new_tokens,
+            self.temperature,
+            self.top_p,
+            self.generator(0, round),
+        )
         return prompts, batch, self.score(self.per_row(problems), batch)
 
     def per_row(self, problems: list[Problem]) -> list[Problem]:
@@ -171,8 +186,10 @@ class Sampler:
     def check(cls, config: FlatConfig, run) -> None:
         """Raises ``ValueError`` if ``config`` cannot serve the run's settings (a ``TrainConfig``)."""
         if 0 < config.pool_size < run.prompts_per_step:
-            raise ValueError(f"sampling.pool_size={config.pool_size} is smaller than one step's "
-                             f"prompts_per_step={run.prompts_per_step}")
+            raise ValueError(
+                f"sampling.pool_size={config.pool_size} is smaller than one step's "
+                f"prompts_per_step={run.prompts_per_step}"
+            )
 
     def sample(self, ctx: SamplingContext) -> Sampled:
         raise NotImplementedError
@@ -200,10 +217,12 @@ class ProblemSource:
         if self.pool is None:
             return self.task.problems("train", n, seed=self.seed * 1_000_003 + step + round * _ROUND_STRIDE)
         order = torch.randperm(len(self.pool), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + step))
-        picked = order[round * n:(round + 1) * n].tolist()
+        picked = order[round * n : (round + 1) * n].tolist()
         if len(picked) < n:
-            raise RuntimeError(f"the prompt pool (pool_size={len(self.pool)}) cannot fill round {round + 1} of step "
-                               f"{step} with {n} more problems; enlarge sampling.pool_size or loosen the filter")
+            raise RuntimeError(
+                f"the prompt pool (pool_size={len(self.pool)}) cannot fill round {round + 1} of step "
+                f"{step} with {n} more problems; enlarge sampling.pool_size or loosen the filter"
+            )
         return [self.pool[i] for i in picked]
 
 

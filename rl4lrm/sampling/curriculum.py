@@ -87,8 +87,13 @@ class CurriculumConfig(FlatConfig):
     """``one_group`` gives each chosen prompt one group of G; ``proportional`` draws the B groups with
     replacement, so a prompt gets groups (samples) in proportion to its weight."""
 
-    RANGES: ClassVar[dict] = {**FlatConfig.RANGES, "target": UNIT, "width": POSITIVE,
-                              "decay": Range(0, 1, low_open=True), "allocation": ALLOCATIONS}
+    RANGES: ClassVar[dict] = {
+        **FlatConfig.RANGES,
+        "target": UNIT,
+        "width": POSITIVE,
+        "decay": Range(0, 1, low_open=True),
+        "allocation": ALLOCATIONS,
+    }
 
 
 @SAMPLERS.register("curriculum")
@@ -106,8 +111,10 @@ class CurriculumSampler(Sampler):
     def check(cls, config: CurriculumConfig, run) -> None:
         super().check(config, run)
         if config.pool_size == 0:
-            raise ValueError("sampler='curriculum' needs a fixed pool: set CurriculumConfig.pool_size > 0 "
-                             "(sampling={'pool_size': 512})")
+            raise ValueError(
+                "sampler='curriculum' needs a fixed pool: set CurriculumConfig.pool_size > 0 "
+                "(sampling={'pool_size': 512})"
+            )
 
     def __init__(self, config: CurriculumConfig, task, seed: int):
         super().__init__(config, task, seed)
@@ -119,8 +126,9 @@ class CurriculumSampler(Sampler):
         # floored: a narrow width underflows to 0 far from the target, and multinomial needs B nonzero weights
         weights = curriculum_weights(self.tracker.pass_rate, scfg.target, scfg.width).clamp(min=1e-12)  # (pool,)
         gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + ctx.step)
-        index = torch.multinomial(weights, ctx.prompts_per_step, replacement=scfg.allocation == "proportional",
-                                  generator=gen)  # (B,)
+        index = torch.multinomial(
+            weights, ctx.prompts_per_step, replacement=scfg.allocation == "proportional", generator=gen
+        )  # (B,)
         estimate = self.tracker.pass_rate[index].mean().item()
         self.last_index = index
         problems = [self.source.pool[i] for i in index.tolist()]

@@ -69,8 +69,13 @@ class DynamicConfig(FlatConfig):
     """Draws B more prompts per round until B groups pass the filter; after this many rounds it stops
     with an error instead of looping forever (verl's ``max_num_gen_batches``)."""
 
-    RANGES: ClassVar[dict] = {**FlatConfig.RANGES, "filter": FILTERS, "band_low": UNIT, "band_high": UNIT,
-                              "max_rounds": AT_LEAST_ONE}
+    RANGES: ClassVar[dict] = {
+        **FlatConfig.RANGES,
+        "filter": FILTERS,
+        "band_low": UNIT,
+        "band_high": UNIT,
+        "max_rounds": AT_LEAST_ONE,
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -116,8 +121,14 @@ class DynamicSampler(Sampler):
             raise RuntimeError(
                 f"dynamic sampling kept {kept} of the {B} groups it needs after max_rounds={scfg.max_rounds} rounds "
                 f"({drawn} groups drawn, filter {scfg.filter!r}): the prompts are all too easy or too hard for the "
-                "policy; raise sampling.max_rounds, loosen the filter, or use sampler='flat'")
+                "policy; raise sampling.max_rounds, loosen the filter, or use sampler='flat'"
+            )
         batch = concat_batches(batches, ctx.tokenizer.pad_token_id)
-        metrics = {"tokens/generated": tokens, "sampling/rounds": round + 1, "sampling/groups_drawn": drawn,
-                   "sampling/frac_kept": B / drawn, "sampling/drawn_frac_zero_std": drawn_zero_std / drawn}
+        metrics = {
+            "tokens/generated": tokens,
+            "sampling/rounds": round + 1,
+            "sampling/groups_drawn": drawn,
+            "sampling/frac_kept": B / drawn,
+            "sampling/drawn_frac_zero_std": drawn_zero_std / drawn,
+        }
         return Sampled(problems, prompts, batch, Scores.cat(scores, batch.completion_ids.shape[1]), metrics=metrics)

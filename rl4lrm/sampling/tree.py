@@ -61,9 +61,17 @@ class TreeRollout:
 
 
 @torch.no_grad()
-def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment_len: int = 4,
-                 max_new_tokens: int = 16, temperature: float = 1.0, top_p: float = 1.0,
-                 generator: torch.Generator | None = None) -> TreeRollout:
+def tree_rollout(
+    model,
+    tokenizer,
+    prompts: list[str],
+    branching=(4, 2),
+    segment_len: int = 4,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> TreeRollout:
     """Grows one sampling tree per prompt.
 
     Args:
@@ -83,11 +91,15 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
     if not branching or any(b < 1 for b in branching) or segment_len < 1:
         raise ValueError(f"need branching of ints >= 1 and segment_len >= 1, got {branching}, {segment_len}")
     if (len(branching) - 1) * segment_len >= max_new_tokens:
-        raise ValueError(f"{len(branching)} levels of {segment_len}-token segments leave no room under "
-                         f"max_new_tokens={max_new_tokens}; use fewer levels or shorter segments")
+        raise ValueError(
+            f"{len(branching)} levels of {segment_len}-token segments leave no room under "
+            f"max_new_tokens={max_new_tokens}; use fewer levels or shorter segments"
+        )
     if not decodes_left_to_right(model):
-        raise ValueError(f"tree_rollout branches a completion mid-way, which needs a left-to-right causal LM; "
-                         f"{type(model).__name__} samples its own way: use sampler='flat', 'dynamic' or 'curriculum'")
+        raise ValueError(
+            f"tree_rollout branches a completion mid-way, which needs a left-to-right causal LM; "
+            f"{type(model).__name__} samples its own way: use sampler='flat', 'dynamic' or 'curriculum'"
+        )
     device = next(model.parameters()).device
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     prompt_tokens = prompt_token_ids(tokenizer, prompts)
@@ -132,7 +144,7 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
     def visit(node, nodes):
         nodes = nodes + [node]
         if leaf[node]:
-            rows.extend([(node, nodes)] * math.prod(branching[depth[node]:]))
+            rows.extend([(node, nodes)] * math.prod(branching[depth[node] :]))
         for child in children[node]:
             visit(child, nodes)
 
@@ -148,24 +160,34 @@ def tree_rollout(model, tokenizer, prompts: list[str], branching=(4, 2), segment
         row_nodes[i, : len(nodes)] = torch.tensor(nodes)
         t = 0
         for n in nodes[1:]:
-            completion[i, t:t + len(tokens[n])] = torch.tensor(tokens[n])
-            old[i, t:t + len(tokens[n])] = torch.tensor(logprobs[n])
-            token_node[i, t:t + len(tokens[n])] = n
+            completion[i, t : t + len(tokens[n])] = torch.tensor(tokens[n])
+            old[i, t : t + len(tokens[n])] = torch.tensor(logprobs[n])
+            token_node[i, t : t + len(tokens[n])] = n
             t += len(tokens[n])
     prompt_ids, prompt_mask = left_pad(prompt_tokens, pad, device)
     groups = torch.tensor([group[node] for node, _ in rows], device=device)  # (N,)
     batch = RolloutBatch(
-        prompt_ids=prompt_ids[groups], prompt_mask=prompt_mask[groups], completion_ids=completion.to(device),
-        response_mask=(token_node >= 0).float().to(device), old_logprobs=old.to(device), group_ids=groups,
+        prompt_ids=prompt_ids[groups],
+        prompt_mask=prompt_mask[groups],
+        completion_ids=completion.to(device),
+        response_mask=(token_node >= 0).float().to(device),
+        old_logprobs=old.to(device),
+        group_ids=groups,
         truncated=torch.tensor([truncated[node] for node, _ in rows], device=device),
         completions=tokenizer.batch_decode(completion, skip_special_tokens=True),
-        group_size=math.prod(branching), temperature=temperature,
+        group_size=math.prod(branching),
+        temperature=temperature,
     )
     parent_t = torch.tensor(parent)
     return TreeRollout(
-        batch=batch, parent=parent_t, root=torch.tensor(group), depth=torch.tensor(depth),
-        n_tokens=torch.tensor([len(x) for x in tokens]), token_node=token_node.to(device),
-        row_nodes=row_nodes.to(device), segments=tokenizer.batch_decode(tokens, skip_special_tokens=False),
+        batch=batch,
+        parent=parent_t,
+        root=torch.tensor(group),
+        depth=torch.tensor(depth),
+        n_tokens=torch.tensor([len(x) for x in tokens]),
+        token_node=token_node.to(device),
+        row_nodes=row_nodes.to(device),
+        segments=tokenizer.batch_decode(tokens, skip_special_tokens=False),
         prefill_tokens=prefill,
     )
 
@@ -205,22 +227,37 @@ class TreeSampler(Sampler):
     def check(cls, config: TreeConfig, run) -> None:
         super().check(config, run)
         if config.leaves != run.group_size:
-            raise ValueError(f"sampler='tree' grows prod(branching={config.branching}) = {config.leaves} leaves per "
-                             f"prompt, but TrainConfig.group_size={run.group_size}; make them equal")
+            raise ValueError(
+                f"sampler='tree' grows prod(branching={config.branching}) = {config.leaves} leaves per "
+                f"prompt, but TrainConfig.group_size={run.group_size}; make them equal"
+            )
         if (len(config.branching) - 1) * config.segment_len >= run.max_new_tokens:
-            raise ValueError(f"sampler='tree': {len(config.branching)} levels of segment_len={config.segment_len} leave "
-                             f"no room under TrainConfig.max_new_tokens={run.max_new_tokens}; use fewer levels or "
-                             f"shorter segments")
+            raise ValueError(
+                f"sampler='tree': {len(config.branching)} levels of segment_len={config.segment_len} leave "
+                f"no room under TrainConfig.max_new_tokens={run.max_new_tokens}; use fewer levels or "
+                f"shorter segments"
+            )
 
     def sample(self, ctx: SamplingContext) -> Sampled:
         scfg = self.config
         problems = self.source.draw(ctx.prompts_per_step, ctx.step)
         prompts = ctx.prompts(problems)
-        tree = tree_rollout(ctx.model, ctx.tokenizer, prompts, scfg.branching, scfg.segment_len,
-                            ctx.max_new_tokens, ctx.temperature, ctx.top_p, ctx.generator(0, 0))
+        tree = tree_rollout(
+            ctx.model,
+            ctx.tokenizer,
+            prompts,
+            scfg.branching,
+            scfg.segment_len,
+            ctx.max_new_tokens,
+            ctx.temperature,
+            ctx.top_p,
+            ctx.generator(0, 0),
+        )
         scores = ctx.score(ctx.per_row(problems), tree.batch)
-        metrics = {"tokens/generated": float(tree.tokens_generated),
-                   "tree/tokens_shared": float(tree.tokens_in_batch - tree.tokens_generated),
-                   "tree/prefill_tokens": float(tree.prefill_tokens),
-                   "tree/nodes": float(len(tree.parent) - len(problems))}
+        metrics = {
+            "tokens/generated": float(tree.tokens_generated),
+            "tree/tokens_shared": float(tree.tokens_in_batch - tree.tokens_generated),
+            "tree/prefill_tokens": float(tree.prefill_tokens),
+            "tree/nodes": float(len(tree.parent) - len(problems)),
+        }
         return Sampled(problems, prompts, tree.batch, scores, context={"tree": tree}, metrics=metrics)

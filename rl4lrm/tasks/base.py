@@ -69,7 +69,8 @@ def extract_answer(completion: str, max_chars: int) -> str | None:
     The content of the last ``<answer>...</answer>`` pair if there is one (reasoning models may
     draft several answers; the last is the final one). A closing tag with no opening tag before it
     marks the end of the answer: the last non-blank line before it (``"15\n16</answer>"`` answers
-    16, not 15). Without tags, the first line. Surrounding whitespace is stripped. String search instead of a regex keeps this linear on adversarial
+    16, not 15). Without tags, the first line. Surrounding whitespace is stripped.
+    String search instead of a regex keeps this linear on adversarial
     inputs such as ``"<answer>" * 10**5``.
 
     Args:

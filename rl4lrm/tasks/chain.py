@@ -105,10 +105,14 @@ class Chain(Task):
             values.append(new)
             value = new
         body = ";".join([str(start)] + [f"{op}{n}" for op, n in ops])
-        words = ", then ".join({"+": "add {}", "-": "subtract {}", "*": "multiply by {}"}[op].format(n) for op, n in ops)
+        words = ", then ".join(
+            {"+": "add {}", "-": "subtract {}", "*": "multiply by {}"}[op].format(n) for op, n in ops
+        )
         return Problem(
-            question=(f"Start from {start}, then {words}. Write the running value after each step on its own "
-                      "line; the last line is the final answer."),
+            question=(
+                f"Start from {start}, then {words}. Write the running value after each step on its own "
+                "line; the last line is the final answer."
+            ),
             prompt=body + "=",
             answer="\n".join(map(str, values)),
             meta={"start": start, "ops": tuple(ops), "values": tuple(values)},

@@ -50,9 +50,7 @@ def _combine(a: Item, op: str, b: Item, integer_steps: bool) -> Item | None:
     return value, f"{x_text}{op}{y_text}", prec
 
 
-def solve(
-    numbers: Sequence[int], target: int, *, integer_steps: bool = True, use_all: bool = False
-) -> str | None:
+def solve(numbers: Sequence[int], target: int, *, integer_steps: bool = True, use_all: bool = False) -> str | None:
     """Finds one expression reaching ``target``, by exhaustive search.
 
     Repeatedly replaces two partial expressions by their combination. Solvability depends only on

@@ -74,9 +74,18 @@ class CustomTask(Task):
     name = "custom"
     alphabet = ""  # set per instance from the data
 
-    def __init__(self, train, reward_fn: RewardFunc, test=None, *, prompt_column: str = "prompt",
-                 answer_column: str = "answer", correct_at: float = 1.0, test_fraction: float = 0.2,
-                 name: str = "custom"):
+    def __init__(
+        self,
+        train,
+        reward_fn: RewardFunc,
+        test=None,
+        *,
+        prompt_column: str = "prompt",
+        answer_column: str = "answer",
+        correct_at: float = 1.0,
+        test_fraction: float = 0.2,
+        name: str = "custom",
+    ):
         if not callable(reward_fn):
             raise ValueError(f"reward_fn must be callable as f(prompts, completions, **columns), got {reward_fn!r}")
         if not 0 < test_fraction < 1:
@@ -88,8 +97,10 @@ class CustomTask(Task):
             self.splits = {s: [p for p in train_rows if Task.split_of(self, p) == s] for s in ("train", "test")}
             empty = [s for s, rows in self.splits.items() if not rows]
             if empty:
-                raise ValueError(f"holding out test_fraction={test_fraction} of the {len(train_rows)} train rows "
-                                 f"left the {empty[0]} split empty; pass test rows explicitly")
+                raise ValueError(
+                    f"holding out test_fraction={test_fraction} of the {len(train_rows)} train rows "
+                    f"left the {empty[0]} split empty; pass test rows explicitly"
+                )
             self.splits = {s: [self._in_split(p, s) for p in rows] for s, rows in self.splits.items()}
         else:
             self.splits = {"train": train_rows, "test": self._problems(_rows(test, "test"), "test")}
@@ -100,19 +111,30 @@ class CustomTask(Task):
         problems = []
         for i, row in enumerate(rows):
             if self.prompt_column not in row:
-                raise ValueError(f"{split}[{i}] has no prompt column {self.prompt_column!r}; its columns are "
-                                 f"{sorted(row)} (set prompt_column= to the column the model sees)")
+                raise ValueError(
+                    f"{split}[{i}] has no prompt column {self.prompt_column!r}; its columns are "
+                    f"{sorted(row)} (set prompt_column= to the column the model sees)"
+                )
             prompt = row[self.prompt_column]
             if _is_conversation(prompt):
                 text, key = prompt[-1]["content"], json.dumps(prompt, sort_keys=True)
             elif isinstance(prompt, str):
                 text = key = prompt
             else:
-                raise ValueError(f"{split}[{i}][{self.prompt_column!r}] must be a string or a list of "
-                                 f"{{'role', 'content'}} messages, got {prompt!r}")
+                raise ValueError(
+                    f"{split}[{i}][{self.prompt_column!r}] must be a string or a list of "
+                    f"{{'role', 'content'}} messages, got {prompt!r}"
+                )
             answer = row.get(self.answer_column)
-            problems.append(Problem(question=str(text), prompt=str(text), answer="" if answer is None else str(answer),
-                                    meta={"row": row, "split": split}, key=key))
+            problems.append(
+                Problem(
+                    question=str(text),
+                    prompt=str(text),
+                    answer="" if answer is None else str(answer),
+                    meta={"row": row, "split": split},
+                    key=key,
+                )
+            )
         return problems
 
     @staticmethod

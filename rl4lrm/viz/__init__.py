@@ -40,12 +40,42 @@ def show_source(obj) -> None:
 def show_table(df, max_width: str = "22em", precision: int = 3) -> None:
     """Displays a DataFrame whose long cells wrap onto several lines instead of being cut ("…") or stretching
     the table past the page: no column is wider than ``max_width``; floats show ``precision`` decimals."""
-    display(df.style.format(precision=precision).set_properties(
-        **{"white-space": "pre-wrap", "max-width": max_width, "text-align": "left", "vertical-align": "top"}))
+    display(
+        df.style.format(precision=precision).set_properties(
+            **{"white-space": "pre-wrap", "max-width": max_width, "text-align": "left", "vertical-align": "top"}
+        )
+    )
 
 
-__all__ = ["COMPARISON_CURVES", "CURVES", "SAMPLING_CURVES", "ComparisonPanel", "DiffusionPanel", "JudgeHackingPanel", "LatentPanel",
-           "RewardMixPanel", "SampleExplorer", "SharpeningPanel", "TrainingDashboard", "plot_accuracy_vs_tokens",
-           "plot_comparison", "plot_coverage", "plot_curriculum", "plot_curves", "plot_estimators", "plot_gaps",
-           "plot_group_rewards", "plot_judge_hacking", "plot_passk_curves", "plot_sharpening", "plot_steps_study", "plot_thought_heatmap",
-           "plot_thoughts_sweep", "plot_tradeoff", "plot_tree", "plot_unmasking", "show_source", "show_table"]
+__all__ = [
+    "COMPARISON_CURVES",
+    "CURVES",
+    "SAMPLING_CURVES",
+    "ComparisonPanel",
+    "DiffusionPanel",
+    "JudgeHackingPanel",
+    "LatentPanel",
+    "RewardMixPanel",
+    "SampleExplorer",
+    "SharpeningPanel",
+    "TrainingDashboard",
+    "plot_accuracy_vs_tokens",
+    "plot_comparison",
+    "plot_coverage",
+    "plot_curriculum",
+    "plot_curves",
+    "plot_estimators",
+    "plot_gaps",
+    "plot_group_rewards",
+    "plot_judge_hacking",
+    "plot_passk_curves",
+    "plot_sharpening",
+    "plot_steps_study",
+    "plot_thought_heatmap",
+    "plot_thoughts_sweep",
+    "plot_tradeoff",
+    "plot_tree",
+    "plot_unmasking",
+    "show_source",
+    "show_table",
+]

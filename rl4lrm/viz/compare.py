@@ -26,8 +26,7 @@ COMPARISON_CURVES = [
 ]
 
 
-def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None,
-                    x: str = "step"):
+def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None, x: str = "step"):
     """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1.
 
     Args:
@@ -59,7 +58,7 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
                     ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
     fig = finish_panels(axes, curves, title, legend=True)
     if x != "step":
-        for ax in axes[:len(curves)]:
+        for ax in axes[: len(curves)]:
             ax.set_xlabel(x, fontsize=8)
     return fig
 
@@ -77,8 +76,16 @@ class ComparisonPanel:
         **config: ``TrainConfig`` fields shared by every run (``steps``, ``eval_every``, ``lr``, ...).
     """
 
-    def __init__(self, task: str = "countdown", presets=("grpo", "dr_grpo"), seeds: int = 2,
-                 methods: dict[str, dict] | None = None, curves=COMPARISON_CURVES, x: str = "step", **config):
+    def __init__(
+        self,
+        task: str = "countdown",
+        presets=("grpo", "dr_grpo"),
+        seeds: int = 2,
+        methods: dict[str, dict] | None = None,
+        curves=COMPARISON_CURVES,
+        x: str = "step",
+        **config,
+    ):
         self.methods = {name: {"preset": name} for name in PRESETS} if methods is None else dict(methods)
         unknown = [p for p in presets if p not in self.methods]
         if unknown:
@@ -86,8 +93,9 @@ class ComparisonPanel:
         self.task, self.config, self.runs, self.curves, self.x = task, dict(config), None, curves, x
         steps = self.config.pop("steps", 60)
         style = {"description_width": "90px"}
-        self.presets = W.SelectMultiple(options=list(self.methods), value=tuple(presets), rows=6,
-                                        description="methods", style=style)
+        self.presets = W.SelectMultiple(
+            options=list(self.methods), value=tuple(presets), rows=6, description="methods", style=style
+        )
         hint = W.HTML("<small>Ctrl-click (⌘-click on a Mac) selects several; Shift-click a range.</small>")
         self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)
         self.steps = int_slider(steps, 10, 400, 10, description="steps", style=style)
@@ -95,9 +103,14 @@ class ComparisonPanel:
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()
         self.out = W.Output()
-        self.widget = W.VBox([W.HBox([W.VBox([self.presets, hint]),
-                                      W.VBox([self.seeds, self.steps, W.HBox([self.button, self.status])])]),
-                              self.out])
+        self.widget = W.VBox(
+            [
+                W.HBox(
+                    [W.VBox([self.presets, hint]), W.VBox([self.seeds, self.steps, W.HBox([self.button, self.status])])]
+                ),
+                self.out,
+            ]
+        )
         self.fig, axes = plt.subplots(2, 3, figsize=(12.5, 5.8))
         self.axes = axes.ravel()
         plt.close(self.fig)  # drawn into the Output widget only
@@ -117,9 +130,15 @@ class ComparisonPanel:
         self.button.disabled = True
         self.status.value = "<i>training…</i>"
         try:
-            self.runs = compare_presets({m: self.methods[m] for m in chosen}, seeds=tuple(range(self.seeds.value)),
-                                        on_run_end=self._draw,
-                                        progress=False, task=self.task, steps=self.steps.value, **self.config)
+            self.runs = compare_presets(
+                {m: self.methods[m] for m in chosen},
+                seeds=tuple(range(self.seeds.value)),
+                on_run_end=self._draw,
+                progress=False,
+                task=self.task,
+                steps=self.steps.value,
+                **self.config,
+            )
             summary = final_table(self.runs)[("acc/pass@1", "mean")]
             self.status.value = "held-out pass@1: " + ", ".join(f"{m} <b>{v:.2f}</b>" for m, v in summary.items())
         finally:

@@ -28,8 +28,9 @@ def int_slider(value: int, lo: int, hi: int, step: int = 1, **kw) -> W.IntSlider
     return W.IntSlider(value=value, min=lo, max=hi, step=step, **kw)
 
 
-def log_slider(value: float, lo: float, hi: float, step: float = 0.25, readout_format: str = ".1e",
-               **kw) -> W.FloatLogSlider:
+def log_slider(
+    value: float, lo: float, hi: float, step: float = 0.25, readout_format: str = ".1e", **kw
+) -> W.FloatLogSlider:
     """A base-10 ``FloatLogSlider`` from about ``lo`` to ``hi`` (widened to include ``value``) whose exponent grid
     passes through ``log10(value)``, so 3e-4 reads 3.0e-04 and not 3.2e-04.
 

@@ -39,10 +39,14 @@ class TrainingDashboard:
     def __init__(self, task: str = "addition", plot_every: int = 2, **defaults):
         base = TrainConfig.build(task=task, **defaults)
         self.task, self.plot_every, self.history = task, plot_every, None
-        self.extra = {k: v for k, v in defaults.items()
-                      if k not in ("preset", "lr", "group_size", "temperature", "kl_coef", "steps")}
+        self.extra = {
+            k: v
+            for k, v in defaults.items()
+            if k not in ("preset", "lr", "group_size", "temperature", "kl_coef", "steps")
+        }
         style = {"description_width": "110px"}
         algo = base.algorithm
+
         # slider ranges widen to include the given values: a widget must never clamp or round what you passed
         def slider(value, lo, hi, **kw):
             return W.FloatSlider(value=value, min=min(lo, value), max=max(hi, value), style=style, **kw)
@@ -59,8 +63,13 @@ class TrainingDashboard:
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()
         self.out = W.Output()
-        self.widget = W.VBox([W.HBox([W.VBox(list(self.controls.values())[:3]), W.VBox(list(self.controls.values())[3:])]),
-                              W.HBox([self.button, self.status]), self.out])
+        self.widget = W.VBox(
+            [
+                W.HBox([W.VBox(list(self.controls.values())[:3]), W.VBox(list(self.controls.values())[3:])]),
+                W.HBox([self.button, self.status]),
+                self.out,
+            ]
+        )
         self.fig, axes = plt.subplots(2, 3, figsize=(12.5, 5.6))
         self.axes = axes.ravel()
         plt.close(self.fig)  # drawn into the Output widget only

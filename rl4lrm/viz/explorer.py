@@ -23,14 +23,20 @@ class SampleExplorer:
         style = {"description_width": "100px"}
         self.task = W.Dropdown(options=sorted(ZOO), value=task, description="zoo model", style=style)
         self.index = W.IntSlider(value=0, min=0, max=99, description="test problem", style=style)
-        self.temperature = W.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="temperature",
-                                         style=style)
+        self.temperature = W.FloatSlider(
+            value=temperature, min=0.0, max=2.0, step=0.1, description="temperature", style=style
+        )
         self.group_size = W.IntSlider(value=group_size, min=1, max=32, description="samples G", style=style)
         self.button = W.Button(description="Sample", button_style="primary", icon="random")
         self.button.on_click(lambda _: self.run())
         self.out = W.Output()
-        self.widget = W.VBox([W.HBox([W.VBox([self.task, self.index]), W.VBox([self.temperature, self.group_size])]),
-                              self.button, self.out])
+        self.widget = W.VBox(
+            [
+                W.HBox([W.VBox([self.task, self.index]), W.VBox([self.temperature, self.group_size])]),
+                self.button,
+                self.out,
+            ]
+        )
         self.seed, self._loaded = seed, {}
 
     def run(self) -> pd.DataFrame:
@@ -40,16 +46,32 @@ class SampleExplorer:
         model, tokenizer, task = self._loaded[self.task.value]
         problem = task.problems("test", 100, seed=0)[self.index.value]
         gen = torch.Generator(device=model.device).manual_seed(self.seed)
-        batch = rollout(model, tokenizer, [task.format_prompt(problem)], self.group_size.value, 32,
-                        self.temperature.value, generator=gen)
+        batch = rollout(
+            model,
+            tokenizer,
+            [task.format_prompt(problem)],
+            self.group_size.value,
+            32,
+            self.temperature.value,
+            generator=gen,
+        )
         verdicts = [task.verify(problem, c) for c in batch.completions]
-        table = pd.DataFrame({"completion": batch.completions, "correct": [v.correct for v in verdicts],
-                              "reason": [v.reason for v in verdicts],
-                              "log-prob": batch.old_logprobs.sum(-1).round(decimals=2).tolist()})
+        table = pd.DataFrame(
+            {
+                "completion": batch.completions,
+                "correct": [v.correct for v in verdicts],
+                "reason": [v.reason for v in verdicts],
+                "log-prob": batch.old_logprobs.sum(-1).round(decimals=2).tolist(),
+            }
+        )
         with self.out:
             self.out.clear_output(wait=True)
-            display(W.HTML(f"<b>prompt</b> <code>{html.escape(task.format_prompt(problem))}</code> — "
-                           f"{html.escape(problem.question)} — pass rate {table['correct'].mean():.2f}"))
+            display(
+                W.HTML(
+                    f"<b>prompt</b> <code>{html.escape(task.format_prompt(problem))}</code> — "
+                    f"{html.escape(problem.question)} — pass rate {table['correct'].mean():.2f}"
+                )
+            )
             display(table)
         return table
 

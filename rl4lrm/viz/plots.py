@@ -56,7 +56,7 @@ def finish_panels(axes, curves, title: str | None, legend: bool):
         ax.tick_params(labelsize=8)
     if legend:
         axes[0].legend(fontsize=8)
-    for ax in axes[len(curves):]:
+    for ax in axes[len(curves) :]:
         ax.axis("off")
     fig = axes[0].figure
     if title:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 from IPython.display import display
+from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.experiments.judge_hacking import hacking_summary, judge_hacking
 from rl4lrm.rewards import REWARDS
@@ -25,8 +25,11 @@ from rl4lrm.trainer import Callback, TrainConfig, Trainer
 from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels
 
-MIX_CURVES = [("reward/mean", "train reward (the mix)"), ("reward/correct", "train reward: verifier"),
-              ("acc/pass@1", "held-out pass@1 (verifier)")]
+MIX_CURVES = [
+    ("reward/mean", "train reward (the mix)"),
+    ("reward/correct", "train reward: verifier"),
+    ("acc/pass@1", "held-out pass@1 (verifier)"),
+]
 
 
 def plot_group_rewards(parts: dict[str, torch.Tensor], group_size: int, groups: int = 8, title: str | None = None):
@@ -55,8 +58,11 @@ def plot_group_rewards(parts: dict[str, torch.Tensor], group_size: int, groups: 
     return fig
 
 
-HACKING_CURVES = [("reward/judge", "judge reward (optimised)"), ("reward/correct", "verifier on the same samples"),
-                  ("hack/shortcut_rate", "answers ending in 7")]
+HACKING_CURVES = [
+    ("reward/judge", "judge reward (optimised)"),
+    ("reward/correct", "verifier on the same samples"),
+    ("hack/shortcut_rate", "answers ending in 7"),
+]
 
 
 def plot_judge_hacking(history: pd.DataFrame, judge_weight: float, ax=None):
@@ -108,8 +114,15 @@ class JudgeHackingPanel:
         self.summary: dict[str, float] | None = None
         self.judge_weight: float | None = None  # the last run's w: the slider's value when Run was pressed
         style = {"description_width": "110px"}
-        self.weight = W.FloatSlider(value=judge_weight, min=0.0, max=1.0, step=0.1, description="judge weight w",
-                                    style=style, layout=W.Layout(width="420px"))
+        self.weight = W.FloatSlider(
+            value=judge_weight,
+            min=0.0,
+            max=1.0,
+            step=0.1,
+            description="judge weight w",
+            style=style,
+            layout=W.Layout(width="420px"),
+        )
         self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style, layout=W.Layout(width="420px"))
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
@@ -130,8 +143,10 @@ class JudgeHackingPanel:
         self.judge_weight = w
         self.summary = hacking_summary(self.history)
         s = self.summary
-        self.status.value = (f"w = {w:g}: held-out pass@1 {s['acc/pass@1 before']:.2f} → <b>{s['acc/pass@1 after']:.2f}</b>, "
-                             f"judge reward {s['reward/judge first']:.2f} → {s['reward/judge last']:.2f}")
+        self.status.value = (
+            f"w = {w:g}: held-out pass@1 {s['acc/pass@1 before']:.2f} → <b>{s['acc/pass@1 after']:.2f}</b>, "
+            f"judge reward {s['reward/judge first']:.2f} → {s['reward/judge last']:.2f}"
+        )
         plot_judge_hacking(self.history, w, ax=self.ax)
         with self.out:
             self.out.clear_output(wait=True)
@@ -162,8 +177,13 @@ class RewardMixPanel:
         **config: other ``TrainConfig`` fields for every run (``steps``, ``eval_every``, ...).
     """
 
-    def __init__(self, task: str = "addition", rewards=("correct", "majority_vote", "self_certainty"),
-                 weights: dict[str, float] | None = None, **config):
+    def __init__(
+        self,
+        task: str = "addition",
+        rewards=("correct", "majority_vote", "self_certainty"),
+        weights: dict[str, float] | None = None,
+        **config,
+    ):
         self.params = dict(rewards) if isinstance(rewards, dict) else {name: {} for name in rewards}
         for name in self.params:
             REWARDS.get(name)  # unknown names fail here with the known ones
@@ -174,14 +194,29 @@ class RewardMixPanel:
         self.task, self.config = task, dict(config)
         steps = self.config.pop("steps", 40)
         style = {"description_width": "120px"}
-        self.sliders = {name: W.FloatSlider(value=weights.get(name, 0.0), min=0.0, max=max(1.0, weights.get(name, 0.0)),
-                                            step=0.05, description=name, style=style) for name in self.params}
+        self.sliders = {
+            name: W.FloatSlider(
+                value=weights.get(name, 0.0),
+                min=0.0,
+                max=max(1.0, weights.get(name, 0.0)),
+                step=0.05,
+                description=name,
+                style=style,
+            )
+            for name in self.params
+        }
         self.steps = int_slider(steps, 5, 200, 5, description="steps", style=style)
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.groups_out, self.out, self.table_out = W.HTML(), W.Output(), W.Output(), W.Output()
-        self.widget = W.VBox([W.HBox([W.VBox(list(self.sliders.values())), W.VBox([self.steps, self.button, self.status])]),
-                              self.groups_out, self.out, self.table_out])
+        self.widget = W.VBox(
+            [
+                W.HBox([W.VBox(list(self.sliders.values())), W.VBox([self.steps, self.button, self.status])]),
+                self.groups_out,
+                self.out,
+                self.table_out,
+            ]
+        )
         self.fig, axes = plt.subplots(1, 3, figsize=(12.5, 2.9))
         self.axes = axes.ravel()
         plt.close(self.fig)
@@ -216,9 +251,14 @@ class RewardMixPanel:
         self.status.value = "<i>training…</i>"
         try:
             trainer = Trainer(config, callbacks=[_Live(self)], progress=False)
-            first_batch = trainer.sampler.sample(trainer.sampling_context()).scores  # what the first step will see (same seed)
-            self.groups_fig = plot_group_rewards({**first_batch.parts, "verifier": first_batch.correct},
-                                                 config.group_size, title=f"{self._label()}: the first batch, one group per row")
+            first_batch = trainer.sampler.sample(
+                trainer.sampling_context()
+            ).scores  # what the first step will see (same seed)
+            self.groups_fig = plot_group_rewards(
+                {**first_batch.parts, "verifier": first_batch.correct},
+                config.group_size,
+                title=f"{self._label()}: the first batch, one group per row",
+            )
             plt.close(self.groups_fig)
             with self.groups_out:
                 self.groups_out.clear_output(wait=True)
@@ -228,9 +268,16 @@ class RewardMixPanel:
             self.button.disabled = False
         rows = self.history[self.history["step"] > 0]
         first, last = self.history["acc/pass@1"].iloc[0], self.history["acc/pass@1"].iloc[-1]
-        self.results.append({"reward mix": self._label(), "steps": config.steps, "held-out pass@1 before": first,
-                             "after": last, "train reward (last 5)": rows["reward/mean"].tail(5).mean(),
-                             "train verifier (last 5)": rows["reward/correct"].tail(5).mean()})
+        self.results.append(
+            {
+                "reward mix": self._label(),
+                "steps": config.steps,
+                "held-out pass@1 before": first,
+                "after": last,
+                "train reward (last 5)": rows["reward/mean"].tail(5).mean(),
+                "train verifier (last 5)": rows["reward/correct"].tail(5).mean(),
+            }
+        )
         self.status.value = f"held-out pass@1 {first:.2f} → <b>{last:.2f}</b>"
         with self.table_out:
             self.table_out.clear_output(wait=True)

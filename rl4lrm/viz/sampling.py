@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.advantages import node_values
 from rl4lrm.sampling import TreeRollout
@@ -61,13 +61,23 @@ def plot_tree(tree: TreeRollout, rewards: torch.Tensor, prompt: int = 0, title: 
     for n in nodes:
         text = "prompt" if parent[n] < 0 else repr(tree.segments[n])[1:-1]
         label = f"{text}\nV={values[n]:.2f}" + (f"\n×{int(leaves[n])}" if not children[n] and leaves[n] > 1 else "")
-        ax.text(x[n], -depth[n], label, ha="center", va="center", fontsize=8, zorder=2, family="monospace",
-                bbox={"boxstyle": "round,pad=0.3", "fc": cmap(float(values[n])), "ec": "0.4", "alpha": 0.9})
+        ax.text(
+            x[n],
+            -depth[n],
+            label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            zorder=2,
+            family="monospace",
+            bbox={"boxstyle": "round,pad=0.3", "fc": cmap(float(values[n])), "ec": "0.4", "alpha": 0.9},
+        )
     ax.set_xlim(-0.7, slot - 0.3)
     ax.set_ylim(-max(depth[n] for n in nodes) - 0.6, 0.6)
     ax.axis("off")
-    ax.set_title(title or f"sampling tree of prompt {prompt}: node values V = mean reward of the leaves below",
-                 fontsize=10)
+    ax.set_title(
+        title or f"sampling tree of prompt {prompt}: node values V = mean reward of the leaves below", fontsize=10
+    )
     ax.figure.tight_layout()
     return ax.figure
 

@@ -41,8 +41,9 @@ def _log2_axis(ax, ks) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_passk_curves(result: SharpeningResult | pd.DataFrame, ax=None, title: str | None = None,
-                      mark_crossovers: bool = True):
+def plot_passk_curves(
+    result: SharpeningResult | pd.DataFrame, ax=None, title: str | None = None, mark_crossovers: bool = True
+):
     """pass@k against k (log2 axis): one line and bootstrap band per label, the base dashed.
 
     Args:
@@ -64,8 +65,15 @@ def plot_passk_curves(result: SharpeningResult | pd.DataFrame, ax=None, title: s
     for label in labels:
         df = curves[curves["label"] == label].sort_values("k")
         dashed = label == "base"
-        ax.plot(df["k"], df["pass@k"], color=colors[label], ls="--" if dashed else "-", lw=2 if dashed else 1.6,
-                label=label, zorder=3 if dashed else 2)
+        ax.plot(
+            df["k"],
+            df["pass@k"],
+            color=colors[label],
+            ls="--" if dashed else "-",
+            lw=2 if dashed else 1.6,
+            label=label,
+            zorder=3 if dashed else 2,
+        )
         ax.fill_between(df["k"], df["lo"], df["hi"], color=colors[label], alpha=0.12 if dashed else 0.18, lw=0)
         if mark_crossovers and base is not None and not dashed:
             k = crossover_k(base, df.set_index("k")["pass@k"])
@@ -126,8 +134,9 @@ def coverage_grid(counts: dict[str, list[int]], reference: str = "base") -> tupl
     return grid[:, order], labels, order
 
 
-def plot_coverage(result: SharpeningResult | dict[str, list[int]], ax=None, reference: str = "base",
-                  title: str | None = None):
+def plot_coverage(
+    result: SharpeningResult | dict[str, list[int]], ax=None, reference: str = "base", title: str | None = None
+):
     """Which held-out problems each model solves at k = n: one row per model, one column per problem.
 
     A ``SharpeningResult`` adds a second, independent sample of the base model as the second row: the
@@ -144,20 +153,27 @@ def plot_coverage(result: SharpeningResult | dict[str, list[int]], ax=None, refe
     """
     counts = result.counts if isinstance(result, SharpeningResult) else result
     if isinstance(result, SharpeningResult) and result.base_resample is not None:  # the chance level, second row
-        counts = {reference: counts[reference], f"{reference}, 2nd sample": result.base_resample,
-                  **{label: c for label, c in counts.items() if label != reference}}
+        counts = {
+            reference: counts[reference],
+            f"{reference}, 2nd sample": result.base_resample,
+            **{label: c for label, c in counts.items() if label != reference},
+        }
     grid, labels, _ = coverage_grid(counts, reference)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
     ax.imshow(grid, aspect="auto", cmap=ListedColormap(COVERAGE_COLORS), vmin=-0.5, vmax=3.5, interpolation="nearest")
     sets = coverage_sets(counts, reference)
-    ax.set_yticks(range(len(labels)), [f"{label}  (+{len(sets[label]['gained'])} / −{len(sets[label]['lost'])})"
-                                       for label in labels], fontsize=8)
+    ax.set_yticks(
+        range(len(labels)),
+        [f"{label}  (+{len(sets[label]['gained'])} / −{len(sets[label]['lost'])})" for label in labels],
+        fontsize=8,
+    )
     ax.set_xticks([])
     ax.set_xlabel(f"{grid.shape[1]} held-out problems (sorted by the base model's correct count)", fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COVERAGE_COLORS]
-    ax.legend(handles, COVERAGE_NAMES, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18),
-              frameon=False)
+    ax.legend(
+        handles, COVERAGE_NAMES, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False
+    )
     ax.set_title(title or "coverage: a correct answer among n samples", fontsize=10)
     return ax.figure
 
@@ -197,8 +213,17 @@ class SharpeningPanel:
             ``eval_problems``, ``checkpoints``, ``lr``, ...).
     """
 
-    def __init__(self, base: str = "countdown", steps: int = 100, kl_coef: float = 0.04, entropy_coef: float = 0.0,
-                 temperature: float = 1.0, split: str = "standard", seed: int = 0, **study):
+    def __init__(
+        self,
+        base: str = "countdown",
+        steps: int = 100,
+        kl_coef: float = 0.04,
+        entropy_coef: float = 0.0,
+        temperature: float = 1.0,
+        split: str = "standard",
+        seed: int = 0,
+        **study,
+    ):
         if base not in ZOO:
             raise ValueError(f"unknown base model {base!r}; known: {sorted(ZOO)}")
         if split not in SPLITS:
@@ -208,26 +233,53 @@ class SharpeningPanel:
         same_task = [name for name in ZOO if ZOO[name].task == ZOO[base].task]
         self.controls = {
             "steps": int_slider(steps, 5, 400, 5, description="RL steps", style=style),
-            "kl_coef": W.FloatSlider(value=kl_coef, min=0.0, max=max(0.5, kl_coef), step=0.01, description="KL coef β",
-                                     style=style),
-            "entropy_coef": W.FloatSlider(value=entropy_coef, min=0.0, max=max(0.05, entropy_coef), step=0.001,
-                                          readout_format=".3f", description="entropy bonus", style=style),
-            "eval_temperature": W.FloatSlider(value=temperature, min=min(0.3, temperature), max=max(1.5, temperature),
-                                              step=0.05, description="eval temperature", style=style),
+            "kl_coef": W.FloatSlider(
+                value=kl_coef, min=0.0, max=max(0.5, kl_coef), step=0.01, description="KL coef β", style=style
+            ),
+            "entropy_coef": W.FloatSlider(
+                value=entropy_coef,
+                min=0.0,
+                max=max(0.05, entropy_coef),
+                step=0.001,
+                readout_format=".3f",
+                description="entropy bonus",
+                style=style,
+            ),
+            "eval_temperature": W.FloatSlider(
+                value=temperature,
+                min=min(0.3, temperature),
+                max=max(1.5, temperature),
+                step=0.05,
+                description="eval temperature",
+                style=style,
+            ),
             "base": W.Dropdown(options=same_task, value=base, description="base model", style=style),
             "split": W.Dropdown(options=list(SPLITS), value=split, description="split", style=style),
-            "seed": W.BoundedIntText(value=seed, min=0, max=10**6, description="seed", style=style,
-                                     layout=W.Layout(width="220px")),
+            "seed": W.BoundedIntText(
+                value=seed, min=0, max=10**6, description="seed", style=style, layout=W.Layout(width="220px")
+            ),
         }
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status = W.HTML()
-        self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", bar_style="info",
-                                      layout=W.Layout(width="400px", visibility="hidden"))
+        self.progress = W.IntProgress(
+            value=0,
+            min=0,
+            max=1,
+            description="progress",
+            bar_style="info",
+            layout=W.Layout(width="400px", visibility="hidden"),
+        )
         self.out = W.Output()
         values = list(self.controls.values())
-        self.widget = W.VBox([W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.progress]),
-                              self.status, self.out])
+        self.widget = W.VBox(
+            [
+                W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]),
+                W.HBox([self.button, self.progress]),
+                self.status,
+                self.out,
+            ]
+        )
         self.fig = plt.figure(figsize=(13, 6.4))
         plt.close(self.fig)  # drawn into the Output widget only
 
@@ -249,18 +301,26 @@ class SharpeningPanel:
             # units: training steps, then the base and each checkpoint, then the base's second sample
             self.progress.max, self.progress.value = settings["steps"] + models + 1, 0
             self.progress.bar_style, self.progress.layout.visibility = "info", "visible"
-            self.result = sharpening_study(progress=False, on_stage=self._stage, callbacks=[_StepProgress(self.progress)],
-                                           **settings)
+            self.result = sharpening_study(
+                progress=False, on_stage=self._stage, callbacks=[_StepProgress(self.progress)], **settings
+            )
             self.progress.value, self.progress.bar_style = self.progress.max, "success"
             n = self.result.n_samples
             summary = self.result.summary(ks=(1, n))
             first, last = summary.index[0], summary.index[-1]
             k = self.result.crossovers()[last]
-            self.status.value = (f"{first} → {last}: " + ", ".join(
-                f"pass@{j} {summary.loc[first, f'pass@{j}']:.2f} → <b>{summary.loc[last, f'pass@{j}']:.2f}</b>"
-                for j in (1, n)) + ("; the curves do not cross" if k is None else f"; base catches up at k = {k}"))
-            title = (f"{settings['base']} ({settings['split']}): {settings['steps']} steps, β={settings['kl_coef']}, "
-                     f"entropy {settings['entropy_coef']}, eval T={settings['eval_temperature']}, seed {settings['seed']}")
+            self.status.value = (
+                f"{first} → {last}: "
+                + ", ".join(
+                    f"pass@{j} {summary.loc[first, f'pass@{j}']:.2f} → <b>{summary.loc[last, f'pass@{j}']:.2f}</b>"
+                    for j in (1, n)
+                )
+                + ("; the curves do not cross" if k is None else f"; base catches up at k = {k}")
+            )
+            title = (
+                f"{settings['base']} ({settings['split']}): {settings['steps']} steps, β={settings['kl_coef']}, "
+                f"entropy {settings['entropy_coef']}, eval T={settings['eval_temperature']}, seed {settings['seed']}"
+            )
             plot_sharpening(self.result, title=title, fig=self.fig)
             with self.out:
                 self.out.clear_output(wait=True)
