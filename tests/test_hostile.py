@@ -13,13 +13,9 @@ import typing
 
 import pytest
 import torch
+from test_validation import CONFIGS  # every dataclass config the library validates
 
-from rl4lrm import sampling
 from rl4lrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rl4lrm.diffusion.model import DiffusionPretrainConfig, DiffusionSamplingConfig
-from rl4lrm.latent.model import LatentConfig
-from rl4lrm.latent.train import CurriculumConfig
-from rl4lrm.models.sft import SFTConfig
 from rl4lrm.presets import PRESETS
 from rl4lrm.rewards import RewardContext
 from rl4lrm.rewards.math_worker import MathWorker, too_costly
@@ -27,7 +23,6 @@ from rl4lrm.rewards.verifiable import last_number, math_equiv, numeric, parse_nu
 from rl4lrm.tasks import get_task
 from rl4lrm.tasks.base import Problem
 from rl4lrm.tasks.expression import ExpressionError, evaluate
-from rl4lrm.trainer import TrainConfig
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,18 +33,6 @@ N_NUMERALS = 400
 N_CHAIN = 200
 N_EXPRESSIONS = 400
 HOSTILE_VALUES = [math.nan, math.inf, -math.inf, -1, -1.5, 0, "0.1", "a", [1], {"x": 1}, True, 10**30]
-CONFIGS = [
-    TrainConfig,
-    sampling.FlatConfig,
-    sampling.DynamicConfig,
-    sampling.CurriculumConfig,
-    sampling.TreeConfig,
-    DiffusionSamplingConfig,
-    DiffusionPretrainConfig,
-    LatentConfig,
-    CurriculumConfig,
-    SFTConfig,
-]
 
 
 def _problem(answer: str) -> Problem:
