@@ -243,8 +243,12 @@ class NotebookPage:
         paths = []
         try:
             self.page.wait_for_timeout(500)
+            # the notebook ends at its last cell (JupyterLab pads below it, to scroll past the end)
             total, visible = self.page.evaluate(
-                f"(path) => {{ {scroller} return [outer.scrollHeight, outer.clientHeight]; }}", self.path
+                f"""(path) => {{ {scroller} const last = panel.content.widgets.at(-1).node.getBoundingClientRect();
+                    const bottom = last.bottom - outer.getBoundingClientRect().top + outer.scrollTop + 20;
+                    return [Math.min(outer.scrollHeight, bottom), outer.clientHeight]; }}""",
+                self.path,
             )
             for k, top in enumerate(range(0, max(total, 1), max(visible, 1))):
                 self.page.evaluate(f"([path, top]) => {{ {scroller} outer.scrollTop = top; }}", [self.path, top])
