@@ -247,10 +247,10 @@ class NotebookPage:
             total, visible = self.page.evaluate(
                 f"""(path) => {{ {scroller} const last = panel.content.widgets.at(-1).node.getBoundingClientRect();
                     const bottom = last.bottom - outer.getBoundingClientRect().top + outer.scrollTop + 20;
-                    return [Math.min(outer.scrollHeight, bottom), outer.clientHeight]; }}""",
+                    return [Math.ceil(Math.min(outer.scrollHeight, bottom)), Math.floor(outer.clientHeight)]; }}""",
                 self.path,
             )
-            for k, top in enumerate(range(0, max(total, 1), max(visible, 1))):
+            for k, top in enumerate(range(0, max(int(total), 1), max(int(visible), 1))):
                 self.page.evaluate(f"([path, top]) => {{ {scroller} outer.scrollTop = top; }}", [self.path, top])
                 self.page.wait_for_timeout(300)
                 paths.append(stem.with_name(f"{stem.name}-{k + 1}.png"))
