@@ -259,15 +259,20 @@ class NotebookPage:
             self.page.set_viewport_size(size)
         return paths
 
-    def screenshot_cell(self, cell: int, path: Path) -> None:
-        """One cell (a panel, after its button ran)."""
-        self.page.evaluate(
-            f"""([path, i]) => {{ {PANEL_JS} panel.content.widgets[i].node.dataset.rl4lrmCell = String(i); }}""",
-            [self.path, cell],
-        )
-        locator = self.page.locator(f'[data-rl4lrm-cell="{cell}"]')
-        locator.scroll_into_view_if_needed()
-        locator.screenshot(path=str(path))
+    def screenshot_cell(self, cell: int, path: Path, window: int = 3000) -> None:
+        """One cell (a panel, after its button ran), in a window ``window`` px tall so tall panels fit."""
+        size = self.page.viewport_size
+        self.page.set_viewport_size({"width": size["width"], "height": window})
+        try:
+            self.page.evaluate(
+                f"""([path, i]) => {{ {PANEL_JS} const node = panel.content.widgets[i].node;
+                    node.dataset.rl4lrmCell = String(i); node.scrollIntoView({{block: 'start'}}); }}""",
+                [self.path, cell],
+            )
+            self.page.wait_for_timeout(300)
+            self.page.locator(f'[data-rl4lrm-cell="{cell}"]').screenshot(path=str(path))
+        finally:
+            self.page.set_viewport_size(size)
 
     def shutdown(self) -> None:
         """Shuts the notebook's kernel down (the fixture also shuts down whatever is left)."""
