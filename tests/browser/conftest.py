@@ -147,6 +147,7 @@ def page(browser, lab_server):
     """A fresh browser context and page; every kernel is shut down afterwards."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    page.set_default_timeout(120_000)  # JupyterLab's bundles load slowly on a busy 2-core machine
     yield page
     context.close()
     lab_server.shutdown_kernels()
