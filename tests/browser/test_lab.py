@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from labpage import NotebookPage
 
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_ALL_TIMEOUT_S = 600  # quick mode takes 10-60 s a notebook on a quiet 2-core CPU; CI shares its cores
 CLICK_TIMEOUT_S = 300
