@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lab lint test test-fast benchmarks clean
+.PHONY: install chromium lab lint test test-fast benchmarks clean
 
 install: $(STAMP)
 
@@ -31,12 +31,17 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# tests/browser drives JupyterLab in Debian's Chromium (Playwright cannot download its own here); CI starts bare
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: lint chromium
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
-# the unit tests without the ones marked slow (seconds each): a minute on 2 cores
+# the unit tests without the ones marked slow (seconds each) or browser (minutes): a minute on 2 cores
 test-fast: install
-	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -q tests -m "not slow and not browser" -p no:cacheprovider
 
 benchmarks: install
 	$(PY) benchmarks/rollout_throughput.py
