@@ -1,10 +1,11 @@
 """Opens every page of the built book in Chromium and checks that it works offline.
 
 Each page (the chapters and the text pages of ``book/_toc.yml``) is served from ``book/_build/html`` on localhost and
-must: load nothing from another host (every such request is recorded and aborted), load every local file it asks
-for (no 404), render its math with MathJax (``mjx-container``, no TeX error), show every image (``naturalWidth > 0``)
-and render every widget of the stored widget state (no "Error displaying widget"). A full-page screenshot of each
-goes to ``build/screenshots/book/``.
+must: carry the banner saying that chapters show quick-mode outputs, load nothing from another host (every such
+request is recorded and aborted), load every local file it asks for (no 404), raise no JavaScript error, render its
+math with MathJax (``mjx-container``, no TeX error), show every image (``naturalWidth > 0``) and render the widgets
+of the stored widget state (controls in the DOM, no "Error displaying widget"). A full-page screenshot of each goes
+to ``build/screenshots/book/``.
 
 The session fixture runs ``book/build.py`` (every chapter in quick mode, about six minutes on 2 cores) unless the
 built book is newer than everything it is built from. Chromium is Debian's ``/usr/bin/chromium`` (or
@@ -124,7 +125,8 @@ def test_page_renders_offline(page_path, server, browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(f"{server}/{page_path}.html", wait_until="load")
-        html = page.content()
+        banner = page.locator(".bd-header-announcement")
+        assert banner.count() == 1 and "quick-mode outputs" in banner.inner_text(), "no quick-mode banner"
         has_math = page.locator("span.math, div.math").count() > 0
         has_widgets = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count() > 0
         if has_math:
