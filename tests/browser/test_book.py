@@ -93,6 +93,23 @@ def browser():
 # what a rendered ipywidgets control looks like in the DOM (the embed manager replaces each view's <script>)
 CONTROLS = ".widget-button, .widget-slider, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons, .widget-hbox"
 
+
+def block_remote(page) -> list[str]:
+    """Aborts every request of ``page`` that leaves the machine; returns the list their URLs are appended to."""
+    remote = []
+
+    def route(route):
+        url = urlparse(route.request.url)
+        if url.scheme in ("file", "data", "blob", "about") or url.hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            remote.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+    return remote
+
+
 WAIT_FOR_MATH = """async () => {
     if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;
     await MathJax.startup.promise;
@@ -106,21 +123,17 @@ WAIT_FOR_IMAGES = """async () => {
 }"""
 
 
+BROKEN_FONTS = (
+    "async () => { await document.fonts.ready; "
+    "return [...document.fonts].filter(f => f.status === 'error').map(f => f.family); }"
+)
+
+
 @pytest.mark.parametrize("page_path", toc_pages())
 def test_page_renders_offline(page_path, server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    remote, missing, errors = [], [], []
-
-    def route(route):
-        url = urlparse(route.request.url)
-        if url.scheme in ("data", "blob", "about") or url.hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            remote.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", route)
+    remote, missing, errors = block_remote(page), [], []
     page.on("response", lambda response: missing.append(response.url) if response.status >= 400 else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
@@ -141,6 +154,8 @@ def test_page_renders_offline(page_path, server, browser):
         assert "Error displaying widget" not in html, "a widget failed to render"
         broken = page.evaluate(WAIT_FOR_IMAGES)
         assert not broken, f"images that did not render: {broken}"
+        fonts = page.evaluate(BROKEN_FONTS)
+        assert not fonts, f"fonts that failed to load: {fonts}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
     finally:
@@ -148,3 +163,17 @@ def test_page_renders_offline(page_path, server, browser):
     assert not remote, f"requests to remote hosts: {remote}"
     assert not missing, f"local files that failed to load: {missing}"
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_chapter_opens_from_a_file_url(book_html, browser):
+    """Opened straight from disk (file://), a chapter still renders its math, with MathJax's fonts, and its widgets."""
+    page = browser.new_page()
+    remote = block_remote(page)
+    try:
+        page.goto((book_html / "notebooks" / "01_first_rlvr_run.html").as_uri(), wait_until="load")
+        assert page.evaluate(WAIT_FOR_MATH) and page.locator("mjx-container").count() > 0
+        page.wait_for_selector(CONTROLS, state="attached", timeout=30_000)
+        assert not page.evaluate(BROKEN_FONTS)
+    finally:
+        page.close()
+    assert not remote, f"requests to remote hosts: {remote}"
