@@ -113,6 +113,11 @@ def block_remote(page) -> list[str]:
     return remote
 
 
+# the embed manager renders each widget view (a <script> holding its model id) into a .widget-subarea next to it
+ALL_VIEWS_RENDERED = """() => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')]
+    .every(view => { const area = view.parentElement.querySelector('.widget-subarea');
+                     return area !== null && area.childElementCount > 0; })"""
+
 WAIT_FOR_MATH = """async () => {
     if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;
     await MathJax.startup.promise;
@@ -149,8 +154,8 @@ def test_page_renders_offline(page_path, browser, server):
             assert page.evaluate(WAIT_FOR_MATH), "MathJax did not start"
             assert page.locator("mjx-container").count() > 0, "the page has math but MathJax rendered none"
             assert page.locator("mjx-merror").count() == 0, "MathJax reports a TeX error"
-        if has_widgets:
-            page.wait_for_selector(".jupyter-widgets", state="attached", timeout=30_000)
+        if has_widgets:  # every stored view rendered, and real controls among them
+            page.wait_for_function(ALL_VIEWS_RENDERED, timeout=30_000)
             page.wait_for_selector(CONTROLS, state="attached", timeout=30_000)
         page.wait_for_load_state("networkidle")
         html = page.content()
