@@ -48,6 +48,9 @@ FILES = [
     ("@jupyter-widgets/html-manager", "dist/*.svg", "html-manager"),
 ]
 
+# what a cell timeout or a dead kernel leaves in jupyter-book's output (nbclient's exceptions)
+TRANSIENT = ("CellTimeoutError", "DeadKernelError", "Timeout waiting for")
+
 # a <script src=...> or <link ... href=...> (stylesheets, preloaded fonts) that leaves the machine
 REMOTE = re.compile(r"<script[^>]*\ssrc=\"(?:https?:)?//[^\"]*\"|<link[^>]*\shref=\"(?:https?:)?//[^\"]*\"[^>]*>")
 
@@ -98,11 +101,23 @@ def remote_references(html_dir: Path) -> list[str]:
     return found
 
 
+def run_echoed(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Runs ``command``, echoing its output line by line as it comes; returns its exit status and its output."""
+    lines = []
+    with subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    return proc.returncode, "".join(lines)
+
+
 def build(execute: str = "force") -> Path:
     start = time.perf_counter()
     vendor()
     link_notebooks()
-    env = dict(os.environ, RL4LRM_QUICK="1")
+    env = dict(os.environ, RL4LRM_QUICK="1", PYTHONUNBUFFERED="1")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [str(jupyter_book), "build", str(BOOK), "--builder", "html"]
     if execute != "force":  # the same configuration with another execution mode
@@ -112,7 +127,15 @@ def build(execute: str = "force") -> Path:
         config.write_text(re.sub(r"execute_notebooks: \w+", f"execute_notebooks: {execute}", text))
         command += ["--config", str(config)]
     STAMP.unlink(missing_ok=True)
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
+    for attempt in (1, 2):
+        returncode, output = run_echoed(command, env)
+        if returncode == 0:
+            break
+        # A kernel that stops answering (seen now and then on a loaded machine: the cell's reply never arrives while
+        # the kernel sits idle) ends as a cell timeout; build once more. A cell that raises fails at once.
+        if attempt == 2 or not any(sign in output for sign in TRANSIENT):
+            sys.exit(f"book/build.py: jupyter-book failed (exit status {returncode})")
+        print("book/build.py: a notebook's kernel stopped answering; building once more", flush=True)
     remote = remote_references(HTML)
     if remote:
         sys.exit("book/build.py: pages load from remote hosts:\n" + "\n".join(remote))
