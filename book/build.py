@@ -119,7 +119,9 @@ def build(execute: str = "force") -> Path:
     link_notebooks()
     env = dict(os.environ, RL4LRM_QUICK="1", PYTHONUNBUFFERED="1")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book), "build", str(BOOK), "--builder", "html"]
+    # --all: Sphinx re-reads (and so re-executes) only the pages whose source changed; a change to the library
+    # changes no notebook, but it changes the outputs
+    command = [str(jupyter_book), "build", str(BOOK), "--builder", "html", "--all"]
     if execute != "force":  # the same configuration with another execution mode
         config = BOOK / "_build" / f"_config.{execute}.yml"
         config.parent.mkdir(exist_ok=True)
