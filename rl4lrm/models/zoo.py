@@ -83,6 +83,21 @@ ZOO: dict[str, ZooEntry] = {
         "chain arithmetic, 2-3 steps, values 0..30; 0.65M-parameter Llama; 1500 SFT steps, half the "
         "step chains with one character corrupted (intermediate errors)",
     ),
+    "generalist": ZooEntry(
+        "mixture",
+        {
+            "parts": {
+                "add2": ("addition", {"digits": 2}),
+                "add3": ("addition", {"digits": 3, "min_digits": 3}),
+                "chain": ("chain", {"min_steps": 2, "max_steps": 3, "max_operand": 5, "max_value": 30}),
+            },
+            "weights": {"add2": 2.0, "add3": 1.0, "chain": 1.0},
+        },
+        "micro",
+        SFTConfig(steps=6000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "one model for three tasks (2-digit addition, 3-digit addition with 3-digit operands, 2-3 step chains; "
+        "weights 2:1:1); 0.65M-parameter Llama; 6000 SFT steps, half the answers corrupted",
+    ),
 }
 
 

@@ -1,6 +1,6 @@
 """Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, arithmetic chains
-whose intermediate steps are checkable (for process rewards), and your own rows with a TRL-style
-reward function (``CustomTask``).
+whose intermediate steps are checkable (for process rewards), mixtures of tasks (``Mixture``: one
+model, several tasks), and your own rows with a TRL-style reward function (``CustomTask``).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -12,6 +12,7 @@ from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.expression import ExpressionError, evaluate
+from rl4lrm.tasks.mixture import Mixture
 
 
 def get_task(name: str, **kwargs) -> Task:
@@ -26,6 +27,7 @@ __all__ = [
     "Countdown",
     "CustomTask",
     "ExpressionError",
+    "Mixture",
     "StepVerdict",
     "Problem",
     "Task",

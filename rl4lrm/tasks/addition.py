@@ -1,7 +1,9 @@
 """Multi-digit addition: the smallest task where a char-level model has to learn to carry.
 
 ``"12+34="`` → ``"46"``. It trains in minutes on a CPU, which makes it the lab's "hello world"
-for watching RL move a reward curve before moving on to Countdown.
+for watching RL move a reward curve before moving on to Countdown. ``min_digits`` makes a variant with
+longer operands only (``Addition(digits=3, min_digits=3)``: 100..999), the out-of-distribution test of a
+model fine-tuned on 2 digits (notebook 06).
 """
 
 from __future__ import annotations
@@ -17,18 +19,26 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 @TASKS.register("addition")
 class Addition(Task):
-    """Add two uniformly random non-negative integers of up to ``digits`` digits each."""
+    """Add two non-negative integers, each uniform among those with ``min_digits``..``digits`` digits."""
 
     name = "addition"
     alphabet = "0123456789+="
 
-    def __init__(self, digits: int = 2):
+    def __init__(self, digits: int = 2, min_digits: int = 1):
+        """Validates and stores the settings.
+
+        Args:
+            digits: most digits of an operand, 1..9.
+            min_digits: fewest digits of an operand, 1..``digits`` (1 counts 0..9 as one-digit numbers, so
+                the default draws uniformly from 0..10**digits - 1).
+        """
         check_int("digits", digits, 1, 9)
-        self.digits = digits
+        check_int("min_digits", min_digits, 1, digits)
+        self.digits, self.min_digits = digits, min_digits
 
     def sample(self, rng: random.Random) -> Problem:
-        high = 10**self.digits - 1
-        a, b = rng.randint(0, high), rng.randint(0, high)
+        low, high = (0 if self.min_digits == 1 else 10 ** (self.min_digits - 1)), 10**self.digits - 1
+        a, b = rng.randint(low, high), rng.randint(low, high)
         return Problem(
             question=f"What is {a} + {b}?",
             prompt=f"{a}+{b}=",

@@ -22,6 +22,7 @@ from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
+from rl4lrm.viz.rl_vs_sft import RLvsSFTPanel, plot_razor, plot_rl_vs_sft
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
 from rl4lrm.viz.sharpening import (
     SharpeningPanel,
@@ -55,6 +56,7 @@ __all__ = [
     "DiffusionPanel",
     "JudgeHackingPanel",
     "LatentPanel",
+    "RLvsSFTPanel",
     "RewardMixPanel",
     "SampleExplorer",
     "SharpeningPanel",
@@ -69,6 +71,8 @@ __all__ = [
     "plot_group_rewards",
     "plot_judge_hacking",
     "plot_passk_curves",
+    "plot_razor",
+    "plot_rl_vs_sft",
     "plot_sharpening",
     "plot_steps_study",
     "plot_thought_heatmap",
