@@ -11,6 +11,9 @@ run, and a longer one that continues from ``countdown``), for studies of how the
 (notebook 05: does RL sharpen or discover?). On 128 test problems x 256 samples at T=1, pass@1 / pass@64:
 weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``countdown`` leaves
 ``countdown-strong`` stale: rebuild it after its parent (``--rebuild`` with no names does, in that order).
+
+``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
+2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
 """
 
 from __future__ import annotations
