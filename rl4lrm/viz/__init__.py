@@ -30,6 +30,7 @@ from rl4lrm.viz.sharpening import (
     plot_passk_curves,
     plot_sharpening,
 )
+from rl4lrm.viz.tricks import TRICK_CURVES, TricksPanel
 
 
 def show_source(obj) -> None:
@@ -58,6 +59,8 @@ __all__ = [
     "RewardMixPanel",
     "SampleExplorer",
     "SharpeningPanel",
+    "TRICK_CURVES",
+    "TricksPanel",
     "TrainingDashboard",
     "plot_accuracy_vs_tokens",
     "plot_comparison",
