@@ -134,7 +134,7 @@ def final_pass_at_1(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (base, method, seed): the held-out pass@1 before training and at the last evaluation."""
     runs = runs if "base" in runs else runs.assign(base="")
     evals = runs.dropna(subset=["acc/pass@1"])
-    grouped = evals.sort_values("step").groupby(["base", "method", "seed"], sort=False)["acc/pass@1"]
+    grouped = evals.sort_values("step", kind="stable").groupby(["base", "method", "seed"], sort=False)["acc/pass@1"]
     return pd.DataFrame({"before": grouped.first(), "after": grouped.last()}).reset_index()
 
 
