@@ -81,6 +81,17 @@ CROSSWALK: tuple[Knob, ...] = (
         "only affects the batch whitening of gae / reinforce / reinforce_baseline",
     ),
     Knob(
+        "group mean, batch std (Lite PPO's normalisation)",
+        'advantage="group_mean_batch_std"',
+        'scale_rewards="batch"',
+        "—",
+        "—",
+        "(r − group mean) / (sample std of the batch's raw rewards + ε), TRL with ε = 1e-4 (its docs cite Lite "
+        "PPO); the nearest in verl and OpenRLHF is reinforce_plus_plus_baseline / reinforce_baseline, which "
+        "subtract the group mean and then whiten over the batch's tokens (batch mean too, token-weighted); "
+        'rl4lrm\'s advantage="batch_norm" uses the batch mean and std',
+    ),
+    Knob(
         "ε of the group std normalisation",
         "std_eps",
         "— (1e-4)",
@@ -310,6 +321,17 @@ CROSSWALK: tuple[Knob, ...] = (
         "max_completion_length",
         "data.max_response_length",
         "--rollout.max_new_tokens",
+    ),
+    Knob(
+        "overlong filtering (truncated completions out of the loss)",
+        "overlong_filter",
+        "mask_truncated_completions",
+        "—",
+        "—",
+        "DAPO's filter: a completion the length cap cut before its EOS gets no loss; verl's DAPO recipe and "
+        "OpenRLHF shape the reward of long answers instead (overlong buffer; OpenRLHF also "
+        "--reward.stop_properly_penalty_coef for truncated ones); verl's data.filter_overlong_prompts drops "
+        "long prompts, not completions",
     ),
     Knob(
         "length penalty (reward)",

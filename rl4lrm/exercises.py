@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from rl4lrm.advantages import ADVANTAGES, node_values
+from rl4lrm.advantages import ADVANTAGES, NORMALISATIONS, node_values
 from rl4lrm.aggregation import AGGREGATIONS, aggregation_denominators
 from rl4lrm.kl import kl_penalty
 from rl4lrm.passk import coverage_sets, crossover_k, pass_at_k
@@ -273,3 +273,57 @@ def check_majority_vote(fn: Callable[[list, int], list], cases: int = 200, seed:
             assert got == want, f"answers {answers}, G={G}: expected {want}, got {got}"
 
     return report_check("majority vote", attempt)
+
+
+def check_batch_std_advantages(
+    fn: Callable[[torch.Tensor, int], torch.Tensor], cases: int = 100, seed: int = 0
+) -> bool:
+    """Compares ``fn(rewards (N,), group_size) -> (N,)`` with Lite PPO's group-mean / batch-std advantages."""
+    return _check_group_estimator(fn, "group_mean_batch_std", "group mean, batch std advantages", 2, cases, seed)
+
+
+def check_filtered_token_weights(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases: int = 50, seed: int = 0
+) -> bool:
+    """Compares ``fn(response_mask (N, T), truncated (N,)) -> weights (N, T)`` with the weight of each token in a
+    ``token_mean`` loss after DAPO's overlong filter (``overlong_filter_mask``, then ``aggregation_denominators``)."""
+    from rl4lrm.trainer import overlong_filter_mask
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def attempt():
+        for _ in range(cases):
+            n, t = int(torch.randint(1, 6, (1,), generator=gen)), int(torch.randint(1, 7, (1,), generator=gen))
+            lengths = torch.randint(1, t + 1, (n,), generator=gen)
+            mask = (torch.arange(t)[None] < lengths[:, None]).float()
+            truncated = (lengths == t) & (torch.rand(n, generator=gen) < 0.7)
+            want = aggregation_denominators(overlong_filter_mask(mask, truncated), "token_mean")
+            got = torch.as_tensor(fn(mask.clone(), truncated.clone())).float()
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), (
+                f"lengths={lengths.tolist()}, T={t}, truncated={truncated.tolist()}: got row sums "
+                f"{got.sum(1).tolist()}, expected {want.sum(1).tolist()}"
+            )
+
+    return report_check("token weights after the overlong filter", attempt)
+
+
+def check_largest_advantage(choice: str, rewards: torch.Tensor, group_size: int, row: int = 0) -> bool:
+    """A prediction question: under which advantage normalisation does sample ``row`` get the largest advantage?
+
+    ``choice`` names one of ``rl4lrm.advantages.NORMALISATIONS``; the checker computes the advantage of
+    ``row`` under each with the library and says whether the choice is (one of) the largest.
+    """
+    mask = torch.ones(len(rewards), 1)
+    values = {
+        name: ADVANTAGES.get(est)(rewards, mask, group_size)[0][row, 0].item() for name, est in NORMALISATIONS.items()
+    }
+    shown = ", ".join(f"{name} {v:+.3f}" for name, v in values.items())
+    if choice not in values:
+        print(f"… pick one of {list(values)} (got {choice!r})")
+        return False
+    best = max(values.values())
+    if values[choice] >= best - 1e-9:
+        print(f"✓ {choice}: the largest advantage for sample {row} ({shown})")
+        return True
+    print(f"✗ {choice} gives {values[choice]:+.3f}; the advantages of sample {row} are: {shown}")
+    return False

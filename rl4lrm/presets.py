@@ -109,6 +109,10 @@ class Preset:
     """The std of batch whitening (``reinforce_pp*`` and ``whiten_advantages``), one of ``WHITEN_STDS``:
     ``"biased"`` (population std + 1e-8: REINFORCE++'s code in OpenRLHF) or ``"unbiased"`` (rsqrt(Bessel-corrected
     variance + 1e-8): verl, TRL's PPO)."""
+    overlong_filter: bool = False
+    """DAPO's overlong filtering: completions cut by ``max_new_tokens`` before their EOS are masked out of the loss
+    (and of its token counts), so a truncated answer is neither rewarded nor punished (TRL:
+    ``mask_truncated_completions``). Their rewards still enter the advantages of their group."""
     singleton: str = "zero"
     """Advantage of a group of one sample (group_size 1), one of ``SINGLETONS``: ``"zero"`` (no signal; ``rloo``
     refuses) or ``"reward"`` (verl: the baseline is 0, so the raw reward; GRPO divides it by 1 + ε)."""
@@ -232,6 +236,20 @@ PRESETS: dict[str, Preset] = {
             policy_loss="vanilla_pg",
             aggregation="seq_mean_token_sum_norm",
             paper="Li et al. (2023), ReMax, https://arxiv.org/abs/2310.10505",
+        ),
+        Preset(
+            # Lite PPO: a vanilla PPO clipped loss without a critic and two tricks only: group-mean / batch-std
+            # advantages and token-level aggregation. No KL, no clip-higher, one update per batch as GRPO here
+            # (the paper does not tie Lite PPO to an epoch count).
+            "lite_ppo",
+            advantage="group_mean_batch_std",
+            policy_loss="ppo_clip",
+            aggregation="token_mean",
+            clip_low=0.2,
+            clip_high=0.2,
+            kl_coef=0.0,
+            paper="Liu et al. (2025), Tricks or Traps? A Deep Dive into RL for LLM Reasoning, "
+            "https://arxiv.org/abs/2508.08221",
         ),
         Preset(
             # CISPO: clipped, detached IS weight, no lower bound. MiniMax-M1 tunes the upper bound and does

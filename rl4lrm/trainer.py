@@ -210,6 +210,7 @@ class Experience:
     step: int  # the trainer step that sampled it (its policy's age)
     old_values: torch.Tensor | None = None  # (N, T) critic values at sampling time
     returns: torch.Tensor | None = None  # (N, T) critic targets
+    loss_mask: torch.Tensor | None = None  # (N, T) tokens the loss sees, when not the response mask (overlong filter)
 
 
 class Trainer:
@@ -399,11 +400,12 @@ class Trainer:
         cfg, algo = self.config, self.algo
         mb = exp.batch.select(rows)
         logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True)  # (n, T) each
+        mask = mb.response_mask if exp.loss_mask is None else exp.loss_mask[rows]  # (n, T) what the loss sees
         loss, m = self.loss_fn(
             logprobs,
             old_logprobs[rows],
             exp.advantages[rows],
-            mb.response_mask,
+            mask,
             aggregation=algo.aggregation,
             clip_low=algo.clip_low,
             clip_high=algo.clip_high,
@@ -413,11 +415,11 @@ class Trainer:
         )
         m["entropy/mean"] = aggregate(entropy.detach(), mb.response_mask, "token_mean").item()
         if algo.entropy_coef > 0:
-            loss = loss - algo.entropy_coef * aggregate(entropy, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
+            loss = loss - algo.entropy_coef * aggregate(entropy, mask, algo.aggregation, cfg.max_new_tokens)
         if mb.ref_logprobs is not None:
             kl = kl_penalty(logprobs, mb.ref_logprobs, algo.kl_estimator, algo.kl_clamp)  # (n, T)
             if algo.kl_coef > 0 and algo.kl_placement == "loss":
-                loss = loss + algo.kl_coef * aggregate(kl, mb.response_mask, algo.aggregation, cfg.max_new_tokens)
+                loss = loss + algo.kl_coef * aggregate(kl, mask, algo.aggregation, cfg.max_new_tokens)
             # logged per token, whatever the loss's aggregation, and k3 always: runs compare on one scale
             for name in dict.fromkeys((algo.kl_estimator, "k3")):
                 per_token = kl if name == algo.kl_estimator else kl_penalty(logprobs, mb.ref_logprobs, name)
@@ -476,6 +478,9 @@ class Trainer:
             if algo.whiten_advantages:
                 exp.advantages = whiten(advantages, batch.response_mask, algo.whiten_std)  # (N, T)
                 adv_metrics.update(advantage_metrics(exp.advantages, batch.response_mask))
+            if algo.overlong_filter:  # DAPO: a truncated completion leaves the loss, not its group's baseline
+                exp.loss_mask = overlong_filter_mask(batch.response_mask, batch.truncated)  # (N, T)
+                adv_metrics["overlong/frac_filtered"] = batch.truncated.float().mean().item()
             self.buffer.append(exp)
             # 4. update epochs over minibatches of the fresh batch and the replayed ones
             corrections = [self._behaviour_correction(e) for e in self.buffer]
@@ -602,6 +607,19 @@ def _plain_experience(exp: Experience) -> dict:
 
 def _experience_from_plain(plain: dict) -> Experience:
     return Experience(**{**plain, "batch": RolloutBatch(**plain["batch"])})
+
+
+def overlong_filter_mask(response_mask: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """DAPO's overlong filtering: the response mask with the rows of truncated completions zeroed.
+
+    Args:
+        response_mask: 1 on response tokens, shape (N, T).
+        truncated: True where the length cap stopped a row before its EOS, shape (N,).
+
+    Returns:
+        The loss mask, shape (N, T): token-level aggregation then divides by the kept tokens only.
+    """
+    return response_mask * (~truncated.bool()).to(response_mask.dtype)[:, None]  # (N, T)
 
 
 def non_finite_parameters(model: torch.nn.Module) -> list[str]:

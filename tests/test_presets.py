@@ -111,6 +111,7 @@ def test_every_axis_can_be_overridden():
         whiten_advantages=True,
         whiten_std="unbiased",
         singleton="reward",
+        overlong_filter=True,
     )
     assert set(values) == overridable
     p = resolve_preset("grpo", **values)

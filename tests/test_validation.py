@@ -117,6 +117,7 @@ def test_group_baselines_declare_their_minimum():
     assert {n for n in ADVANTAGES.names() if ADVANTAGES.get(n).min_group_size == 2} == {
         "grpo",
         "dr_grpo",
+        "group_mean_batch_std",
         "rloo",
         "reinforce_pp_baseline",
         "passk",

@@ -10,6 +10,9 @@ baselines), ``token`` (token-level returns, GAE) and ``tree`` (segment advantage
   arXiv:2402.03300).
 - ``dr_grpo``: GRPO without the division by the group std (Liu et al., 2025, "Understanding
   R1-Zero-Like Training", arXiv:2503.20783).
+- ``group_mean_batch_std``: the group mean as baseline, divided by the std of the whole batch (Lite PPO;
+  Liu et al., 2025, "Tricks or Traps? A Deep Dive into RL for LLM Reasoning", arXiv:2508.08221);
+  ``batch_norm``: the batch mean and std (the same paper's batch-level arm).
 - ``rloo``: leave-one-out baseline (Kool et al., 2019; Ahmadian et al., 2024, "Back to Basics",
   arXiv:2402.14740).
 - ``reinforce_pp``: REINFORCE++ (Hu, 2025, arXiv:2501.03262): token-level returns (outcome plus
@@ -57,7 +60,17 @@ from rl4lrm.advantages.base import (
     register_advantage,
     zero_std_groups,
 )
-from rl4lrm.advantages.group import dr_grpo, grpo, passk, reinforce, remax, rloo
+from rl4lrm.advantages.group import (
+    NORMALISATIONS,
+    batch_norm,
+    dr_grpo,
+    group_mean_batch_std,
+    grpo,
+    passk,
+    reinforce,
+    remax,
+    rloo,
+)
 from rl4lrm.advantages.token import (
     gae,
     reinforce_pp,
@@ -70,13 +83,16 @@ from rl4lrm.advantages.tree import node_values, tree_advantage
 
 __all__ = [
     "ADVANTAGES",
+    "NORMALISATIONS",
     "SINGLETONS",
     "WHITEN_STDS",
     "advantage_metrics",
+    "batch_norm",
     "check_advantage",
     "dr_grpo",
     "float_rewards",
     "gae",
+    "group_mean_batch_std",
     "group_view",
     "grpo",
     "node_values",

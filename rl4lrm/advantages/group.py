@@ -1,6 +1,7 @@
 """Group-baseline estimators: each sample's reward against the other samples of its prompt (or the batch).
 
 ``reinforce`` (batch-mean baseline), ``grpo`` and ``dr_grpo`` (group mean, with and without the std),
+``group_mean_batch_std`` (Lite PPO: group mean, batch std), ``batch_norm`` (batch mean and std),
 ``rloo`` (leave-one-out), ``remax`` (the greedy completion's reward) and ``passk`` (credit for pass@k);
 the papers are cited in ``rl4lrm.advantages`` and on each function.
 """
@@ -111,6 +112,92 @@ def dr_grpo(
     failed (a difficulty bias); Dr.GRPO removes it. Same arguments and metrics as ``grpo``.
     """
     return grpo(rewards, response_mask, group_size, normalize_std=False, singleton=singleton)
+
+
+def _batch_std(rewards: Tensor) -> Tensor:
+    """Sample std (Bessel) of the raw rewards of the whole batch, a 0-d tensor; 0 for a batch of one."""
+    if rewards.numel() < 2:
+        return rewards.new_zeros(())
+    return rewards.std()
+
+
+@register_advantage("group_mean_batch_std", min_group_size=2)
+def group_mean_batch_std(
+    rewards: Tensor, response_mask: Tensor, group_size: int, *, eps: float = 1e-6, **kwargs
+) -> tuple[Tensor, dict[str, float]]:
+    """Group mean, batch std: A_i = (r_i - mean_group) / (std_batch + eps), Lite PPO's normalisation.
+
+    Liu et al. (2025), "Tricks or Traps? A Deep Dive into RL for LLM Reasoning" (arXiv:2508.08221), find this
+    mix the most robust: the group mean keeps GRPO's per-prompt baseline, while one std for the whole batch
+    stops a group whose rewards barely differ (an almost-solved or almost-hopeless prompt) from being blown up
+    to unit scale, which GRPO's per-group std does. The std is the sample std (Bessel) of the *raw* rewards of
+    all N rows, as TRL's ``scale_rewards="batch"``; groups whose rewards are all equal get exactly 0.
+
+    Args:
+        rewards: Scalar reward per sample, shape (N,).
+        response_mask: 1 on response tokens, 0 on padding, shape (N, T).
+        group_size: G >= 2, samples per prompt; N must be a multiple of it.
+        eps: Added to the batch std (1e-6 here; TRL 1e-4).
+        **kwargs: Ignored.
+
+    Returns:
+        advantages (N, T) and metrics as ``grpo``, plus ``adv/batch_std``.
+    """
+    rewards = float_rewards(rewards)
+    grouped = group_view(rewards, group_size)  # (B, G)
+    centered = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
+    zero_std = zero_std_groups(rewards, group_size)[:, None]  # (B, 1)
+    std = _batch_std(rewards)  # ()
+    scores = torch.where(zero_std, torch.zeros_like(centered), centered / (std + eps))  # (B, G)
+    advantages = _to_tokens(scores.reshape(-1), response_mask)  # (N, T)
+    metrics = advantage_metrics(advantages, response_mask)
+    metrics["reward/frac_zero_std"] = zero_std.float().mean().item()
+    metrics["adv/batch_std"] = std.item()
+    return advantages, metrics
+
+
+@register_advantage("batch_norm")
+def batch_norm(
+    rewards: Tensor, response_mask: Tensor, group_size: int, *, eps: float = 1e-6, **kwargs
+) -> tuple[Tensor, dict[str, float]]:
+    """Batch-level normalisation: A_i = (r_i - mean_batch) / (std_batch + eps), no groups at all.
+
+    The "batch" arm of Liu et al.'s (2025, arXiv:2508.08221) normalisation ablation: ``reinforce``'s batch-mean
+    baseline divided by the batch std (sample std of the raw rewards). A prompt that every sample solves still
+    gets positive advantages, and one that none solves negative ones: unlike the group estimators, a group with
+    equal rewards is not silent. A batch whose rewards are all equal gets exactly 0.
+
+    Args:
+        rewards: Scalar reward per sample, shape (N,).
+        response_mask: 1 on response tokens, 0 on padding, shape (N, T).
+        group_size: G, samples per prompt (only validated: the statistics span the whole batch).
+        eps: Added to the batch std.
+        **kwargs: Ignored.
+
+    Returns:
+        advantages (N, T) and the ``adv/*`` metrics, plus ``adv/batch_std``.
+    """
+    rewards = float_rewards(rewards)
+    group_view(rewards, group_size)  # validation only
+    std = _batch_std(rewards)  # ()
+    if (rewards == rewards[:1]).all():  # exact zeros, not a rounding residue over eps
+        seq_advantages = torch.zeros_like(rewards)
+    else:
+        seq_advantages = (rewards - rewards.mean()) / (std + eps)  # (N,)
+    advantages = _to_tokens(seq_advantages, response_mask)  # (N, T)
+    metrics = advantage_metrics(advantages, response_mask)
+    metrics["adv/batch_std"] = std.item()
+    return advantages, metrics
+
+
+NORMALISATIONS: dict[str, str] = {
+    "group": "grpo",
+    "batch": "batch_norm",
+    "group mean, batch std": "group_mean_batch_std",
+    "mean only": "dr_grpo",
+}
+"""Advantage normalisation → the registered estimator: (r − mean) / std with the mean and std over the group
+or the batch, or the group mean alone (Dr.GRPO's advantage)."""
 
 
 @register_advantage("rloo", min_group_size=2)

@@ -31,6 +31,7 @@ from rl4lrm.viz.sharpening import (
     plot_passk_curves,
     plot_sharpening,
 )
+from rl4lrm.viz.tricks import TRICK_CURVES, TricksPanel
 
 
 def show_source(obj) -> None:
@@ -60,6 +61,8 @@ __all__ = [
     "RewardMixPanel",
     "SampleExplorer",
     "SharpeningPanel",
+    "TRICK_CURVES",
+    "TricksPanel",
     "TrainingDashboard",
     "plot_accuracy_vs_tokens",
     "plot_comparison",
