@@ -1,13 +1,17 @@
-"""What the training benchmarks share: a spawn pool of single-threaded runs, the mean ± std summary, and
-the printed table. ``presets.py``, ``sampling.py`` and ``rewards.py`` import it (run them from the
-repository root: ``python benchmarks/NAME.py``, which puts this folder on the import path)."""
+"""What the training benchmarks share: a spawn pool of single-threaded runs that reports as it goes, the
+mean ± std summary, the printed table and the CSV files. ``presets.py``, ``sampling.py``, ``rewards.py``,
+``tricks.py`` and ``rl_vs_sft.py`` import it (run them from the repository root: ``python benchmarks/NAME.py``,
+which puts this folder on the import path)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pandas as pd
+import torch
 
 
 def run_pool(run_one: Callable, jobs: list, workers: int, report: Callable[[object], None]) -> list:
@@ -20,6 +24,36 @@ def run_pool(run_one: Callable, jobs: list, workers: int, report: Callable[[obje
             results.append(result)
             report(result)
     return results
+
+
+def run_logged(run_one: Callable, jobs: list, workers: int, settings: str, describe: Callable[[object], str]):
+    """``run_pool`` that prints ``settings`` (with the torch version and the number of jobs) first and one
+    indented ``describe(result)`` line per result as it arrives. Returns the results and the wall time in s."""
+    print(f"{settings} torch={torch.__version__} jobs={len(jobs)}", flush=True)
+    t0 = time.perf_counter()
+    results = run_pool(run_one, jobs, workers, lambda result: print(f"  {describe(result)}", flush=True))
+    return results, time.perf_counter() - t0
+
+
+def eval_every(steps: int, evaluations: int) -> int:
+    """Steps between held-out evaluations for about ``evaluations`` of them in a run of ``steps`` (at least 1, so
+    that a short run still evaluates before and after training)."""
+    return max(1, steps // evaluations)
+
+
+def pass1_change(row) -> str:
+    """``"pass@1 0.114 -> 0.260"``: a run's held-out pass@1 before and after training."""
+    return f"pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f}"
+
+
+def write_results(out: str | Path, table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None):
+    """Writes the summary to ``out``, the per-run rows to ``*.runs.csv`` and the curves, if any, to ``*.curves.csv``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
+    if curves is not None:
+        curves.to_csv(out.with_suffix(".curves.csv"), index=False)
 
 
 def in_method_order(runs: pd.DataFrame, methods: Iterable[str]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import time
 
 import pandas as pd
 import torch
+from common import eval_every
 
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.trainer import TrainConfig, Trainer
@@ -42,7 +43,7 @@ def main() -> None:
                 task=task,
                 preset="grpo",
                 steps=args.steps,
-                eval_every=args.steps // 4,
+                eval_every=eval_every(args.steps, 4),
                 seed=seed,
                 eval_problems=args.eval_problems,
                 eval_samples=args.eval_samples,

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-from common import in_method_order, mean_std_strings, run_pool, summarise
+from common import eval_every, in_method_order, mean_std_strings, pass1_change, run_logged, summarise, write_results
 
 from rl4lrm.presets import PRESETS
 from rl4lrm.trainer import TrainConfig
@@ -47,7 +46,7 @@ def run_one(job: tuple) -> dict:
         preset=preset,
         steps=args["steps"],
         seed=seed,
-        eval_every=args["steps"] // 4,
+        eval_every=eval_every(args["steps"], 4),
         track_kl=True,  # the KL column, also for presets without a KL term
         eval_problems=args["eval_problems"],
         eval_samples=args["eval_samples"],
@@ -101,21 +100,12 @@ def main() -> None:
         parser.error(f"unknown ablations {unknown}; known: {[label for label, _, _ in ABLATIONS]}")
     specs = [(name, name, {}) for name in args.presets] + [a for a in ABLATIONS if a[0] in args.ablations]
     jobs = [(label, preset, overrides, seed, shared) for label, preset, overrides in specs for seed in args.seeds]
-    print(
-        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-        f"torch={torch.__version__} jobs={len(jobs)}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    rows = run_pool(
+    rows, wall = run_logged(
         run_one,
         jobs,
         args.workers,
-        lambda row: print(
-            f"  {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
-            f"({row['wall (s)']:.0f} s)",
-            flush=True,
-        ),
+        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device}",
+        lambda row: f"{row['method']:<24} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)",
     )
     runs = in_method_order(pd.DataFrame(rows), [label for label, _, _ in specs])
     runs_path = Path(args.out).with_suffix(".runs.csv")
@@ -124,9 +114,7 @@ def main() -> None:
         merged = pd.concat([old[~old["method"].isin(runs["method"])], runs], ignore_index=True)
         runs = in_method_order(merged, dict.fromkeys([*old["method"], *runs["method"]]))
     table = summarise(runs)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    runs.to_csv(runs_path, index=False)
+    write_results(args.out, table, runs)
     show = mean_std_strings(
         table,
         {
@@ -142,7 +130,7 @@ def main() -> None:
     print(
         f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
         f"{TrainConfig.prompts_per_step * TrainConfig.group_size} rollouts; mean ± std over seeds {args.seeds}; "
-        f"total {time.perf_counter() - t0:.0f} s"
+        f"total {wall:.0f} s"
     )
     print(show.to_string(index=False))
     print(f"\nwrote {args.out}")

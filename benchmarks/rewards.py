@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
-from common import in_method_order, mean_std_strings, run_pool, summarise
+from common import eval_every, in_method_order, mean_std_strings, pass1_change, run_logged, summarise, write_results
 
 from rl4lrm.experiments.rewards import REWARD_METHODS
 
@@ -34,7 +32,7 @@ def run_one(job: tuple) -> dict:
         label,
         steps=args["steps"],
         seed=seed,
-        eval_every=args["steps"] // 4,
+        eval_every=eval_every(args["steps"], 4),
         eval_problems=args["eval_problems"],
         eval_samples=args["eval_samples"],
         device=args["device"],
@@ -68,30 +66,21 @@ def main() -> None:
         parser.error(f"unknown methods {unknown}; known: {list(REWARD_METHODS)}")
     shared = {k: getattr(args, k) for k in ("steps", "eval_problems", "eval_samples", "device")}
     jobs = [(label, seed, shared) for label in args.methods for seed in args.seeds]
-    print(
-        f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-        f"torch={torch.__version__} jobs={len(jobs)}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    rows = run_pool(
+    rows, wall = run_logged(
         run_one,
         jobs,
         args.workers,
-        lambda row: print(
-            f"  {row['method']:<28} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} "
+        f"steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device}",
+        lambda row: (
+            f"{row['method']:<28} seed {row['seed']}: {pass1_change(row)} "
             f"(train reward {row['train reward']:.3f}, train correct {row['train correct']:.3f}; "
-            f"{row['wall (s)']:.0f} s)",
-            flush=True,
+            f"{row['wall (s)']:.0f} s)"
         ),
     )
     runs = in_method_order(pd.DataFrame(rows), args.methods)
     table = summarise(runs)
     table.insert(1, "task", [REWARD_METHODS[m]["task"] for m in table["method"]])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
+    write_results(args.out, table, runs)
     show = mean_std_strings(
         table,
         {
@@ -106,10 +95,10 @@ def main() -> None:
     )
     print(
         f"\n{args.steps} GRPO steps x 16 prompts x 8 samples; held-out pass@1 by the true verifier; mean ± std over "
-        f"seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s"
+        f"seeds {args.seeds}; total {wall:.0f} s"
     )
     print(show.to_string(index=False))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

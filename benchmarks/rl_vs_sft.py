@@ -15,12 +15,10 @@ Writes ``--out`` (one row per arm: mean ± std over seeds) and ``*.runs.csv`` (a
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-from common import run_pool
+from common import run_logged, write_results
 
 from rl4lrm.experiments.rl_vs_sft import ARMS, ROLES
 
@@ -99,34 +97,27 @@ def main() -> None:
     shared = {
         k: getattr(args, k) for k in ("arms", "steps", "eval_problems", "eval_samples", "lr", "kl_coef", "device")
     }
-    print(
-        f"steps={args.steps} seeds={args.seeds} arms={args.arms} lr={args.lr} kl_coef={args.kl_coef} "
-        f"workers={args.workers} device={args.device} torch={torch.__version__}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    results = run_pool(
+    results, wall = run_logged(
         run_one,
         [(seed, shared) for seed in args.seeds],
         args.workers,
-        lambda df: print(
-            f"  seed {df['seed'].iloc[0]}: "
+        f"steps={args.steps} seeds={args.seeds} arms={args.arms} lr={args.lr} kl_coef={args.kl_coef} "
+        f"workers={args.workers} device={args.device}",
+        lambda df: (
+            f"seed {df['seed'].iloc[0]}: "
             + "; ".join(
                 f"{arm} " + ", ".join(f"{r.part} {r.accuracy:.3f}" for r in g.itertuples())
                 for arm, g in df.groupby("arm", sort=False)
-            ),
-            flush=True,
+            )
         ),
     )
     runs = pd.concat(results, ignore_index=True).sort_values(["seed"], kind="stable")
     table = summary(runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
+    write_results(out, table, runs)
     print(
         f"\n{args.steps} steps per arm x 128 sequences; held-out: {args.eval_problems} problems x "
         f"{args.eval_samples} samples per part at T = 1; mean ± std over seeds {args.seeds}; "
-        f"total {time.perf_counter() - t0:.0f} s\n"
+        f"total {wall:.0f} s\n"
     )
     print(markdown(table))
     print(f"\nwrote {out}")

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from common import in_method_order, mean_std_strings, run_pool, summarise
+from common import eval_every, in_method_order, mean_std_strings, pass1_change, run_logged, summarise, write_results
 
 from rl4lrm.experiments.sampling import SAMPLING_METHODS
 from rl4lrm.trainer import TrainConfig
@@ -40,7 +38,7 @@ def run_one(job: tuple) -> tuple[dict, pd.DataFrame]:
         task=args["task"],
         steps=args["steps"],
         seed=seed,
-        eval_every=args["steps"] // 10,
+        eval_every=eval_every(args["steps"], 10),
         eval_problems=args["eval_problems"],
         eval_samples=args["eval_samples"],
         device=args["device"],
@@ -86,20 +84,14 @@ def main() -> None:
         parser.error(f"unknown methods {unknown}; known: {list(SAMPLING_METHODS)}")
     shared = {k: getattr(args, k) for k in ("task", "steps", "eval_problems", "eval_samples", "device")}
     jobs = [(label, seed, shared) for label in args.methods for seed in args.seeds]
-    print(
-        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device} "
-        f"torch={torch.__version__} jobs={len(jobs)}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    results = run_pool(
+    results, wall = run_logged(
         run_one,
         jobs,
         args.workers,
-        lambda result: print(
-            f"  {result[0]['method']:<20} seed {result[0]['seed']}: pass@1 {result[0]['base pass@1']:.3f} -> "
-            f"{result[0]['pass@1']:.3f}, {result[0]['tokens (k)']:.0f}k tokens ({result[0]['wall (s)']:.0f} s)",
-            flush=True,
+        f"task={args.task} steps={args.steps} seeds={args.seeds} workers={args.workers} device={args.device}",
+        lambda result: (
+            f"{result[0]['method']:<20} seed {result[0]['seed']}: {pass1_change(result[0])}, "
+            f"{result[0]['tokens (k)']:.0f}k tokens ({result[0]['wall (s)']:.0f} s)"
         ),
     )
     rows, curves = [row for row, _ in results], [curve for _, curve in results]
@@ -110,11 +102,7 @@ def main() -> None:
     ]
     runs = in_method_order(runs, args.methods)
     table = summarise(runs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
-    curves.to_csv(out.with_suffix(".curves.csv"), index=False)
+    write_results(args.out, table, runs, curves)
     show = mean_std_strings(
         table,
         {
@@ -130,10 +118,10 @@ def main() -> None:
     print(
         f"\nbase pass@1 {table['base pass@1 mean'].iloc[0]:.3f}; {args.steps} steps x "
         f"{TrainConfig.prompts_per_step} groups of {TrainConfig.group_size}; budget for 'pass@1 at budget': "
-        f"{budget / 1e3:.0f}k tokens; mean ± std over seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s"
+        f"{budget / 1e3:.0f}k tokens; mean ± std over seeds {args.seeds}; total {wall:.0f} s"
     )
     print(show.to_string(index=False))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

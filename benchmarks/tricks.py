@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
-from common import run_pool
+from common import eval_every, pass1_change, run_logged, write_results
 
 from rl4lrm.experiments.tricks import STUDY_CONFIG, ablation_arms, tricks_table
 from rl4lrm.trainer import TrainConfig
@@ -39,7 +37,7 @@ def run_one(job: tuple) -> dict:
             "task": base,
             "steps": args["steps"],
             "seed": seed,
-            "eval_every": args["steps"] // 5,
+            "eval_every": eval_every(args["steps"], 5),
             "eval_problems": args["eval_problems"],
             "eval_samples": args["eval_samples"],
             "device": "cpu",
@@ -85,20 +83,14 @@ def main() -> None:
         for label, settings in arms.items()
     ]
     jobs.sort(key=lambda job: job[1] != "dapo")
-    print(
-        f"bases={args.bases} arms={len(arms)} steps={args.steps} seeds={args.seeds} workers={args.workers} "
-        f"torch={torch.__version__} jobs={len(jobs)} settings={STUDY_CONFIG}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    rows = run_pool(
+    rows, wall = run_logged(
         run_one,
         jobs,
         args.workers,
-        lambda row: print(
-            f"  {row['base']:<17} {row['method']:<24} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> "
-            f"{row['pass@1']:.3f} ({row['wall (s)']:.0f} s)",
-            flush=True,
+        f"bases={args.bases} arms={len(arms)} steps={args.steps} seeds={args.seeds} workers={args.workers} "
+        f"settings={STUDY_CONFIG}",
+        lambda row: (
+            f"{row['base']:<17} {row['method']:<24} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)"
         ),
     )
     rank = {key: i for i, key in enumerate((b, m) for b in args.bases for m in arms)}
@@ -113,14 +105,10 @@ def main() -> None:
     table = tricks_table(curves)
     extra = runs.groupby(["base", "method"], sort=False)[["entropy", "clip frac", "truncated", "wall (s)"]].mean()
     table = table.join(extra, on=["base", "method"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
-    curves.to_csv(out.with_suffix(".curves.csv"), index=False)
-    print(f"\n{args.steps} steps x 16 prompts x 8 samples; seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
+    write_results(args.out, table, runs, curves)
+    print(f"\n{args.steps} steps x 16 prompts x 8 samples; seeds {args.seeds}; total {wall:.0f} s")
     print(format_table(table).to_string(index=False))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {args.out}")
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
