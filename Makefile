@@ -32,10 +32,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # tests/browser drives JupyterLab and the book in Debian's Chromium (Playwright cannot download its own here), and
-# book/build.py vendors the book's JavaScript with npm; CI starts bare, so both are installed when missing
+# book/build.py vendors the book's JavaScript with npm; CI starts bare, so each is installed when missing (only what is
+# missing: Debian's npm conflicts with a nodejs from NodeSource, which ships its own npm)
 chromium:
-	@(command -v chromium && command -v npm) >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium npm)
+	@missing="$$(command -v chromium >/dev/null 2>&1 || echo chromium) $$(command -v npm >/dev/null 2>&1 || echo npm)"; \
+	if [ -n "$$(echo $$missing)" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test: lint chromium
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
