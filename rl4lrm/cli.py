@@ -1,4 +1,5 @@
-"""The ``rl4lrm`` command line: ``rl4lrm train --task countdown --preset grpo --steps 200``.
+"""The ``rl4lrm`` command line: ``rl4lrm train --task countdown --preset grpo --steps 200``, and
+``rl4lrm export --to trl|verl|openrlhf`` with the same flags, which writes the same recipe for that framework.
 
 Its options are generated from the fields of ``TrainConfig`` and ``Preset`` and their docstrings, so the
 command line and the library cannot drift: every run setting is a flag (``--group-size 8``), every preset
@@ -12,8 +13,10 @@ import argparse
 import json
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from rl4lrm.checkpoint import check_writable
+from rl4lrm.export import FRAMEWORKS
 from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
 from rl4lrm.presets import PRESET_AXES, PRESETS, Preset
@@ -138,21 +141,26 @@ def _train(args) -> None:
     print(f"wrote {out / 'metrics.csv'}, {out / 'curves.png'} and {out / 'checkpoint.pt'}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rl4lrm", description="RL for reasoning models, on tiny models")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser(
-        "train",
-        help="RL-train a zoo base model and write metrics.csv and curves.png",
-        description="RL-train a zoo base model. Every option below is a field of "
-        "rl4lrm.trainer.TrainConfig or rl4lrm.presets.Preset; its help is the "
-        "field's docstring.",
-    )
-    _add_field_flags(train.add_argument_group("run (TrainConfig)"), TrainConfig, skip=_NOT_FLAGS)
+def _export(args) -> None:
+    from rl4lrm.export import export_recipe, render
+
+    exported = export_recipe(config_from_args(args), args.to)
+    out = Path(args.out or ("run_trl.py" if args.to == "trl" else f"run_{args.to}.sh"))
+    if out.exists() and not args.force:
+        raise ValueError(f"--out {out} exists; pass --force to overwrite it")
+    out.write_text(render(exported))
+    for line in exported.dropped:
+        print(f"not carried over: {line}")
+    print(f"wrote {out}")
+
+
+def _add_run_flags(command: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The flags of a run (TrainConfig, the preset's axes, --sampling, --reward); returns the last group."""
+    _add_field_flags(command.add_argument_group("run (TrainConfig)"), TrainConfig, skip=_NOT_FLAGS)
     _add_field_flags(
-        train.add_argument_group("algorithm: override the preset's axes (Preset)"), Preset, skip=("name", "paper")
+        command.add_argument_group("algorithm: override the preset's axes (Preset)"), Preset, skip=("name", "paper")
     )
-    extra = train.add_argument_group("sampler settings, rewards and output")
+    extra = command.add_argument_group("sampler settings, rewards and output")
     extra.add_argument(
         "--sampling",
         type=_pair,
@@ -172,8 +180,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="a term of the training reward, e.g. --reward correct=1 --reward length_penalty=0.1 "
         "(default: the task's verifier alone)",
     )
+    return extra
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rl4lrm", description="RL for reasoning models, on tiny models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="RL-train a zoo base model and write metrics.csv and curves.png",
+        description="RL-train a zoo base model. Every option below is a field of "
+        "rl4lrm.trainer.TrainConfig or rl4lrm.presets.Preset; its help is the "
+        "field's docstring.",
+    )
+    extra = _add_run_flags(train)
     extra.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.set_defaults(func=_train)
+    export = sub.add_parser(
+        "export",
+        help="write the same recipe as a TRL script or a verl / OpenRLHF command (rl4lrm.export)",
+        description="Write the run the same flags would train here as a script for a production framework; "
+        "settings it cannot express are listed at the top of the file and printed.",
+    )
+    extra = _add_run_flags(export)
+    extra.add_argument("--to", required=True, choices=FRAMEWORKS, help="the framework")
+    extra.add_argument("--out", default=None, help="the file to write (default run_trl.py or run_<framework>.sh)")
+    extra.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    export.set_defaults(func=_export)
     return parser
 
 

@@ -267,10 +267,10 @@ CROSSWALK: tuple[Knob, ...] = (
     Knob(
         "entropy bonus",
         "entropy_coef",
-        "—",
+        "entropy_coef",
         "actor_rollout_ref.actor.entropy_coeff",
         "--actor.entropy_coef",
-        "TRL GRPO has top_entropy_quantile, which masks low-entropy tokens instead",
+        "TRL GRPO also has top_entropy_quantile, which masks low-entropy tokens, and use_adaptive_entropy",
     ),
     Knob(
         "update epochs per batch μ",
