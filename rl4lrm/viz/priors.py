@@ -44,7 +44,9 @@ class PriorsPanel:
         if reward not in REWARD_ARMS:
             raise ValueError(f"reward must be one of {list(REWARD_ARMS)}, got {reward!r}")
         self.config, self.runs = dict(config), None
-        self.bases = W.SelectMultiple(options=BASES, value=tuple(bases), rows=len(BASES), description="base models")
+        self.bases = W.SelectMultiple(
+            options=BASES, value=tuple(bases), rows=len(BASES), description="base models", style=STYLE
+        )
         self.reward = W.Dropdown(options=list(REWARD_ARMS), value=reward, description="training reward", style=STYLE)
         self.steps = int_slider(steps, 10, 300, 10, description="steps")
         self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE)
