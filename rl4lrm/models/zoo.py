@@ -14,7 +14,8 @@ weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``
 
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
-strong priors). On this 2-core CPU they build in about 2.5 and 4.5 minutes (``addition``: about 4.5).
+strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
+6.5 when the CPU is busy); ``addition`` takes about 4.5.
 
 ``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
 2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
