@@ -12,6 +12,11 @@ run, and a longer one that continues from ``countdown``), for studies of how the
 weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``countdown`` leaves
 ``countdown-strong`` stale: rebuild it after its parent (``--rebuild`` with no names does, in that order).
 
+``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
+fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
+strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
+6.5 when the CPU is busy); ``addition`` takes about 4.5.
+
 ``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
 2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
 """
@@ -46,6 +51,8 @@ class ZooEntry:
     description: str = ""
     init: str | None = None
     """Zoo entry whose checkpoint SFT continues from (None: a fresh random model of ``model_preset``)."""
+    arch: str = "llama"
+    """Architecture of a fresh model (``rl4lrm.models.tiny.ARCHITECTURES``: ``"llama"`` or ``"qwen2"``)."""
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -55,6 +62,21 @@ ZOO: dict[str, ZooEntry] = {
         "micro",
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "2-digit addition; 0.65M-parameter Llama; 4000 SFT steps, half the answers corrupted",
+    ),
+    "addition-nano": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "nano",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a 4x smaller model: 0.1M-parameter Llama (nano), the same 4000 SFT steps and data",
+    ),
+    "addition-qwen2": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a Qwen2-style model of the same size (biases on q/k/v), the same SFT steps and data",
+        arch="qwen2",
     ),
     "countdown": ZooEntry(
         "countdown",
@@ -126,7 +148,7 @@ def train_recipe(entry, task: Task, out: Path, sft: SFTConfig | None = None, pro
         model, tokenizer, _ = load_base(entry.init, device="cpu")
     else:
         tokenizer = char_tokenizer()
-        model = tiny_model(entry.model_preset, tokenizer, seed=entry.sft.seed)
+        model = tiny_model(entry.model_preset, tokenizer, arch=getattr(entry, "arch", "llama"), seed=entry.sft.seed)
     train_sft(model, tokenizer, task, sft or entry.sft, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

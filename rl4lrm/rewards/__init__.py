@@ -8,12 +8,21 @@
 - ``dense``: step rewards from ground truth, a learned process reward model (``prm``), PRIME's implicit one;
 - ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
 - ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling;
-- ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``).
+- ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``);
+- ``spurious``: a random reward and a format-only reward (Shao et al., 2025: spurious rewards).
 
 ``rl4lrm.rewards.trl`` adapts any of them to TRL's ``reward_funcs``.
 """
 
-from rl4lrm.rewards import compute, dense, generative, shaping, unsupervised, verifiable  # noqa: F401  (registers them)
+from rl4lrm.rewards import (  # noqa: F401  (registers them)
+    compute,
+    dense,
+    generative,
+    shaping,
+    spurious,
+    unsupervised,
+    verifiable,
+)
 from rl4lrm.rewards.base import (
     REWARDS,
     RewardContext,
