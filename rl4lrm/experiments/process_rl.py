@@ -17,8 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pandas as pd
+import torch
 
+from rl4lrm.evaluation import sample_and_verify
 from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.rewards.prm import prm_scores, step_record
 from rl4lrm.trainer import TrainConfig, Trainer
 
 REWARD_ARMS: dict[str, dict] = {
@@ -107,3 +110,27 @@ def proxy_vs_gold(history: pd.DataFrame, window: int = 10) -> pd.DataFrame:
     cols = {"reward/prm": "proxy (PRM)", "reward/correct": "gold (verifier)", "kl/k3": "KL to start"}
     train = history[history["step"] > 0].set_index("step")[[c for c in cols if c in history]]
     return train.rolling(window, min_periods=1).mean().rename(columns=cols)
+
+
+def policy_examples(model, tokenizer, task, prm, n: int = 8, seed: int = 0) -> pd.DataFrame:
+    """One sampled solution (T = 1) per held-out problem from ``model``, with the PRM's step scores and the truth.
+
+    Returns:
+        One row per problem: ``prompt``, ``answer`` (the true running values), ``completion``, ``PRM step scores``,
+        ``PRM reward`` (their sum / number of steps, the training reward) and ``correct`` (the verifier).
+    """
+    problems = task.problems("test", n, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    texts = sample_and_verify(model, tokenizer, task, problems, 1, max_new_tokens=16, generator=gen)["completions"]
+    records = [step_record(task, p, c) for p, c in zip(problems, texts)]
+    scores = prm_scores(prm, tokenizer, task, records)
+    return pd.DataFrame(
+        {
+            "prompt": [p.prompt for p in problems],
+            "answer": [p.answer.replace("\n", " | ") for p in problems],
+            "completion": [c.replace("\n", " | ") for c in texts],
+            "PRM step scores": [[round(s, 2) for s in row] for row in scores],
+            "PRM reward": [sum(row) / task.num_steps(p) for row, p in zip(scores, problems)],
+            "correct": [task.verify(p, c).correct for p, c in zip(problems, texts)],
+        }
+    )
