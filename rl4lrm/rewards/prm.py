@@ -75,6 +75,20 @@ def rollout_sampler(
     return sample
 
 
+def step_record(task: Task, problem: Problem, completion: str) -> dict:
+    """One completion's steps with their true labels, the record shape every PRM function here reads.
+
+    Returns:
+        ``{"problem", "completion", "chars"}`` (each step's last character index) and per-step lists
+        ``step_ok`` (the step itself is right) and ``prefix_ok`` (no error up to and including it: PRM800K's
+        "first error" label, exact on ``chain``).
+    """
+    steps = task.step_verdicts(problem, completion)
+    ok, chars = [v.correct for v in steps], [step_last_char(v) for v in steps]
+    prefix_ok = [all(ok[: i + 1]) for i in range(len(ok))]
+    return {"problem": problem, "completion": completion, "chars": chars, "step_ok": ok, "prefix_ok": prefix_ok}
+
+
 def mc_step_labels(
     model,
     tokenizer,
@@ -115,19 +129,9 @@ def mc_step_labels(
     if len(completions) != len(problems):
         raise ValueError(f"got {len(problems)} problems but {len(completions)} completions")
     records, prefixes = [], []
-    for problem, _prompt, completion in zip(problems, prompts, completions):
-        steps = task.step_verdicts(problem, completion)
-        ok = [v.correct for v in steps]
-        records.append(
-            {
-                "problem": problem,
-                "completion": completion,
-                "chars": [step_last_char(v) for v in steps],
-                "step_ok": ok,
-                "prefix_ok": [all(ok[: i + 1]) for i in range(len(ok))],
-            }
-        )
-        prefixes += [(len(records) - 1, completion[: v.end]) for v in steps]
+    for problem, completion in zip(problems, completions):
+        records.append(step_record(task, problem, completion))
+        prefixes += [(len(records) - 1, completion[: v.end]) for v in task.step_verdicts(problem, completion)]
     continuations = sampler([prompts[r] + prefix for r, prefix in prefixes], n_rollouts) if prefixes else []
     for record in records:
         record["soft"], record["hard"] = [], []
@@ -212,17 +216,21 @@ def train_prm(
 
 
 @torch.no_grad()
-def prm_scores(prm: ProcessRewardModel, tokenizer, task: Task, records: Sequence[dict]) -> list[list[float]]:
-    """The PRM's probability at each step's last token, per record (empty list for no steps)."""
-    out = []
-    for rec in records:
-        ex = _examples(tokenizer, task, [rec], "step_ok")
-        if not ex:
-            out.append([])
-            continue
+def prm_scores(
+    prm: ProcessRewardModel, tokenizer, task: Task, records: Sequence[dict], batch_size: int = 128
+) -> list[list[float]]:
+    """The PRM's probability at each record's ``chars`` positions (its steps' last tokens), per record (empty
+    list for no steps), scored ``batch_size`` records per forward pass (right padding leaves the scores as they
+    are alone: attention is causal)."""
+    out: list[list[float]] = [[] for _ in records]
+    scored = [i for i, rec in enumerate(records) if rec["chars"]]
+    for s in range(0, len(scored), batch_size):
+        rows = scored[s : s + batch_size]
+        ex = _examples(tokenizer, task, [records[i] for i in rows], "chars")
         ids, mask, _, _ = _collate(ex, tokenizer.pad_token_id)
-        probs = torch.sigmoid(prm(ids, mask))[0]  # (L,)
-        out.append(probs[ex[0][1]].tolist())
+        probs = torch.sigmoid(prm(ids, mask))  # (b, L)
+        for k, i in enumerate(rows):
+            out[i] = probs[k, ex[k][1]].tolist()
     return out
 
 

@@ -22,6 +22,7 @@ from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.priors import PRIOR_CURVES, PriorsPanel
+from rl4lrm.viz.process_outcome import ProcessOutcomePanel, plot_proxy_vs_gold, plot_rl_curves, plot_selection
 from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
 from rl4lrm.viz.rl_vs_sft import RLvsSFTPanel, plot_razor, plot_rl_vs_sft
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
@@ -60,6 +61,7 @@ __all__ = [
     "LatentPanel",
     "PRIOR_CURVES",
     "PriorsPanel",
+    "ProcessOutcomePanel",
     "RLvsSFTPanel",
     "RewardMixPanel",
     "SampleExplorer",
@@ -77,7 +79,10 @@ __all__ = [
     "plot_group_rewards",
     "plot_judge_hacking",
     "plot_passk_curves",
+    "plot_proxy_vs_gold",
     "plot_razor",
+    "plot_selection",
+    "plot_rl_curves",
     "plot_rl_vs_sft",
     "plot_sharpening",
     "plot_steps_study",
