@@ -41,6 +41,36 @@ def eval_every(steps: int, evaluations: int) -> int:
     return max(1, steps // evaluations)
 
 
+def train_and_summarise(settings: dict, labels: dict, tail_from: float, tail_metrics: dict[str, str]) -> dict:
+    """Trains ``TrainConfig.build(**settings)`` on the CPU and summarises it: ``labels``, held-out pass@1 before
+    and after, the mean of each ``{name: history column}`` over the steps after ``tail_from`` of the run, the wall
+    time, and the evaluation curve (step, pass@1 and the labels) under ``"curve"``."""
+    from rl4lrm.trainer import TrainConfig, Trainer
+
+    config = TrainConfig.build(**settings, device="cpu")
+    t0 = time.perf_counter()
+    history = Trainer(config, progress=False).train()
+    wall = time.perf_counter() - t0
+    tail = history[history["step"] > tail_from * config.steps]
+    curve = history.dropna(subset=["acc/pass@1"])[["step", "acc/pass@1"]].assign(**labels)
+    return {
+        **labels,
+        "base pass@1": history["acc/pass@1"].iloc[0],
+        "pass@1": history["acc/pass@1"].iloc[-1],
+        **{name: tail[column].mean() for name, column in tail_metrics.items()},
+        "wall (s)": wall,
+        "curve": curve,
+    }
+
+
+def in_given_order(df: pd.DataFrame, columns: tuple[str, str], order: list[tuple]) -> pd.DataFrame:
+    """Rows sorted by the position of their ``columns`` pair in ``order``, then by seed and step where present."""
+    rank = {key: i for i, key in enumerate(order)}
+    keys = [c for c in ("seed", "step") if c in df]
+    df = df.assign(rank=[rank[pair] for pair in zip(df[columns[0]], df[columns[1]])])
+    return df.sort_values(["rank", *keys], kind="stable").drop(columns="rank").reset_index(drop=True)
+
+
 def pass1_change(row) -> str:
     """``"pass@1 0.114 -> 0.260"``: a run's held-out pass@1 before and after training."""
     return f"pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f}"

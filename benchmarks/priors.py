@@ -21,47 +21,22 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-from common import run_pool
+from common import eval_every, in_given_order, pass1_change, run_logged, train_and_summarise, write_results
 
 from rl4lrm.experiments.priors import PRIORS, REWARD_ARMS, STUDY_CONFIG, gains_table, prior_profile
-from rl4lrm.trainer import TrainConfig
 
 
 def run_one(job: tuple) -> dict:
     """Trains one (base, reward, seed) and returns its summary and its evaluation curve."""
     base, reward, seed, args = job
-    from rl4lrm.trainer import Trainer
-
-    config = TrainConfig.build(
-        **{
-            **STUDY_CONFIG,
-            "task": base,
-            "rewards": REWARD_ARMS[reward],
-            "steps": args["steps"],
-            "seed": seed,
-            "eval_every": args["steps"] // 4,
-            "eval_problems": args["eval_problems"],
-            "eval_samples": args["eval_samples"],
-            "device": "cpu",
-        }
+    run = {**STUDY_CONFIG, "task": base, "rewards": REWARD_ARMS[reward], "steps": args["steps"], "seed": seed}
+    run |= {"eval_every": eval_every(args["steps"], 4), "eval_problems": args["eval_problems"]}
+    return train_and_summarise(
+        {**run, "eval_samples": args["eval_samples"]},
+        {"base": base, "reward": reward, "seed": seed},
+        0.75,
+        {"entropy": "entropy/mean", "clip frac": "clip/frac"},
     )
-    t0 = time.perf_counter()
-    history = Trainer(config, progress=False).train()
-    wall = time.perf_counter() - t0
-    tail = history[history["step"] > 0.75 * args["steps"]]
-    curve = history.dropna(subset=["acc/pass@1"])[["step", "acc/pass@1"]].assign(base=base, reward=reward, seed=seed)
-    return {
-        "base": base,
-        "reward": reward,
-        "seed": seed,
-        "base pass@1": history["acc/pass@1"].iloc[0],
-        "pass@1": history["acc/pass@1"].iloc[-1],
-        "entropy": tail["entropy/mean"].mean(),
-        "clip frac": tail["clip/frac"].mean(),
-        "wall (s)": wall,
-        "curve": curve,
-    }
 
 
 def main() -> None:
@@ -80,42 +55,31 @@ def main() -> None:
     print(profile.round(3).to_string(index=False), flush=True)
     shared = {"steps": args.steps, "eval_problems": args.eval_problems, "eval_samples": args.eval_samples}
     jobs = [(base, reward, seed, shared) for seed in args.seeds for base in args.bases for reward in args.rewards]
-    print(
-        f"bases={args.bases} rewards={args.rewards} steps={args.steps} seeds={args.seeds} workers={args.workers} "
-        f"torch={torch.__version__} jobs={len(jobs)} settings={STUDY_CONFIG}",
-        flush=True,
-    )
-    rows = run_pool(
+    rows, _ = run_logged(
         run_one,
         jobs,
         args.workers,
-        lambda row: print(
-            f"  {row['base']:<15} {row['reward']:<10} seed {row['seed']}: pass@1 {row['base pass@1']:.3f} -> "
-            f"{row['pass@1']:.3f} ({row['wall (s)']:.0f} s)",
-            flush=True,
+        f"bases={args.bases} rewards={args.rewards} steps={args.steps} seeds={args.seeds} workers={args.workers} "
+        f"settings={STUDY_CONFIG}",
+        lambda row: (
+            f"{row['base']:<15} {row['reward']:<10} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)"
         ),
     )
-    rank = {key: i for i, key in enumerate((b, r) for b in args.bases for r in args.rewards)}
+    order = [(b, r) for b in args.bases for r in args.rewards]
 
     def ordered(df: pd.DataFrame) -> pd.DataFrame:  # bases and rewards in the order given, then seed and step
-        keys = [c for c in ("seed", "step") if c in df]
-        df = df.assign(rank=[rank[(b, r)] for b, r in zip(df["base"], df["reward"])])
-        return df.sort_values(["rank", *keys], kind="stable").drop(columns="rank").reset_index(drop=True)
+        return in_given_order(df, ("base", "reward"), order)
 
     curves = ordered(pd.concat([row.pop("curve") for row in rows], ignore_index=True))
     runs = ordered(pd.DataFrame(rows))
     table = gains_table(curves)
     extra = runs.groupby(["base", "reward"], sort=False)[["entropy", "clip frac", "wall (s)"]].mean()
     table = table.join(extra, on=["base", "reward"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    runs.to_csv(out.with_suffix(".runs.csv"), index=False)
-    curves.to_csv(out.with_suffix(".curves.csv"), index=False)
-    profile.to_csv(out.with_suffix(".profile.csv"), index=False)
+    write_results(args.out, table, runs, curves)
+    profile.to_csv(Path(args.out).with_suffix(".profile.csv"), index=False)
     print(f"\n{args.steps} steps x 16 prompts x 8 samples; seeds {args.seeds}; total {time.perf_counter() - t0:.0f} s")
     print(format_table(table).to_string(index=False))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {args.out}")
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:

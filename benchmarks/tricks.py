@@ -17,50 +17,24 @@ per-seed rows to ``.runs.csv`` and the evaluation curves to ``.curves.csv`` for 
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
-from common import eval_every, pass1_change, run_logged, write_results
+from common import eval_every, in_given_order, pass1_change, run_logged, train_and_summarise, write_results
 
 from rl4lrm.experiments.tricks import STUDY_CONFIG, ablation_arms, tricks_table
-from rl4lrm.trainer import TrainConfig
 
 
 def run_one(job: tuple) -> dict:
     """Trains one (base, label, settings, seed) and returns its summary and its evaluation curve."""
     base, label, settings, seed, args = job
-    from rl4lrm.trainer import Trainer
-
-    config = TrainConfig.build(
-        **{
-            **STUDY_CONFIG,
-            "task": base,
-            "steps": args["steps"],
-            "seed": seed,
-            "eval_every": eval_every(args["steps"], 5),
-            "eval_problems": args["eval_problems"],
-            "eval_samples": args["eval_samples"],
-            "device": "cpu",
-            **settings,
-        }
+    run = {**STUDY_CONFIG, "task": base, "steps": args["steps"], "seed": seed, **settings}
+    run |= {"eval_every": eval_every(args["steps"], 5), "eval_problems": args["eval_problems"]}
+    return train_and_summarise(
+        {**run, "eval_samples": args["eval_samples"]},
+        {"base": base, "method": label, "seed": seed},
+        0.8,
+        {"entropy": "entropy/mean", "clip frac": "clip/frac", "truncated": "length/frac_truncated"},
     )
-    t0 = time.perf_counter()
-    history = Trainer(config, progress=False).train()
-    wall = time.perf_counter() - t0
-    tail = history[history["step"] > 0.8 * args["steps"]]
-    curve = history.dropna(subset=["acc/pass@1"])[["step", "acc/pass@1"]].assign(base=base, method=label, seed=seed)
-    return {
-        "base": base,
-        "method": label,
-        "seed": seed,
-        "base pass@1": history["acc/pass@1"].iloc[0],
-        "pass@1": history["acc/pass@1"].iloc[-1],
-        "entropy": tail["entropy/mean"].mean(),
-        "clip frac": tail["clip/frac"].mean(),
-        "truncated": tail["length/frac_truncated"].mean(),
-        "wall (s)": wall,
-        "curve": curve,
-    }
 
 
 def main() -> None:
@@ -93,12 +67,10 @@ def main() -> None:
             f"{row['base']:<17} {row['method']:<24} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)"
         ),
     )
-    rank = {key: i for i, key in enumerate((b, m) for b in args.bases for m in arms)}
+    order = [(b, m) for b in args.bases for m in arms]
 
     def ordered(df: pd.DataFrame) -> pd.DataFrame:  # bases and arms in the order given, then seed and step
-        keys = [c for c in ("seed", "step") if c in df]
-        df = df.assign(rank=[rank[(b, m)] for b, m in zip(df["base"], df["method"])])
-        return df.sort_values(["rank", *keys], kind="stable").drop(columns="rank").reset_index(drop=True)
+        return in_given_order(df, ("base", "method"), order)
 
     curves = ordered(pd.concat([row.pop("curve") for row in rows], ignore_index=True))
     runs = ordered(pd.DataFrame(rows))
