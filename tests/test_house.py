@@ -33,6 +33,7 @@ LAYERS = {
     "rl4lrm.passk": 2,
     "rl4lrm.evaluation": 2,
     "rl4lrm.preflight": 2,
+    "rl4lrm.corpus": 2,
     "rl4lrm.advantages": 3,
     "rl4lrm.aggregation": 3,
     "rl4lrm.kl": 3,
