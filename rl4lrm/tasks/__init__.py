@@ -1,6 +1,7 @@
 """Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, arithmetic chains
 whose intermediate steps are checkable (for process rewards), mixtures of tasks (``Mixture``: one
-model, several tasks), and your own rows with a TRL-style reward function (``CustomTask``).
+model, several tasks), your own rows with a TRL-style reward function (``CustomTask``), and any of
+reasoning-gym's generators (``ReasoningGymTask``, optional extra ``gym``).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -12,6 +13,7 @@ from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.expression import ExpressionError, evaluate
+from rl4lrm.tasks.gym import ReasoningGymTask
 from rl4lrm.tasks.mixture import Mixture
 
 
@@ -28,6 +30,7 @@ __all__ = [
     "CustomTask",
     "ExpressionError",
     "Mixture",
+    "ReasoningGymTask",
     "StepVerdict",
     "Problem",
     "Task",
