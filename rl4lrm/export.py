@@ -124,6 +124,7 @@ def _trl(config: TrainConfig, out: Exported) -> None:
         out.dropped.append("policy_loss='vanilla_pg': TRL clips the ratio (the same only fully on-policy)")
     if algo.kl_coef and (algo.kl_placement, algo.kl_estimator) != ("loss", "k3"):
         out.dropped.append(f"KL {algo.kl_estimator} in the {algo.kl_placement}: GRPOTrainer's KL is k3 in the loss")
+        s["beta"] = 0.0  # no KL rather than a different one
     else:
         s["beta"] = algo.kl_coef
     if algo.tis_cap:
