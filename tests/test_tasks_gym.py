@@ -59,3 +59,13 @@ def test_grpo_trains_on_a_generator_with_a_tiny_model_of_its_alphabet():
     )
     history = Trainer(config, model=model, tokenizer=tokenizer, task=task, progress=False).train()
     assert len(history.dropna(subset=["acc/pass@1"])) == 3 and history["reward/mean"].dropna().between(0, 1).all()
+
+
+def test_the_gallery_shows_one_problem_per_generator_and_what_a_tiny_model_could_read():
+    from rl4lrm.tasks.gym import gallery
+
+    table = gallery(["basic_arithmetic", "leg_counting"], fits_chars=64)
+    assert list(table["dataset"]) == ["basic_arithmetic", "leg_counting"]
+    assert (table["chars"] == table["question"].str.len()).all()
+    assert list(table["tiny model"]) == list(table["chars"] <= 64)  # leg counting writes a paragraph
+    assert not table["tiny model"].all() and table["tiny model"].any()

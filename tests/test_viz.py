@@ -174,3 +174,21 @@ def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]
     assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5
+
+
+def test_curation_funnel_stacks_what_each_step_dropped_on_what_it_kept():
+    from rl4lrm.corpus import CurationConfig, curate
+    from rl4lrm.viz.resources import plot_curation_funnel
+
+    rows = [{"prompt": p, "answer": "1"} for p in ["a b c d", "A  b c d", "x y z w", "q r s t"]]
+    counts = curate(
+        rows, [{"prompt": "x y z w", "answer": "1"}], rates=[0.5, 0.5, 0.5, 1.0], config=CurationConfig(ngram=4)
+    ).counts
+    ax = plot_curation_funnel(counts).axes[0]
+    bars = [(round(p.get_height()), round(p.get_y())) for p in ax.patches]
+    kept, dropped = bars[:4], bars[4:]
+    assert [h for h, _ in kept] == [4, 3, 2, 1] and [h for h, _ in dropped] == [0, 1, 1, 1]
+    assert [y for _, y in dropped] == [4, 3, 2, 1]  # each step's drop sits on top of what it kept
+    assert "1 of 4 rows kept (25%)" in ax.get_title()
+    with pytest.raises(ValueError, match="got 0 rows"):
+        plot_curation_funnel(counts.iloc[:0])

@@ -7,7 +7,8 @@ draws ``size`` problems from one generator (the keyword arguments are the genera
 difficulty knobs, such as the number of terms or digits), splits them by a hash of the question like every lab
 task, and uses the generator's score as the training reward (partial credit where the generator gives it) and
 ``score >= correct_at`` as the verdict for held-out accuracy. The answer is read with ``extract_answer``: the last
-``<answer>...</answer>`` if there is one, else the first line.
+``<answer>...</answer>`` if there is one, else the first line. ``gallery`` shows one problem of each of several
+generators side by side, and which of them the lab's tiny models could read.
 
 Most generators write English questions hundreds of characters long: our tiny character-level models cannot read
 them, so use them with ``prompt_style="chat"`` and a real model (SmolLM2, notebook 18), or pick the few whose
@@ -17,6 +18,8 @@ questions stay short. Optional dependency, pinned: ``pip install "rl4lrm[gym]"``
 from __future__ import annotations
 
 import random
+
+import pandas as pd
 
 from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 
@@ -97,3 +100,31 @@ class ReasoningGymTask(Task):
         if len(problems) != len(completions):
             raise ValueError(f"got {len(problems)} problems but {len(completions)} completions")
         return [self.score(p, c) for p, c in zip(problems, completions)]
+
+
+def gallery(datasets: list[str], seed: int = 0, fits_chars: int = 64) -> pd.DataFrame:
+    """One problem from each generator, at its default difficulty: what a model would have to read and answer.
+
+    Args:
+        datasets: reasoning-gym generator names.
+        seed: the generators' seed.
+        fits_chars: the longest question the lab's tiny character-level models read (their context is short).
+
+    Returns:
+        One row per generator: ``dataset``, ``question``, ``answer``, ``chars`` (question length) and
+        ``tiny model`` (whether the question is ASCII and at most ``fits_chars`` characters long).
+    """
+    rows = []
+    for name in datasets:
+        problem = ReasoningGymTask(name, size=1, seed=seed).all[0]
+        fits = len(problem.question) <= fits_chars and (problem.question + problem.answer).isascii()
+        rows.append(
+            {
+                "dataset": name,
+                "question": problem.question,
+                "answer": problem.answer,
+                "chars": len(problem.question),
+                "tiny model": fits,
+            }
+        )
+    return pd.DataFrame(rows)
