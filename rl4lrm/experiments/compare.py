@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from rl4lrm.presets import PRESETS
-from rl4lrm.trainer import TrainConfig, Trainer
+from rl4lrm.sweep import Run, run_sweep
+from rl4lrm.trainer import TrainConfig
 
 
 def compare_presets(
@@ -16,6 +16,8 @@ def compare_presets(
     seeds: tuple[int, ...] = (0,),
     on_run_end: Callable[[pd.DataFrame], None] | None = None,
     progress: bool = True,
+    backend: str = "sequential",
+    ray_address: str | None = None,
     **config,
 ) -> pd.DataFrame:
     """Runs every (method, seed) with the same ``TrainConfig`` fields and returns one long DataFrame.
@@ -27,6 +29,10 @@ def compare_presets(
         seeds: seeds per method (mean ± std needs at least 2).
         on_run_end: called with the runs so far after each run (live plots).
         progress: show a bar over runs.
+        backend: ``"sequential"`` (this process) or ``"ray"`` (one Ray task per run, ``rl4lrm.sweep``); the same
+            DataFrame either way.
+        ray_address: with ``backend="ray"``, the cluster to join (``ray.init(address=...)``); None starts a local
+            one unless Ray is already initialised.
         **config: ``TrainConfig`` fields shared by every run (task, steps, lr, ...).
 
     Returns:
@@ -38,18 +44,12 @@ def compare_presets(
     for label, overrides in methods.items():
         if overrides.get("preset") not in PRESETS:
             raise ValueError(f"method {label!r}: unknown preset {overrides.get('preset')!r}; known: {sorted(PRESETS)}")
-    configs = [
-        (label, seed, TrainConfig.build(**{**config, **overrides, "seed": seed}))  # validates before any run
+    runs = [
+        Run(label, seed, TrainConfig.build(**{**config, **overrides, "seed": seed}))  # validates before any run
         for label, overrides in methods.items()
         for seed in seeds
     ]
-    runs = []
-    for label, seed, cfg in tqdm(configs, desc="runs", disable=not progress):
-        history = Trainer(cfg, progress=False).train()
-        runs.append(history.assign(method=label, seed=seed))
-        if on_run_end is not None:
-            on_run_end(pd.concat(runs, ignore_index=True))
-    return pd.concat(runs, ignore_index=True)
+    return run_sweep(runs, backend, ray_address=ray_address, on_run_end=on_run_end, progress=progress)
 
 
 def final_table(runs: pd.DataFrame, metrics=("acc/pass@1",)) -> pd.DataFrame:
