@@ -39,8 +39,10 @@ chromium:
 	if [ -n "$$(echo $$missing)" ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
+# every chapter runs twice: in the book's build (each cell's stderr and stored printouts are then checked,
+# tests/browser/test_book.py) and in JupyterLab (tests/browser/test_lab.py); nbval by hand is a third way
 test: lint chromium
-	RL4LRM_QUICK=1 $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	RL4LRM_QUICK=1 $(PY) -m pytest -q tests -p no:cacheprovider
 
 # the unit tests without the ones marked slow (seconds each) or browser (minutes): a minute on 2 cores
 test-fast: install

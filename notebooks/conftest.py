@@ -1,6 +1,7 @@
 """What ``pytest --nbval-lax notebooks`` checks on top of nbval: no cell may write to stderr.
 
-nbval runs each notebook in one kernel, one test per code cell (``make test`` sets ``RL4LRM_QUICK=1``). A cell
+nbval runs each notebook in one kernel, one test per code cell (run it with ``RL4LRM_QUICK=1``; ``make test``
+checks the same rules on the book's run of each chapter instead, ``tests/browser/test_book.py``). A cell
 fails when it raises; a cell tagged ``nbval-check-output`` (the hand-made cases, whose printout is the same on
 every run) also fails when its output differs from the one stored in the notebook (``python
 notebooks/store_checked_outputs.py`` stores them again after a deliberate change). This file adds one more rule:

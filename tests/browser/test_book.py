@@ -15,6 +15,7 @@ with the install command. Chromium is conftest's ``browser`` fixture (``chromium
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 HTML = BOOK / "_build" / "html"
+EXECUTED = BOOK / "_build" / "jupyter_execute" / "notebooks"  # the chapters as the build ran them
+CHECKED = "nbval-check-output"  # the tag of a hand-made case whose printout is the same on every run
 SCREENSHOTS = ROOT / "build" / "screenshots" / "book"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
@@ -171,3 +174,42 @@ def test_chapter_opens_from_a_file_url(browser, book_html):
     finally:
         page.close()
     assert not remote, f"requests to remote hosts: {remote}"
+
+
+def printed(outputs: list[dict]) -> list[tuple[str, str]]:
+    """What a cell printed, as (kind, text): streams joined however they were chunked, results as their text/plain."""
+    out: list[tuple[str, str]] = []
+    for o in outputs:
+        if o["output_type"] == "stream":
+            text = "".join(o["text"])
+            if out and out[-1][0] == o["name"]:
+                out[-1] = (o["name"], out[-1][1] + text)
+            else:
+                out.append((o["name"], text))
+        elif o["output_type"] in ("execute_result", "display_data"):
+            out.append(("result", "".join(o.get("data", {}).get("text/plain", ""))))
+        else:
+            out.append((o["output_type"], o.get("evalue", "")))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+def test_chapter_ran_without_stderr_and_printed_its_stored_outputs(name, book_html):
+    """The book's run of each chapter (quick mode) is its test run: a cell that raises fails the build; here no cell
+    may write to stderr (warnings, log messages and progress bars a student should not meet), and each cell tagged
+    ``nbval-check-output`` must print what the notebook stores (``notebooks/store_checked_outputs.py``)."""
+    stored = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    ran = json.loads((EXECUTED / name).read_text())["cells"]
+    assert len(ran) == len(stored), f"{name}: the book ran {len(ran)} cells, the notebook has {len(stored)}"
+    problems = []
+    for i, (cell, done) in enumerate(zip(stored, ran)):
+        if cell["cell_type"] != "code":
+            continue
+        noise = "".join(text for kind, text in printed(done["outputs"]) if kind == "stderr")
+        if noise:
+            problems.append(f"cell {i} wrote to stderr:\n{noise[:2000]}")
+        if CHECKED in cell.get("metadata", {}).get("tags", []) and printed(done["outputs"]) != printed(cell["outputs"]):
+            problems.append(
+                f"cell {i} printed\n{printed(done['outputs'])}\ninstead of its stored\n{printed(cell['outputs'])}"
+            )
+    assert not problems, f"{name}:\n" + "\n".join(problems)
