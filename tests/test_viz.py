@@ -192,3 +192,27 @@ def test_curation_funnel_stacks_what_each_step_dropped_on_what_it_kept():
     assert "1 of 4 rows kept (25%)" in ax.get_title()
     with pytest.raises(ValueError, match="got 0 rows"):
         plot_curation_funnel(counts.iloc[:0])
+
+
+def test_async_timeline_puts_sampling_and_learning_on_two_lanes_and_hatches_the_wait():
+    from rl4lrm.viz.resources import plot_async_timeline
+
+    timeline = pd.DataFrame(
+        {
+            "step": [0, 1],
+            "version": [0, 0],
+            "produce_start": [0.0, 1.0],
+            "produce_end": [1.0, 2.0],
+            "wait_start": [0.0, 1.5],
+            "learn_start": [1.0, 2.0],
+            "learn_end": [1.5, 2.5],
+        }
+    )
+    ax = plot_async_timeline(timeline).axes[0]
+    spans = [tuple(c.get_paths()[0].get_extents().bounds) for c in ax.collections]  # (x, y, width, height)
+    assert len(spans) == 6  # per step: sampling, learning, and a wait (both steps waited)
+    assert [(x, y) for x, y, _, _ in spans] == [(0.0, 1.1), (1.0, 0.1), (0.0, 0.1), (1.0, 1.1), (2.0, 0.1), (1.5, 0.1)]
+    assert [t.get_text() for t in ax.texts] == ["0·v0", "0", "1·v0", "1"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["learner", "producer"]
+    with pytest.raises(ValueError, match=r"lacks columns \['learn_end'\]"):
+        plot_async_timeline(timeline.drop(columns="learn_end"))
