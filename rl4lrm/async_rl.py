@@ -45,10 +45,12 @@ _POLL_S = 0.05  # how often a waiting side looks for a failure or a stop on the 
 
 class RolloutProducer(Protocol):
     """What the learner needs of a rollout worker. ``LocalProducer`` is a thread's; a Ray actor (or a process
-    on another device) implements the same two methods, and ``AsyncTrainer(producer=...)`` takes it."""
+    on another device) implements the same two methods, and ``AsyncTrainer(producer=...)`` takes it. Both are
+    called from the producer thread, one at a time."""
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
-        """Load the learner's weights after ``version`` steps."""
+        """Load the learner's weights after ``version`` steps (before the first batch, then whenever newer ones
+        exist); ``weights`` is a snapshot the worker may keep."""
 
     def produce(self, step: int) -> Sampled:
         """The scored batch of ``step`` (its problems and noise), sampled with the weights last set."""
@@ -138,6 +140,7 @@ class AsyncTrainer(Trainer):
         """Runs the remaining steps with the producer ahead of the learner; returns the metrics history."""
         bar = self._start()
         weights, batches = _Weights(self.step), queue.Queue(maxsize=self.staleness + 1)
+        weights.publish(self.step, self._weights())  # a producer set up elsewhere (a Ray actor) starts from them
         stop, self._failure = threading.Event(), None
         producer = self.producer or LocalProducer(self)
         t0 = time.perf_counter()
@@ -164,7 +167,7 @@ class AsyncTrainer(Trainer):
                     "async/samples_per_s": samples / (arrived - t0),  # the rate batches reach the learner
                 }
                 metrics = self.learn(item.sampled, item.version, started, log)
-                weights.publish(self.step, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+                weights.publish(self.step, self._weights())
                 self.timeline.append(
                     {
                         "step": item.step,
@@ -192,7 +195,7 @@ class AsyncTrainer(Trainer):
         try:
             if self.threads is not None:
                 torch.set_num_threads(self.threads)
-            have, idle = self.step, time.perf_counter()  # the producer's copy starts as the learner's weights
+            have, idle = -1, time.perf_counter()  # nothing loaded yet: the first batch loads the learner's weights
             for step in range(self.step, self.config.steps):
                 version, new = weights.wait_for(step - self.staleness, stop)
                 if stop.is_set():
@@ -213,6 +216,10 @@ class AsyncTrainer(Trainer):
                 idle = end
         except BaseException as err:  # handed to the learner, which raises it in the caller's thread
             self._failure = err
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """A snapshot of the policy's weights, which the learner's next updates leave untouched."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _take(self, batches: queue.Queue, worker: threading.Thread) -> _Batch:
         """The next batch; raises the producer's exception if it failed."""

@@ -68,6 +68,33 @@ def test_the_lag_reaches_the_bound_never_beyond_and_the_weights_correct_it(stale
     assert not _producer_threads()
 
 
+class RecordingProducer(LocalProducer):
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.calls = []
+
+    def set_weights(self, weights, version):
+        self.calls.append(("set_weights", version))
+        super().set_weights(weights, version)
+
+    def produce(self, step):
+        self.calls.append(("produce", step))
+        return super().produce(step)
+
+
+def test_a_producer_gets_the_learners_weights_before_its_first_batch():
+    """The interface a Ray actor would implement: weights set first, then each step's batch, in order."""
+    trainer = AsyncTrainer(TrainConfig(steps=3, **FAST), staleness=0, progress=False)
+    trainer.producer = RecordingProducer(trainer)
+    with torch.no_grad():
+        for p in trainer.producer.model.parameters():
+            p.zero_()  # a worker that starts with other weights
+    trainer.train()
+    expected = [("set_weights", 0), ("produce", 0), ("set_weights", 1), ("produce", 1), ("set_weights", 2)]
+    assert trainer.producer.calls == [*expected, ("produce", 2)]
+    assert trainer.history[1]["reward/mean"] > 0  # sampled by the learner's weights, not the zeroed ones
+
+
 class FailingProducer(LocalProducer):
     def produce(self, step):
         if step == 2:
