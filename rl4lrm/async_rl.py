@@ -19,10 +19,17 @@ waiting for data), ``async/blocked`` (the producer idle before the batch, held b
 queue) and ``async/samples_per_s``; ``AsyncTrainer.timeline`` holds each step's produce and learn
 intervals, to plot who waits on whom.
 
-Threads share one process: the GIL serialises Python-level work (a tiny model's ops are mostly that), and
-torch's intra-op thread count is one setting for the process. Each side runs ``threads`` intra-op threads,
-by default the lab's 1: on a 2-core CPU that is one core per side, while two 2-thread pools oversubscribe
-the cores and spin-wait on each other (``benchmarks/async_rl.py --threads 2`` measures it).
+Threads share one process: the GIL serialises Python-level work (much of a tiny model's time), and each
+side sets torch's intra-op threads for itself (``threads``; by default the lab's 1, one core per side on a
+2-core CPU). Measured there (``benchmarks/async_rl.py --threads 2``, a busy machine): with two threads the
+synchronous loop ran 5.8x slower (the pool spin-waits) and the async one no faster than with one. Overlap pays
+at most 1 / max(share, 1 - share), share being the part of a step spent sampling (29% here: 1.42x), and only
+with a core free for each side.
+
+What the producer does not see: ReMax's greedy baseline and a critic's values come from the learner's current
+weights (``Trainer._context``). A checkpoint saved after ``train()`` is consistent (the producer has drawn
+exactly the trained steps), and ``load`` then ``train()`` continues the run (at staleness 0, identically); one
+saved from a callback mid-run holds a sampler up to ``staleness`` steps ahead.
 """
 
 from __future__ import annotations

@@ -49,6 +49,19 @@ def test_staleness_zero_replays_the_synchronous_run():
     assert df["async/version"].dropna().tolist() == [0, 1, 2]
 
 
+def test_an_async_run_resumes_from_its_checkpoint(tmp_path):
+    straight = AsyncTrainer(TrainConfig(steps=4, **FAST), staleness=0, progress=False)
+    straight.train()
+    first = AsyncTrainer(TrainConfig(steps=2, **FAST), staleness=0, progress=False)
+    first.train()
+    first.save(tmp_path / "ckpt.pt")
+    resumed = AsyncTrainer(TrainConfig(steps=4, **FAST), staleness=0, progress=False)
+    resumed.load(tmp_path / "ckpt.pt")
+    resumed.train()
+    assert _comparable(resumed.history) == _comparable(straight.history)
+    assert resumed.history_frame()["async/version"].dropna().tolist() == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize("staleness", [1, 2, 4])
 def test_the_lag_reaches_the_bound_never_beyond_and_the_weights_correct_it(staleness):
     config = TrainConfig(steps=6, **FAST, overrides={"tis_cap": 2.0})
