@@ -264,14 +264,15 @@ class Trainer:
         self.step, self.history = 0, []
 
     # ---------------------------------------------------------------- helpers
-    def generator(self, stream: int, round: int = 0) -> torch.Generator:
+    def generator(self, stream: int, round: int = 0, step: int | None = None) -> torch.Generator:
         """A generator seeded by (seed, step, stream, round): resuming at step s replays the same noise.
 
         Stream 0 samples rollouts, stream 1 orders minibatches; ``round`` > 0 serves samplers that draw
-        several batches in one step.
+        several batches in one step. ``step`` defaults to the current one.
         """
+        step = self.step if step is None else step
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(self.config.seed * 1_000_003 + self.step * 7 + stream + round * 1_000_000_007)
+        gen.manual_seed(self.config.seed * 1_000_003 + step * 7 + stream + round * 1_000_000_007)
         return gen
 
     def evaluate(self) -> dict[str, float]:
@@ -299,14 +300,19 @@ class Trainer:
         every = self.config.eval_every
         return every > 0 and (self.step == self.config.steps or self.step % every == 0)
 
-    def sampling_context(self) -> SamplingContext:
-        """What the sampler sees of this step: policy, task, batch settings, seeded noise and the scorer."""
+    def sampling_context(self, model: torch.nn.Module | None = None, step: int | None = None) -> SamplingContext:
+        """What the sampler sees of a step: policy, task, batch settings, seeded noise and the scorer.
+
+        ``model`` and ``step`` default to the trainer's policy and current step (``collect`` passes others).
+        """
         cfg = self.config
+        model = self.model if model is None else model
+        step = self.step if step is None else step
         return SamplingContext(
-            model=self.model,
+            model=model,
             tokenizer=self.tokenizer,
             task=self.task,
-            step=self.step,
+            step=step,
             seed=cfg.seed,
             prompts_per_step=cfg.prompts_per_step,
             group_size=cfg.group_size,
@@ -314,14 +320,15 @@ class Trainer:
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             prompt_style=cfg.prompt_style,
-            generator=self.generator,
-            score=self.score,
+            generator=lambda stream, round=0: self.generator(stream, round, step),
+            score=lambda problems, batch, group_size=None: self.score(problems, batch, group_size, model),
         )
 
-    def score(self, problems, batch: RolloutBatch, group_size: int | None = None) -> Scores:
+    def score(self, problems, batch: RolloutBatch, group_size: int | None = None, model=None) -> Scores:
         """Scores N completions (``problems[i]`` is the problem of row i) with the reward mix and the verifier.
 
-        ``group_size`` defaults to the run's G (ReMax scores its greedy baseline as groups of one).
+        ``group_size`` defaults to the run's G (ReMax scores its greedy baseline as groups of one); ``model``,
+        the policy rewards that read one see (self-certainty, entropy), to the trainer's.
         """
         cfg = self.config
         ctx = RewardContext(
@@ -329,7 +336,7 @@ class Trainer:
             max_new_tokens=cfg.max_new_tokens,
             task=self.task,
             batch=batch,
-            model=self.model,
+            model=self.model if model is None else model,
             tokenizer=self.tokenizer,
             ref_model=self.ref_model,
         )
@@ -451,92 +458,128 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
     def train(self) -> pd.DataFrame:
         """Runs the remaining steps and returns the metrics history as a DataFrame."""
+        bar = self._start()  # the held-out evaluation before the first step, and the progress bar
+        while self.step < self.config.steps:
+            t0 = time.perf_counter()
+            # 1. sample B groups of G completions with the current policy (the sampler picks the prompts and how)
+            sampled = self.collect()
+            # 2.-5. advantages, update epochs and the log, on a batch the current policy sampled
+            metrics = self.learn(sampled, self.step, t0, {"time/rollout": time.perf_counter() - t0})
+            self._tick(bar, metrics)
+        return self._finish(bar)
+
+    def collect(self, model: torch.nn.Module | None = None, step: int | None = None) -> Sampled:
+        """Samples and scores one step's batch (the sampler's ``Sampled``), with reference log-probs when a
+        reference model runs.
+
+        Args:
+            model: the policy that samples; default the trainer's own. An asynchronous producer
+                (``rl4lrm.async_rl``) passes its copy, which may be a few versions behind.
+            step: the step whose problems and noise are drawn (``generator``); default the current one.
+        """
+        sampled = self.sampler.sample(self.sampling_context(model, step))
+        if self.ref_model is not None:
+            with torch.no_grad():
+                sampled.batch.ref_logprobs, _ = compute_logprobs(self.ref_model, sampled.batch)  # (N, T)
+        return sampled
+
+    def learn(self, sampled: Sampled, version: int, started: float, log: dict | None = None) -> dict:
+        """One step on a scored batch: advantages, update epochs, log; returns the step's metrics.
+
+        Args:
+            sampled: the batch (``collect``).
+            version: the step of the policy that sampled it. Older than ``self.step``, the batch is off-policy:
+                ``_behaviour_correction`` measures the drift and, with ``tis_cap``, corrects it.
+            started: ``time.perf_counter()`` when the step began; ``time/step`` counts from it.
+            log: metrics measured outside (the rollout's time, an asynchronous run's lag), logged with the step.
+        """
         cfg, algo = self.config, self.algo
+        batch, rewards = sampled.batch, sampled.rewards  # N = B*G rows, rewards (N,)
+        for cb in self.callbacks:
+            cb.on_rollout_end(self, batch, rewards)
+        # 2. the context the advantage estimator asks for
+        scalar_rewards, context = self._context(sampled)
+        # 3. advantages
+        advantages, adv_metrics = self.advantage_fn(scalar_rewards, batch.response_mask, cfg.group_size, **context)
+        exp = Experience(batch, advantages, version)
+        if self.critic is not None:  # the critic regresses on the λ-returns, before any whitening
+            exp.old_values, exp.returns = context["values"], advantages + context["values"]
+        if algo.whiten_advantages:
+            exp.advantages = whiten(advantages, batch.response_mask, algo.whiten_std)  # (N, T)
+            adv_metrics.update(advantage_metrics(exp.advantages, batch.response_mask))
+        if algo.overlong_filter:  # DAPO: a truncated completion leaves the loss, not its group's baseline
+            exp.loss_mask = overlong_filter_mask(batch.response_mask, batch.truncated)  # (N, T)
+            adv_metrics["overlong/frac_filtered"] = batch.truncated.float().mean().item()
+        self.buffer.append(exp)
+        # 4. update epochs over minibatches of the fresh batch and the replayed ones
+        corrections = [self._behaviour_correction(e) for e in self.buffer]
+        update_metrics: list[dict] = [c[2] for c in corrections if c[2]]
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_lr(self.step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_schedule)
+        order_gen = self.generator(1)
+        for _ in range(algo.update_epochs):
+            for e, (old_logprobs, is_weights, _) in zip(self.buffer, corrections):
+                order = torch.randperm(len(e.advantages), generator=order_gen, device=self.device)
+                for rows in order.chunk(cfg.minibatches):
+                    update_metrics.append(self._update(e, old_logprobs, is_weights, rows))
+        self.model.eval()
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise FloatingPointError(
+                f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
+                f"(save() refuses such weights, so the last good checkpoint stays)"
+            )
+        self.step += 1
+        # 5. log
+        correct = sampled.scores.correct > 0.5
+        lengths = batch.lengths
+        tokens_before = self.history[-1].get("tokens/cumulative", 0.0)
+        metrics = {
+            "step": self.step,
+            **sampled.metrics,
+            "tokens/cumulative": tokens_before + sampled.metrics["tokens/generated"],
+            "reward/mean": rewards.mean().item(),
+            "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
+            "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
+            "reward/correct": sampled.scores.correct.float().mean().item(),
+            **{f"reward/{name}": part.float().mean().item() for name, part in sampled.scores.parts.items()},
+            **adv_metrics,
+            **_mean_over(update_metrics),
+            "length/mean": lengths.mean().item(),
+            "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
+            "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
+            "length/frac_truncated": batch.truncated.float().mean().item(),
+            "kl/ref_model": float(self.ref_model is not None),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **(log or {}),
+            "time/step": time.perf_counter() - started,
+        }
+        if self._should_eval():
+            metrics.update(self.evaluate())
+        self.history.append(metrics)
+        for cb in self.callbacks:
+            cb.on_step_end(self, metrics)
+        return metrics
+
+    def _start(self) -> tqdm:
+        """Evaluates before the first step (once per run) and opens the progress bar."""
+        cfg = self.config
         if self.step == 0 and not self.history:
             self.history.append({"step": 0, **(self.evaluate() if cfg.eval_every > 0 else {})})
-        bar = tqdm(
-            total=cfg.steps, initial=self.step, desc=f"{algo.name} on {self.task.name}", disable=not self.progress
+        return tqdm(
+            total=cfg.steps, initial=self.step, desc=f"{self.algo.name} on {self.task.name}", disable=not self.progress
         )
-        while self.step < cfg.steps:
-            t0 = time.perf_counter()
-            # 1. sample B groups of G completions (the sampler picks the prompts and how) and score them
-            sampled = self.sampler.sample(self.sampling_context())
-            batch, rewards = sampled.batch, sampled.rewards  # N = B*G rows, rewards (N,)
-            if self.ref_model is not None:
-                with torch.no_grad():
-                    batch.ref_logprobs, _ = compute_logprobs(self.ref_model, batch)
-            t1 = time.perf_counter()
-            for cb in self.callbacks:
-                cb.on_rollout_end(self, batch, rewards)
-            # 2. the context the advantage estimator asks for
-            scalar_rewards, context = self._context(sampled)
-            # 3. advantages
-            advantages, adv_metrics = self.advantage_fn(scalar_rewards, batch.response_mask, cfg.group_size, **context)
-            exp = Experience(batch, advantages, self.step)
-            if self.critic is not None:  # the critic regresses on the λ-returns, before any whitening
-                exp.old_values, exp.returns = context["values"], advantages + context["values"]
-            if algo.whiten_advantages:
-                exp.advantages = whiten(advantages, batch.response_mask, algo.whiten_std)  # (N, T)
-                adv_metrics.update(advantage_metrics(exp.advantages, batch.response_mask))
-            if algo.overlong_filter:  # DAPO: a truncated completion leaves the loss, not its group's baseline
-                exp.loss_mask = overlong_filter_mask(batch.response_mask, batch.truncated)  # (N, T)
-                adv_metrics["overlong/frac_filtered"] = batch.truncated.float().mean().item()
-            self.buffer.append(exp)
-            # 4. update epochs over minibatches of the fresh batch and the replayed ones
-            corrections = [self._behaviour_correction(e) for e in self.buffer]
-            update_metrics: list[dict] = [c[2] for c in corrections if c[2]]
-            self.model.train()
-            for group in self.optimizer.param_groups:
-                group["lr"] = scheduled_lr(self.step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_schedule)
-            order_gen = self.generator(1)
-            for _ in range(algo.update_epochs):
-                for e, (old_logprobs, is_weights, _) in zip(self.buffer, corrections):
-                    order = torch.randperm(len(e.advantages), generator=order_gen, device=self.device)
-                    for rows in order.chunk(cfg.minibatches):
-                        update_metrics.append(self._update(e, old_logprobs, is_weights, rows))
-            self.model.eval()
-            bad = non_finite_parameters(self.model)
-            if bad:
-                raise FloatingPointError(
-                    f"step {self.step + 1}: parameters {bad[:5]} became NaN or inf; stopped "
-                    f"(save() refuses such weights, so the last good checkpoint stays)"
-                )
-            self.step += 1
-            # 5. log
-            correct = sampled.scores.correct > 0.5
-            lengths = batch.lengths
-            tokens_before = self.history[-1].get("tokens/cumulative", 0.0)
-            metrics = {
-                "step": self.step,
-                **sampled.metrics,
-                "tokens/cumulative": tokens_before + sampled.metrics["tokens/generated"],
-                "reward/mean": rewards.mean().item(),
-                "reward/std": rewards.std().item() if len(rewards) > 1 else 0.0,
-                "reward/frac_zero_std": zero_std_groups(rewards, cfg.group_size).float().mean().item(),
-                "reward/correct": sampled.scores.correct.float().mean().item(),
-                **{f"reward/{name}": part.float().mean().item() for name, part in sampled.scores.parts.items()},
-                **adv_metrics,
-                **_mean_over(update_metrics),
-                "length/mean": lengths.mean().item(),
-                "length/correct_mean": lengths[correct].mean().item() if correct.any() else float("nan"),
-                "length/wrong_mean": lengths[~correct].mean().item() if (~correct).any() else float("nan"),
-                "length/frac_truncated": batch.truncated.float().mean().item(),
-                "kl/ref_model": float(self.ref_model is not None),
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "time/rollout": t1 - t0,
-                "time/step": time.perf_counter() - t0,
-            }
-            if self._should_eval():
-                metrics.update(self.evaluate())
-            self.history.append(metrics)
-            for cb in self.callbacks:
-                cb.on_step_end(self, metrics)
-            last_eval = next((h for h in reversed(self.history) if "acc/pass@1" in h), None)
-            postfix = {"reward": f"{metrics['reward/mean']:.2f}"}
-            if last_eval is not None:
-                postfix["pass@1"] = f"{last_eval['acc/pass@1']:.2f}"
-            bar.set_postfix(postfix)
-            bar.update(1)
+
+    def _tick(self, bar: tqdm, metrics: dict) -> None:
+        last_eval = next((h for h in reversed(self.history) if "acc/pass@1" in h), None)
+        postfix = {"reward": f"{metrics['reward/mean']:.2f}"}
+        if last_eval is not None:
+            postfix["pass@1"] = f"{last_eval['acc/pass@1']:.2f}"
+        bar.set_postfix(postfix)
+        bar.update(1)
+
+    def _finish(self, bar: tqdm) -> pd.DataFrame:
         bar.close()
         for cb in self.callbacks:
             cb.on_train_end(self)

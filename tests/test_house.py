@@ -47,6 +47,7 @@ LAYERS = {
     "rl4lrm.crosswalk": 7,
     "rl4lrm.export": 7,
     "rl4lrm.sweep": 7,
+    "rl4lrm.async_rl": 7,
     "rl4lrm.experiments": 8,
     "rl4lrm.viz": 9,
     "rl4lrm.cli": 9,
