@@ -101,11 +101,18 @@ class _Weights:
             self.version, self.weights = version, weights
             self.changed.notify_all()
 
-    def wait_for(self, version: int, stop: threading.Event) -> tuple[int, dict | None]:
+    def wait_for(self, step: int, staleness: int, stop: threading.Event) -> tuple[int, dict | None]:
+        """Blocks until the published weights may sample ``step`` (``admits``) or ``stop`` is set."""
         with self.changed:
-            while self.version < version and not stop.is_set():
+            while not admits(step, self.version, staleness) and not stop.is_set():
                 self.changed.wait(_POLL_S)
             return self.version, self.weights
+
+
+def admits(step: int, version: int, staleness: int) -> bool:
+    """AReaL's bound: the batch of ``step`` (trained when the learner is at version ``step``) may be sampled by
+    the policy of ``version`` when it lags by at most ``staleness`` versions, ``step - version <= staleness``."""
+    return step - version <= staleness
 
 
 def check_staleness(staleness) -> int:
@@ -204,7 +211,7 @@ class AsyncTrainer(Trainer):
                 torch.set_num_threads(self.threads)
             have, idle = -1, time.perf_counter()  # nothing loaded yet: the first batch loads the learner's weights
             for step in range(self.step, self.config.steps):
-                version, new = weights.wait_for(step - self.staleness, stop)
+                version, new = weights.wait_for(step, self.staleness, stop)
                 if stop.is_set():
                     return
                 if version > have:

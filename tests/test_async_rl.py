@@ -162,3 +162,10 @@ def test_async_grpo_raises_training_reward():
     assert rewards.iloc[-5:].mean() > rewards.iloc[:5].mean() + 0.1
     assert df["acc/pass@1"].iloc[-1] > df["acc/pass@1"].iloc[0]
     assert df["async/staleness"].max() <= 2
+
+
+def test_admits_is_the_staleness_bound_by_hand():
+    from rl4lrm.async_rl import admits
+
+    assert admits(step=5, version=5, staleness=0) and not admits(step=5, version=4, staleness=0)
+    assert admits(step=5, version=3, staleness=2) and not admits(step=5, version=2, staleness=2)
