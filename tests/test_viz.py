@@ -216,3 +216,14 @@ def test_async_timeline_puts_sampling_and_learning_on_two_lanes_and_hatches_the_
     assert [t.get_text() for t in ax.get_yticklabels()] == ["learner", "producer"]
     with pytest.raises(ValueError, match=r"lacks columns \['learn_end'\]"):
         plot_async_timeline(timeline.drop(columns="learn_end"))
+
+
+def test_async_panel_runs_sync_and_the_chosen_bound_and_draws_the_timeline():
+    from rl4lrm.viz import AsyncPanel
+
+    panel = AsyncPanel(staleness=1, steps=10, prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=1)
+    panel.steps.value, panel.staleness.value = 10, 2
+    runs = panel.run()
+    assert list(runs["method"].unique()) == ["sync", "staleness 2"] and runs["step"].max() == 10
+    assert len(panel.timeline) == 10 and runs["async/staleness"].max() <= 2
+    assert "mean lag" in panel.status.value and not panel.button.disabled

@@ -23,6 +23,7 @@ from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.priors import PRIOR_CURVES, PriorsPanel
 from rl4lrm.viz.process_outcome import ProcessOutcomePanel, plot_proxy_vs_gold, plot_rl_curves, plot_selection
+from rl4lrm.viz.resources import AsyncPanel, plot_async_timeline, plot_curation_funnel
 from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
 from rl4lrm.viz.rl_vs_sft import RLvsSFTPanel, plot_razor, plot_rl_vs_sft
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
@@ -52,6 +53,7 @@ def show_table(df, max_width: str = "22em", precision: int = 3) -> None:
 
 
 __all__ = [
+    "AsyncPanel",
     "COMPARISON_CURVES",
     "CURVES",
     "SAMPLING_CURVES",
@@ -70,8 +72,10 @@ __all__ = [
     "TricksPanel",
     "TrainingDashboard",
     "plot_accuracy_vs_tokens",
+    "plot_async_timeline",
     "plot_comparison",
     "plot_coverage",
+    "plot_curation_funnel",
     "plot_curriculum",
     "plot_curves",
     "plot_estimators",

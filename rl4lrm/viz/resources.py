@@ -3,13 +3,20 @@
 ``plot_curation_funnel`` draws ``rl4lrm.corpus.curate``'s counts: one bar per stage, the rows a step dropped
 stacked on top of what it kept, so the eye follows the corpus shrinking step by step. ``plot_async_timeline`` draws
 ``rl4lrm.async_rl.AsyncTrainer.timeline_frame()``: the producer's and the learner's intervals on two lanes, so the
-synchronous loop's idle halves and the asynchronous overlap show at a glance.
+synchronous loop's idle halves and the asynchronous overlap show at a glance. ``AsyncPanel`` runs the synchronous
+loop and one asynchronous run side by side and draws both.
 """
 
 from __future__ import annotations
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
+
+from rl4lrm.experiments.infrastructure import staleness_study
+from rl4lrm.viz.compare import plot_comparison
+from rl4lrm.viz.controls import STYLE, int_slider
 
 DROP_COLOR, KEEP_COLOR = "#d62728", "#1f77b4"
 
@@ -98,3 +105,65 @@ def plot_async_timeline(timeline: pd.DataFrame, ax=None, title: str | None = Non
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title or "sampling (step·version) and learning (step); hatched: the learner waits", fontsize=10)
     return ax.figure
+
+
+ASYNC_CURVES = [("acc/pass@1", "held-out pass@1"), ("reward/mean", "training reward"), ("async/staleness", "lag")]
+
+
+class AsyncPanel:
+    """Staleness bound, truncated-IS cap, steps and seed; Run trains the synchronous loop and ``AsyncTrainer`` at that
+    bound (``staleness_study``) and draws their curves and the async run's timeline.
+
+    Args:
+        staleness: the bound at first. steps: training steps at first. seed: seed at first.
+        **config: ``TrainConfig`` fields for both runs, over ``STUDY_CONFIG`` (``eval_problems``, ...).
+    """
+
+    def __init__(self, staleness: int = 2, steps: int = 20, seed: int = 0, **config):
+        self.config, self.runs, self.timeline = dict(config), None, None
+        self.staleness = int_slider(staleness, 0, 8, description="staleness bound")
+        self.tis_cap = W.FloatSlider(value=2.0, min=1.0, max=10.0, step=0.5, description="tis_cap", style=STYLE)
+        self.steps = int_slider(steps, 10, 200, 10, description="steps")
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE)
+        self.button = W.Button(description="Run", button_style="primary", icon="play")
+        self.button.on_click(lambda _: self.run())
+        self.status = W.HTML()
+        self.out = W.Output()
+        controls = W.VBox([W.HBox([self.staleness, self.tis_cap]), W.HBox([self.steps, self.seed])])
+        self.widget = W.VBox([controls, W.HBox([self.button, self.status]), self.out])
+
+    def run(self) -> pd.DataFrame:
+        """Trains both runs with the chosen settings and draws them; returns the runs."""
+        self.button.disabled = True
+        self.status.value = "<i>training…</i>"
+        try:
+            steps = self.steps.value
+            self.runs, timelines = staleness_study(
+                (self.staleness.value,),
+                seeds=(self.seed.value,),
+                steps=steps,
+                tis_cap=self.tis_cap.value,
+                progress=False,
+                **{"eval_every": max(1, steps // 4), **self.config},
+            )
+            (self.timeline,) = timelines.values()
+            fig = plt.figure(figsize=(13, 5.6))
+            grid = fig.add_gridspec(2, 3, height_ratios=[1.3, 1])
+            plot_comparison(self.runs, ASYNC_CURVES, axes=[fig.add_subplot(grid[0, i]) for i in range(3)])
+            plot_async_timeline(self.timeline, ax=fig.add_subplot(grid[1, :]), steps=min(steps, 12))
+            fig.tight_layout()
+            plt.close(fig)
+            with self.out:
+                self.out.clear_output(wait=True)
+                display(fig)
+            speed = self.runs.groupby("method", sort=False)["time/step"].sum()
+            self.status.value = (
+                f"wall time of the steps: sync {speed.iloc[0]:.1f} s, async {speed.iloc[1]:.1f} s; "
+                f"mean lag {self.runs['async/staleness'].mean():.2f}"
+            )
+        finally:
+            self.button.disabled = False
+        return self.runs
+
+    def _ipython_display_(self):
+        display(self.widget)
