@@ -2,7 +2,9 @@
 with Shao et al.'s spurious rewards (random, format only, incorrect).
 
 The priors are ``rl4lrm.experiments.priors.PRIORS``: ``addition`` (0.65M-parameter Llama), ``addition-nano``
-(4x fewer parameters, same data and SFT steps) and ``addition-qwen2`` (Qwen2-style, same size, data and steps).
+(4x fewer parameters, same data and SFT steps), ``addition-qwen2`` (Qwen2-style, same size, data and steps),
+``addition-mid`` (half the SFT problems shown as worked column additions: mid-training on reasoning traces, after
+OctoThinker) and ``addition-instruct`` (``addition`` plus 500 SFT steps on clean answers: base vs instruction-tuned).
 Every run shares ``STUDY_CONFIG`` (GRPO without KL, 2 minibatch steps per batch so the clip can act, an 8-token
 cap) and is scored on held-out problems by the verifier, whatever its training reward. The gain of each
 (prior, reward) over its base model is read seed by seed: "up" / "down" only when all seeds agree. The profile of
@@ -11,7 +13,7 @@ each prior (greedy accuracy, sampled pass@1 and pass@8) is measured first.
 Runs go to a process pool (one torch thread each). The table is printed and written to ``--out`` (CSV), the
 per-seed rows to ``.runs.csv``, the evaluation curves to ``.curves.csv`` and the profiles to ``.profile.csv``.
 
-    python benchmarks/priors.py [--bases addition-nano addition addition-qwen2] [--steps 60] [--seeds 0 1 2]
+    python benchmarks/priors.py [--bases addition-nano addition ...] [--steps 60] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def main() -> None:
         f"bases={args.bases} rewards={args.rewards} steps={args.steps} seeds={args.seeds} workers={args.workers} "
         f"settings={STUDY_CONFIG}",
         lambda row: (
-            f"{row['base']:<15} {row['reward']:<10} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)"
+            f"{row['base']:<17} {row['reward']:<10} seed {row['seed']}: {pass1_change(row)} ({row['wall (s)']:.0f} s)"
         ),
     )
     order = [(b, r) for b in args.bases for r in args.rewards]

@@ -1,6 +1,8 @@
 """Chapter 07's pieces: the spurious rewards, the new zoo priors, the clipping-bias toy, the priors study, its
 panel and its exercise checkers."""
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,6 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from rl4lrm.evaluation import sample_and_verify  # noqa: E402
 from rl4lrm.experiments.clipping_bias import (  # noqa: E402
     check_clipped_surrogate,
     check_well_formed_reward,
@@ -25,6 +28,7 @@ from rl4lrm.experiments.priors import (  # noqa: E402
 from rl4lrm.models.tiny import count_parameters  # noqa: E402
 from rl4lrm.models.zoo import ZOO, load_base  # noqa: E402
 from rl4lrm.rewards import REWARDS, RewardContext, RewardMix, compute_reward  # noqa: E402
+from rl4lrm.rollout import rollout  # noqa: E402
 from rl4lrm.tasks import get_task  # noqa: E402
 from rl4lrm.trainer import TrainConfig  # noqa: E402
 
@@ -78,6 +82,10 @@ def test_the_new_priors_differ_from_addition_in_one_axis():
     nano, qwen = ZOO["addition-nano"], ZOO["addition-qwen2"]
     assert (nano.sft, nano.task_kwargs, nano.arch, nano.model_preset) == (ref.sft, ref.task_kwargs, "llama", "nano")
     assert (qwen.sft, qwen.task_kwargs, qwen.arch, qwen.model_preset) == (ref.sft, ref.task_kwargs, "qwen2", "micro")
+    mid, instruct = ZOO["addition-mid"], ZOO["addition-instruct"]
+    assert mid.sft == dataclasses.replace(ref.sft, traces=0.5) and ref.sft.traces == 0  # the data mix, nothing else
+    assert (mid.task_kwargs, mid.arch, mid.model_preset, mid.init) == (ref.task_kwargs, "llama", "micro", None)
+    assert instruct.init == "addition" and instruct.sft.noise == 0 and instruct.sft.steps < ref.sft.steps // 4
     sizes = {}
     for name in PRIORS:
         model, _, _ = load_base(name)
@@ -85,6 +93,58 @@ def test_the_new_priors_differ_from_addition_in_one_axis():
     assert sizes["addition-nano"][1] * 4 < sizes["addition"][1]
     assert sizes["addition-qwen2"][0] == "qwen2" and sizes["addition"][0] == "llama"
     assert abs(sizes["addition-qwen2"][1] - sizes["addition"][1]) < 0.01 * sizes["addition"][1]  # q/k/v biases only
+
+
+def test_worked_solutions_write_column_addition_with_its_carries():
+    problem = TASK.problems("train", 1, seed=0)[0]
+    prompt, text = TASK.worked(problem)
+    assert prompt == problem.prompt[:-1] + ":" and text.endswith(";" + problem.answer)
+    from rl4lrm.tasks.base import Problem
+
+    by_hand = Problem("", "57+68=", "125", {"a": 57, "b": 68}, "57+68")
+    assert TASK.worked(by_hand) == ("57+68:", "7+8=15;5+6+1=12;125")
+    short = Problem("", "5+68=", "73", {"a": 5, "b": 68}, "5+68")
+    assert TASK.worked(short) == ("5+68:", "5+8=13;0+6+1=7;73")
+    for p in TASK.problems("train", 50, seed=1):  # every step is right and the answer is the sum
+        *steps, answer = TASK.worked(p)[1].split(";")
+        sums = [step.split("=") for step in steps]
+        assert answer == p.answer and all(sum(map(int, lhs.split("+"))) == int(rhs) for lhs, rhs in sums)
+    with pytest.raises(NotImplementedError, match="countdown"):
+        get_task("countdown").worked(get_task("countdown").problems("train", 1)[0])
+
+
+def test_sft_traces_mix_worked_solutions_into_the_data(monkeypatch):
+    import rl4lrm.models.sft as sft
+
+    seen, real = [], sft.sft_example
+
+    def spy(tokenizer, prompt, answer):
+        seen.append(prompt)
+        return real(tokenizer, prompt, answer)
+
+    monkeypatch.setattr(sft, "sft_example", spy)
+    model, tokenizer, _ = load_base("addition-nano")
+    config = sft.SFTConfig(steps=1, batch_size=2, train_problems=200, warmup=0, traces=0.5, device="cpu")
+    sft.train_sft(model, tokenizer, TASK, config, progress=False)
+    traced = sum(p.endswith(":") for p in seen[200:])  # the first 200 are the direct examples, then the traces
+    assert len(seen) == 200 + traced and 60 < traced < 140
+    with pytest.raises(ValueError, match="traces"):
+        sft.SFTConfig(traces=1.5)
+
+
+def test_the_study_priors_load_and_answer_greedily_in_a_sane_band():
+    # mid-training keeps the plain prompt a direct answer and learns to write traces after "a+b:"
+    problems = TASK.problems("test", 32, seed=0)
+    bands = {"addition-mid": (0.6, 1.0), "addition-instruct": (0.85, 1.0)}
+    for name, (low, high) in bands.items():
+        model, tokenizer, _ = load_base(name)
+        greedy = sample_and_verify(model, tokenizer, TASK, problems, 1, temperature=1e-4, max_new_tokens=8)
+        assert low <= sum(greedy["correct"]) / len(problems) <= high, name
+        assert sum(greedy["well_formed"]) >= 30, name
+    model, tokenizer, _ = load_base("addition-mid")
+    prompt = TASK.worked(problems[0])[0]
+    batch = rollout(model, tokenizer, [prompt], 1, 24, 1e-4)
+    assert batch.completions[0].count(";") == 2, batch.completions[0]
 
 
 def test_prior_profile_measures_each_base_model():

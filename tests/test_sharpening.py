@@ -337,8 +337,13 @@ def test_panel_controls_feed_the_study_and_run_draws():
     panel = SharpeningPanel(
         base="addition", steps=2, kl_coef=0.0, **{k: v for k, v in TINY.items() if k not in ("steps", "progress")}
     )
-    # the dropdown lists the zoo entries of the same task
-    assert list(panel.controls["base"].options) == ["addition", "addition-nano", "addition-qwen2"]
+    assert list(panel.controls["base"].options) == [  # the same task's entries
+        "addition",
+        "addition-nano",
+        "addition-qwen2",
+        "addition-mid",
+        "addition-instruct",
+    ]
     panel.controls["entropy_coef"].value = 0.01
     panel.controls["eval_temperature"].value = 0.8
     panel.controls["seed"].value = 3

@@ -2,8 +2,11 @@
 
 The survey (§4.3) asks how much of what RL achieves is set by the base model. Here every base model comes from
 the zoo and differs from ``addition`` (a 0.65M-parameter Llama, 4000 SFT steps on 2-digit addition) in one
-axis: size (``addition-nano``, 4x fewer parameters, same data and steps) or architecture (``addition-qwen2``,
-Qwen2-style at the same size, same data and steps); the Countdown entries add strength by SFT length.
+axis: size (``addition-nano``, 4x fewer parameters, same data and steps), architecture (``addition-qwen2``,
+Qwen2-style at the same size, same data and steps), pre-training data (``addition-mid``: half the problems shown as
+worked column additions, a tiny mid-training after OctoThinker, Wang et al., 2025, arXiv:2506.20512) or
+post-training (``addition-instruct``: ``addition`` plus a short SFT on clean answers, base vs instruction-tuned); the
+Countdown entries add strength by SFT length.
 ``prior_profile`` measures what each prior knows before RL (greedy accuracy, sampled pass@1 and pass@k) and
 ``priors_study`` trains the same GRPO recipe on each, with the true reward or a spurious one.
 
@@ -29,9 +32,10 @@ from rl4lrm.models.tiny import count_parameters
 from rl4lrm.models.zoo import ZOO, load_base
 from rl4lrm.passk import pass_at_k_curve
 
-PRIORS: tuple[str, ...] = ("addition-nano", "addition", "addition-qwen2")
-"""The addition priors, each one axis away from ``addition``: size (``addition-nano``) and architecture
-(``addition-qwen2``)."""
+PRIORS: tuple[str, ...] = ("addition-nano", "addition", "addition-qwen2", "addition-mid", "addition-instruct")
+"""The addition priors, each one axis away from ``addition``: size (``addition-nano``), architecture
+(``addition-qwen2``), reasoning traces in the SFT data (``addition-mid``) and instruction tuning
+(``addition-instruct``)."""
 
 REWARD_ARMS: dict[str, dict] = {
     "true": {"correct": 1.0},

@@ -41,6 +41,11 @@ class SFTConfig:
     """Size of the pool of train-split problems sampled from."""
     noise: float = 0.0
     """Fraction of training answers with one character replaced by another answer character."""
+    traces: float = 0.0
+    """Fraction of the problem pool shown as a worked solution (``task.worked``: its own prompt, the written steps,
+    then the answer) instead of prompt → answer, at the same number of steps: reasoning traces mixed into the
+    "pretraining" data, as in OctoThinker's mid-training (Wang et al., 2025, arXiv:2506.20512). Traces are clean;
+    ``noise`` corrupts only the direct answers. 0 leaves the recipe (and its random draws) as without it."""
     seed: int = 0
     """Seed for the problem pool and the batch order."""
     device: str = "auto"
@@ -55,6 +60,7 @@ class SFTConfig:
                 "train_problems": AT_LEAST_ONE,
                 "lr": POSITIVE,
                 "noise": Range(0, 1, high_open=True),
+                "traces": Range(0, 1),
                 "warmup": NON_NEGATIVE,
                 "seed": NON_NEGATIVE,
             },
@@ -119,6 +125,11 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig | None = None, pro
     problems = task.problems("train", config.train_problems, seed=config.seed)
     answers = noisy_answers(problems, config.noise, random.Random(config.seed))
     examples = [sft_example(tokenizer, p.prompt, a) for p, a in zip(problems, answers)]
+    if config.traces > 0:  # its own random stream, so that traces=0 leaves the other recipes' draws untouched
+        traced = random.Random(f"traces-{config.seed}")
+        for i, p in enumerate(problems):
+            if traced.random() < config.traces:
+                examples[i] = sft_example(tokenizer, *task.worked(p))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     sched = warmup_cosine(opt, config.steps, config.warmup)
     gen = torch.Generator().manual_seed(config.seed)

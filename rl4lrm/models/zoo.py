@@ -17,6 +17,17 @@ fewer parameters) and a Qwen2-style architecture at the same size; same data, sa
 strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
 6.5 when the CPU is busy); ``addition`` takes about 4.5.
 
+``addition-mid`` and ``addition-instruct`` (notebook 07) vary what the data says before RL. ``addition-mid`` changes
+one variable, the SFT data mix (``SFTConfig.traces=0.5``): half of the same 20000-problem pool is shown as a clean
+worked column addition (``Addition.worked``: ``"57+68:"`` -> ``"7+8=15;5+6+1=12;125"``) instead of prompt -> answer,
+at the same 4000 steps, model and seed; a tiny mid-training on reasoning traces after OctoThinker (Wang et al., 2025,
+arXiv:2506.20512). Its plain prompt still gets a bare answer. ``addition-instruct`` is ``addition`` plus one short
+post-training stage: 500 SFT steps at lr 1e-3 on clean answers (noise 0), the instruction-tuning analogue of these
+char models (curated, correct demonstrations of the wanted format; a chat template would not fit the study's 8-token
+plain-prompt recipe). Both rebuild byte for byte on CPU: ``addition-mid`` in 7.6 minutes of one thread's CPU time
+(its traces make sequences about 3x longer; 16 minutes wall while the CPU was shared three ways), ``addition-instruct``
+in 0.6 (1.8 wall, shared).
+
 ``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
 2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
 """
@@ -77,6 +88,23 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "addition's recipe on a Qwen2-style model of the same size (biases on q/k/v), the same SFT steps and data",
         arch="qwen2",
+    ),
+    "addition-mid": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, traces=0.5, seed=0, device="cpu"),
+        "addition's recipe with half the problem pool shown as worked column additions ('57+68:' -> "
+        "'7+8=15;5+6+1=12;125', clean) instead of direct answers: the same model, steps and problems",
+    ),
+    "addition-instruct": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro",
+        SFTConfig(steps=500, lr=1e-3, noise=0.0, seed=1, device="cpu"),
+        "addition plus 500 SFT steps at lr 1e-3 on clean, correct answers (no corruption): a short instruction-tuning "
+        "stage on curated demonstrations",
+        init="addition",
     ),
     "countdown": ZooEntry(
         "countdown",

@@ -47,6 +47,21 @@ class Addition(Task):
             key=f"{a}+{b}",
         )
 
+    def worked(self, problem: Problem) -> tuple[str, str]:
+        """Column addition written out, units first, with the carry: ``"57+68:"`` → ``"7+8=15;5+6+1=12;125"``.
+
+        Each column is ``digit+digit(+carry)=sum``; the last field is the answer. The prompt ends in ``":"``, not
+        ``"="``, so the plain prompt still asks for the bare answer.
+        """
+        a, b = problem.meta["a"], problem.meta["b"]
+        steps, carry = [], 0
+        for i in range(max(len(str(a)), len(str(b)))):
+            da, db = a // 10**i % 10, b // 10**i % 10
+            total = da + db + carry
+            steps.append(f"{da}+{db}" + (f"+{carry}" if carry else "") + f"={total}")
+            carry = total // 10
+        return f"{a}+{b}:", ";".join([*steps, str(a + b)])
+
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Strict check: the answer must be a bare integer ("46 is it" is not well formed)."""
         parsed = extract_answer(completion, self.max_answer_chars)

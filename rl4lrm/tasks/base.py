@@ -184,6 +184,12 @@ class Task(ABC):
         messages = [{"role": "user", "content": CHAT_INSTRUCTION + problem.question}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def worked(self, problem: Problem) -> tuple[str, str]:
+        """A written worked solution of ``problem`` as ``(prompt, text)``: SFT data with reasoning traces
+        (``SFTConfig.traces``). Its prompt differs from ``problem.prompt`` so that a model trained on both still
+        answers the plain prompt directly. Tasks without one raise ``NotImplementedError``."""
+        raise NotImplementedError(f"task {self.name!r} has no worked solutions (SFTConfig.traces needs them)")
+
     def reward(self, problems: list[Problem], completions: list[str]) -> list[float]:
         """Binary correctness reward: 1.0 per correct completion, else 0.0."""
         if len(problems) != len(completions):
