@@ -19,6 +19,9 @@ waiting for data), ``async/blocked`` (the producer idle before the batch, held b
 queue) and ``async/samples_per_s``; ``AsyncTrainer.timeline`` holds each step's produce and learn
 intervals, to plot who waits on whom.
 
+``RayProducer`` moves the sampling into a Ray actor (another process, or a node of a cluster): the learner's
+weights travel to it by Ray's object store, and the batches come back the same way.
+
 Threads share one process: the GIL serialises Python-level work (much of a tiny model's time), and each
 side sets torch's intra-op threads for itself (``threads``; by default the lab's 1, one core per side on a
 2-core CPU). Measured there (``benchmarks/async_rl.py --threads 2``, a busy machine): with two threads the
@@ -51,9 +54,9 @@ _POLL_S = 0.05  # how often a waiting side looks for a failure or a stop on the 
 
 
 class RolloutProducer(Protocol):
-    """What the learner needs of a rollout worker. ``LocalProducer`` is a thread's; a Ray actor (or a process
-    on another device) implements the same two methods, and ``AsyncTrainer(producer=...)`` takes it. Both are
-    called from the producer thread, one at a time."""
+    """What the learner needs of a rollout worker. ``LocalProducer`` is a thread's, ``RayProducer`` a Ray actor's
+    (another process or node); anything else implements the same two methods, and ``AsyncTrainer(producer=...)``
+    takes it. Both are called from the producer thread, one at a time."""
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
         """Load the learner's weights after ``version`` steps (before the first batch, then whenever newer ones
@@ -75,6 +78,53 @@ class LocalProducer:
 
     def produce(self, step: int) -> Sampled:
         return self.trainer.collect(self.model, step)
+
+
+class RayProducer:
+    """A rollout worker in a Ray actor: another process on this machine, or a node of a cluster.
+
+    The actor builds its own ``Trainer`` from the same config (and model, tokenizer and task, shipped to it), loads
+    the learner's weights when ``set_weights`` sends them, and samples with the step's own noise, so a run with
+    staleness 0 gives the same batches as the synchronous loop. ``ray.init`` is called only when Ray is not running
+    yet (a local cluster; call ``ray.init(address=...)`` first to use a real one). Ray is an optional extra.
+
+    Args:
+        config: the run's ``TrainConfig``.
+        model, tokenizer, task: as for ``Trainer`` (None: the zoo entry ``config.task``).
+        num_cpus, num_gpus: the actor's Ray resources.
+        threads: torch intra-op threads in the actor.
+    """
+
+    def __init__(self, config: TrainConfig, model=None, tokenizer=None, task=None, num_cpus=1, num_gpus=0, threads=1):
+        try:
+            import ray  # an optional extra: imported here so that rl4lrm imports without it
+        except ImportError as err:
+            raise ImportError("RayProducer needs Ray, an optional extra: pip install 'rl4lrm[ray]'") from err
+        if not ray.is_initialized():
+            ray.init()
+        self._ray = ray
+        worker = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayWorker)
+        self.actor = worker.remote(config, model, tokenizer, task, threads)
+
+    def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
+        self._ray.get(self.actor.set_weights.remote(weights))
+
+    def produce(self, step: int) -> Sampled:
+        return self._ray.get(self.actor.produce.remote(step))
+
+
+class _RayWorker:
+    """What runs inside ``RayProducer``'s actor: a trainer that only samples."""
+
+    def __init__(self, config: TrainConfig, model, tokenizer, task, threads: int):
+        torch.set_num_threads(threads)
+        self.trainer = Trainer(config, model=model, tokenizer=tokenizer, task=task, progress=False)
+
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.trainer.model.load_state_dict(weights)
+
+    def produce(self, step: int) -> Sampled:
+        return self.trainer.collect(step=step)
 
 
 @dataclass

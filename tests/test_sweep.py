@@ -60,20 +60,3 @@ def test_unknown_backend_and_missing_ray_are_explained(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'rl4lrm\[ray\]'"):
         run_sweep(_runs(seeds=(0,)), backend="ray", progress=False)
     assert BACKENDS == ("sequential", "ray")
-
-
-@pytest.mark.slow
-def test_ray_gives_the_same_histories_as_sequential():
-    ray = pytest.importorskip("ray")
-    sequential = run_sweep(_runs(), progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        seen = []
-        on_ray = compare_presets(
-            PRESETS, seeds=(0, 1), backend="ray", progress=False, on_run_end=lambda df: seen.append(len(df)), **TINY
-        )
-    finally:
-        ray.shutdown()
-    assert seen == [3, 6, 9, 12]  # every finished run reported, whatever order they finished in
-    pd.testing.assert_frame_equal(_without_timing(on_ray), _without_timing(sequential))
-    assert (on_ray["time/step"].dropna() > 0).all()
