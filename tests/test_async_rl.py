@@ -6,20 +6,10 @@ import time
 
 import pytest
 import torch
+from test_trainer import FAST  # the trainer tests' tiny run
 
 from rl4lrm.async_rl import AsyncTrainer, LocalProducer, train_async
 from rl4lrm.trainer import Callback, TrainConfig, Trainer
-
-FAST = dict(
-    task="addition",
-    prompts_per_step=4,
-    group_size=4,
-    max_new_tokens=6,
-    eval_problems=8,
-    eval_samples=2,
-    eval_every=2,
-    device="cpu",
-)
 
 
 def _comparable(history):
