@@ -13,7 +13,10 @@ Runs go one at a time to a spawned process (``--threads`` torch threads per side
 their own, so nothing runs beside them). The table is printed and written to ``--out`` (CSV), the per-seed rows
 to ``.runs.csv`` and the reward curves (per step, with the learner's elapsed time) to ``.curves.csv``.
 
-    python benchmarks/async_rl.py [--steps 40] [--seeds 0 1 2] [--staleness 0 1 2 4] [--threads 1]
+    python benchmarks/async_rl.py [--steps 40] [--seeds 0 1 2] [--staleness 0 1 2 4] [--threads 1] [--producer ray]
+
+``--producer ray`` samples in a Ray actor (``rl4lrm.async_rl.RayProducer``), a process of its own, so the two sides
+share no interpreter lock; *cores used* then counts the learner's process only.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import pandas as pd
 from common import run_logged, write_results
 
 
-def method_name(staleness: int | None) -> str:
-    return "sync" if staleness is None else f"async, staleness {staleness}"
+def method_name(staleness: int | None, producer: str = "thread") -> str:
+    if staleness is None:
+        return "sync"
+    return f"async, staleness {staleness}" + (", Ray actor" if producer == "ray" else "")
 
 
 def run_one(job: tuple) -> dict:
@@ -35,7 +40,7 @@ def run_one(job: tuple) -> dict:
     staleness, seed, args = job
     import torch
 
-    from rl4lrm.async_rl import AsyncTrainer
+    from rl4lrm.async_rl import AsyncTrainer, RayProducer
     from rl4lrm.trainer import TrainConfig, Trainer
 
     torch.set_num_threads(args["threads"])
@@ -50,9 +55,19 @@ def run_one(job: tuple) -> dict:
         device="cpu",
     )
     config = TrainConfig.build(**settings)
-    method = method_name(staleness)
+    method = method_name(staleness, args["producer"])
     if staleness is None:
         trainer = Trainer(config, progress=False)
+    elif args["producer"] == "ray":
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # shut down after the run, below
+        producer = RayProducer(config, threads=args["threads"])
+        # the actor's start (a process importing torch and rl4lrm) stays out of the timed loop
+        producer.set_weights(
+            {k: v.detach().clone() for k, v in Trainer(config, progress=False).model.state_dict().items()}, 0
+        )
+        trainer = AsyncTrainer(config, staleness, threads=args["threads"], producer=producer, progress=False)
     else:
         trainer = AsyncTrainer(config, staleness, threads=args["threads"], progress=False)
     base = trainer.evaluate()["acc/pass@1"]
@@ -62,6 +77,10 @@ def run_one(job: tuple) -> dict:
     history = trainer.train().iloc[1:]
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     after = trainer.evaluate()["acc/pass@1"]
+    if staleness is not None and args["producer"] == "ray":
+        import ray
+
+        ray.shutdown()  # before the pool ends this process, whose SIGTERM would catch Ray mid-call
     has = {c: c in history for c in ("async/wait", "async/blocked", "async/staleness")}
     tail = history[history["step"] > 0.75 * config.steps]
     curve = pd.DataFrame(
@@ -134,25 +153,31 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--staleness", type=int, nargs="*", default=[0, 1, 2, 4])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per side")
+    parser.add_argument(
+        "--producer",
+        choices=("thread", "ray"),
+        default="thread",
+        help="the async arms' rollout worker: a thread of the learner's process, or a Ray actor (another process)",
+    )
     parser.add_argument("--eval-problems", type=int, default=128)
     parser.add_argument("--eval-samples", type=int, default=4)
     parser.add_argument("--out", default="benchmarks/results/async_rl.csv")
     args = parser.parse_args()
-    shared = {k: getattr(args, k) for k in ("steps", "threads", "eval_problems", "eval_samples")}
+    shared = {k: getattr(args, k) for k in ("steps", "threads", "eval_problems", "eval_samples", "producer")}
     arms = [None, *args.staleness]
     jobs = [(s, seed, shared) for seed in args.seeds for s in arms]  # seeds outermost: drift in load hits every arm
     rows, wall = run_logged(
         run_one,
         jobs,
         1,
-        f"device=cpu cores={os.cpu_count()} threads/side={args.threads} OMP_NUM_THREADS="
+        f"device=cpu cores={os.cpu_count()} threads/side={args.threads} producer={args.producer} OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')} steps={args.steps} seeds={args.seeds}",
         lambda r: (
             f"{r['method']:<20} seed {r['seed']}: {r['samples/s']:.0f} samples/s, lag {r['mean lag']:.2f}, "
             f"pass@1 {r['base pass@1']:.3f} -> {r['pass@1']:.3f} ({r['wall (s)']:.1f} s, load {r['load']:.1f})"
         ),
     )
-    methods = [method_name(s) for s in arms]
+    methods = [method_name(s, args.producer) for s in arms]
     curves = pd.concat([row.pop("curve") for row in rows], ignore_index=True)
     order = {m: i for i, m in enumerate(methods)}
     runs = pd.DataFrame(rows).sort_values(["seed", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
