@@ -63,11 +63,8 @@ def run_one(job: tuple) -> dict:
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # shut down after the run, below
         producer = RayProducer(config, threads=args["threads"])
-        # the actor's start (a process importing torch and rl4lrm) stays out of the timed loop
-        producer.set_weights(
-            {k: v.detach().clone() for k, v in Trainer(config, progress=False).model.state_dict().items()}, 0
-        )
         trainer = AsyncTrainer(config, staleness, threads=args["threads"], producer=producer, progress=False)
+        producer.set_weights(trainer.model.state_dict(), 0)  # the actor's start (imports) stays out of the timed loop
     else:
         trainer = AsyncTrainer(config, staleness, threads=args["threads"], progress=False)
     base = trainer.evaluate()["acc/pass@1"]

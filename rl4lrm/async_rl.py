@@ -49,6 +49,7 @@ import torch
 
 from rl4lrm.sampling import Sampled
 from rl4lrm.trainer import TrainConfig, Trainer
+from rl4lrm.utils import ray_session
 
 _POLL_S = 0.05  # how often a waiting side looks for a failure or a stop on the other side
 
@@ -96,12 +97,7 @@ class RayProducer:
     """
 
     def __init__(self, config: TrainConfig, model=None, tokenizer=None, task=None, num_cpus=1, num_gpus=0, threads=1):
-        try:
-            import ray  # an optional extra: imported here so that rl4lrm imports without it
-        except ImportError as err:
-            raise ImportError("RayProducer needs Ray, an optional extra: pip install 'rl4lrm[ray]'") from err
-        if not ray.is_initialized():
-            ray.init()
+        ray = ray_session(needed_for="RayProducer")
         self._ray = ray
         worker = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_RayWorker)
         self.actor = worker.remote(config, model, tokenizer, task, threads)

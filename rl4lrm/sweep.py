@@ -24,10 +24,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rl4lrm.trainer import TrainConfig, Trainer
-from rl4lrm.utils import set_torch_threads
+from rl4lrm.utils import ray_session, set_torch_threads
 
 BACKENDS = ("sequential", "ray")
-RAY_MISSING = "backend='ray' needs Ray, an optional extra: pip install 'rl4lrm[ray]' (or pip install ray)"
 
 
 @dataclass(frozen=True)
@@ -114,12 +113,7 @@ def run_sweep(
 
 def _run_on_ray(runs, address, num_cpus, num_gpus, threads, finished, bar) -> None:
     """Submits one task per run and hands each result to ``finished`` as it arrives (``ray.wait``)."""
-    try:
-        import ray  # an optional extra: imported here so that rl4lrm imports without it
-    except ImportError as err:
-        raise ImportError(RAY_MISSING) from err
-    if not ray.is_initialized():  # a session the caller started (a cluster, a runtime_env) is used as it is
-        ray.init(address=address)
+    ray = ray_session(address, "backend='ray'")
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(train_run)
     index = {task.remote(run, threads): i for i, run in enumerate(runs)}
     pending = list(index)

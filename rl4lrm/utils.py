@@ -94,3 +94,20 @@ def auroc(scores, labels) -> float:
         return float("nan")
     rank_sum = average_ranks(scores)[positive].sum()
     return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ray_session(address: str | None = None, needed_for: str = "this"):
+    """Ray, started if it is not running yet (``ray.init(address=address)``: None starts a local cluster); a session
+    the caller started (a cluster, a ``runtime_env``) is used as it is. Ray is an optional extra, imported here so
+    that rl4lrm imports without it.
+
+    Raises:
+        ImportError: without Ray, saying what needs it and how to install it.
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(f"{needed_for} needs Ray, an optional extra: pip install 'rl4lrm[ray]'") from err
+    if not ray.is_initialized():
+        ray.init(address=address)
+    return ray
