@@ -29,6 +29,7 @@ LAYERS = {
     "rl4lrm.tasks": 1,
     "rl4lrm.decoding": 2,
     "rl4lrm.rollout": 2,
+    "rl4lrm.budget": 2,
     "rl4lrm.models": 2,
     "rl4lrm.passk": 2,
     "rl4lrm.evaluation": 2,

@@ -28,6 +28,13 @@ plain-prompt recipe). Both rebuild byte for byte on CPU: ``addition-mid`` in 7.6
 (its traces make sequences about 3x longer; 16 minutes wall while the CPU was shared three ways), ``addition-instruct``
 in 0.6 (1.8 wall, shared).
 
+``thinking`` (notebook 14: efficient reasoning) answers ``ThinkingAddition``'s 2- to 4-digit sums either at once
+(``"57+68="`` -> ``"#125"``) or after writing the column additions (``"7+8=15;5+6+1=12#125"``); half of the
+20000-problem pool is shown each way (``SFTConfig.traces=0.5``), and half of the worked answers go over the columns
+twice (a re-check that changes nothing), all clean. It rebuilds in 13.5 minutes of one thread (its answers are up
+to 74 tokens). On 192 held-out problems x 4 samples at T=1 it thinks in 55% of its answers and re-checks in 31%;
+thinking is right 44% of the time (78% on 2-digit sums, 13% on 4-digit ones), answering at once 4%.
+
 ``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
 2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
 """
@@ -135,6 +142,15 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=1500, lr=3e-3, warmup=50, noise=0.5, seed=0, device="cpu"),
         "chain arithmetic, 2-3 steps, values 0..30; 0.65M-parameter Llama; 1500 SFT steps, half the "
         "step chains with one character corrupted (intermediate errors)",
+    ),
+    "thinking": ZooEntry(
+        "thinking",
+        {"min_digits": 2, "max_digits": 4},
+        "micro",
+        SFTConfig(steps=3000, lr=3e-3, noise=0.0, traces=0.5, seed=0, device="cpu"),
+        "2- to 4-digit addition answered at once ('57+68=' -> '#125') or after the column additions "
+        "('7+8=15;5+6+1=12#125'), half the pool each way, half the worked answers going over the columns twice "
+        "(a re-check); clean; 0.65M-parameter Llama; 3000 SFT steps",
     ),
     "generalist": ZooEntry(
         "mixture",

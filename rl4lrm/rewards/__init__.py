@@ -8,6 +8,7 @@
 - ``dense``: step rewards from ground truth, a learned process reward model (``prm``), PRIME's implicit one;
 - ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
 - ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling;
+- ``efficiency``: thinking the right amount: Kimi's group length reward, L1's target length, AdaptThink's bonus;
 - ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``);
 - ``spurious``: a random reward and a format-only reward (Shao et al., 2025: spurious rewards).
 
@@ -17,6 +18,7 @@
 from rl4lrm.rewards import (  # noqa: F401  (registers them)
     compute,
     dense,
+    efficiency,
     generative,
     shaping,
     spurious,

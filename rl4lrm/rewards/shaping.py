@@ -52,7 +52,9 @@ def _length_cap(param: str, value: int | None, ctx: RewardContext) -> int:
     return cap
 
 
-def _lengths(ctx: RewardContext, n: int) -> torch.Tensor:
+def completion_lengths(ctx: RewardContext, n: int) -> torch.Tensor:
+    """The token counts of the batch's ``n`` completions, ``ctx.batch.lengths`` as floats (N,); a ValueError when the
+    batch holds another number of rows."""
     lengths = torch.as_tensor(ctx.batch.lengths, dtype=torch.float32)  # (N,)
     if lengths.shape != (n,):
         raise ValueError(f"ctx.batch.lengths has shape {tuple(lengths.shape)}, expected ({n},)")
@@ -74,7 +76,7 @@ def length_penalty(
         Penalties in [-1, 0] for lengths within the budget, shape (N,).
     """
     cap = _length_cap("max_new_tokens", max_new_tokens, ctx)
-    return -_lengths(ctx, len(completions)) / cap  # (N,)
+    return -completion_lengths(ctx, len(completions)) / cap  # (N,)
 
 
 def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -> torch.Tensor:
@@ -116,7 +118,7 @@ def soft_overlong(
     buffer = max(1, cap // 5) if cache_len is None else cache_len
     if isinstance(buffer, bool) or not isinstance(buffer, int) or not 1 <= buffer <= cap:
         raise ValueError(f"cache_len must be an int in 1..max_len={cap}, got {cache_len!r}")
-    return soft_overlong_penalty(_lengths(ctx, len(completions)), cap, buffer)
+    return soft_overlong_penalty(completion_lengths(ctx, len(completions)), cap, buffer)
 
 
 def cosine_schedule(lengths: torch.Tensor, max_len: int, start: float, end: float) -> torch.Tensor:
@@ -165,7 +167,7 @@ def cosine_length(
     for name, value in {"r_c0": r_c0, "r_cL": r_cL, "r_w0": r_w0, "r_wL": r_wL, "r_exceed": r_exceed}.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
-    lengths = _lengths(ctx, len(completions))  # (N,)
+    lengths = completion_lengths(ctx, len(completions))  # (N,)
     correct = torch.tensor(ctx.task.reward(problems, completions)) > 0.5  # (N,)
     reward = torch.where(correct, cosine_schedule(lengths, cap, r_c0, r_cL), cosine_schedule(lengths, cap, r_w0, r_wL))
     exceeded = lengths >= cap  # (N,)

@@ -1,7 +1,8 @@
 """Verifiable tasks for RL on reasoning models: addition, TinyZero's Countdown, arithmetic chains
 whose intermediate steps are checkable (for process rewards), mixtures of tasks (``Mixture``: one
 model, several tasks), your own rows with a TRL-style reward function (``CustomTask``), and any of
-reasoning-gym's generators (``ReasoningGymTask``, optional extra ``gym``).
+reasoning-gym's generators (``ReasoningGymTask``, optional extra ``gym``), and addition that may think before it
+answers (``ThinkingAddition``: efficient reasoning).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -15,6 +16,7 @@ from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.expression import ExpressionError, evaluate
 from rl4lrm.tasks.gym import ReasoningGymTask
 from rl4lrm.tasks.mixture import Mixture
+from rl4lrm.tasks.thinking import ThinkingAddition, rechecks, thinking, thinks
 
 
 def get_task(name: str, **kwargs) -> Task:
@@ -34,10 +36,14 @@ __all__ = [
     "StepVerdict",
     "Problem",
     "Task",
+    "ThinkingAddition",
     "Verdict",
     "evaluate",
     "extract_answer",
     "first_error",
     "get_task",
+    "rechecks",
     "solve",
+    "thinking",
+    "thinks",
 ]

@@ -17,6 +17,18 @@ from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+def column_steps(a: int, b: int) -> list[str]:
+    """The columns of ``a + b`` written out, units first, each ``digit+digit(+carry)=sum``: ``(57, 68)`` →
+    ``["7+8=15", "5+6+1=12"]``. The written reasoning of the addition tasks."""
+    steps, carry = [], 0
+    for i in range(max(len(str(a)), len(str(b)))):
+        da, db = a // 10**i % 10, b // 10**i % 10
+        total = da + db + carry
+        steps.append(f"{da}+{db}" + (f"+{carry}" if carry else "") + f"={total}")
+        carry = total // 10
+    return steps
+
+
 @TASKS.register("addition")
 class Addition(Task):
     """Add two non-negative integers, each uniform among those with ``min_digits``..``digits`` digits."""
@@ -50,17 +62,11 @@ class Addition(Task):
     def worked(self, problem: Problem) -> tuple[str, str]:
         """Column addition written out, units first, with the carry: ``"57+68:"`` → ``"7+8=15;5+6+1=12;125"``.
 
-        Each column is ``digit+digit(+carry)=sum``; the last field is the answer. The prompt ends in ``":"``, not
-        ``"="``, so the plain prompt still asks for the bare answer.
+        Each column is ``digit+digit(+carry)=sum`` (``column_steps``); the last field is the answer. The prompt ends
+        in ``":"``, not ``"="``, so the plain prompt still asks for the bare answer.
         """
         a, b = problem.meta["a"], problem.meta["b"]
-        steps, carry = [], 0
-        for i in range(max(len(str(a)), len(str(b)))):
-            da, db = a // 10**i % 10, b // 10**i % 10
-            total = da + db + carry
-            steps.append(f"{da}+{db}" + (f"+{carry}" if carry else "") + f"={total}")
-            carry = total // 10
-        return f"{a}+{b}:", ";".join([*steps, str(a + b)])
+        return f"{a}+{b}:", ";".join([*column_steps(a, b), str(a + b)])
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Strict check: the answer must be a bare integer ("46 is it" is not well formed)."""

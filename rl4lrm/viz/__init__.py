@@ -19,6 +19,7 @@ from rl4lrm.latent.viz import (
 )
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.dashboard import TrainingDashboard
+from rl4lrm.viz.efficiency import BudgetPanel, plot_modes, plot_pareto, plot_profiles
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.priors import PRIOR_CURVES, PriorsPanel
@@ -54,6 +55,7 @@ def show_table(df, max_width: str = "22em", precision: int = 3) -> None:
 
 __all__ = [
     "AsyncPanel",
+    "BudgetPanel",
     "COMPARISON_CURVES",
     "CURVES",
     "SAMPLING_CURVES",
@@ -82,7 +84,10 @@ __all__ = [
     "plot_gaps",
     "plot_group_rewards",
     "plot_judge_hacking",
+    "plot_modes",
+    "plot_pareto",
     "plot_passk_curves",
+    "plot_profiles",
     "plot_proxy_vs_gold",
     "plot_razor",
     "plot_selection",
