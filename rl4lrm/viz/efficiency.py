@@ -45,7 +45,7 @@ def plot_modes(profile: pd.DataFrame, axes=None, title: str = ""):
     acc_ax.set_xlabel("digits per number (difficulty)", fontsize=9)
     acc_ax.set_ylabel("accuracy", fontsize=9)
     acc_ax.set_title(f"{title}: accuracy of each mode".lstrip(": "), fontsize=10)
-    acc_ax.legend(fontsize=8, loc="lower left")
+    acc_ax.legend(fontsize=8, loc="upper right")
     think_ax.bar(list(x), rows["p(think)"], 0.6, color=THINK_COLOR, alpha=0.7)
     for i, (p, tokens) in enumerate(zip(rows["p(think)"], rows["tokens"])):
         think_ax.text(i, p + 0.02, f"{tokens:.1f} tok", ha="center", fontsize=8)
