@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rl4lrm.budget import budget_forcing
-from rl4lrm.models.zoo import load_base
+from rl4lrm.models.zoo import load_base, load_task
 from rl4lrm.tasks.base import Problem, Task
 from rl4lrm.tasks.thinking import rechecks
 from rl4lrm.trainer import TrainConfig, Trainer
@@ -241,7 +241,7 @@ def efficiency_runs(
         methods = {m: METHODS[m] for m in methods}
     if not methods or not seeds:
         raise ValueError("efficiency_runs needs at least one method and one seed")
-    _, _, task = load_base(BASE)
+    task = load_task(BASE)
     problems = task.problems("test", eval_problems, seed=0)
     runs: list[EfficiencyRun] = []
     jobs = [(label, method, seed) for label, method in methods.items() for seed in seeds]
