@@ -39,8 +39,9 @@ chromium:
 	if [ -n "$$(echo $$missing)" ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-# every chapter runs twice: in the book's build (each cell's stderr and stored printouts are then checked,
-# tests/browser/test_book.py) and in JupyterLab (tests/browser/test_lab.py); nbval by hand is a third way
+# every chapter runs in the book's build (each cell's stderr and stored printouts are then checked,
+# tests/browser/test_book.py); chapters 00-02 run again in JupyterLab (tests/browser/test_lab.py; RL4LRM_LAB=all for
+# every chapter); nbval by hand is a third way
 test: lint chromium
 	RL4LRM_QUICK=1 $(PY) -m pytest -q tests -p no:cacheprovider
 
