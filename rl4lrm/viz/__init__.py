@@ -18,6 +18,7 @@ from rl4lrm.latent.viz import (
     plot_tradeoff,
 )
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
+from rl4lrm.viz.continual import ContinualPanel, plot_continual
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.efficiency import BudgetPanel, plot_modes, plot_pareto, plot_profiles
 from rl4lrm.viz.explorer import SampleExplorer
@@ -60,6 +61,7 @@ __all__ = [
     "CURVES",
     "SAMPLING_CURVES",
     "ComparisonPanel",
+    "ContinualPanel",
     "DiffusionPanel",
     "JudgeHackingPanel",
     "LatentPanel",
@@ -76,6 +78,7 @@ __all__ = [
     "plot_accuracy_vs_tokens",
     "plot_async_timeline",
     "plot_comparison",
+    "plot_continual",
     "plot_coverage",
     "plot_curation_funnel",
     "plot_curriculum",
