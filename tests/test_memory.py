@@ -2,6 +2,8 @@
 
 import io
 
+import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import torch
@@ -11,6 +13,8 @@ from rl4lrm.models.zoo import load_task
 from rl4lrm.rollout import compute_logprobs, rollout
 from rl4lrm.sampling import SAMPLERS, MemoryConfig, MemorySampler, inject_rows
 from rl4lrm.trainer import TrainConfig, Trainer
+
+matplotlib.use("Agg")
 
 # small countdown runs: B=4 prompts, G=4 samples, a pool of 8 problems
 FAST = dict(
@@ -203,3 +207,16 @@ def test_study_rejects_unknown_arms():
         memory_runs(["replay"], progress=False)
     with pytest.raises(ValueError, match="unknown arm"):
         train_arm("replay", steps=1)
+
+
+def test_plot_memory_draws_each_arm_and_names_missing_columns():
+    from rl4lrm.experiments.memory import training_curves
+    from rl4lrm.viz.memory import plot_memory
+
+    runs = [_run("flat", 0, 0.2, 0.5, 0.5, 0.6, 0, 0.3), _run("memory", 0, 0.3, 0.25, 0.5, 0.7, 3, 0.6)]
+    fig = plot_memory(training_curves(runs))
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 2 for ax in fig.axes)
+    assert fig.axes[0].lines[1].get_ydata().tolist() == [0.1, 0.3]  # the memory arm's held-out evaluations
+    with pytest.raises(ValueError, match="memory/pool_solved"):
+        plot_memory(training_curves(runs).drop(columns="memory/pool_solved"))
+    plt.close("all")

@@ -16,10 +16,11 @@ samples exactly what the flat sampler does, a clean control arm.
 
 The survey (arXiv:2509.08827, §7, memory-based RL) traces memory from task-specific replay buffers toward
 reusable knowledge. This sampler is the simplest point on that line, replay of one's own successes:
-ExGRPO (Zhan et al., 2025, arXiv:2510.02245) replays successful trajectories of medium-difficulty
-problems; RePO (Li et al., 2025, arXiv:2506.09340) replays past responses of a prompt into its group;
-LUFFY (Yan et al., 2025, arXiv:2504.14945) mixes an off-policy (stronger model's) solution into
-all-wrong groups, the mixing that is done here with the policy's own earlier answers. Memento
+ExGRPO (Zhan et al., 2025, arXiv:2510.02245) keeps a buffer of successful trajectories and replays those
+of medium-difficulty problems (with an importance-weight correction, where this sampler resets the ratio);
+RePO (Li et al., 2025, arXiv:2506.09340) retrieves past responses of a prompt from a replay buffer to add
+to its group; LUFFY (Yan et al., 2025, arXiv:2504.14945) mixes off-policy traces of a stronger model into
+the groups of on-policy rollouts, the mixing that is done here with the policy's own earlier answers. Memento
 (Zhou et al., 2025, arXiv:2508.16153) keeps a case memory that an LLM agent retrieves into its prompt;
 the lab's 0.65M-parameter char models cannot read retrieved examples, so here the memory is retrieved
 into the training batch instead of the prompt.
