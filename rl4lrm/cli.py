@@ -169,7 +169,7 @@ def _add_run_flags(command: argparse.ArgumentParser) -> argparse._ArgumentGroup:
         metavar="NAME=VALUE",
         help="a setting of the chosen sampler's config, e.g. --sampling pool_size=512 "
         "--sampling branching=4,2 (rl4lrm.sampling: FlatConfig, DynamicConfig, "
-        "CurriculumConfig, TreeConfig)",
+        "CurriculumConfig, MemoryConfig, TreeConfig)",
     )
     extra.add_argument(
         "--reward",

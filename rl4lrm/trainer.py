@@ -84,10 +84,11 @@ class TrainConfig:
     a reward too: ``{"correct": 1.0, "length_penalty": 0.1}``."""
     sampler: str = "flat"
     """Sampling strategy (``rl4lrm.sampling.SAMPLERS``): ``flat``, ``dynamic`` (DAPO's filter and refill),
-    ``curriculum`` (online difficulty estimates) or ``tree`` (branching rollouts; G = prod(branching))."""
+    ``curriculum`` (online difficulty estimates), ``memory`` (remembered solutions replayed into all-wrong
+    groups) or ``tree`` (branching rollouts; G = prod(branching))."""
     sampling: dict | FlatConfig = field(default_factory=dict)
     """Settings of the chosen sampler: a dict of its config's fields (``rl4lrm.sampling``: ``FlatConfig``,
-    ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``), or an instance of that config."""
+    ``DynamicConfig``, ``CurriculumConfig``, ``MemoryConfig``, ``TreeConfig``), or an instance of that config."""
     lr: float = 3e-4
     """AdamW learning rate (tiny models tolerate far larger rates than 1B+ models' 1e-6; at 1e-3 the
     zoo models collapse within a few steps)."""

@@ -25,6 +25,7 @@ from rl4lrm.sampling import (
     DynamicConfig,
     DynamicSampler,
     FlatConfig,
+    MemoryConfig,
     TreeConfig,
     TreeRollout,
     TreeSampler,
@@ -114,7 +115,7 @@ def test_filters_accept_int_and_bool_rewards():
 
 def test_filter_and_sampler_registries():
     assert FILTERS.names() == ["pass_band", "zero_variance"]
-    assert SAMPLERS.names() == ["curriculum", "dynamic", "flat", "tree"]
+    assert SAMPLERS.names() == ["curriculum", "dynamic", "flat", "memory", "tree"]
     with pytest.raises(ValueError, match="already registered"):
         FILTERS.register("zero_variance")(lambda rewards, group_size, low, high: rewards)
     with pytest.raises(ValueError, match="already registered"):
@@ -171,6 +172,7 @@ def test_sampler_configs_defaults_and_leaves():
         "flat": FlatConfig,
         "dynamic": DynamicConfig,
         "curriculum": CurriculumConfig,
+        "memory": MemoryConfig,
         "tree": TreeConfig,
     }
 

@@ -22,6 +22,7 @@ CONFIGS = [
     sampling.FlatConfig,
     sampling.DynamicConfig,
     sampling.CurriculumConfig,
+    sampling.MemoryConfig,
     sampling.TreeConfig,
     DiffusionSamplingConfig,
     DiffusionPretrainConfig,

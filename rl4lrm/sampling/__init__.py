@@ -2,9 +2,10 @@
 
 ``SAMPLERS`` maps ``TrainConfig.sampler`` to a class: ``flat`` (B prompts × G independent samples),
 ``dynamic`` (DAPO's filter-and-refill, or a pass-rate band), ``curriculum`` (online difficulty
-estimates that choose prompts and allocate the rollout budget) and ``tree`` (rollouts that branch
+estimates that choose prompts and allocate the rollout budget), ``memory`` (an episodic memory of
+verified solutions replayed into all-wrong groups, survey §7) and ``tree`` (rollouts that branch
 from shared prefixes; their segment advantage is ``rl4lrm.advantages.tree``). Each sampler owns its settings
-(``FlatConfig``, ``DynamicConfig``, ``CurriculumConfig``, ``TreeConfig``: ``TrainConfig.sampling``).
+(``FlatConfig``, ``DynamicConfig``, ``CurriculumConfig``, ``MemoryConfig``, ``TreeConfig``: ``TrainConfig.sampling``).
 """
 
 from rl4lrm.sampling.base import (
@@ -23,6 +24,7 @@ from rl4lrm.sampling.curriculum import (
     curriculum_weights,
 )
 from rl4lrm.sampling.dynamic import FILTERS, DynamicConfig, DynamicSampler
+from rl4lrm.sampling.memory import MemoryConfig, MemorySampler, inject_rows
 from rl4lrm.sampling.tree import TreeConfig, TreeRollout, TreeSampler, tree_rollout
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "DynamicSampler",
     "FlatConfig",
     "FlatSampler",
+    "MemoryConfig",
+    "MemorySampler",
     "Sampled",
     "Sampler",
     "SamplingContext",
@@ -43,5 +47,6 @@ __all__ = [
     "TreeRollout",
     "TreeSampler",
     "curriculum_weights",
+    "inject_rows",
     "tree_rollout",
 ]
