@@ -44,6 +44,8 @@ def test_remedies_and_run_settings_are_checked():
         continual_run("ewc", **TINY)
     with pytest.raises(ValueError, match=r"stages \['add4'\] are not parts of 'generalist'"):
         continual_run("none", stages=("add3", "add4"), **TINY)
+    with pytest.raises(ValueError, match=r"kl_coef=0.5 is the remedy's"):
+        continual_run("none", kl_coef=0.5, **TINY)
     assert REMEDIES["KL anchor"].kl_coef > 0 and REMEDIES["replay"].replay > 0
 
 

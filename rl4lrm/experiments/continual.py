@@ -125,6 +125,8 @@ def continual_run(
         raise ValueError(f"unknown remedy {name!r}; choose one of {sorted(REMEDIES)} or pass a Remedy")
     if not stages:
         raise ValueError("stages must name at least one part")
+    if "kl_coef" in train_config:
+        raise ValueError(f"kl_coef={train_config['kl_coef']} is the remedy's: pass Remedy(kl_coef=...) instead")
     config = TrainConfig.build(
         task=BASE, steps=steps, seed=seed, **{"eval_every": 0, **train_config, "kl_coef": remedy.kl_coef}
     )
