@@ -30,7 +30,7 @@ def plot_discovery(table: pd.DataFrame, axes=None):
     Returns:
         The matplotlib figure.
     """
-    sets = list(dict.fromkeys(table["laws"]))
+    sets = sorted(dict.fromkeys(table["laws"]), key=lambda laws: laws != "RL laws")  # the searched laws first
     if axes is None:
         _, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 3.4), squeeze=False)
         axes = axes[0]
@@ -41,7 +41,7 @@ def plot_discovery(table: pd.DataFrame, axes=None):
         for i, row in enumerate(rows):
             means = [row[m] for m in METRICS]
             stds = [row.get(f"{m} std", 0.0) for m in METRICS]
-            stds = [0.0 if pd.isna(v) else v for v in stds]
+            stds = None if all(pd.isna(v) for v in stds) else [0.0 if pd.isna(v) else v for v in stds]
             xs = [j - 0.4 + width * (i + 0.5) for j in range(len(METRICS))]
             label = row["stage"] if table.reward.nunique() == 1 else f"{row['reward']}: {row['stage']}"
             ax.bar(
@@ -49,7 +49,7 @@ def plot_discovery(table: pd.DataFrame, axes=None):
                 means,
                 width,
                 yerr=stds,
-                capsize=3,
+                capsize=3 if stds else 0,
                 color=STAGE_COLORS.get(row["stage"], "#1f77b4"),
                 hatch="" if row["reward"] == first_reward else "//",
                 edgecolor="white",
