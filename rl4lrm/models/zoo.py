@@ -37,6 +37,12 @@ thinking is right 44% of the time (78% on 2-digit sums, 13% on 4-digit ones), an
 
 ``generalist`` knows three tasks at once (a ``Mixture``: 2-digit addition, 3-digit addition with 3-digit operands,
 2-3 step chains), for studies that fine-tune on one part and measure the others (notebook 06: RL vs SFT).
+
+``discovery`` (chapter 17: RL for scientific discovery) reads three points of a law ``y = a*x + b`` and writes the
+law (``"3:11,4:13,5:15="`` -> ``"2*x+5"``; ``rl4lrm.tasks.discovery``). Its SFT corpus holds only the ``"seen"``
+family of laws; about 30% of the (a, b) combinations (the ``"novel"`` family) never appear in it, so a correct
+answer on a novel law is an expression string the model was never shown. 2000 SFT steps, half the answers with one
+character corrupted.
 """
 
 from __future__ import annotations
@@ -166,6 +172,14 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=6000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "one model for three tasks (2-digit addition, 3-digit addition with 3-digit operands, 2-3 step chains; "
         "weights 2:1:1); 0.65M-parameter Llama; 6000 SFT steps, half the answers corrupted",
+    ),
+    "discovery": ZooEntry(
+        "discovery",
+        {"family": "seen"},
+        "micro",
+        SFTConfig(steps=2000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "laws y = a*x+b from three points ('3:11,4:13,5:15=' -> '2*x+5'), seen family only (the novel 30% of "
+        "(a, b) never shown); 0.65M-parameter Llama; 2000 SFT steps, half the answers corrupted",
     ),
 }
 

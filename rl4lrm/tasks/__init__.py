@@ -2,7 +2,8 @@
 whose intermediate steps are checkable (for process rewards), mixtures of tasks (``Mixture``: one
 model, several tasks), your own rows with a TRL-style reward function (``CustomTask``), and any of
 reasoning-gym's generators (``ReasoningGymTask``, optional extra ``gym``), and addition that may think before it
-answers (``ThinkingAddition``: efficient reasoning).
+answers (``ThinkingAddition``: efficient reasoning), and finding a law ``a*x+b`` behind data points (``Discovery``:
+RL for scientific discovery).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -13,6 +14,7 @@ from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask
+from rl4lrm.tasks.discovery import Discovery
 from rl4lrm.tasks.expression import ExpressionError, evaluate
 from rl4lrm.tasks.gym import ReasoningGymTask
 from rl4lrm.tasks.mixture import Mixture
@@ -30,6 +32,7 @@ __all__ = [
     "Chain",
     "Countdown",
     "CustomTask",
+    "Discovery",
     "ExpressionError",
     "Mixture",
     "ReasoningGymTask",
