@@ -39,9 +39,7 @@ def run_one(job: tuple) -> dict:
             vm, _, _ = fit_verifier(model, tokenizer, task, args["labels"], view, seed=seed)
             curves.append(rerank_curve(model, tokenizer, task, vm, seed=seed).assign(view=view, seed=seed))
         return {"mode": mode, "seed": seed, "rerank": pd.concat(curves), "wall (s)": time.perf_counter() - t0}
-    history = model_based_run(
-        mode, args["steps"], args["labels"], args["every"], args["refit_labels"], args["view"], seed=seed
-    )
+    history = model_based_run(mode, seed=seed, **args)
     curve = history[["step", "reward/correct", "acc/pass@1"]].assign(mode=mode, seed=seed)
     if "reward/learned_verifier" in history:
         curve["reward/learned_verifier"] = history["reward/learned_verifier"]

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from rl4lrm.experiments.model_based import fit_verifier, model_based_run, rerank_curve, run_summary
+from rl4lrm.experiments.model_based import (
+    answers_after,
+    build_run,
+    fit_verifier,
+    model_based_run,
+    rerank_curve,
+    run_summary,
+)
 from rl4lrm.models.zoo import load_base
 from rl4lrm.rewards import REWARDS, RewardContext, compute_reward
 from rl4lrm.rewards.learned import LOGPROB_NAMES, SURFACE_NAMES, VerifierModel, answer_text, surface_features
@@ -92,3 +99,16 @@ def test_dyna_run_refits_with_true_labels():
     assert h["reward/learned_verifier"].notna().sum() == 2
     s = run_summary(h)
     assert s["labels"] == 24.0 and s["gap"] == pytest.approx(s["proxy"] - s["true"])
+
+
+def test_answers_after_scores_what_the_policy_says(base):
+    model, tok, task = base
+    vm, _, _ = fit_verifier(model, tok, task, labels=32, view="logprob")
+    a = answers_after(model, tok, task, vm, problems=6, samples=2)
+    assert len(a) == 12 and set(a.correct) <= {0.0, 1.0} and a.learned.between(0, 1).all()
+    right = [task.verify(p, ans).correct for p, ans in zip(task.problems("test", 6, 0), a.answer[::2])]
+    assert a.correct[::2].tolist() == [float(r) for r in right]
+    trainer, none = build_run("verifier", steps=1)
+    assert none is None and trainer.config.rewards is None
+    with pytest.raises(ValueError, match="view must be one of"):
+        build_run("fixed", view="pixels")

@@ -16,6 +16,8 @@ answers to TRAIN problems labelled by the task's verifier. Three uses, one modul
   *current* policy labelled by the verifier, Dyna's loop of acting, updating the model and planning in it (Sutton,
   1991, "Dyna, an Integrated Architecture for Learning, Planning, and Reacting", SIGART Bulletin 2(4)). The fixed
   model gets the same number of true-verifier calls, all spent up front on base-model samples;
+- ``answers_after``: what the trained policy says, with the verifier's verdict and the model's score: the cue it
+  found;
 - ``mode="verifier"``: the reference, GRPO on the verifier itself (every sample labelled: far more calls).
 """
 
@@ -28,7 +30,7 @@ import pandas as pd
 import torch
 
 from rl4lrm.models.zoo import load_base
-from rl4lrm.rewards.learned import VIEWS, VerifierModel
+from rl4lrm.rewards.learned import VIEWS, VerifierModel, answer_text
 from rl4lrm.rewards.rerank import best_of_n, oracle_at_n
 from rl4lrm.rollout import rollout
 from rl4lrm.tasks import Problem, Task
@@ -129,7 +131,7 @@ class DynaRefit(Callback):
         metrics["model/labels"], metrics["model/refits"] = float(len(self.y)), float(self.refits)
 
 
-def model_based_run(
+def build_run(
     mode: str = "fixed",
     steps: int = 40,
     labels: int = 128,
@@ -139,8 +141,9 @@ def model_based_run(
     seed: int = 0,
     progress: bool = False,
     **overrides,
-) -> pd.DataFrame:
-    """GRPO on the addition base model with the reward of ``mode`` (one of ``MODES``).
+) -> tuple[Trainer, VerifierModel | None]:
+    """A trainer for GRPO on the addition base model with the reward of ``mode`` (one of ``MODES``), and its learned
+    verifier (None for ``"verifier"``), to train and then inspect (``model_based_run`` does both).
 
     Args:
         mode: ``"verifier"`` (the true reward), ``"fixed"`` (a learned model fit once on ``labels +
@@ -149,18 +152,13 @@ def model_based_run(
             true-verifier calls.
         view: the model's ``VIEWS`` (``rl4lrm.rewards.learned``).
         overrides: further ``TrainConfig`` fields.
-
-    Returns:
-        The trainer's history with ``mode`` and ``seed`` columns: ``reward/learned_verifier`` (the proxy being
-        optimised; absent for ``"verifier"``), ``reward/correct`` (the verifier on the same samples) and
-        ``acc/pass@1`` (held-out), plus ``model/labels`` for ``"dyna"``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     model, tokenizer, task = load_base(BASE, device="cpu")
-    callbacks, rewards = [], None
+    callbacks, rewards, vm = [], None, None
     if mode != "verifier":
         budget = labels if mode == "dyna" else labels + (steps // every) * refit_labels
         vm, x, y = fit_verifier(model, tokenizer, task, budget, view, seed=seed)
@@ -179,14 +177,47 @@ def model_based_run(
             **overrides,
         }
     )
+    trainer = Trainer(config, model=model, tokenizer=tokenizer, task=task, callbacks=callbacks, progress=progress)
+    return trainer, vm
+
+
+def model_based_run(mode: str = "fixed", **settings) -> pd.DataFrame:
+    """Builds (``build_run``, same arguments) and trains one run.
+
+    Returns:
+        The trainer's history with ``mode``, ``seed`` and ``wall_s`` columns: ``reward/learned_verifier`` (the proxy
+        being optimised; absent for ``"verifier"``), ``reward/correct`` (the verifier on the same samples, never
+        learned from), ``acc/pass@1`` (held-out) and ``model/labels`` (true-verifier calls of the learned model).
+    """
+    trainer, vm = build_run(mode, **settings)
     started = time.perf_counter()
-    history = Trainer(
-        config, model=model, tokenizer=tokenizer, task=task, callbacks=callbacks, progress=progress
-    ).train()
-    history["mode"], history["seed"], history["wall_s"] = mode, seed, time.perf_counter() - started
+    history = trainer.train()
+    history["mode"], history["seed"], history["wall_s"] = mode, trainer.config.seed, time.perf_counter() - started
     if mode == "fixed":
         history["model/labels"] = float(vm.n_labels)
     return history
+
+
+def answers_after(
+    model, tokenizer, task: Task, vm: VerifierModel | None, problems: int = 64, samples: int = 4, seed: int = 0
+) -> pd.DataFrame:
+    """A policy's answers to TEST problems with the verifier's verdict and the learned model's score.
+
+    Returns:
+        One row per answer: ``problem``, ``answer``, ``correct`` (0/1), ``learned`` (NaN without a model).
+    """
+    model.eval()
+    test = task.problems("test", problems, seed)
+    rows, answers, y = labelled_samples(model, tokenizer, task, test, samples, seed)
+    scores = vm.score(rows, answers).tolist() if vm is not None else [float("nan")] * len(rows)
+    return pd.DataFrame(
+        {
+            "problem": [p.prompt for p in rows],
+            "answer": [answer_text(a) for a in answers],
+            "correct": y.tolist(),
+            "learned": scores,
+        }
+    )
 
 
 def run_summary(history: pd.DataFrame, window: int = 10) -> dict[str, float]:
