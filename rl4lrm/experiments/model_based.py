@@ -3,7 +3,7 @@
 When the true verifier is expensive, fit a model of it on a budget of labelled samples and use the model instead
 (survey arXiv 2509.08827 §7: world models that give reliable rewards, to plan and to act). The model here is
 ``rl4lrm.rewards.learned.VerifierModel`` (a logistic head on a frozen copy of the base policy), fit on base-model
-answers to TRAIN problems labelled by the task's verifier. Three uses, one module:
+answers to TRAIN problems labelled by the task's verifier. The studies:
 
 - ``rerank_curve`` (planning): best-of-n at test time, answering with the sample the model scores highest, against
   a random pick (pass@1) and the true verifier as an oracle (pass@n), as Cobbe et al. (2021, arXiv:2110.14168) do
@@ -16,9 +16,14 @@ answers to TRAIN problems labelled by the task's verifier. Three uses, one modul
   *current* policy labelled by the verifier, Dyna's loop of acting, updating the model and planning in it (Sutton,
   1991, "Dyna, an Integrated Architecture for Learning, Planning, and Reacting", SIGART Bulletin 2(4)). The fixed
   model gets the same number of true-verifier calls, all spent up front on base-model samples;
-- ``answers_after``: what the trained policy says, with the verifier's verdict and the model's score: the cue it
-  found;
-- ``mode="verifier"``: the reference, GRPO on the verifier itself (every sample labelled: far more calls).
+- ``mode="verifier"``: the reference, GRPO on the verifier itself (every sample labelled: far more calls);
+- ``answers_after``: what a trained policy says, with the verifier's verdict and the model's score.
+
+Measured (``benchmarks/model_based.py``, 3 seeds, 40 steps, the ``hidden`` model with 128 + 8 x 16 labels): GRPO on
+the verifier takes held-out pass@1 from 0.42 to 0.72; on the fixed model the model's reward ends at 0.55 while the
+verifier accepts 0.16 of the same samples (gap 0.38 ± 0.05) and pass@1 falls to 0.15; the Dyna refit halves the gap
+(0.19 ± 0.03) but pass@1 falls just as far (0.15): refitting keeps the model honest about the policy's answers, it
+cannot make a weak model a good teacher.
 """
 
 from __future__ import annotations

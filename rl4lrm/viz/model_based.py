@@ -11,8 +11,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from rl4lrm.viz.process_outcome import plot_selection
+
 COLORS = {"verifier": "#2ca02c", "fixed": "#d62728", "dyna": "#1f77b4"}
-PICKERS = {"random": "#7f7f7f", "learned": "#1f77b4", "oracle": "#2ca02c"}
+PICKERS = ["random", "learned", "oracle"]
 
 
 def _smooth(series: pd.Series, window: int) -> pd.Series:
@@ -47,7 +49,8 @@ def plot_proxy_vs_true(curves: pd.DataFrame, window: int = 5, ax=None):
 
 
 def plot_best_of_n(rerank: pd.DataFrame, ax=None, title: str = "best-of-n on held-out problems"):
-    """Best-of-n accuracy against n for each picker, mean over the rows' seeds.
+    """Best-of-n accuracy against n for each picker (random, learned model, oracle), mean ± std over seeds, drawn
+    by chapter 09's ``plot_selection``.
 
     Args:
         rerank: ``rerank_curve`` output (columns ``n``, ``random``, ``learned``, ``oracle``), possibly several seeds.
@@ -55,13 +58,6 @@ def plot_best_of_n(rerank: pd.DataFrame, ax=None, title: str = "best-of-n on hel
     Returns:
         The matplotlib figure.
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.4))
-    mean = rerank.groupby("n")[list(PICKERS)].mean()
-    for picker, color in PICKERS.items():
-        ax.plot(mean.index, mean[picker], "o-", color=color, label=picker)
-    ax.set_xscale("log", base=2)
-    ax.set(xlabel="n samples", ylabel="accuracy", ylim=(0, 1), xticks=list(mean.index), xticklabels=list(mean.index))
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return ax.figure
+    keys = [c for c in ("n", "seed", "view") if c in rerank]
+    long = rerank.melt(id_vars=keys, value_vars=PICKERS, var_name="method", value_name="accuracy")
+    return plot_selection(long.rename(columns={"n": "N"}), ax=ax, title=title)
