@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rl4lrm.experiments.continual import REMEDIES, Remedy, continual_run, forgetting, replay_weights, stage_task
-from rl4lrm.experiments.frontiers_exercises import check_replay_weights
+from rl4lrm.experiments.frontiers_exercises import check_forgetting, check_replay_weights
 from rl4lrm.models.zoo import load_task
 from rl4lrm.viz import ContinualPanel, plot_continual
 
@@ -104,3 +104,20 @@ def test_plot_and_panel_draw_every_part_and_report_the_change():
     assert panel.status.value.startswith("done: earlier stages' parts changed by")
     fig = plot_continual(pd.concat([table, table.assign(lr=3e-4)]))
     assert len(fig.axes) == 6 and all(len(ax.lines) == 1 for ax in fig.axes)
+
+
+def test_forgetting_checker_accepts_a_right_answer_and_rejects_peak_based_forgetting(capsys):
+    def right(accuracy, stages):
+        last = len(stages)
+        trained_at = {part: k for k, part in enumerate(stages, start=1)}  # the last stage that trained each part
+        return {p: accuracy[last][p] - accuracy[k][p] for p, k in trained_at.items() if k < last and stages[-1] != p}
+
+    def against_the_first_stage(accuracy, stages):  # measures from the first stage that trained a part
+        last, first = len(stages), {}
+        for k, part in enumerate(stages, start=1):
+            first.setdefault(part, k)
+        return {p: accuracy[last][p] - accuracy[k][p] for p, k in first.items() if stages[-1] != p}
+
+    assert check_forgetting(right)
+    assert not check_forgetting(against_the_first_stage)
+    assert "✗ forgetting" in capsys.readouterr().out

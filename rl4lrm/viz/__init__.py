@@ -20,8 +20,11 @@ from rl4lrm.latent.viz import (
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.continual import ContinualPanel, plot_continual
 from rl4lrm.viz.dashboard import TrainingDashboard
+from rl4lrm.viz.discovery import plot_discovery, plot_law
 from rl4lrm.viz.efficiency import BudgetPanel, plot_modes, plot_pareto, plot_profiles
 from rl4lrm.viz.explorer import SampleExplorer
+from rl4lrm.viz.memory import plot_memory
+from rl4lrm.viz.model_based import plot_best_of_n, plot_proxy_vs_true
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.priors import PRIOR_CURVES, PriorsPanel
 from rl4lrm.viz.process_outcome import ProcessOutcomePanel, plot_proxy_vs_gold, plot_rl_curves, plot_selection
@@ -103,6 +106,11 @@ __all__ = [
     "plot_tradeoff",
     "plot_tree",
     "plot_unmasking",
+    "plot_discovery",
+    "plot_law",
+    "plot_memory",
+    "plot_best_of_n",
+    "plot_proxy_vs_true",
     "show_source",
     "show_table",
 ]
