@@ -6,9 +6,9 @@ import math
 import random
 from collections.abc import Callable
 
-from rl4lrm.exercises import report_check
 import pandas as pd
 
+from rl4lrm.exercises import report_check
 from rl4lrm.experiments.continual import forgetting, replay_weights
 
 
