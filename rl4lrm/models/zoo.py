@@ -70,7 +70,7 @@ class ZooEntry:
     init: str | None = None
     """Zoo entry whose checkpoint SFT continues from (None: a fresh random model of ``model_preset``)."""
     arch: str = "llama"
-    """Architecture of a fresh model (``rl4lrm.models.tiny.ARCHITECTURES``: ``"llama"`` or ``"qwen2"``)."""
+    """Architecture of a fresh model (``rl4lrm.models.tiny.ARCHITECTURES``: ``"llama"``, ``"qwen2"`` or ``"gpt2"``)."""
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -95,6 +95,23 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "addition's recipe on a Qwen2-style model of the same size (biases on q/k/v), the same SFT steps and data",
         arch="qwen2",
+    ),
+    "addition-deep": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro-deep",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a deep, narrow Llama of the same size: 8 layers of width 80 (0.67M parameters) "
+        "instead of 3 of width 128, the same SFT steps and data",
+    ),
+    "addition-gpt2": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro-gpt2",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a GPT-2-style model of the same size (learned absolute positions, LayerNorm, GELU MLP; "
+        "0.64M parameters), the same SFT steps and data",
+        arch="gpt2",
     ),
     "addition-mid": ZooEntry(
         "addition",
