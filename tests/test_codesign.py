@@ -18,7 +18,7 @@ from rl4lrm.experiments.codesign import (
 )
 from rl4lrm.models.tiny import TINY_PRESETS, count_parameters, tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
-from rl4lrm.models.zoo import ZOO
+from rl4lrm.models.zoo import ZOO, ZooEntry
 from rl4lrm.rollout import compute_logprobs, rollout
 
 matplotlib.use("Agg")
@@ -53,6 +53,13 @@ def test_gpt2_has_no_dropout_so_rollout_and_training_logprobs_agree():
 def test_unknown_arch_names_the_choices():
     with pytest.raises(ValueError, match="gpt2"):
         tiny_model("micro", TOK, arch="mamba")
+
+
+def test_zoo_entry_rejects_unknown_preset_and_arch():
+    with pytest.raises(ValueError, match="micro-deep"):
+        ZooEntry("addition", model_preset="huge")
+    with pytest.raises(ValueError, match="gpt2"):
+        ZooEntry("addition", arch="mamba")
 
 
 def test_zoo_entries_share_addition_recipe_and_differ_in_shape():
