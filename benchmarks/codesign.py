@@ -11,7 +11,7 @@ on a CPU shared with other jobs: compare ratios, not absolute seconds).
 Runs go to a process pool. The table is printed and written to ``--out`` (CSV), the per-step histories to
 ``.runs.csv`` and the shapes to ``.shapes.csv``.
 
-    python benchmarks/codesign.py [--bases addition addition-deep ...] [--lrs 3e-4 1e-3] [--steps 24] [--seeds 0 1 2]
+    python benchmarks/codesign.py [--bases addition addition-deep ...] [--lrs 3e-4 1e-3] [--steps 40] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ import torch
 from common import eval_every, run_logged, write_results
 
 from rl4lrm.experiments.codesign import ARCH_BASES, CODESIGN_CONFIG, LRS, shape_table, stability_table
+
+KEEP = ["base", "lr", "seed", "step", "acc/pass@1", "reward/mean", "kl/k3", "entropy/mean", "grad/norm", "clip/frac"]
+KEEP += ["length/mean", "time/step"]
+"""History columns written to ``.runs.csv`` (what ``stability_table`` and ``plot_codesign`` read, and a few more)."""
 
 
 def run_one(job: tuple) -> pd.DataFrame:
@@ -50,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases", nargs="*", default=list(ARCH_BASES))
     parser.add_argument("--lrs", type=float, nargs="*", default=list(LRS))
-    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--eval-problems", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
@@ -79,7 +83,7 @@ def main() -> None:
     order = {(b, lr): i for i, (b, lr) in enumerate((b, lr) for lr in args.lrs for b in args.bases)}
     runs = pd.concat(histories, ignore_index=True)
     runs["arm"] = [order[key] for key in zip(runs["base"], runs["lr"])]  # lrs, then bases, in the order given
-    runs = runs.sort_values(["arm", "seed", "step"], kind="stable").drop(columns=["arm", "wall"])
+    runs = runs.sort_values(["arm", "seed", "step"], kind="stable")[KEEP]
     table = stability_table(runs)
     table = table.merge(shapes[["base", "arch", "layers", "width", "params"]], on="base")
     table["seed list"] = " ".join(map(str, args.seeds))

@@ -66,7 +66,7 @@ def _check_bases(bases: list[str]) -> None:
 
 
 def shape_table(bases: Iterable[str] = ARCH_BASES) -> pd.DataFrame:
-    """The shape of each base: architecture, depth, width, heads, MLP width, positions and norm, parameters.
+    """The shape of each base: architecture, depth, width, heads, MLP, positions, norm, q/k/v biases, parameters.
 
     Returns:
         One row per base, with ``params vs addition`` (relative difference to ``addition``'s count).
@@ -90,6 +90,7 @@ def shape_table(bases: Iterable[str] = ARCH_BASES) -> pd.DataFrame:
                 "MLP": f"GELU {c.n_inner}" if gpt2 else f"SwiGLU {c.intermediate_size}",
                 "positions": "learned" if gpt2 else "RoPE",
                 "norm": "LayerNorm" if gpt2 else "RMSNorm",
+                "q/k/v biases": c.model_type in ("qwen2", "gpt2"),
                 "params": params,
                 "params vs addition": params / reference - 1,
             }
