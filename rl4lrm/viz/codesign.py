@@ -30,9 +30,21 @@ def _bars(ax, table: pd.DataFrame, metric: str, ylabel: str) -> None:
         xs = [i + (j - (len(lrs) - 1) / 2) * width for i in range(len(bases))]
         ax.bar(xs, rows[f"{metric} mean"], width, yerr=rows[f"{metric} std"], capsize=3, label=f"lr {lr:g}")
         if metric == "gain" and "collapse rate" in rows:
-            for x, rate, h in zip(xs, rows["collapse rate"], rows["gain mean"]):
-                if rate > 0:
-                    ax.text(x, h, f"{rate:.0%}\ncollapsed", ha="center", va="top" if h < 0 else "bottom", fontsize=7)
+            for x, rate in zip(xs, rows["collapse rate"]):
+                if rate > 0:  # along the top of the panel, clear of the bars and their error bars
+                    ax.text(
+                        x,
+                        0.97,
+                        f"{rate:.0%}\ncollapsed",
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="top",
+                        fontsize=7,
+                        color="C3",
+                    )
+    if metric == "gain":
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.25 * (high - low))  # room for the collapse notes above the bars
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(range(len(bases)), [b.replace("addition-", "") for b in bases], fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
