@@ -21,7 +21,8 @@ strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes 
 (within 5%), data and SFT recipe and change its shape: ``addition-deep`` is a Llama of 8 layers of width 80 (preset
 ``micro-deep``, 674,960 parameters, +3.4%) instead of 3 of width 128; ``addition-gpt2`` a GPT-2 of 3 layers of width
 128 (preset ``micro-gpt2``, 640,640 parameters, -1.8%: learned absolute positions, LayerNorm, a GELU MLP of width 512,
-no dropout). They took 7.3 and 5.3 minutes of one thread's CPU time (30 and 24 minutes wall on the shared CPU); their
+no dropout). Both rebuild byte for byte on CPU, in 7.3 and 5.3 minutes of one thread's CPU time (30 and 24 minutes
+wall on the shared CPU, under 5 when it was quiet); their
 held-out pass@1 at T=1 before RL is in ``benchmarks/results/codesign.csv`` (``base pass@1``).
 
 ``addition-mid`` and ``addition-instruct`` (notebook 07) vary what the data says before RL. ``addition-mid`` changes
