@@ -65,9 +65,9 @@ def test_both_architectures(tok, arch, cls_name):
 def test_unknown_preset_or_arch_lists_the_choices(tok):
     with pytest.raises(ValueError, match=r"'huge'.*micro.*nano.*small"):
         tiny_model("huge", tok)
-    with pytest.raises(ValueError, match=r"'gpt2'.*llama.*qwen2"):
-        tiny_model("nano", tok, arch="gpt2")
-    assert sorted(ARCHITECTURES) == ["llama", "qwen2"]
+    with pytest.raises(ValueError, match=r"'mamba'.*gpt2.*llama.*qwen2"):
+        tiny_model("nano", tok, arch="mamba")
+    assert sorted(ARCHITECTURES) == ["gpt2", "llama", "qwen2"]
 
 
 def test_seed_makes_init_reproducible_without_touching_global_rng(tok):

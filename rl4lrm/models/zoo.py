@@ -17,6 +17,14 @@ fewer parameters) and a Qwen2-style architecture at the same size; same data, sa
 strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
 6.5 when the CPU is busy); ``addition`` takes about 4.5.
 
+``addition-deep`` and ``addition-gpt2`` (notebook 17: architecture-algorithm co-design) keep ``addition``'s size
+(within 5%), data and SFT recipe and change its shape: ``addition-deep`` is a Llama of 8 layers of width 80 (preset
+``micro-deep``, 674,960 parameters, +3.4%) instead of 3 of width 128; ``addition-gpt2`` a GPT-2 of 3 layers of width
+128 (preset ``micro-gpt2``, 640,640 parameters, -1.8%: learned absolute positions, LayerNorm, a GELU MLP of width 512,
+no dropout). Both rebuild byte for byte on CPU, in 7.3 and 5.3 minutes of one thread's CPU time (30 and 24 minutes
+wall on the shared CPU, under 5 when it was quiet); their
+held-out pass@1 at T=1 before RL is in ``benchmarks/results/codesign.csv`` (``base pass@1``).
+
 ``addition-mid`` and ``addition-instruct`` (notebook 07) vary what the data says before RL. ``addition-mid`` changes
 one variable, the SFT data mix (``SFTConfig.traces=0.5``): half of the same 20000-problem pool is shown as a clean
 worked column addition (``Addition.worked``: ``"57+68:"`` -> ``"7+8=15;5+6+1=12;125"``) instead of prompt -> answer,
@@ -56,7 +64,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from rl4lrm.models.sft import SFTConfig, train_sft
-from rl4lrm.models.tiny import tiny_model
+from rl4lrm.models.tiny import ARCHITECTURES, TINY_PRESETS, tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
@@ -76,7 +84,13 @@ class ZooEntry:
     init: str | None = None
     """Zoo entry whose checkpoint SFT continues from (None: a fresh random model of ``model_preset``)."""
     arch: str = "llama"
-    """Architecture of a fresh model (``rl4lrm.models.tiny.ARCHITECTURES``: ``"llama"`` or ``"qwen2"``)."""
+    """Architecture of a fresh model (``rl4lrm.models.tiny.ARCHITECTURES``: ``"llama"``, ``"qwen2"`` or ``"gpt2"``)."""
+
+    def __post_init__(self):
+        if self.model_preset not in TINY_PRESETS:
+            raise ValueError(f"ZooEntry.model_preset={self.model_preset!r}; choose one of {sorted(TINY_PRESETS)}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"ZooEntry.arch={self.arch!r}; choose one of {sorted(ARCHITECTURES)}")
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -101,6 +115,23 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "addition's recipe on a Qwen2-style model of the same size (biases on q/k/v), the same SFT steps and data",
         arch="qwen2",
+    ),
+    "addition-deep": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro-deep",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a deep, narrow Llama of the same size: 8 layers of width 80 (0.67M parameters) "
+        "instead of 3 of width 128, the same SFT steps and data",
+    ),
+    "addition-gpt2": ZooEntry(
+        "addition",
+        {"digits": 2},
+        "micro-gpt2",
+        SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
+        "addition's recipe on a GPT-2-style model of the same size (learned absolute positions, LayerNorm, GELU MLP; "
+        "0.64M parameters), the same SFT steps and data",
+        arch="gpt2",
     ),
     "addition-mid": ZooEntry(
         "addition",
