@@ -17,6 +17,7 @@ from rl4lrm.latent.viz import (
     plot_thoughts_sweep,
     plot_tradeoff,
 )
+from rl4lrm.viz.codesign import CODESIGN_CURVES, plot_codesign
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.continual import ContinualPanel, plot_continual
 from rl4lrm.viz.dashboard import TrainingDashboard
@@ -60,6 +61,7 @@ def show_table(df, max_width: str = "22em", precision: int = 3) -> None:
 __all__ = [
     "AsyncPanel",
     "BudgetPanel",
+    "CODESIGN_CURVES",
     "COMPARISON_CURVES",
     "CURVES",
     "SAMPLING_CURVES",
@@ -80,6 +82,7 @@ __all__ = [
     "TrainingDashboard",
     "plot_accuracy_vs_tokens",
     "plot_async_timeline",
+    "plot_codesign",
     "plot_comparison",
     "plot_continual",
     "plot_coverage",
