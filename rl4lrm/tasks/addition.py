@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, read_answer
 
 # [0-9], not \d: \d also matches non-ASCII digits such as "٤٦", which int() would accept.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -70,11 +70,9 @@ class Addition(Task):
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Strict check: the answer must be a bare integer ("46 is it" is not well formed)."""
-        parsed = extract_answer(completion, self.max_answer_chars)
-        if parsed is None:
-            return Verdict(None, False, False, "no answer")
-        if len(parsed) > self.max_answer_chars:
-            return Verdict(parsed, False, False, "too long")
+        parsed, failed = read_answer(completion, self.max_answer_chars)
+        if failed:
+            return failed
         if not _INTEGER.fullmatch(parsed):
             return Verdict(parsed, False, False, "not an integer")
         correct = int(parsed) == problem.meta["a"] + problem.meta["b"]

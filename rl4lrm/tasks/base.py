@@ -98,6 +98,17 @@ def extract_answer(completion: str, max_chars: int) -> str | None:
     return answer or None
 
 
+def read_answer(completion: str, max_chars: int) -> tuple[str | None, Verdict | None]:
+    """The answer part of a completion (``extract_answer``) and, when it cannot be right whatever it says, the
+    failing verdict: ``"no answer"`` or ``"too long"`` (over ``max_chars``). A task's ``verify`` checks the rest."""
+    parsed = extract_answer(completion, max_chars)
+    if parsed is None:
+        return None, Verdict(None, False, False, "no answer")
+    if len(parsed) > max_chars:
+        return parsed, Verdict(parsed, False, False, "too long")
+    return parsed, None
+
+
 class Task(ABC):
     """A family of problems with a program that checks answers.
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from itertools import permutations
 
-from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, read_answer
 from rl4lrm.tasks.expression import OPERATORS, ExpressionError, evaluate
 
 MAX_VALUE = 10**12  # same magnitude limit as the verifier, so generated answers always verify
@@ -157,11 +157,9 @@ class Countdown(Task):
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Parses the answer, checks the numbers it uses, then its value."""
-        parsed = extract_answer(completion, self.max_answer_chars)
-        if parsed is None:
-            return Verdict(None, False, False, "no answer")
-        if len(parsed) > self.max_answer_chars:
-            return Verdict(parsed, False, False, "too long")
+        parsed, failed = read_answer(completion, self.max_answer_chars)
+        if failed:
+            return failed
         try:
             value, used = evaluate(
                 parsed, max_chars=self.max_answer_chars, max_value=MAX_VALUE, integer_steps=self.integer_steps

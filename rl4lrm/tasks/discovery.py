@@ -21,7 +21,7 @@ import hashlib
 import random
 from fractions import Fraction
 
-from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer, read_answer
 from rl4lrm.tasks.expression import ExpressionError, evaluate
 
 FAMILIES = ("seen", "novel")
@@ -137,11 +137,9 @@ class Discovery(Task):
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Correct when the expression gives the exact y at every shown and held-out point."""
-        parsed = extract_answer(completion, self.max_answer_chars)
-        if parsed is None:
-            return Verdict(None, False, False, "no answer")
-        if len(parsed) > self.max_answer_chars:
-            return Verdict(parsed, False, False, "too long")
+        parsed, failed = read_answer(completion, self.max_answer_chars)
+        if failed:
+            return failed
         points = problem.meta["points"]
         try:
             values = [evaluate_at(parsed, x, self.max_answer_chars) for x, _ in points]
