@@ -337,13 +337,11 @@ def test_panel_controls_feed_the_study_and_run_draws():
     panel = SharpeningPanel(
         base="addition", steps=2, kl_coef=0.0, **{k: v for k, v in TINY.items() if k not in ("steps", "progress")}
     )
-    assert list(panel.controls["base"].options) == [  # the same task's entries
-        "addition",
-        "addition-nano",
-        "addition-qwen2",
-        "addition-mid",
-        "addition-instruct",
-    ]
+    from rl4lrm.models.zoo import ZOO
+
+    options = list(panel.controls["base"].options)
+    assert options == [name for name, entry in ZOO.items() if entry.task == "addition"]  # the same task's entries
+    assert options[0] == "addition" and {"addition-nano", "addition-qwen2", "addition-gpt2"} <= set(options)
     panel.controls["entropy_coef"].value = 0.01
     panel.controls["eval_temperature"].value = 0.8
     panel.controls["seed"].value = 3
