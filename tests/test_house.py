@@ -61,6 +61,15 @@ LAYERS = {
     "rl4lrm.latent.exercises": 7,
     "rl4lrm.latent.studies": 8,
     "rl4lrm.latent.viz": 9,
+    "rl4lrm.sandbox": 1,
+    "rl4lrm.agents": 2,
+    "rl4lrm.agents.exercises": 7,
+    "rl4lrm.agents.studies": 8,
+    "rl4lrm.agents.viz": 9,
+    "rl4lrm.vision": 2,
+    "rl4lrm.vision.exercises": 7,
+    "rl4lrm.vision.studies": 8,
+    "rl4lrm.vision.viz": 9,
 }
 
 
