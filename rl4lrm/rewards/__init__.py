@@ -11,12 +11,14 @@
 - ``efficiency``: thinking the right amount: Kimi's group length reward, L1's target length, AdaptThink's bonus;
 - ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``);
 - ``learned``: a learned model of the verifier fit on a budget of true labels (model-based RL, notebook 17);
+- ``code``: unit tests run in ``rl4lrm.sandbox`` (all pass, or the fraction passed), and the unsafe naive harness;
 - ``spurious``: a random reward and a format-only reward (Shao et al., 2025: spurious rewards).
 
 ``rl4lrm.rewards.trl`` adapts any of them to TRL's ``reward_funcs``.
 """
 
 from rl4lrm.rewards import (  # noqa: F401  (registers them)
+    code,
     compute,
     dense,
     efficiency,

@@ -3,7 +3,7 @@ whose intermediate steps are checkable (for process rewards), mixtures of tasks 
 model, several tasks), your own rows with a TRL-style reward function (``CustomTask``), and any of
 reasoning-gym's generators (``ReasoningGymTask``, optional extra ``gym``), and addition that may think before it
 answers (``ThinkingAddition``: efficient reasoning), and finding a law ``a*x+b`` behind data points (``Discovery``:
-RL for scientific discovery).
+RL for scientific discovery), and one-line Python checked by hidden unit tests in a sandbox (``Code``).
 
 ``get_task("countdown", n_numbers=4)`` builds a registered task; each task samples problems,
 splits them deterministically into train and test, renders prompts and verifies completions.
@@ -11,6 +11,7 @@ splits them deterministically into train and test, renders prompts and verifies 
 
 from rl4lrm.tasks.addition import Addition
 from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
+from rl4lrm.tasks.code import Code
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask
@@ -30,6 +31,7 @@ __all__ = [
     "TASKS",
     "Addition",
     "Chain",
+    "Code",
     "Countdown",
     "CustomTask",
     "Discovery",
