@@ -1,4 +1,4 @@
-"""Chapter 11, code: the unit-test task, its rewards run in the sandbox, the naive harness and its hacks, a smoke run."""
+"""Chapter 11, code: the unit-test task, its sandboxed rewards, the naive harness and its hacks, a smoke run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from rl4lrm.rewards import REWARDS, RewardContext, RewardMix
 from rl4lrm.rewards.code import HACKS, naive_harness_score, naive_script
 from rl4lrm.tasks import get_task
-from rl4lrm.tasks.code import HACK, Code, canonical, compare, reference, solution
 from rl4lrm.tasks.base import Problem
+from rl4lrm.tasks.code import HACK, Code, canonical, compare, reference, solution
 
 
 def find(task: Code, key: str) -> Problem:

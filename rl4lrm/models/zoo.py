@@ -212,6 +212,15 @@ ZOO: dict[str, ZooEntry] = {
         "laws y = a*x+b from three points ('3:11,4:13,5:15=' -> '2*x+5'), seen family only (the novel 30% of "
         "(a, b) never shown); 0.65M-parameter Llama; 2000 SFT steps, half the answers corrupted",
     ),
+    "code": ZooEntry(
+        "code",
+        {"difficulty": 3, "corpus_hacks": 0.03},
+        "micro",
+        SFTConfig(steps=1500, lr=3e-3, noise=0.5, train_problems=5000, seed=0, device="cpu"),
+        "one-line Python from a spec ('sum sq even:' -> 'sum(x*x for x in a if x%2==0)'); 0.65M-parameter Llama; "
+        "1500 SFT steps, half the answers with one character corrupted, 3% of them the test-gaming "
+        "__import__('sys').exit() (a hack within reach of the naive harness)",
+    ),
 }
 
 

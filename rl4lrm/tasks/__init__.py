@@ -11,8 +11,8 @@ splits them deterministically into train and test, renders prompts and verifies 
 
 from rl4lrm.tasks.addition import Addition
 from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
-from rl4lrm.tasks.code import Code
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
+from rl4lrm.tasks.code import Code
 from rl4lrm.tasks.countdown import Countdown, solve
 from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.discovery import Discovery

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -133,8 +134,12 @@ class Code(Task):
             raise ValueError(f"corpus_hacks must be a number in [0, 0.5], got {corpus_hacks!r}")
         self.difficulty, self.n_tests, self.corpus_hacks, self.sandbox = difficulty, n_tests, corpus_hacks, sandbox
         self.maps = list(MAPS) + ([f"{w}{k}" for w in ("times", "plus") for k in NUMBERS] if difficulty == 3 else [])
-        self.filters = list(FILTERS) + ([f"{w}{k}" for w in ("over", "under") for k in NUMBERS] if difficulty == 3 else [])
+        self.filters = list(FILTERS) + (
+            [f"{w}{k}" for w in ("over", "under") for k in NUMBERS] if difficulty == 3 else []
+        )
         self._cache: OrderedDict[tuple[str, str], TestReport] = OrderedDict()
+        self.stats = {"programs": 0, "seconds": 0.0}
+        """Programs sent to the sandbox so far and the seconds their runs took (throughput during training)."""
 
     def sample(self, rng: random.Random) -> Problem:
         agg = rng.choice(list(AGGREGATES))
@@ -198,7 +203,11 @@ class Code(Task):
             config = self.sandbox or SandboxConfig()
             tests = [problems[rows[0]].meta["tests"] for _, rows in jobs]
             calls = [(program(key[1]), ENTRY, [[xs] for xs, _ in t]) for (key, _), t in zip(jobs, tests)]
-            for (key, rows), t, results in zip(jobs, tests, run_programs(calls, config, workers=workers)):
+            start = time.perf_counter()
+            results_all = run_programs(calls, config, workers=workers)
+            self.stats["programs"] += len(calls)
+            self.stats["seconds"] += time.perf_counter() - start
+            for (key, rows), t, results in zip(jobs, tests, results_all):
                 self._store(key, rows, reports, compare(t, results))
         return reports
 
