@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -188,7 +189,11 @@ class Code(Task):
         jobs = []
         for key, rows in todo.items():
             try:
-                compile(program(key[1]), "<answer>", "exec")  # compiling runs nothing; syntax errors skip the sandbox
+                with warnings.catch_warnings():  # "invalid decimal literal" and co. are the program's problem, not ours
+                    warnings.simplefilter("ignore")
+                    compile(
+                        program(key[1]), "<answer>", "exec"
+                    )  # compiling runs nothing; syntax errors skip the sandbox
             except (SyntaxError, ValueError) as err:
                 why = err.msg if isinstance(err, SyntaxError) else str(err)
                 self._store(key, rows, reports, TestReport(0, self.n_tests, False, f"syntax error: {why}"))
