@@ -8,7 +8,7 @@ The zoo's ``code`` model writes one line of Python from a spec (``rl4lrm.tasks.c
 - ``train_code``: GRPO with one training reward (``"unit_tests_all"``, ``"unit_tests_partial"`` or the unsafe
   ``"naive_unit_tests"``), held-out pass@1 in the sandbox before and after, sandbox programs per second;
 - ``reward_runs``: binary vs partial-credit reward, same steps and seeds;
-- ``hacking_runs``: the naive harness vs the sandbox as the reward. The zoo model's SFT corpus holds 3% of a
+- ``hacking_runs``: the naive harness vs the sandbox as the reward. The zoo model's SFT corpus holds 10% of a
   test-gaming answer (``__import__('sys').exit()``, ``Code.corpus_hacks``), so the hack is in the model's reach:
   under the naive reward it pays 1 every time, RL amplifies it and true accuracy falls; under the sandbox reward it
   pays 0 and RL suppresses it. We planted it so that RL finds it in a CPU budget; frontier models find such hacks on

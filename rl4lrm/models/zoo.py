@@ -51,6 +51,11 @@ law (``"3:11,4:13,5:15="`` -> ``"2*x+5"``; ``rl4lrm.tasks.discovery``). Its SFT 
 family of laws; about 30% of the (a, b) combinations (the ``"novel"`` family) never appear in it, so a correct
 answer on a novel law is an expression string the model was never shown. 2000 SFT steps, half the answers with one
 character corrupted.
+
+``code`` (chapter 11) writes one line of Python from a spec (``"sum sq even:"`` -> ``"sum(x*x for x in a if
+x%2==0)"``; ``rl4lrm.tasks.code``), checked by hidden unit tests in ``rl4lrm.sandbox``. 1500 SFT steps, half the
+answers with one character corrupted, and 10% of the corpus answers the test-gaming ``__import__('sys').exit()``
+(``Code.corpus_hacks``): a hack within the model's reach, for the reward-hacking study (naive harness vs sandbox).
 """
 
 from __future__ import annotations
@@ -214,11 +219,11 @@ ZOO: dict[str, ZooEntry] = {
     ),
     "code": ZooEntry(
         "code",
-        {"difficulty": 3, "corpus_hacks": 0.03},
+        {"difficulty": 3, "corpus_hacks": 0.1},
         "micro",
         SFTConfig(steps=1500, lr=3e-3, noise=0.5, train_problems=5000, seed=0, device="cpu"),
         "one-line Python from a spec ('sum sq even:' -> 'sum(x*x for x in a if x%2==0)'); 0.65M-parameter Llama; "
-        "1500 SFT steps, half the answers with one character corrupted, 3% of them the test-gaming "
+        "1500 SFT steps, half the answers with one character corrupted, 10% of them the test-gaming "
         "__import__('sys').exit() (a hack within reach of the naive harness)",
     ),
 }
