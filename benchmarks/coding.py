@@ -8,7 +8,7 @@ and checked for the planted hack. Also reported: wall time per run and the sandb
 training (distinct programs run / seconds spent in the sandbox). Mean and std over seeds; runs go to a process pool
 (one torch thread each).
 
-    python benchmarks/coding.py [--rewards unit_tests_all unit_tests_partial naive_unit_tests] [--steps 40] [--seeds 0 1 2]
+    python benchmarks/coding.py [--rewards unit_tests_all naive_unit_tests] [--steps 40] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
