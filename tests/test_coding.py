@@ -134,3 +134,12 @@ def test_smoke_rl_raises_the_unit_test_reward():
     assert last > first
     assert torch.isfinite(torch.tensor(h["loss/policy"].to_numpy())).all()
     assert run.programs_per_s > 0 and run.after["pass@1"] >= 0
+
+
+def test_exercise_checkers_accept_the_library_and_reject_stubs():
+    from rl4lrm.experiments.coding_exercises import check_new_hack, check_partial_reward
+
+    assert check_partial_reward(lambda tests, results: compare(tests, results).fraction)
+    assert not check_partial_reward(lambda tests, results: float(all(r.status == "ok" for r in results)))
+    assert check_new_hack("next(w for x,w in TESTS if x==a)")
+    assert not check_new_hack(HACKS["rebind the checker"]) and not check_new_hack(None)

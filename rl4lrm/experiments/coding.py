@@ -10,9 +10,10 @@ The zoo's ``code`` model writes one line of Python from a spec (``rl4lrm.tasks.c
 - ``reward_runs``: binary vs partial-credit reward, same steps and seeds;
 - ``hacking_runs``: the naive harness vs the sandbox as the reward. The zoo model's SFT corpus holds 10% of a
   test-gaming answer (``__import__('sys').exit()``, ``Code.corpus_hacks``), so the hack is in the model's reach:
-  under the naive reward it pays 1 every time, RL amplifies it and true accuracy falls; under the sandbox reward it
-  pays 0 and RL suppresses it. We planted it so that RL finds it in a CPU budget; frontier models find such hacks on
-  their own (Baker et al., 2025, arXiv:2503.11926).
+  the naive reward pays it 1, the sandboxed reward 0. In our CPU runs GRPO did not amplify it even under the naive
+  reward (correct programs were as reachable and paid the same; the hack only beats wrong samples), while the
+  sandboxed reward removed it faster. Frontier models find such hacks on their own when the honest solution is
+  harder than the hack (Baker et al., 2025, arXiv:2503.11926).
 """
 
 from __future__ import annotations
