@@ -4,12 +4,17 @@ Each hostile program is run for real in a bubblewrap sandbox and the test assert
 (its status, its value) and, where it matters, what the host sees afterwards (files, processes).
 """
 
+import errno
 import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
 from rl4lrm.sandbox import STATUSES, CallResult, SandboxConfig, run_calls, run_programs, sandbox_available
 from rl4lrm.sandbox.cgroup import cgroup_available
+from rl4lrm.sandbox.launch import RUNNER
 from rl4lrm.sandbox.seccomp import seccomp_program
 
 FAST = SandboxConfig(timeout_s=1.0)
@@ -95,3 +100,208 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="CallResult.status"):
         CallResult("fine")
     assert set(STATUSES) == {"ok", "error", "timeout", "killed", "bad_output"}
+
+
+# ---------------------------------------------------------------- hostile programs: each one contained
+
+
+def _sandbox_processes() -> list[int]:
+    """Pids of host processes running as one of the sandbox uids."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+            if FAST.uid <= uid < FAST.uid + 16:
+                pids.append(int(entry))
+    return pids
+
+
+def test_it_runs_as_an_unprivileged_uid_in_its_own_session():
+    src = "import os\ndef f():\n    return [os.getuid(), os.geteuid(), os.getgid(), os.getgroups()]\n"
+    assert run1(src).value == [FAST.uid, FAST.uid, FAST.uid, []]
+    src = "import os\ndef f():\n    return [os.getpid(), os.getppid(), os.getsid(0), os.getpgid(0)]\n"
+    # pid 2 under bubblewrap's init, in the session and group that init leads (the caller's would read 0)
+    assert run1(src).value == [2, 1, 1, 1]
+    src = "import os\ndef f():\n    os.setuid(0)\n"
+    assert run1(src).error.startswith("PermissionError")
+
+
+def test_fork_bomb_is_capped_by_nproc():
+    src = (
+        "import os\ndef f():\n    n = 0\n    try:\n        while True:\n            if os.fork() == 0:\n"
+        "                import time; time.sleep(30); os._exit(0)\n            n += 1\n"
+        "    except OSError as e:\n        return [n, e.errno]\n"
+    )
+    config = SandboxConfig(timeout_s=5.0, max_processes=8)
+    result = run1(src, config)
+    assert result.status == "ok" and result.value[0] < 8 and result.value[1] == 11  # EAGAIN
+    assert _sandbox_processes() == []  # the sleeping children went with the sandbox
+
+
+def test_memory_hog_hits_the_address_space_limit():
+    src = "def f():\n    x = bytearray(1 << 30)\n    return len(x)\n"
+    result = run1(src, SandboxConfig(timeout_s=2.0, memory_mb=128))
+    assert result == CallResult("error", None, "MemoryError: ")
+
+
+def test_forked_memory_hogs_hit_the_sandbox_cgroup():
+    if not cgroup_available()[0]:
+        pytest.skip(cgroup_available()[1])  # never on the course machine (root, cgroup v1)
+    src = (
+        "import os\ndef f():\n    kids = []\n    for _ in range(4):\n        pid = os.fork()\n"
+        "        if pid == 0:\n            x = bytearray(100 << 20)\n            for i in range(0, len(x), 4096):\n"
+        "                x[i] = 1\n            import time; time.sleep(1); os._exit(0)\n        kids.append(pid)\n"
+        "    return [os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) for k in kids]\n"
+    )
+    # each child stays under RLIMIT_AS (200 MiB), together they would take 400 MiB of a 200 MiB sandbox
+    result = run1(src, SandboxConfig(timeout_s=10.0, memory_mb=200))
+    assert result.status == "killed" or (result.status == "ok" and -signal.SIGKILL in result.value), result
+    without = run1(src, SandboxConfig(timeout_s=10.0, memory_mb=200, cgroup=False))
+    assert without == CallResult("ok", [0, 0, 0, 0])  # the rlimits alone let the 400 MiB through
+
+
+def test_disk_hog_hits_the_file_size_and_tmp_limits():
+    big = "def f():\n    with open('/tmp/big', 'wb') as fh:\n        fh.write(b'x' * (64 << 20))\n"
+    result = run1(big, SandboxConfig(timeout_s=2.0, file_size_mb=4))
+    assert result.status == "error" and "File too large" in result.error
+    many = (
+        "def f():\n    for k in range(100):\n        with open(f'/tmp/f{k}', 'wb') as fh:\n"
+        "            fh.write(b'x' * (3 << 20))\n"
+    )
+    result = run1(many, SandboxConfig(timeout_s=2.0, file_size_mb=4, tmp_size_mb=8))
+    assert result.status == "error" and "No space left" in result.error
+    root = "def f():\n    open('/evil', 'w')\n"
+    assert run1(root).status == "error"
+
+
+def test_secrets_of_the_caller_are_out_of_reach(tmp_path, monkeypatch):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    monkeypatch.setenv("RL4LRM_SECRET_TOKEN", "hunter2")
+    src = (
+        "import os\ndef f(path):\n    seen = dict(os.environ)\n    try:\n        seen['file'] = open(path).read()\n"
+        "    except OSError as e:\n        seen['file'] = type(e).__name__\n"
+        "    seen['exists'] = [p for p in ['/root', '/home', '/work', '/etc', '/proc', '/bin/sh', '/usr/bin'] "
+        "if os.path.exists(p)]\n    return seen\n"
+    )
+    seen = run1(src, args=[str(secret)]).value
+    assert "hunter2" not in str(seen) and "RL4LRM_SECRET_TOKEN" not in seen
+    assert seen["file"] == "FileNotFoundError" and seen["exists"] == []
+    assert "/work" not in str(run1("import sys\ndef f():\n    return sys.path\n").value)
+
+
+def test_no_network():
+    src = "import socket\ndef f():\n    socket.create_connection(('1.1.1.1', 80), timeout=1)\n"
+    result = run1(src)
+    assert result.status == "error" and result.error.startswith("PermissionError")  # seccomp: EPERM
+
+
+def test_the_namespace_alone_has_no_route_out():
+    src = "import socket\ndef f():\n    socket.create_connection(('1.1.1.1', 80), timeout=1)\n"
+    assert run1(src, SandboxConfig(timeout_s=2.0, seccomp=False)).error.endswith("Network is unreachable")
+
+
+def test_seccomp_denies_tracing_and_new_namespaces():
+    src = (
+        "import ctypes, os\ndef f():\n    libc = ctypes.CDLL(None, use_errno=True)\n    out = []\n"
+        "    for call in (lambda: libc.ptrace(0, 0, 0, 0), lambda: libc.unshare(0x10000000)):\n"
+        "        out.append([call(), ctypes.get_errno()])\n    return out\n"
+    )  # PTRACE_TRACEME, unshare(CLONE_NEWUSER)
+    assert run1(src) == CallResult("ok", [[-1, errno.EPERM], [-1, errno.EPERM]])
+    assert run1(src, SandboxConfig(timeout_s=1.0, seccomp=False)).value[0] == [0, 0]  # allowed without the filter
+
+
+def test_killing_the_parent_leaves_the_caller_alive():
+    src = (
+        "import os, signal\ndef f():\n    out = []\n    for target in (os.getppid(), 1, -1):\n        try:\n"
+        "            os.kill(target, signal.SIGKILL)\n            out.append('sent')\n"
+        "        except OSError as e:\n            out.append(e.errno)\n    return out\n"
+    )
+    # bubblewrap's init (the parent, pid 1 of the namespace) runs as root: EPERM; kill(-1) finds no one: ESRCH
+    assert run1(src) == CallResult("ok", [errno.EPERM, errno.EPERM, errno.ESRCH])
+    pg = run_calls("import os, signal\ndef f(x):\n    os.killpg(0, signal.SIGKILL)\n", "f", [[1], [2]], FAST)
+    assert [r.status for r in pg] == ["killed", "killed"]
+    assert os.getpid() > 0 and run1("def f():\n    return 1\n").value == 1  # we are still here
+
+
+def test_the_program_cannot_rewrite_the_tests_or_the_runner():
+    test_file, before = Path(__file__), Path(__file__).read_bytes()
+    runner_before = RUNNER.read_bytes()
+    src = (
+        "def f(paths):\n    out = []\n    for p in paths:\n        try:\n            open(p, 'a').write('pass')\n"
+        "            out.append('written')\n        except OSError as e:\n            out.append(type(e).__name__)\n"
+        "    return out\n"
+    )
+    result = run1(src, args=[[str(test_file), "/sandbox/runner.py", "/opt/python/lib/python3.11/os.py"]])
+    assert result.value[0] == "FileNotFoundError"  # the project is not mounted
+    assert result.value[1:] == ["PermissionError", "PermissionError"]  # read-only, owned by root
+    assert test_file.read_bytes() == before and RUNNER.read_bytes() == runner_before
+
+
+def test_an_object_equal_to_everything_cannot_cross():
+    src = "class Any:\n    def __eq__(self, other):\n        return True\ndef f():\n    return Any()\n"
+    assert run1(src).status == "bad_output"
+    sub = "class I(int):\n    def __eq__(self, other):\n        return True\ndef f():\n    return I(7)\n"
+    value = run1(sub).value
+    assert type(value) is int and value == 7 and value != 8  # only the plain int crosses
+
+
+def test_patching_json_or_the_runner_does_not_forge_verdicts():
+    src = (
+        'import json, sys\njson.dumps = lambda *a, **k: \'{"status": "ok", "value": "forged"}\'\n'
+        'json.JSONEncoder.encode = lambda self, o: \'{"status": "ok", "value": "forged"}\'\n'
+        "def f(x):\n    return x + 1\n"
+    )
+    assert [r.status for r in run_calls(src, "f", [[1], [2]], FAST)] == ["ok", "ok"]
+    fd = "import json, os, sys\nFD = json.loads(sys.argv[1])['result_fd']\n"  # the runner's settings are visible
+    garbage = run_calls(fd + "def f(x):\n    os.write(FD, b'not json\\n')\n    return x\n", "f", [[1], [2]], FAST)
+    assert [r.status for r in garbage] == ["bad_output", "bad_output"]
+    forged = fd + 'def f(x):\n    os.write(FD, b\'{"status": "ok", "value": "forged"}\\n\')\n    return x\n'
+    # a forged line can only claim a value, as `return "forged"` would; the caller compares it outside
+    assert run_calls(forged, "f", [[1], [2]], FAST) == [CallResult("ok", "forged"), CallResult("ok", 1)]
+
+
+def test_sleeping_past_the_timeout_is_killed_on_time():
+    start = time.monotonic()
+    results = run_calls("import time\ndef f(x):\n    time.sleep(x)\n    return x\n", "f", [[0], [100], [0]], FAST)
+    assert [r.status for r in results] == ["ok", "timeout", "timeout"]
+    assert time.monotonic() - start < 3 * FAST.timeout_s
+
+
+def test_an_infinite_loop_is_killed():
+    start = time.monotonic()
+    assert run1("def f():\n    while True:\n        pass\n").status == "timeout"
+    assert time.monotonic() - start < 3 * FAST.timeout_s
+    cpu = run1("def f():\n    while True:\n        pass\n", SandboxConfig(timeout_s=30.0, cpu_s=1))
+    assert cpu.status == "killed" and "SIGKILL" in cpu.error  # RLIMIT_CPU, before the wall clock
+
+
+def test_output_floods_are_bounded():
+    start = time.monotonic()
+    flood = run1("def f():\n    print('x' * (100 << 20))\n", SandboxConfig(timeout_s=5.0, memory_mb=512))
+    assert flood.status == "killed" and "output flood" in flood.error
+    big = run1("def f():\n    return 'x' * (50 << 20)\n", SandboxConfig(timeout_s=5.0, memory_mb=512))
+    assert big.status == "bad_output"
+    channel = "import json, os, sys\ndef f():\n    os.write(json.loads(sys.argv[1])['result_fd'], b'x' * (8 << 20))\n"
+    assert run1(channel, SandboxConfig(timeout_s=5.0)).status == "bad_output"
+    assert time.monotonic() - start < 10
+
+
+def test_ignoring_sigterm_does_not_help():
+    src = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ndef f():\n    time.sleep(100)\n"
+    start = time.monotonic()
+    assert run1(src).status == "timeout" and time.monotonic() - start < 3 * FAST.timeout_s
+
+
+def test_a_daemonized_grandchild_dies_with_the_sandbox():
+    src = (
+        "import os, time\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+        "            while True:\n                time.sleep(0.1)\n        os._exit(0)\n"
+        "    os.wait()\n    return 'left'\n"
+    )
+    assert run1(src) == CallResult("ok", "left")
+    assert _sandbox_processes() == []
