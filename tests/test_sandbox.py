@@ -18,6 +18,8 @@ from rl4lrm.sandbox.launch import RUNNER
 from rl4lrm.sandbox.seccomp import seccomp_program
 
 FAST = SandboxConfig(timeout_s=1.0)
+FIND_RESULT_FD = "import os, sys\nFD = int(sys.argv[1].split('result_fd=')[1].split(',')[0])\n"
+"""Program prelude finding the runner's result pipe: its settings are on its command line, in reach."""
 
 
 def run1(source: str, config: SandboxConfig = FAST, entry: str = "f", args: list | None = None) -> CallResult:
@@ -48,6 +50,20 @@ def test_values_come_back_in_order():
 def test_plain_data_crosses_as_json():
     src = "def f():\n    return {'a': (1, 2.5), 'b': None, 'c': True, 'd': 'é'}\n"
     assert run1(src) == CallResult("ok", {"a": [1, 2.5], "b": None, "c": True, "d": "é"})
+
+
+def test_only_plain_json_data_crosses():
+    src = (
+        "import collections\ndef f(k):\n    return [collections.Counter('aab'), collections.defaultdict(list),"
+        " (1, (2,)), 'a\\n\"\\\\', -0.5, 10**20, True, None][k]\n"
+    )
+    results = run_calls(src, "f", [[k] for k in range(8)], FAST)
+    assert [r.value for r in results] == [{"a": 2, "b": 1}, {}, [1, [2]], 'a\n"\\', -0.5, 10**20, True, None]
+    assert [type(r.value) for r in results[:2]] == [dict, dict]
+    bad = "def f(k):\n    return [float('nan'), {1: 2}, '\\ud800', {1, 2}, b'x', f][k]\n"
+    assert [r.status for r in run_calls(bad, "f", [[k] for k in range(6)], FAST)] == ["bad_output"] * 6
+    with pytest.raises(TypeError, match="plain JSON"):
+        run_calls(src, "f", [[{1, 2}]], FAST)
 
 
 def test_exceptions_are_per_input():
@@ -245,9 +261,11 @@ def test_the_program_cannot_rewrite_the_tests_or_the_runner():
 def test_an_object_equal_to_everything_cannot_cross():
     src = "class Any:\n    def __eq__(self, other):\n        return True\ndef f():\n    return Any()\n"
     assert run1(src).status == "bad_output"
-    sub = "class I(int):\n    def __eq__(self, other):\n        return True\ndef f():\n    return I(7)\n"
-    value = run1(sub).value
-    assert type(value) is int and value == 7 and value != 8  # only the plain int crosses
+    sub = "class I(int):\n    def __eq__(self, other):\n        return True\n    __repr__ = lambda self: '8'\n"
+    value = run1(sub + "def f():\n    return I(7)\n").value
+    assert type(value) is int and value == 7 and value != 8  # only the plain int crosses, by int's own repr
+    dsub = "class D(dict):\n    def items(self):\n        return [('forged', 1)]\ndef f():\n    return D(real=2)\n"
+    assert run1(dsub).value == {"real": 2}
 
 
 def test_patching_json_or_the_runner_does_not_forge_verdicts():
@@ -257,7 +275,7 @@ def test_patching_json_or_the_runner_does_not_forge_verdicts():
         "def f(x):\n    return x + 1\n"
     )
     assert [r.status for r in run_calls(src, "f", [[1], [2]], FAST)] == ["ok", "ok"]
-    fd = "import json, os, sys\nFD = json.loads(sys.argv[1])['result_fd']\n"  # the runner's settings are visible
+    fd = FIND_RESULT_FD
     garbage = run_calls(fd + "def f(x):\n    os.write(FD, b'not json\\n')\n    return x\n", "f", [[1], [2]], FAST)
     assert [r.status for r in garbage] == ["bad_output", "bad_output"]
     forged = fd + 'def f(x):\n    os.write(FD, b\'{"status": "ok", "value": "forged"}\\n\')\n    return x\n'
@@ -286,7 +304,7 @@ def test_output_floods_are_bounded():
     assert flood.status == "killed" and "output flood" in flood.error
     big = run1("def f():\n    return 'x' * (50 << 20)\n", SandboxConfig(timeout_s=5.0, memory_mb=512))
     assert big.status == "bad_output"
-    channel = "import json, os, sys\ndef f():\n    os.write(json.loads(sys.argv[1])['result_fd'], b'x' * (8 << 20))\n"
+    channel = FIND_RESULT_FD + "def f():\n    os.write(FD, b'x' * (8 << 20))\n"
     assert run1(channel, SandboxConfig(timeout_s=5.0)).status == "bad_output"
     assert time.monotonic() - start < 10
 
