@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from rl4lrm.sandbox import STATUSES, CallResult, SandboxConfig, run_calls, run_programs, sandbox_available
+from rl4lrm.sandbox import (
+    STATUSES,
+    CallResult,
+    SandboxConfig,
+    cgroup,
+    launch,
+    run_calls,
+    run_programs,
+    sandbox_available,
+)
+from rl4lrm.sandbox import run as run_module
 from rl4lrm.sandbox.cgroup import cgroup_available
 from rl4lrm.sandbox.launch import RUNNER
 from rl4lrm.sandbox.seccomp import seccomp_program
@@ -142,8 +152,10 @@ def test_it_runs_as_an_unprivileged_uid_in_its_own_session():
     src = "import os\ndef f():\n    return [os.getpid(), os.getppid(), os.getsid(0), os.getpgid(0)]\n"
     # pid 2 under bubblewrap's init, in the session and group that init leads (the caller's would read 0)
     assert run1(src).value == [2, 1, 1, 1]
-    src = "import os\ndef f():\n    os.setuid(0)\n"
-    assert run1(src).error.startswith("PermissionError")
+    src = "import os\ndef f(k):\n    [os.setuid, os.setgid, os.seteuid][k](0)\n"
+    assert [r.error for r in run_calls(src, "f", [[0], [1], [2]], FAST)] == [
+        "PermissionError: [Errno 1] Operation not permitted"
+    ] * 3
 
 
 def test_fork_bomb_is_capped_by_nproc():
@@ -323,3 +335,18 @@ def test_a_daemonized_grandchild_dies_with_the_sandbox():
     )
     assert run1(src) == CallResult("ok", "left")
     assert _sandbox_processes() == []
+
+
+def test_no_cgroup_is_left_behind():
+    run_programs([("def f(x):\n    return x\n", "f", [[1]])] * 4, FAST, workers=2)
+    for controller in ("memory", "pids"):
+        parent = cgroup.ROOT / controller / cgroup.PARENT
+        assert not parent.exists() or not [g for g in parent.iterdir() if g.name.startswith(f"{os.getpid()}-")]
+
+
+def test_without_a_sandbox_nothing_runs(monkeypatch):
+    monkeypatch.setattr(launch.platform, "system", lambda: "Darwin")
+    assert launch.bwrap_binary.__wrapped__()[0] is None and "Linux" in launch.bwrap_binary.__wrapped__()[1]
+    monkeypatch.setattr(run_module, "sandbox_available", lambda: (False, "no bwrap"))
+    with pytest.raises(RuntimeError, match="no sandbox here: no bwrap"):
+        run_calls("def f():\n    return 1\n", "f", [[]])
