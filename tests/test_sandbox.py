@@ -131,8 +131,12 @@ def test_config_validation_names_the_field():
 # ---------------------------------------------------------------- hostile programs: each one contained
 
 
-def _sandbox_processes() -> list[int]:
-    """Pids of host processes running as one of the sandbox uids."""
+LONER = SandboxConfig(timeout_s=5.0, uid=62_345)
+"""Settings with a uid of their own, so that the process checks see no other test's sandboxes."""
+
+
+def _sandbox_processes(uid: int = LONER.uid) -> list[int]:
+    """Pids of host processes running as ``uid``."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -140,8 +144,7 @@ def _sandbox_processes() -> list[int]:
                 status = Path(f"/proc/{entry}/status").read_text()
             except OSError:
                 continue
-            uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-            if FAST.uid <= uid < FAST.uid + 16:
+            if int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]) == uid:
                 pids.append(int(entry))
     return pids
 
@@ -164,7 +167,7 @@ def test_fork_bomb_is_capped_by_nproc():
         "                import time; time.sleep(30); os._exit(0)\n            n += 1\n"
         "    except OSError as e:\n        return [n, e.errno]\n"
     )
-    config = SandboxConfig(timeout_s=5.0, max_processes=8)
+    config = SandboxConfig(timeout_s=5.0, max_processes=8, uid=LONER.uid)
     result = run1(src, config)
     assert result.status == "ok" and result.value[0] < 8 and result.value[1] == 11  # EAGAIN
     assert _sandbox_processes() == []  # the sleeping children went with the sandbox
@@ -333,7 +336,7 @@ def test_a_daemonized_grandchild_dies_with_the_sandbox():
         "            while True:\n                time.sleep(0.1)\n        os._exit(0)\n"
         "    os.wait()\n    return 'left'\n"
     )
-    assert run1(src) == CallResult("ok", "left")
+    assert run1(src, LONER) == CallResult("ok", "left")
     assert _sandbox_processes() == []
 
 
