@@ -110,12 +110,13 @@ def _run(config: SandboxConfig, source: str, entry: str, inputs: list[list]) -> 
     budget = config.startup_s + config.timeout_s * (len(inputs) + 1)
     cpu_s = config.cpu_s or math.ceil(budget) + 1
     program, _ = seccomp_program() if config.seccomp else (None, "")
-    uid = _take_uid(config.uid)
-    groups = SandboxCgroups(config.memory_mb, config.max_processes) if config.cgroup and cgroup_available()[0] else None
+    uid, groups, proc, filter_fd = _take_uid(config.uid), None, None, None
     result_r, result_w = os.pipe()
-    filter_fd = seccomp_fd(program) if program is not None else None
-    proc = None
     try:
+        if config.cgroup and cgroup_available()[0]:
+            groups = SandboxCgroups(config.memory_mb, config.max_processes)
+        if program is not None:
+            filter_fd = seccomp_fd(program)
         cmd = bwrap_command(config, uid=uid, result_fd=result_w, seccomp_fd=filter_fd, cpu_s=cpu_s)
         if groups is not None:
             cmd = [
