@@ -4,8 +4,9 @@ Throughput: ``--programs`` trivial one-line functions (``def f(x): return x * k 
 each, through ``run_programs`` with 1 and 2 workers, ``--repeats`` times; programs/s and calls/s. Cost
 split, the median of ``--samples`` runs each: starting the bare interpreter (``python -I -S -B -c pass``, no
 isolation), bubblewrap plus that interpreter (the namespaces and mounts), a full one-call sandbox (plus the
-runner, rlimits, uid drop, seccomp, cgroups, JSON both ways, the kill) and the cost of one more call (a
-1001-call program minus a 1-call one, over 1000).
+runner, rlimits, uid drop, seccomp, cgroups, the request and the JSON answers, the kill), the same
+without the cgroups or without seccomp, and the cost of one more call (a 10001-call program minus a
+1-call one, over 10000).
 
     python benchmarks/sandbox.py [--programs 64] [--inputs 8] [--repeats 3]   (about 30 s on 2 cores)
 
@@ -15,6 +16,7 @@ Writes ``--out``: one row per measure (``measure, workers, repeat, value, unit``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -46,14 +48,19 @@ def cost_split(config: SandboxConfig, samples: int) -> dict[str, float]:
     bare = [binary, "-I", "-S", "-B", "-c", "pass"]
     cmd = bwrap_command(config, uid=config.uid, result_fd=2, seccomp_fd=None, cpu_s=10)
     wrapped = cmd[: cmd.index("--") + 2] + bare[1:]  # bwrap ... -- /opt/python/bin/python3.x -I -S -B -c pass
-    one, many = "def f(x):\n    return x + 1\n", [[k] for k in range(1001)]
+    one, many = "def f(x):\n    return x + 1\n", [[k] for k in range(10_001)]
     split = {
         "interpreter start, no isolation (ms)": _median_ms(lambda: subprocess.run(bare, check=True), samples),
         "bwrap + interpreter start (ms)": _median_ms(lambda: subprocess.run(wrapped, check=True), samples),
-        "full sandbox, 1 call (ms)": _median_ms(lambda: run_calls(one, "f", [[1]], config), samples),
     }
-    thousand = _median_ms(lambda: run_calls(one, "f", many, config), max(3, samples // 4))
-    split["one more call (ms)"] = (thousand - split["full sandbox, 1 call (ms)"]) / 1000
+    for label, variant in [
+        ("full sandbox, 1 call (ms)", config),
+        ("  without the cgroups (ms)", dataclasses.replace(config, cgroup=False)),
+        ("  without seccomp (ms)", dataclasses.replace(config, seccomp=False)),
+    ]:
+        split[label] = _median_ms(lambda v=variant: run_calls(one, "f", [[1]], v), samples)
+    many_ms = _median_ms(lambda: run_calls(one, "f", many, config), max(3, samples // 8))
+    split["one more call (ms)"] = (many_ms - split["full sandbox, 1 call (ms)"]) / (len(many) - 1)
     return split
 
 
@@ -98,7 +105,7 @@ def main(argv=None) -> None:
     mean = rates.mean()
     print(f"2 workers / 1 worker: {mean['programs/s', 2] / mean['programs/s', 1]:.2f}x")
     print("\ncost split (median of", args.samples, "runs):")
-    for row in rows[:4]:
+    for row in rows[:6]:
         print(f"  {row['measure']:<40} {row['value']:8.3f}")
     print(
         f"\ndevice: cpu, {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "

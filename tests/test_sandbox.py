@@ -195,6 +195,19 @@ def test_forked_memory_hogs_hit_the_sandbox_cgroup():
     assert without == CallResult("ok", [0, 0, 0, 0])  # the rlimits alone let the 400 MiB through
 
 
+def test_the_limits_are_hard():
+    src = (
+        "import resource\ndef f(name):\n    limit = getattr(resource, name)\n"
+        "    soft, hard = resource.getrlimit(limit)\n"
+        "    resource.setrlimit(limit, (hard + 1, hard + 1))\n"
+    )
+    names = ["RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC"]
+    results = run_calls(src, "f", [[name] for name in names], FAST)
+    assert [r.error for r in results] == ["ValueError: not allowed to raise maximum limit"] * len(names)
+    files = "def f():\n    return [open('/dev/null') for _ in range(1000)]\n"
+    assert run1(files, SandboxConfig(timeout_s=1.0, max_open_files=32)).error.startswith("OSError: [Errno 24]")
+
+
 def test_disk_hog_hits_the_file_size_and_tmp_limits():
     big = "def f():\n    with open('/tmp/big', 'wb') as fh:\n        fh.write(b'x' * (64 << 20))\n"
     result = run1(big, SandboxConfig(timeout_s=2.0, file_size_mb=4))
