@@ -366,3 +366,23 @@ def test_without_a_sandbox_nothing_runs(monkeypatch):
     monkeypatch.setattr(run_module, "sandbox_available", lambda: (False, "no bwrap"))
     with pytest.raises(RuntimeError, match="no sandbox here: no bwrap"):
         run_calls("def f():\n    return 1\n", "f", [[]])
+
+
+def test_odd_messages_and_wide_values_keep_their_place():
+    src = (
+        "def f(k):\n    if k == 0:\n        raise ValueError('\\ud800')\n    return 'é' * (600_000 if k == 1 else 3)\n"
+    )
+    results = run_calls(src, "f", [[0], [1], [2]], FAST)  # 600000 'é' is 1.2 MB as UTF-8, over the 1 MB cap
+    assert [r.status for r in results] == ["error", "bad_output", "ok"] and results[2].value == "ééé"
+
+
+def test_the_command_line_binds_only_what_the_interpreter_needs(monkeypatch):
+    cmd = launch.bwrap_command(FAST, uid=FAST.uid, result_fd=9, seccomp_fd=None, cpu_s=5)
+    binds = [cmd[i + 2] for i, word in enumerate(cmd) if word in ("--bind", "--ro-bind")]
+    assert "--bind" not in cmd and binds[-2:] == [launch.PREFIX_INSIDE, launch.RUNNER_INSIDE]
+    assert all(b.startswith(("/usr/lib", "/lib")) for b in binds[:-2])  # shared libraries only
+    assert {"--unshare-net", "--unshare-pid", "--clearenv", "--new-session", "--die-with-parent"} <= set(cmd)
+    assert cmd[cmd.index("--cap-drop") + 1] == "ALL" and "--unshare-user" not in cmd
+    monkeypatch.setattr(launch.os, "geteuid", lambda: 1000)  # a non-root caller: a user namespace, no drop
+    cmd = launch.bwrap_command(FAST, uid=FAST.uid, result_fd=9, seccomp_fd=None, cpu_s=5)
+    assert "--unshare-user" in cmd and "--cap-add" not in cmd and cmd[-1].endswith(",uid=0")

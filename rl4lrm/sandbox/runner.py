@@ -71,10 +71,14 @@ def _describe(exc: BaseException) -> str:
     return text[:_MAX_ERROR]
 
 
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_write(fd, view) :]
+
+
 def _emit(fd: int, record: dict) -> None:
-    data = (_json(record) + "\n").encode()
-    while data:
-        data = data[_write(fd, data) :]
+    _send(fd, (_json(record) + "\n").encode("utf-8", "backslashreplace"))  # messages may hold lone surrogates
 
 
 def _limit(settings: dict) -> None:
@@ -112,11 +116,10 @@ def _call(fn, args, fd: int, max_bytes: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - not JSON data, too deep, a hostile items()
         _emit(fd, {"status": "bad_output", "error": f"value is not plain JSON data: {_describe(exc)}"})
         return
-    if len(line) > max_bytes:
+    if len(data) > max_bytes:
         _emit(fd, {"status": "bad_output", "error": f"value takes more than {max_bytes} bytes as JSON"})
         return
-    while data:
-        data = data[_write(fd, data) :]
+    _send(fd, data)
 
 
 def main(argv: list[str]) -> None:
