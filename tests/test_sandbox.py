@@ -6,7 +6,9 @@ Each hostile program is run for real in a bubblewrap sandbox and the test assert
 
 import errno
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -386,3 +388,31 @@ def test_the_command_line_binds_only_what_the_interpreter_needs(monkeypatch):
     monkeypatch.setattr(launch.os, "geteuid", lambda: 1000)  # a non-root caller: a user namespace, no drop
     cmd = launch.bwrap_command(FAST, uid=FAST.uid, result_fd=9, seccomp_fd=None, cpu_s=5)
     assert "--unshare-user" in cmd and "--cap-add" not in cmd and cmd[-1].endswith(",uid=0")
+
+
+NON_ROOT = """
+from rl4lrm.sandbox import run_calls
+uid = run_calls("import os\\ndef f():\\n    return [os.getuid(), os.geteuid()]\\n", "f", [[]])[0]
+net = run_calls("import socket\\ndef f():\\n    socket.socket()\\n", "f", [[]])[0]
+print(uid.value, net.error)
+"""
+
+
+def test_a_non_root_caller_runs_in_a_user_namespace(tmp_path):
+    # a private mount namespace where /root (mode 0700) shows only the interpreter, then an unprivileged uid
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        pytest.skip("needs root to become a non-root caller")  # never on the course machine
+    import sys
+
+    pyenv = Path(sys.base_prefix).parents[1]  # /root/.pyenv
+    script = (
+        f"mount --bind {pyenv} {tmp_path} && mount -t tmpfs -o mode=755 none /root && mkdir -p {pyenv} && "
+        f"mount --bind {tmp_path} {pyenv} && exec setpriv --reuid 60100 --regid 60100 --clear-groups "
+        f"{sys.executable} -B -c '{NON_ROOT}'"
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    # the caller's uid, kept inside its user namespace; seccomp still refuses sockets
+    assert done.stdout.strip() == "[60100, 60100] PermissionError: [Errno 1] Operation not permitted", done.stderr[
+        -2000:
+    ]

@@ -15,8 +15,8 @@ empty environment; a seccomp deny list (network, ptrace, namespaces, mounts, bpf
 cgroup v1 memory and pids limits over the whole sandbox; a wall-clock deadline per call and byte caps on
 what comes out, then SIGKILL of everything (group, namespace, cgroup). Values cross only as strict JSON.
 
-What is left where the course machine's conditions do not hold: without root, there is no uid to drop to
-(bubblewrap runs in a user namespace as the caller's uid, so ``RLIMIT_NPROC`` counts the caller's own
+What is left where the course machine's conditions do not hold: without root (tested by becoming uid 60100),
+there is no uid to drop to (bubblewrap runs in a user namespace as the caller's uid, so ``RLIMIT_NPROC`` counts the caller's own
 processes too) and no cgroups (cgroup v2 or no write access): memory is then bounded per process only, by
 ``RLIMIT_AS``, so a program that forks can take ``max_processes x memory_mb``; without libseccomp the
 network namespace still leaves no route out, but ptrace and namespace calls are no longer refused by a
