@@ -15,13 +15,14 @@ empty environment; a seccomp deny list (network, ptrace, namespaces, mounts, bpf
 cgroup v1 memory and pids limits over the whole sandbox; a wall-clock deadline per call and byte caps on
 what comes out, then SIGKILL of everything (group, namespace, cgroup). Values cross only as strict JSON.
 
-What is left where the course machine's conditions do not hold: without root (tested by becoming uid 60100),
-there is no uid to drop to (bubblewrap runs in a user namespace as the caller's uid, so ``RLIMIT_NPROC`` counts the caller's own
-processes too) and no cgroups (cgroup v2 or no write access): memory is then bounded per process only, by
-``RLIMIT_AS``, so a program that forks can take ``max_processes x memory_mb``; without libseccomp the
-network namespace still leaves no route out, but ptrace and namespace calls are no longer refused by a
-filter (the uid and the pid namespace still keep them from reaching the caller). Not a wall: the CPU time
-and memory bandwidth a program takes from its neighbours while it runs (no CPU cgroup quota).
+What is left where the course machine's conditions do not hold. Without root (tested by becoming uid
+60100) there is no uid to drop to: bubblewrap runs in a user namespace as the caller's uid, so
+``RLIMIT_NPROC`` counts the caller's own processes too, and there are no cgroups (nor where cgroups are v2
+or not writable): memory is then bounded per process only, by ``RLIMIT_AS``, so a program that forks can
+take ``max_processes x memory_mb``. Without libseccomp the network namespace still leaves no route out,
+but ptrace and namespace calls are no longer refused by a filter (the uid and the pid namespace still
+keep them from reaching the caller). Not a wall: the CPU time and memory bandwidth a program takes from
+its neighbours while it runs (no CPU cgroup quota).
 """
 
 from rl4lrm.sandbox.config import STATUSES, CallResult, SandboxConfig
