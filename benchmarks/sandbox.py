@@ -55,8 +55,8 @@ def cost_split(config: SandboxConfig, samples: int) -> dict[str, float]:
     }
     for label, variant in [
         ("full sandbox, 1 call (ms)", config),
-        ("  without the cgroups (ms)", dataclasses.replace(config, cgroup=False)),
-        ("  without seccomp (ms)", dataclasses.replace(config, seccomp=False)),
+        ("full sandbox without the cgroups (ms)", dataclasses.replace(config, cgroup=False)),
+        ("full sandbox without seccomp (ms)", dataclasses.replace(config, seccomp=False)),
     ]:
         split[label] = _median_ms(lambda v=variant: run_calls(one, "f", [[1]], v), samples)
     many_ms = _median_ms(lambda: run_calls(one, "f", many, config), max(3, samples // 8))
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     print(f"2 workers / 1 worker: {mean['programs/s', 2] / mean['programs/s', 1]:.2f}x")
     print("\ncost split (median of", args.samples, "runs):")
     for row in rows[:6]:
-        print(f"  {row['measure']:<40} {row['value']:8.3f}")
+        print(f"  {row['measure']:<42} {row['value']:8.3f}")
     print(
         f"\ndevice: cpu, {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
         f"python {platform.python_version()}; seccomp {'on' if seccomp_program()[0] else 'off'}; "
