@@ -41,7 +41,19 @@ def cgroup_available() -> tuple[bool, str]:
             return False, f"cannot create a {controller} cgroup: {exc}"
         if not ok:
             return False, f"{controller} cgroups here have no {knob}"
+        _sweep(base / PARENT)
     return True, ""
+
+
+def _sweep(parent: Path) -> None:
+    """Removes the empty groups that processes which have since died left behind (a crash, a SIGKILL)."""
+    for group in parent.iterdir():
+        owner = group.name.split("-")[0]
+        if group.is_dir() and owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            try:
+                group.rmdir()
+            except OSError:
+                pass  # not empty yet
 
 
 class SandboxCgroups:
@@ -94,4 +106,4 @@ class SandboxCgroups:
                 except OSError:
                     if time.monotonic() > deadline:
                         break  # left for the next run's sweep; never block the caller for long
-                    time.sleep(0.01)
+                    time.sleep(0.002)

@@ -15,7 +15,6 @@ the unprivileged uid; elsewhere bubblewrap runs unprivileged in a user namespace
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -133,4 +132,4 @@ def bwrap_command(config: SandboxConfig, *, uid: int, result_fd: int, seccomp_fd
         "uid": uid if root else 0,
     }
     inside = f"{PREFIX_INSIDE}/{Path(binary).relative_to(prefix)}"
-    return cmd + ["--", inside, "-I", "-S", "-B", RUNNER_INSIDE, json.dumps(settings)]
+    return cmd + ["--", inside, "-I", "-S", "-B", RUNNER_INSIDE, ",".join(f"{k}={v}" for k, v in settings.items())]

@@ -11,6 +11,7 @@ in its cgroup). ``run_programs`` runs many programs in parallel sandboxes, one t
 from __future__ import annotations
 
 import json
+import marshal
 import math
 import os
 import selectors
@@ -82,7 +83,10 @@ def run_calls(source: str, entry: str, inputs: list[list], config: SandboxConfig
     config = config or SandboxConfig()
     if not isinstance(source, str) or not isinstance(entry, str):
         raise TypeError(f"source and entry must be strings, got {type(source).__name__}, {type(entry).__name__}")
-    inputs = [list(args) for args in inputs]
+    try:  # plain JSON data only, as lists: what a program could also get from a file or stdin
+        inputs = json.loads(json.dumps([list(args) for args in inputs], allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"inputs must be lists of plain JSON data: {exc}") from exc
     if not inputs:
         return []
     ok, reason = sandbox_available()
@@ -102,16 +106,17 @@ def run_programs(
 
 
 def _run(config: SandboxConfig, source: str, entry: str, inputs: list[list]) -> list[CallResult]:
-    request = json.dumps({"source": source, "entry": entry, "inputs": inputs}).encode()
+    request = marshal.dumps({"source": source, "entry": entry, "inputs": inputs})
     budget = config.startup_s + config.timeout_s * (len(inputs) + 1)
     cpu_s = config.cpu_s or math.ceil(budget) + 1
     program, _ = seccomp_program() if config.seccomp else (None, "")
-    uid = _take_uid(config.uid)
-    groups = SandboxCgroups(config.memory_mb, config.max_processes) if config.cgroup and cgroup_available()[0] else None
+    uid, groups, proc, filter_fd = _take_uid(config.uid), None, None, None
     result_r, result_w = os.pipe()
-    filter_fd = seccomp_fd(program) if program is not None else None
-    proc = None
     try:
+        if config.cgroup and cgroup_available()[0]:
+            groups = SandboxCgroups(config.memory_mb, config.max_processes)
+        if program is not None:
+            filter_fd = seccomp_fd(program)
         cmd = bwrap_command(config, uid=uid, result_fd=result_w, seccomp_fd=filter_fd, cpu_s=cpu_s)
         if groups is not None:
             cmd = [
@@ -185,7 +190,7 @@ def _collect(proc, result_r: int, n: int, config: SandboxConfig, groups) -> list
     selector = selectors.DefaultSelector()
     selector.register(result_r, selectors.EVENT_READ, "result")
     selector.register(proc.stdout, selectors.EVENT_READ, "output")
-    pending, printed, loaded, cap = b"", 0, False, config.max_output_bytes
+    pending, head, printed, loaded, cap = b"", b"", 0, False, config.max_output_bytes
     deadline = time.monotonic() + config.startup_s + config.timeout_s
 
     def fill(status: str, error: str) -> list[CallResult]:
@@ -202,13 +207,14 @@ def _collect(proc, result_r: int, n: int, config: SandboxConfig, groups) -> list
                 data = os.read(fd, 1 << 16)
                 if key.data == "output":
                     printed += len(data)
+                    head += data[: max(0, 500 - len(head))]
                     if not data:
                         selector.unregister(key.fileobj)
                     elif printed > cap:
                         return fill("killed", f"output flood: printed more than {cap} bytes")
                     continue
                 if not data:
-                    return fill("killed", _death(proc, groups))
+                    return fill("killed", _death(proc, groups, head))
                 pending += data
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
@@ -227,8 +233,8 @@ def _collect(proc, result_r: int, n: int, config: SandboxConfig, groups) -> list
     return results
 
 
-def _death(proc, groups) -> str:
-    """Why the sandbox stopped answering, from its exit status and its cgroup."""
+def _death(proc, groups, head: bytes) -> str:
+    """Why the sandbox stopped answering: its exit status, its cgroup's OOM kills, the start of its output."""
     try:
         code = proc.wait(timeout=1.0)
     except subprocess.TimeoutExpired:
@@ -238,4 +244,5 @@ def _death(proc, groups) -> str:
         why = f"killed by {signal.Signals(code - 128).name}"
     if groups is not None and groups.oom_kills():
         why += "; the sandbox's memory limit (cgroup) was hit"
-    return f"the sandbox ended before answering ({why})"
+    printed = head.decode(errors="replace").strip()
+    return f"the sandbox ended before answering ({why})" + (f"; it printed: {printed[:300]}" if printed else "")
