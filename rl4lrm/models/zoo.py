@@ -63,6 +63,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
+from rl4lrm.agents import task as _agentic_task  # noqa: F401  (registers the "agentic" task)
 from rl4lrm.models.sft import SFTConfig, train_sft
 from rl4lrm.models.tiny import ARCHITECTURES, TINY_PRESETS, tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
@@ -70,6 +71,7 @@ from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
+AGENTIC_SFT_STEPS = 1500
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,15 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=2000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
         "laws y = a*x+b from three points ('3:11,4:13,5:15=' -> '2*x+5'), seen family only (the novel 30% of "
         "(a, b) never shown); 0.65M-parameter Llama; 2000 SFT steps, half the answers corrupted",
+    ),
+    "agentic": ZooEntry(
+        "agentic",
+        {"keys": 2, "seed": 0},
+        "micro",
+        SFTConfig(steps=AGENTIC_SFT_STEPS, lr=3e-3, traces=0.8, noise=0.0, seed=0, device="cpu"),
+        "tool use (chapter 12): 'zuka.age+bemo.size=' -> '[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}"
+        "[ans 43]'; 80% of the pool as episodes (55% full, 20% adding in the head, 25% answering after one lookup), "
+        "20% as a bare guess; 0.65M-parameter Llama",
     ),
 }
 
