@@ -47,6 +47,24 @@ class AgentConfig:
         check_fields(self, {"max_turns": AT_LEAST_ONE, "kb_seed": NON_NEGATIVE})
 
 
+def observation_mask(ids: torch.Tensor, open_id: int, close_id: int) -> torch.Tensor:
+    """1 on the tokens of every observation, braces included, of transcripts written by the environment.
+
+    A token is inside an observation when more ``{`` than ``}`` came before it or it is a brace itself:
+    ``inside_t = (#open up to t) - (#close before t) > 0``. (The rollout records the mask as it feeds the tokens,
+    which stays right even when a policy writes braces itself; this rebuilds it from the text.)
+
+    Args:
+        ids: token ids, shape (N, T). open_id, close_id: the ids of ``{`` and ``}``.
+
+    Returns:
+        Float mask, shape (N, T).
+    """
+    opened = (ids == open_id).long().cumsum(-1)  # (N, T) opens up to and including t
+    closed = (ids == close_id).long().cumsum(-1) - (ids == close_id).long()  # (N, T) closes strictly before t
+    return ((opened - closed) > 0).float()
+
+
 class AgentPolicy(torch.nn.Module):
     """A causal LM that runs tool-using episodes (``rl4lrm.agents.env``) as its rollouts.
 

@@ -1,0 +1,131 @@
+"""Chapter 12 (agentic tasks): tools, environment, task, multi-turn rollouts, masking, rewards, RL, zoo model."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from rl4lrm.agents.env import (
+    AgentEnv,
+    KnowledgeBase,
+    calculate,
+    observation_spans,
+    parse_call,
+    question_keys,
+    run_transcript,
+)
+from rl4lrm.agents.exercises import check_calculator, check_observation_mask, random_transcripts
+from rl4lrm.agents.rollout import AgentConfig, AgentPolicy, load_agent, observation_mask
+from rl4lrm.agents.task import ToolUse, answer_of
+from rl4lrm.models.tokenizer import char_tokenizer
+from rl4lrm.rewards import RewardContext, compute_reward
+from rl4lrm.rollout import compute_logprobs, rollout
+from rl4lrm.rewards.agentic import call_format
+
+KB = KnowledgeBase(0)
+
+
+def test_calculator_hand_cases_and_precedence():
+    assert calculate("12+7") == 19
+    assert calculate("3*4-5") == 7
+    assert calculate("2-10") == -8
+    assert calculate("2+3*4") == 14
+    assert calculate("007") == 7
+
+
+@pytest.mark.parametrize("expr", ["", "1/2", "2**3", "(1+2)", "1+", "-1", "a+1", "__import__('os')", "9" * 25, "1 +2"])
+def test_calculator_rejects_bad_input(expr):
+    with pytest.raises(ValueError):
+        calculate(expr)
+
+
+def test_knowledge_base_is_seeded_and_reports_unknown_keys():
+    assert KB.value("zuka", "age") == KnowledgeBase(0).value("zuka", "age")
+    values = [KB.value(n, a) for n in ("zuka", "bemo", "tira", "lopa") for a in ("age", "size")]
+    assert all(10 <= v <= 99 for v in values) and len(set(values)) > 3
+    assert any(KnowledgeBase(1).value(n, "age") != KB.value(n, "age") for n in ("zuka", "bemo", "tira"))
+    for key in ("zuka.weight", "qq.age", "zuka", "", "zukaa.age"):
+        assert KB.lookup(key) == "unknown key"
+    assert KB.lookup("zuka.age") == str(KB.value("zuka", "age"))
+
+
+def test_parse_call_and_question_keys():
+    assert parse_call("look zuka.age") == ("look", "zuka.age")
+    assert parse_call("calc 1+2") == ("calc", "1+2")
+    assert parse_call("lookzuka") is None and parse_call("search x") is None
+    assert question_keys("zuka.age+bemo.size=") == ["zuka.age", "bemo.size"]
+
+
+def test_env_steps_rewards_turns_and_limits():
+    a, b = KB.value("zuka", "age"), KB.value("bemo", "size")
+    env = AgentEnv("zuka.age+bemo.size=", KB)
+    assert env.answer == a + b
+    t1 = env.step("look zuka.age")
+    assert (t1.observation, t1.reward, t1.ok) == (str(a), pytest.approx(1 / 3), True)
+    assert env.step("look zuka.age").reward == 0.0  # a repeated lookup earns nothing
+    assert env.step("look bemo.size").reward == pytest.approx(1 / 3)
+    t4 = env.step(f"calc {a}+{b}")
+    assert t4.observation == str(a + b) and t4.reward == pytest.approx(1 / 3)
+    assert env.done and env.tool_calls == 4  # the turn limit (4 calls) ends the episode
+    with pytest.raises(RuntimeError):
+        env.step("ans 1")
+    env = AgentEnv("zuka.age+bemo.size=", KB)
+    assert env.step("calc 1/0").observation == "bad expression"
+    assert env.step("oops x").observation == "bad call"
+    assert env.step("look qq.age").observation == "unknown key"
+    assert not env.done
+    assert env.step("ans 5").observation is None and env.done
+    off = AgentEnv("zuka.age+bemo.size=", KB, tools=False)
+    assert off.step("look zuka.age").observation == "no tools"
+
+
+def test_run_transcript_and_observation_spans():
+    a = KB.value("zuka", "age")
+    text = run_transcript("zuka.age+bemo.size=", ["[look zuka.age]", f"[ans {a}]"], KB)
+    assert text == f"[look zuka.age]{{{a}}}[ans {a}]"
+    start = len("[look zuka.age]")
+    assert observation_spans(text) == [(start, start + len(str(a)) + 2)]
+
+
+def test_task_splits_by_entity_and_verifies():
+    task = ToolUse()
+    train, test = task.problems("train", 300), task.problems("test", 100)
+    names = lambda ps: {k.split(".")[0] for p in ps for k in p.meta["keys"]}  # noqa: E731
+    assert not names(train) & names(test)  # no test entity (nor its facts) ever appears in training
+    for p in train[:50]:
+        prompt, text = task.worked(p)
+        assert prompt == p.prompt and task.verify(p, text).correct
+        assert int(p.answer) == sum(KB.value(*k.split(".")) for k in p.meta["keys"])
+    p = train[0]
+    assert task.verify(p, p.answer).correct  # a bare guess that happens to be right
+    assert not task.verify(p, "[look x]{unknown key}").well_formed
+    assert answer_of("[ans 12]") == "12" and answer_of("12") == "12" and answer_of("[look a]") is None
+    styles = [task.style_of(p) for p in train]
+    assert {"full", "no_calc", "one_look"} == set(styles)
+
+
+def test_observation_mask_matches_spans_and_exercise_checkers_pass():
+    tok = char_tokenizer()
+    texts = random_transcripts(20, random.Random(3))
+    open_id, close_id = tok.convert_tokens_to_ids(["{", "}"])
+    for text in texts:
+        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+        want = torch.zeros(len(text))
+        for s, e in observation_spans(text):
+            want[s:e] = 1
+        assert torch.equal(observation_mask(ids, open_id, close_id)[0], want)
+    assert check_observation_mask(observation_mask) and check_calculator(calculate)
+    assert not check_calculator(lambda e: sum(int(x) for x in e.split("+")))  # no precedence, no refusals
+
+
+def test_call_format_reward():
+    assert call_format("[look zuka.age]{31}[ans 31]") == 1.0
+    assert call_format("[oops]{bad call}[ans 31]") == 0.5
+    assert call_format("31") == 0.0
+
+
+def test_agent_config_validation():
+    with pytest.raises(ValueError, match="max_turns"):
+        AgentConfig(max_turns=0)
