@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -17,12 +18,12 @@ from rl4lrm.agents.env import (
     run_transcript,
 )
 from rl4lrm.agents.exercises import check_calculator, check_observation_mask, random_transcripts
-from rl4lrm.agents.rollout import AgentConfig, AgentPolicy, load_agent, observation_mask
+from rl4lrm.agents.rollout import AgentConfig, load_agent, observation_mask
 from rl4lrm.agents.task import ToolUse, answer_of
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rewards import RewardContext, compute_reward
-from rl4lrm.rollout import compute_logprobs, rollout
 from rl4lrm.rewards.agentic import call_format
+from rl4lrm.rollout import compute_logprobs, rollout
 
 KB = KnowledgeBase(0)
 
@@ -129,3 +130,86 @@ def test_call_format_reward():
 def test_agent_config_validation():
     with pytest.raises(ValueError, match="max_turns"):
         AgentConfig(max_turns=0)
+
+
+# ---------------------------------------------------------------- with the zoo model
+
+
+@pytest.fixture(scope="module")
+def agent():
+    torch.manual_seed(0)
+    return load_agent()
+
+
+def _episodes(policy, tokenizer, task, n=8, samples=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    problems = task.problems("test", n, seed=0)
+    return problems, rollout(policy, tokenizer, [p.prompt for p in problems], samples, 64, 1.0, generator=gen)
+
+
+def test_zoo_entry_loads_and_base_accuracy_is_well_below_one(agent):
+    from rl4lrm.agents.studies import evaluate_agent
+    from rl4lrm.models.zoo import load_base
+
+    net, tokenizer, task = load_base("agentic")
+    assert isinstance(task, ToolUse) and sum(p.numel() for p in net.parameters()) < 1_000_000
+    policy, tokenizer, task = agent
+    stats = evaluate_agent(policy, tokenizer, task, n_problems=32, samples=2)
+    assert 0.1 < stats["correct"] < 0.9 and stats["tool_calls"] > 1
+
+
+def test_rollout_mask_covers_exactly_the_observations(agent):
+    policy, tokenizer, task = agent
+    problems, batch = _episodes(policy, tokenizer, task)
+    attend, obs = batch.aux["attend"], batch.aux["obs_mask"]
+    assert torch.equal(batch.response_mask, attend - obs)
+    assert obs.sum() > 0 and batch.aux["tool_calls"].sum() > 0
+    open_id, close_id = tokenizer.convert_tokens_to_ids(["{", "}"])
+    rebuilt = observation_mask(batch.completion_ids, open_id, close_id) * attend
+    for i, text in enumerate(batch.completions):
+        policy_text = "".join(c for c, m in zip(text, (attend[i] - obs[i]).tolist()) if m)
+        if "{" in policy_text or "}" in policy_text:
+            continue  # the policy wrote a brace itself: only the rollout's record can tell whose token it is
+        assert torch.equal(obs[i], rebuilt[i]), text
+        # the environment replayed on the policy's segments writes exactly the same transcript
+        segments = re.findall(r"[^\]]*\]|[^\]]+$", policy_text)
+        replay = run_transcript(problems[i // 4].prompt, segments, KB)
+        assert replay == text, (replay, text)
+
+
+def test_old_logprobs_match_the_training_forward(agent):
+    policy, tokenizer, task = agent
+    for mask_obs in (True, False):
+        policy.config = AgentConfig(mask_observations=mask_obs)
+        _, batch = _episodes(policy, tokenizer, task, n=6, samples=3, seed=1)
+        with torch.no_grad():
+            logprobs, _ = compute_logprobs(policy, batch)
+        assert (logprobs - batch.old_logprobs).abs().max() < 1e-4
+        if not mask_obs:  # observation tokens are in the loss, with the policy's own log-probs of them
+            assert torch.equal(batch.response_mask, batch.aux["attend"])
+            assert (batch.old_logprobs * batch.aux["obs_mask"]).abs().sum() > 0
+    policy.config = AgentConfig()
+
+
+def test_turn_and_format_rewards_from_a_rollout(agent):
+    policy, tokenizer, task = agent
+    problems, batch = _episodes(policy, tokenizer, task, n=6, samples=2, seed=2)
+    rows = [problems[i // 2] for i in range(len(batch.completions))]
+    ctx = RewardContext(group_size=2, task=task, batch=batch, tokenizer=tokenizer)
+    turns = compute_reward("agent_turns", rows, batch.completions, ctx)
+    assert turns.shape == batch.completion_ids.shape
+    assert (turns * (1 - batch.response_mask)).abs().sum() == 0  # rewarded tokens are the policy's own
+    assert turns.sum(-1).max() <= 1 + 1e-6
+    fmt = compute_reward("tool_format", rows, batch.completions, ctx)
+    assert fmt.shape == (len(rows),) and ((fmt >= 0) & (fmt <= 1)).all()
+
+
+def test_no_tools_and_turn_limit(agent):
+    policy, tokenizer, task = agent
+    policy.config = AgentConfig(tools=False, max_turns=1)
+    try:
+        _, batch = _episodes(policy, tokenizer, task, n=4, samples=2, seed=3)
+    finally:
+        policy.config = AgentConfig()
+    assert (batch.aux["tool_calls"] <= 1).all()
+    assert all("{no tools}" in c for c in batch.completions if "[look" in c or "[calc" in c)

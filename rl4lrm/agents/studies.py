@@ -14,7 +14,7 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from rl4lrm.agents.rollout import AgentConfig, AgentPolicy
+from rl4lrm.agents.rollout import AgentPolicy
 from rl4lrm.agents.task import ToolUse
 from rl4lrm.rollout import compute_logprobs, rollout
 from rl4lrm.trainer import TrainConfig, Trainer
@@ -37,7 +37,9 @@ def sample_episodes(policy, tokenizer, problems, samples: int = 1, temperature: 
     return rollout(policy, tokenizer, prompts, samples, MAX_NEW_TOKENS, temperature, generator=gen)
 
 
-def episode_table(policy, tokenizer, task: ToolUse, problems, samples: int = 1, temperature: float = 1.0, seed: int = 0):
+def episode_table(
+    policy, tokenizer, task: ToolUse, problems, samples: int = 1, temperature: float = 1.0, seed: int = 0
+):
     """One row per episode: correct, tool calls, lookups, calculator calls, policy and observation tokens, text."""
     batch = sample_episodes(policy, tokenizer, problems, samples, temperature, seed)
     rows = []
@@ -128,8 +130,17 @@ credit over turns (the same turn rewards summed into one advantage per episode w
 turn's tokens by REINFORCE++'s returns-to-go)."""
 
 
-def compare(policy, tokenizer, task, variants=("masked", "unmasked"), steps: int = 20, seeds=(0,), eval_problems=128,
-            eval_samples: int = 2, **rl_kwargs) -> pd.DataFrame:
+def compare(
+    policy,
+    tokenizer,
+    task,
+    variants=("masked", "unmasked"),
+    steps: int = 20,
+    seeds=(0,),
+    eval_problems=128,
+    eval_samples: int = 2,
+    **rl_kwargs,
+) -> pd.DataFrame:
     """Runs each variant of ``VARIANTS`` for each seed; one row per run with held-out accuracy before and after,
     tool calls per episode, observation NLL after, the last steps' training reward and the wall time."""
     base_eval = {}
