@@ -7,7 +7,7 @@ table gives held-out episode accuracy before and after (``--eval-problems`` test
 tool calls and calculator calls per episode after, the observation tokens' NLL after (how confidently the policy
 predicts tool outputs it cannot know), and wall time.
 
-    python benchmarks/agents.py [--steps 30] [--seeds 0 1 2] [--variants masked unmasked no_tools]
+    python benchmarks/agents.py [--steps 60] [--seeds 0 1 2] [--variants masked unmasked ...]
 
 Writes ``--out`` (one row per variant and seed).
 """
@@ -28,12 +28,12 @@ from rl4lrm.agents.studies import VARIANTS, compare
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=["masked", "unmasked", "no_tools"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--eval-problems", type=int, default=128)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "agents.csv"))
     args = parser.parse_args(argv)

@@ -213,3 +213,14 @@ def test_no_tools_and_turn_limit(agent):
         policy.config = AgentConfig()
     assert (batch.aux["tool_calls"] <= 1).all()
     assert all("{no tools}" in c for c in batch.completions if "[look" in c or "[calc" in c)
+
+
+def test_smoke_grpo_on_episodes_raises_held_out_accuracy(agent):
+    from rl4lrm.agents.studies import agent_rl, evaluate_agent
+
+    policy, tokenizer, task = agent
+    before = evaluate_agent(policy, tokenizer, task, n_problems=32, samples=2)["correct"]
+    history, trained = agent_rl(policy, tokenizer, task, steps=8, lr=3e-4, prompts_per_step=8, group_size=8)
+    after = evaluate_agent(trained, tokenizer, task, n_problems=32, samples=2)["correct"]
+    assert after > before + 0.05, (before, after)
+    assert trained is not policy and history["loss/policy"].notna().any()

@@ -92,7 +92,7 @@ class AgentPanel:
         tokenizer,
         task,
         steps: int = 10,
-        lr: float = 1e-3,
+        lr: float = 3e-4,
         eval_problems: int = 64,
         prompts_per_step: int = 8,
         group_size: int = 8,
