@@ -52,7 +52,7 @@ class ToolUse(Task):
         """
         check_int("keys", keys, 1, 3)
         check_int("seed", seed, 0, 2**31 - 1)
-        self.keys, self.kb = keys, KnowledgeBase(seed)
+        self.keys, self.seed, self.kb = keys, seed, KnowledgeBase(seed)
 
     def is_test_name(self, name: str) -> bool:
         """Whether entity ``name`` belongs to the test split (a fixed 20% of the names)."""
