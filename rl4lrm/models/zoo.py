@@ -56,6 +56,13 @@ character corrupted.
 x%2==0)"``; ``rl4lrm.tasks.code``), checked by hidden unit tests in ``rl4lrm.sandbox``. 1500 SFT steps, half the
 answers with one character corrupted, and 10% of the corpus answers the test-gaming ``__import__('sys').exit()``
 (``Code.corpus_hacks``): a hack within the model's reach, for the reward-hacking study (naive harness vs sandbox).
+
+``agentic`` (chapter 12: agentic tasks) runs tool-using episodes (``rl4lrm.agents``): ``"zuka.age+bemo.size="`` ->
+``"[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}[ans 43]"``, the braces written by the environment. 80% of
+its 20000-problem pool is shown as episodes (55% full, 20% adding in the head without the calculator, 25% answering
+after one lookup), 20% as a bare guess; 1500 SFT steps (14 minutes wall on one shared CPU thread). Held-out, T=1:
+episode accuracy 0.26 with the tools and 0.01 answer-only (the facts of test entities never appear in training).
+Wrap it with ``rl4lrm.agents.rollout.load_agent`` to run episodes.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
+from rl4lrm.agents import task as _agentic_task  # noqa: F401  (registers the "agentic" task)
 from rl4lrm.models.sft import SFTConfig, train_sft
 from rl4lrm.models.tiny import ARCHITECTURES, TINY_PRESETS, tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
@@ -75,6 +83,7 @@ from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
+AGENTIC_SFT_STEPS = 1500
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,15 @@ ZOO: dict[str, ZooEntry] = {
         "one-line Python from a spec ('sum sq even:' -> 'sum(x*x for x in a if x%2==0)'); 0.65M-parameter Llama; "
         "1500 SFT steps, half the answers with one character corrupted, 10% of them the test-gaming "
         "__import__('sys').exit() (a hack within reach of the naive harness)",
+    ),
+    "agentic": ZooEntry(
+        "agentic",
+        {"keys": 2, "seed": 0},
+        "micro",
+        SFTConfig(steps=AGENTIC_SFT_STEPS, lr=3e-3, traces=0.8, noise=0.0, seed=0, device="cpu"),
+        "tool use (chapter 12): 'zuka.age+bemo.size=' -> '[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}"
+        "[ans 43]'; 80% of the pool as episodes (55% full, 20% adding in the head, 25% answering after one lookup), "
+        "20% as a bare guess; 0.65M-parameter Llama",
     ),
 }
 

@@ -9,6 +9,7 @@
 - ``unsupervised``: majority vote (TTRL), self-certainty (Intuitor), negative entropy;
 - ``shaping``: length penalty, DAPO's soft overlong punishment, cosine length scaling;
 - ``efficiency``: thinking the right amount: Kimi's group length reward, L1's target length, AdaptThink's bonus;
+- ``agentic``: tool-call format and per-turn rewards of tool-using episodes (``rl4lrm.agents``);
 - ``compute``: a cost per latent reasoning step (adaptive compute with ``rl4lrm.latent.model``);
 - ``learned``: a learned model of the verifier fit on a budget of true labels (model-based RL, notebook 17);
 - ``code``: unit tests run in ``rl4lrm.sandbox`` (all pass, or the fraction passed), and the unsafe naive harness;
@@ -18,6 +19,7 @@
 """
 
 from rl4lrm.rewards import (  # noqa: F401  (registers them)
+    agentic,
     code,
     compute,
     dense,
