@@ -20,7 +20,7 @@ the encoder alike. ``tests/test_vision.py`` checks that the two agree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
@@ -101,7 +101,9 @@ class VisionLM(torch.nn.Module):
         self.register_buffer("palette", torch.tensor(PALETTE), persistent=False)  # (K, 3)
         cfg, hidden = self.config, net.config.hidden_size
         self.encoder = torch.nn.Sequential(
-            torch.nn.Linear(cfg.patch_size**2 * 3, cfg.encoder_dim), torch.nn.GELU(), torch.nn.Linear(cfg.encoder_dim, cfg.encoder_dim)
+            torch.nn.Linear(cfg.patch_size**2 * 3, cfg.encoder_dim),
+            torch.nn.GELU(),
+            torch.nn.Linear(cfg.encoder_dim, cfg.encoder_dim),
         )
         self.patch_pos = torch.nn.Parameter(0.02 * torch.randn(cfg.n_patches, cfg.encoder_dim))
         self.projector = torch.nn.Sequential(
@@ -144,7 +146,9 @@ class VisionLM(torch.nn.Module):
         is_pixel = self._pixel_positions(prompt_ids, prompt_mask)
         N, P = prompt_ids.shape
         S2 = self.config.image_size**2
-        image = self.encode_image(self.palette[(prompt_ids[is_pixel] - self.pixel0).view(N, self.config.image_size, -1)])
+        image = self.encode_image(
+            self.palette[(prompt_ids[is_pixel] - self.pixel0).view(N, self.config.image_size, -1)]
+        )
         text_ids = prompt_ids[~is_pixel].view(N, P - S2)  # (N, P - S^2) still left-padded
         text_mask = prompt_mask[~is_pixel].view(N, P - S2)
         embeds = torch.cat([image, self.net.get_input_embeddings()(text_ids)], dim=1)  # (N, L, H)
@@ -249,5 +253,3 @@ def vision_state(model: VisionLM) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("net.")}
 
 
-def config_dict(model: VisionLM) -> dict:
-    return asdict(model.config)

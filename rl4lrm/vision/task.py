@@ -63,7 +63,9 @@ class CountingTask(Task):
     alphabet = "0123456789+=?-" + COLOURS
     max_answer_chars = 8
 
-    def __init__(self, grid: int = 4, cell: int = 3, max_count: int = 3, max_distractors: int = 2):
+    def __init__(
+        self, grid: int = 4, cell: int = 3, max_count: int = 3, max_distractors: int = 2, strict: bool = False
+    ):
         """Validates and stores the settings.
 
         Args:
@@ -71,6 +73,8 @@ class CountingTask(Task):
             cell: pixels per cell side, 2..6; a square is ``cell - 1`` pixels wide at a random offset in its cell.
             max_count: most squares of each asked colour (each count is uniform in 0..max_count), 1..9.
             max_distractors: most yellow squares (uniform in 0..max_distractors), 0..9.
+            strict: grade the written counts too: a completion is correct only as ``"a+b=c"`` with both counts
+                read right and the sum right (a grounded verifier; the default grades the final answer only).
         """
         check_int("grid", grid, 2, 8)
         check_int("cell", cell, 2, 6)
@@ -82,6 +86,7 @@ class CountingTask(Task):
                 f"grid * grid = {grid * grid} cells; lower max_count or raise grid"
             )
         self.grid, self.cell, self.max_count, self.max_distractors = grid, cell, max_count, max_distractors
+        self.strict = bool(strict)
 
     @property
     def size(self) -> int:
@@ -102,7 +107,9 @@ class CountingTask(Task):
         counts["y"] = rng.randint(0, self.max_distractors)
         cells = rng.sample(range(self.grid * self.grid), sum(counts.values()))
         colours = [c for c in COLOURS for _ in range(counts[c])]
-        squares = [(col, i // self.grid, i % self.grid, rng.randint(0, 1), rng.randint(0, 1)) for col, i in zip(colours, cells)]
+        squares = [
+            (col, i // self.grid, i % self.grid, rng.randint(0, 1), rng.randint(0, 1)) for col, i in zip(colours, cells)
+        ]
         x, y = rng.sample(ASKED, 2)
         pixels = self.render(squares)
         answer = counts[x] + counts[y]
@@ -128,7 +135,14 @@ class CountingTask(Task):
         if not _INTEGER.fullmatch(value):
             return Verdict(value or None, False, False, "not an integer")
         correct = int(value) == int(problem.answer)
+        if correct and self.strict and read_counts(completion) != _truth(problem):
+            return Verdict(value, False, True, "counts misread")
         return Verdict(value, correct, True, "ok" if correct else "wrong value")
+
+
+def _truth(problem: Problem) -> tuple[int, int, int]:
+    x, y = problem.meta["asked"]
+    return problem.meta["counts"][x], problem.meta["counts"][y], int(problem.answer)
 
 
 _NAMES = {"r": "red", "g": "green", "b": "blue", "y": "yellow"}

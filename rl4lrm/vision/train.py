@@ -151,7 +151,9 @@ def load_vision_base(device: str | torch.device = "cpu", path: str | Path | None
     missing, unexpected = model.load_state_dict(load_file(path / "vision.safetensors"), strict=False)
     missing = [k for k in missing if not k.startswith("net.")]  # the LM came with from_pretrained
     if missing or unexpected:
-        raise ValueError(f"{path / 'vision.safetensors'} does not match VisionLM: missing {missing}, unexpected {unexpected}")
+        raise ValueError(
+            f"{path / 'vision.safetensors'} does not match VisionLM: missing {missing}, unexpected {unexpected}"
+        )
     return model.to(resolve_device(str(device))).eval(), tokenizer, CountingTask(**meta["task"])
 
 
