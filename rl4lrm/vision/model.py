@@ -251,5 +251,3 @@ def new_vision_model(tokenizer, config: VisionConfig | None = None, preset: str 
 def vision_state(model: VisionLM) -> dict[str, torch.Tensor]:
     """The encoder's and projector's tensors (what ``net.save_pretrained`` does not save)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("net.")}
-
-
