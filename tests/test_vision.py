@@ -187,3 +187,17 @@ def test_shipped_base_loads_and_reads_images_imperfectly():
     assert numbers["greedy/perception"] > numbers["greedy/reasoning"]  # a perception-limited base
     table = answer_table(model, tok, task, task.problems("test", 8, seed=0))
     assert set(table["kind"]) <= {"correct", "perception", "reasoning", "format"} and len(table) == 8
+
+
+def test_panel_run_measures_trains_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rl4lrm.vision.train import load_vision_base
+    from rl4lrm.vision.viz import VisionPanel
+
+    model, tok, task = load_vision_base()
+    panel = VisionPanel(model, tok, task, rl_steps=3, eval_problems=16)
+    result = panel.run()
+    assert list(result["frame"]["model"]) == ["base", "GRPO"] and "history" in result
+    assert result["models"]["GRPO"] is not model
