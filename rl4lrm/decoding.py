@@ -39,6 +39,12 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def trim_pad_columns(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``mask`` (N, T) and each of ``tensors`` (N, T, ...) cut after the last column any row uses."""
+    keep = int(mask.sum(0).nonzero().max()) + 1
+    return tuple(x[:, :keep] for x in (mask, *tensors))
+
+
 def sample_tokens(
     logits: torch.Tensor, temperature: float, top_p: float, generator
 ) -> tuple[torch.Tensor, torch.Tensor]:

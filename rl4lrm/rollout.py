@@ -32,6 +32,7 @@ from rl4lrm.decoding import (
     fast_rollout,
     hf_rollout,
     positions_from_mask,
+    trim_pad_columns,
 )
 
 
@@ -207,8 +208,7 @@ def rollout_ids(
         top_p,
         generator,
     )
-    keep = int(mask.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
-    tokens, logprobs, mask = tokens[:, :keep], logprobs[:, :keep], mask[:, :keep]
+    mask, tokens, logprobs = trim_pad_columns(mask, tokens, logprobs)
     return RolloutBatch(
         prompt_ids=prompt_ids.repeat_interleave(group_size, 0),
         prompt_mask=prompt_mask.repeat_interleave(group_size, 0),
@@ -326,12 +326,17 @@ def completion_logits(model, batch: RolloutBatch, temperature: float | None = No
     temperature = (batch.temperature if temperature is None else temperature) or 1.0
     if not decodes_left_to_right(model):  # it scores its own way
         return model.completion_logits(batch, temperature)
+    return logits_over(model, batch, batch.attention_mask, temperature)
+
+
+def logits_over(model, batch: RolloutBatch, attention_mask: torch.Tensor, temperature: float):
+    """``completion_logits``' forward with a given ``attention_mask`` (N, P+T) over prompt + completion: a policy
+    whose completions hold tokens it attends to but did not write (tool observations) passes its own."""
     T = batch.completion_ids.shape[1]
-    attn = batch.attention_mask
     out = model(
         input_ids=batch.input_ids,
-        attention_mask=attn,
-        position_ids=positions_from_mask(attn),
+        attention_mask=attention_mask,
+        position_ids=positions_from_mask(attention_mask),
         logits_to_keep=T + 1,
         use_cache=False,
     )

@@ -1,4 +1,4 @@
-"""Agentic RL (survey §5, agentic tasks): multi-turn episodes in which the policy calls tools.
+"""Agentic RL (survey §6.2, agentic tasks): multi-turn episodes in which the policy calls tools.
 
 ``env`` holds the tools (a safe calculator, a lookup over a generated knowledge base) and the episode rules;
 ``task`` the verifiable tool-use task (``"agentic"``, Search-R1-style: the answer needs facts the model cannot

@@ -24,8 +24,8 @@ import torch
 from transformers import DynamicCache
 
 from rl4lrm.agents.env import CLOSE, OBS_CLOSE, OBS_OPEN, OPEN, AgentEnv, KnowledgeBase
-from rl4lrm.decoding import cache_kwargs, positions_from_mask, sample_tokens
-from rl4lrm.rollout import RolloutBatch
+from rl4lrm.decoding import cache_kwargs, positions_from_mask, sample_tokens, trim_pad_columns
+from rl4lrm.rollout import RolloutBatch, logits_over
 from rl4lrm.utils import eval_mode
 from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, check_fields
 
@@ -165,10 +165,7 @@ class AgentPolicy(torch.nn.Module):
                     use_cache=True,
                 )
                 logits = out.logits[:, -1]
-        keep = int(attend.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
-        tokens, logprobs, attend, obs, turn_rewards = (
-            x[:, :keep] for x in (tokens, logprobs, attend, obs, turn_rewards)
-        )
+        attend, tokens, logprobs, obs, turn_rewards = trim_pad_columns(attend, tokens, logprobs, obs, turn_rewards)
         response_mask = attend - obs if cfg.mask_observations else attend  # (N, T)
         return RolloutBatch(
             prompt_ids=ids,
@@ -195,17 +192,8 @@ class AgentPolicy(torch.nn.Module):
         Returns:
             ``logits`` (N, T, V) float32 divided by ``temperature``, position t predicting token t, and ``lse`` (N, T).
         """
-        T = batch.completion_ids.shape[1]
         attn = torch.cat([batch.prompt_mask, batch.aux["attend"].long()], dim=1)  # (N, P+T)
-        out = self.net(
-            input_ids=batch.input_ids,
-            attention_mask=attn,
-            position_ids=positions_from_mask(attn),
-            logits_to_keep=T + 1,
-            use_cache=False,
-        )
-        logits = out.logits[:, :-1].float() / temperature  # (N, T, V)
-        return logits, torch.logsumexp(logits, dim=-1)
+        return logits_over(self.net, batch, attn, temperature)
 
 
 def load_agent(config: AgentConfig | None = None, device: str | torch.device = "cpu", name: str = "agentic"):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
-from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask
+from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask, trim_pad_columns
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
 from rl4lrm.utils import eval_mode
@@ -237,8 +237,7 @@ class LatentReasoner(torch.nn.Module):
                 top_p,
                 generator,
             )
-            keep = int(resp.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
-            ids, logps, resp = ids[:, :keep], logps[:, :keep], resp[:, :keep]
+            resp, ids, logps = trim_pad_columns(resp, ids, logps)
             texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
             if cfg.halting:  # the K decisions go in front of the answer, scored like tokens
                 d_ids, d_mask = self.decisions(k, K)

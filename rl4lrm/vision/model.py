@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
-from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask
+from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask, trim_pad_columns
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch
@@ -215,8 +215,7 @@ class VisionLM(torch.nn.Module):
                 top_p,
                 generator,
             )
-            keep = int(resp.sum(0).nonzero().max()) + 1  # drop trailing all-pad columns
-            ids, logps, resp = ids[:, :keep], logps[:, :keep], resp[:, :keep]
+            resp, ids, logps = trim_pad_columns(resp, ids, logps)
         return RolloutBatch(
             prompt_ids=p_ids,
             prompt_mask=p_mask,
