@@ -52,8 +52,9 @@ def _cache_argument(forward) -> str:
 
 def cache_kwargs(model, cache) -> dict:
     """``{name: cache}`` for ``model``'s forward: ``cache`` where transformers has it (5.2x, which deprecates the old
-    name and drops it in 5.40), else ``past_key_values`` (4.56 ... 5.1x), so no version warns or breaks."""
-    return {_cache_argument(type(model).forward): cache}
+    name and drops it in 5.40), else ``past_key_values`` (4.56 ... 5.1x), so no version warns or breaks. A peft
+    wrapper's forward takes ``**kwargs``, so the model inside it decides."""
+    return {_cache_argument(type(unwrap_adapters(model)).forward): cache}  # a peft wrapper passes it on
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:

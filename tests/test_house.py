@@ -70,6 +70,8 @@ LAYERS = {
     "rl4lrm.vision.exercises": 7,
     "rl4lrm.vision.studies": 8,
     "rl4lrm.vision.viz": 9,
+    "rl4lrm.real": 2,
+    "rl4lrm.real.studies": 8,
 }
 
 

@@ -19,7 +19,7 @@ import torch
 
 from rl4lrm.validation import AT_LEAST_ONE, POSITIVE, Range, check_fields
 
-LORA_INSTALL = 'pip install -e ".[lora]"  (or: pip install "peft>=0.18")'
+LORA_INSTALL = 'pip install -e ".[lora]"  (or: pip install "peft>=0.21")'
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
