@@ -222,3 +222,17 @@ def test_smollm2_grpo_step_on_cuda(lora):
     assert run.history["reward/mean"].iloc[1:].map(math.isfinite).all()
     assert run.update_mfu is None or 0 < run.update_mfu < 1
     assert 0 < run.peak_memory_gib < 40
+
+
+def test_exercise_checkers_accept_the_library_and_reject_mistakes(capsys):
+    from rl4lrm.real.exercises import check_adapter_parameters, check_last_number
+    from rl4lrm.real.lora import adapter_parameters
+
+    assert check_adapter_parameters(adapter_parameters) and check_last_number(last_number)
+    assert not check_adapter_parameters(lambda i, o, r: r * i * o)
+    assert not check_last_number(lambda text: (text.split() or [None])[-1])
+
+    def stub(*args):
+        raise NotImplementedError
+
+    assert not check_last_number(stub) and "not implemented" in capsys.readouterr().out

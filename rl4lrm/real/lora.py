@@ -93,6 +93,11 @@ def add_lora(model, config: LoRAConfig | None = None):
         return get_peft_model(model, peft_config)
 
 
+def adapter_parameters(in_features: int, out_features: int, rank: int) -> int:
+    """Parameters of one LoRA adapter on an (out, in) linear map: A (rank, in) plus B (out, rank)."""
+    return rank * (in_features + out_features)
+
+
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     """``{"total": ..., "trained": ...}``: all parameters and those that require grad."""
     total = sum(p.numel() for p in model.parameters())
