@@ -27,7 +27,12 @@ TINY_VS_REAL = pd.DataFrame(
         ("tokenizer", "characters (~20 ids)", "BPE, 49,152 ids", "a completion of 10 words is ~15 tokens, not ~50"),
         ("prompt", "'12+34='", "chat template + system turn (~70 tokens)", "the model was tuned on chats"),
         ("max_new_tokens", "8-16", "32 (CPU) / 256 (GPU)", "a real model explains before answering"),
-        ("lr (full fine-tuning)", "3e-4", "1e-6", "pretrained weights are fragile; 1e-4 breaks a 135M model"),
+        (
+            "lr (full fine-tuning)",
+            "3e-4",
+            "1e-6",
+            "large steps erase what pretraining taught (RL recipes for 1B+ models: 1e-6 to 3e-6)",
+        ),
         ("lr (LoRA)", "-", "2e-5", "the low-rank update is scaled by alpha/r and starts at 0"),
         ("KL to the reference", "0 (tiny runs drift freely)", "0.001-0.04", "keeps the chat skills while RL moves"),
         ("verifier", "exact match of '46'", "tagged answer, else last number", "untagged right answers count"),
