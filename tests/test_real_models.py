@@ -236,3 +236,25 @@ def test_exercise_checkers_accept_the_library_and_reject_mistakes(capsys):
         raise NotImplementedError
 
     assert not check_last_number(stub) and "not implemented" in capsys.readouterr().out
+
+
+@needs_peft
+def test_any_local_checkpoint_trains_and_other_architectures_fall_back(tok, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rl4lrm.models.loaders import load_hf
+
+    gqa_llama(tok).save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    model, tokenizer = load_hf(tmp_path / "llama", device="cpu")
+    assert tokenizer.chat_template == TEMPLATE and model.config.num_key_value_heads == 2
+    task = ChatTask(Addition(digits=1), system=None)
+    settings = dict(device="cpu", steps=1, max_new_tokens=6, rewards={"random": 1.0})
+    run = run_grpo(model, tokenizer, task, real_config("quick", **settings), lora=LoRAConfig(rank=2))
+    assert math.isfinite(run.history["reward/mean"].iloc[-1])
+    # GPT-2 is not a fast-engine architecture: rollouts go through its own forward, LoRA on its fused c_attn
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256)).eval()
+    gpt2_lora = add_lora(gpt2, LoRAConfig(rank=2, target_modules=("c_attn",)))
+    run = run_grpo(gpt2_lora, tok, task, real_config("quick", **settings))
+    assert run.params["trained"] == 2 * 2 * (32 + 3 * 32) and math.isfinite(run.history["reward/mean"].iloc[-1])
