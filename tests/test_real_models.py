@@ -258,3 +258,15 @@ def test_any_local_checkpoint_trains_and_other_architectures_fall_back(tok, tmp_
     gpt2_lora = add_lora(gpt2, LoRAConfig(rank=2, target_modules=("c_attn",)))
     run = run_grpo(gpt2_lora, tok, task, real_config("quick", **settings))
     assert run.params["trained"] == 2 * 2 * (32 + 3 * 32) and math.isfinite(run.history["reward/mean"].iloc[-1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("reasoning_gym") is None, reason="needs reasoning-gym (the gym extra)")
+def test_chat_task_wraps_a_reasoning_gym_task(tok):
+    from rl4lrm.tasks.gym import ReasoningGymTask
+
+    base = ReasoningGymTask("chain_sum", size=50, min_terms=2, max_terms=2, min_digits=1, max_digits=1)
+    task = ChatTask(base)
+    problem = base.problems("train", 1)[0]
+    assert problem.question in task.format_prompt(problem, "chat", tok)
+    assert task.verify(problem, f"<answer>{problem.answer}</answer>").correct
+    assert task.verify(problem, f"I think it is {problem.answer}").correct  # untagged, read leniently
