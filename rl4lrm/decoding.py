@@ -23,6 +23,28 @@ from rl4lrm.utils import eval_mode
 FAST_ARCHITECTURES = ("llama", "qwen2")
 
 
+def unwrap_adapters(model):
+    """The transformers model inside a peft ``PeftModel`` (LoRA), else ``model`` itself.
+
+    The fast decoder walks ``model.model.layers``; a LoRA-wrapped layer still exposes the frozen base weight as
+    ``.weight``, and ``effective_weight`` adds the adapter's delta back.
+    """
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def effective_weight(module) -> torch.Tensor:
+    """A linear module's weight as its forward applies it: for a peft LoRA layer, base + scaling * B @ A of each
+    active adapter (unless merged or disabled), so the fused decoder samples from the adapted policy."""
+    weight = module.weight
+    if getattr(module, "merged", True) or getattr(module, "disable_adapters", True) or not hasattr(module, "lora_A"):
+        return weight
+    for name in module.active_adapters:
+        if name in module.lora_A:
+            weight = weight + module.get_delta_weight(name)
+    return weight
+
+
 @functools.cache
 def _cache_argument(forward) -> str:
     return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
@@ -30,8 +52,9 @@ def _cache_argument(forward) -> str:
 
 def cache_kwargs(model, cache) -> dict:
     """``{name: cache}`` for ``model``'s forward: ``cache`` where transformers has it (5.2x, which deprecates the old
-    name and drops it in 5.40), else ``past_key_values`` (4.56 ... 5.1x), so no version warns or breaks."""
-    return {_cache_argument(type(model).forward): cache}
+    name and drops it in 5.40), else ``past_key_values`` (4.56 ... 5.1x), so no version warns or breaks. A peft
+    wrapper's forward takes ``**kwargs``, so the model inside it decides."""
+    return {_cache_argument(type(unwrap_adapters(model)).forward): cache}  # a peft wrapper passes it on
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -108,6 +131,7 @@ class _StaticCacheDecoder:
     """
 
     def __init__(self, model, rows: int, max_len: int):
+        model = unwrap_adapters(model)
         cfg = model.config
         self.model = model
         layers = model.model.layers
@@ -122,7 +146,7 @@ class _StaticCacheDecoder:
         self.cos, self.sin = cos[0], sin[0] * sign  # (max_len, D)
 
         def fused(modules, scales, norm):  # W (out, in) stacked, scaled per module, times the norm weight
-            weight = torch.cat([m.weight * c for m, c in zip(modules, scales)]) * norm.weight
+            weight = torch.cat([effective_weight(m) * c for m, c in zip(modules, scales)]) * norm.weight
             bias = torch.cat([m.bias * c for m, c in zip(modules, scales)]) if modules[0].bias is not None else None
             return weight.t(), bias  # (in, out) for torch.mm / torch.addmm
 
@@ -134,11 +158,11 @@ class _StaticCacheDecoder:
             self.blocks.append(
                 (
                     *qkv,
-                    a.o_proj.weight.t(),
+                    effective_weight(a.o_proj).t(),
                     a.o_proj.bias,
                     *gate_up,
                     mlp.act_fn,
-                    mlp.down_proj.weight.t(),
+                    effective_weight(mlp.down_proj).t(),
                     mlp.down_proj.bias,
                 )
             )

@@ -70,6 +70,10 @@ LAYERS = {
     "rl4lrm.vision.exercises": 7,
     "rl4lrm.vision.studies": 8,
     "rl4lrm.vision.viz": 9,
+    "rl4lrm.real": 2,
+    "rl4lrm.real.exercises": 7,
+    "rl4lrm.real.studies": 8,
+    "rl4lrm.real.viz": 9,
 }
 
 

