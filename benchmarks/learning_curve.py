@@ -1,8 +1,9 @@
 """Held-out pass@1 of each zoo base model before and after GRPO, with wall time.
 
-For every zoo task: evaluate the base model on held-out problems, run the ``grpo`` preset for a fixed
-number of steps (the preset's own hyperparameters, KL included), evaluate again. Held-out pass@1
-is the mean over ``--eval-problems`` test problems x ``--eval-samples`` samples at temperature 1.
+For each zoo model named (default: ``addition`` and ``countdown``, the README's table; not ``agentic``, whose
+episodes need the tool environment of ``benchmarks/agents.py``): evaluate the base model on held-out problems, run
+the ``grpo`` preset for a fixed number of steps (the preset's own hyperparameters, KL included), evaluate again.
+Held-out pass@1 is the mean over ``--eval-problems`` test problems x ``--eval-samples`` samples at temperature 1.
 Wall time covers the training steps (rollouts, updates, and the periodic evaluations).
 
     python benchmarks/learning_curve.py [--steps 300] [--seeds 0 1 2] [--device auto]
@@ -24,7 +25,7 @@ from rl4lrm.utils import resolve_device
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="*", default=sorted(ZOO))
+    parser.add_argument("--tasks", nargs="*", default=["addition", "countdown"], choices=sorted(ZOO))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--eval-problems", type=int, default=256)
