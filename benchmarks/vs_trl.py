@@ -6,9 +6,12 @@ lr 3e-4, beta 0.04 (k3 in the loss, a frozen reference), clip 0.2, per-sequence-
 ``loss_type="grpo"``), one update epoch of one minibatch, our reward as a TRL reward function
 (``rl4lrm.rewards.trl``). Each run is a fresh spawned process with one torch thread, run one at a time.
 
-1. **Speed**: ``--pairs`` pairs of runs of ``--speed-steps`` steps, ours then TRL's in each pair (alternating, so a
-   busy CPU slows both alike). A step's time is the whole step, sampling included (ours: ``time/step``; TRL:
-   ``on_step_begin`` to ``on_step_end``); the first ``--warmup`` steps are left out. steps/s = 1 / mean step time.
+1. **Speed**: ``--pairs`` rounds of runs of ``--speed-steps`` steps: ours with the HF forward
+   (``fused_forward=False``, the update before ``rl4lrm.fused``), ours, TRL's, in turn (alternating, so a busy CPU
+   slows all alike). A step's time runs from one step's end to the next (sampling, scoring, update, logging), the
+   first ``--warmup`` steps left out; steps/s = 1 / mean step time, both in CPU seconds of the process
+   (``time.process_time``: what one thread costs, robust to other processes on a shared machine) and in wall
+   seconds (what a user waits, inflated by whatever else runs).
 2. **Learning**: ``--seeds`` seeds x ``--steps`` steps each; reward per step (TRL's logged ``reward``, ours
    ``reward/mean``) and held-out pass@1 before and after, measured for both by ``rl4lrm.evaluation.evaluate`` on
    the same 128 test problems x 4 samples with the same generator (what ``Trainer.evaluate`` does).
@@ -60,17 +63,40 @@ def _held_out(model, tokenizer, task, config) -> float:
     return metrics["acc/pass@1"]
 
 
-def run_ours(seed: int, steps: int, evaluate: bool) -> dict:
+class Clock:
+    """Wall and CPU (process) time at each step's end; ``wall`` and ``cpu`` are the steps' durations, end to end
+    (everything the loop does between two steps' ends: sampling, scoring, update, logging)."""
+
+    def __init__(self):
+        self.marks = []
+
+    def mark(self) -> None:
+        self.marks.append((time.perf_counter(), time.process_time()))
+
+    def durations(self, which: int) -> list[float]:
+        return [b[which] - a[which] for a, b in zip(self.marks, self.marks[1:])]
+
+
+def run_ours(seed: int, steps: int, evaluate: bool, fused: bool = True) -> dict:
     """One run of our trainer: per-step times and rewards, and held-out pass@1 before/after."""
-    from rl4lrm.trainer import Trainer
+    from rl4lrm.trainer import Callback, Trainer
+
+    clock = Clock()
+
+    class Tick(Callback):
+        def on_step_end(self, trainer, metrics):
+            clock.mark()
 
     config = _config(seed, steps)
-    trainer = Trainer(config, progress=False)
+    config.fused_forward = fused
+    trainer = Trainer(config, callbacks=[Tick()], progress=False)
     before = _held_out(trainer.model, trainer.tokenizer, trainer.task, config) if evaluate else float("nan")
+    clock.mark()
     history = trainer.train().iloc[1:]  # row 0 is the (empty) evaluation before training
     after = _held_out(trainer.model, trainer.tokenizer, trainer.task, config) if evaluate else float("nan")
     return {
-        "step_times": history["time/step"].tolist(),
+        "wall": clock.durations(0),
+        "cpu": clock.durations(1),
         "rewards": history["reward/mean"].tolist(),
         "pass1_before": before,
         "pass1_after": after,
@@ -99,19 +125,17 @@ def run_trl(seed: int, steps: int, evaluate: bool) -> dict:
     config = _config(seed, steps)
     settings = export_recipe(config, "trl").settings
 
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.times, self.t0 = [], 0.0
+    clock = Clock()
 
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.t0 = time.perf_counter()
+    class Tick(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            clock.mark()
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.times.append(time.perf_counter() - self.t0)
+            clock.mark()
 
     model, tokenizer, task = load_base(TASK)
     before = _held_out(model, tokenizer, task, config) if evaluate else float("nan")
-    timer = StepTimer()
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
             output_dir=out,
@@ -132,14 +156,20 @@ def run_trl(seed: int, steps: int, evaluate: bool) -> dict:
             reward_funcs=[reward],
             args=args,
             train_dataset=dataset,
-            callbacks=[timer],
+            callbacks=[Tick()],
         )
         trainer.remove_callback(PrinterCallback)  # the log stays in trainer.state.log_history
         trainer.train()
         rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]
     model.eval()
     after = _held_out(model, tokenizer, task, config) if evaluate else float("nan")
-    return {"step_times": timer.times, "rewards": rewards, "pass1_before": before, "pass1_after": after}
+    return {
+        "wall": clock.durations(0),
+        "cpu": clock.durations(1),
+        "rewards": rewards,
+        "pass1_before": before,
+        "pass1_after": after,
+    }
 
 
 def _hide_broken_peft() -> None:
@@ -155,7 +185,7 @@ def _hide_broken_peft() -> None:
         sys.modules["peft"] = None  # importlib.util.find_spec("peft") is then None: "not installed"
 
 
-RUNNERS = {"ours": run_ours, "trl": run_trl}
+RUNNERS = {"ours": run_ours, "ours-hf": lambda *a: run_ours(*a, fused=False), "trl": run_trl}
 
 
 def _job(job: tuple) -> dict:
@@ -172,7 +202,8 @@ def run_jobs(jobs: list[tuple]) -> list[dict]:
     for job in jobs:
         with ctx.Pool(1) as pool:
             result = pool.apply(_job, (job,))
-        print(f"  {job[0]:>4} seed={job[1]} steps={job[2]} mean step {_mean(result['step_times'][1:]):.3f}s", flush=True)
+        cpu, wall = _mean(result["cpu"][1:]), _mean(result["wall"][1:])
+        print(f"  {job[0]:>7} seed={job[1]} steps={job[2]} step cpu {cpu:.3f}s wall {wall:.3f}s", flush=True)
         results.append(result)
     return results
 
@@ -181,42 +212,32 @@ def _mean(xs) -> float:
     return sum(xs) / max(len(xs), 1)
 
 
+FRAMEWORKS = ("ours-hf", "ours", "trl")  # the order of each speed round
+
+
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3, help="alternating ours/TRL speed pairs")
+    parser.add_argument("--pairs", type=int, default=3, help="speed rounds (ours with the HF forward, ours, TRL)")
     parser.add_argument("--speed-steps", type=int, default=20, help="steps per speed run")
     parser.add_argument("--warmup", type=int, default=2, help="first steps of a speed run left out of its mean")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the learning-curve runs")
     parser.add_argument("--steps", type=int, default=60, help="steps per learning-curve run")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 pair of 4 steps, 1 seed of 4 steps")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 4 steps, 1 seed of 4 steps")
     parser.add_argument("--out", default=str(RESULTS / "vs_trl.csv"))
-    parser.add_argument("--skip-curves", action="store_true", help="speed pairs only")
+    parser.add_argument("--skip-curves", action="store_true", help="speed rounds only")
     args = parser.parse_args(argv)
     if args.quick:
         args.pairs, args.speed_steps, args.warmup, args.seeds, args.steps = 1, 4, 1, 1, 4
     print(f"vs_trl: task={TASK} torch={torch.__version__} threads=1", flush=True)
-    speed_jobs = [(fw, 0, args.speed_steps, False) for _ in range(args.pairs) for fw in ("ours", "trl")]
-    speed = run_jobs(speed_jobs)
-    runs = [
-        {
-            "kind": "speed",
-            "framework": r["framework"],
-            "pair": i // 2,
-            "seed": r["seed"],
-            "steps_per_s": 1.0 / _mean(r["step_times"][args.warmup :]),
-        }
-        for i, r in enumerate(speed)
-    ]
+    speed_jobs = [(fw, 0, args.speed_steps, False) for _ in range(args.pairs) for fw in FRAMEWORKS]
+    runs = [_speed_row(r, i // len(FRAMEWORKS), args.warmup, "speed") for i, r in enumerate(run_jobs(speed_jobs))]
     curves = []
     if not args.skip_curves:
         curve_jobs = [(fw, seed, args.steps, True) for seed in range(args.seeds) for fw in ("ours", "trl")]
         for r in run_jobs(curve_jobs):
             runs.append(
                 {
-                    "kind": "curve",
-                    "framework": r["framework"],
-                    "seed": r["seed"],
-                    "steps_per_s": 1.0 / _mean(r["step_times"][args.warmup :]),
+                    **_speed_row(r, -1, args.warmup, "curve"),
                     "pass1_before": r["pass1_before"],
                     "pass1_after": r["pass1_after"],
                     "reward_first10": _mean(r["rewards"][:10]),
@@ -239,25 +260,33 @@ def main(argv=None) -> pd.DataFrame:
     return table
 
 
+def _speed_row(result: dict, round_: int, warmup: int, kind: str) -> dict:
+    return {
+        "kind": kind,
+        "framework": result["framework"],
+        "round": round_,
+        "seed": result["seed"],
+        "steps_per_cpu_s": 1.0 / _mean(result["cpu"][warmup:]),
+        "steps_per_s": 1.0 / _mean(result["wall"][warmup:]),
+    }
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per framework: speed (mean ± std over the pairs), the ratio ours/TRL per pair, and the learning
-    numbers (mean ± std over seeds)."""
+    """One row per framework: speed in steps per CPU second and per wall second (mean ± std over the rounds), the
+    ratio to TRL's (the mean of the per-round ratios, and the smallest), and the learning numbers (mean ± std
+    over seeds)."""
     rows = []
     speed = runs[runs["kind"] == "speed"]
-    ours = speed[speed["framework"] == "ours"].set_index("pair")["steps_per_s"]
-    trl = speed[speed["framework"] == "trl"].set_index("pair")["steps_per_s"]
-    ratio = ours / trl
-    for fw, s in (("ours", ours), ("trl", trl)):
-        row = {
-            "framework": fw,
-            "steps_per_s": s.mean(),
-            "steps_per_s_std": s.std(ddof=0),
-            "ratio_vs_trl": ratio.mean() if fw == "ours" else 1.0,
-            "ratio_min": ratio.min() if fw == "ours" else 1.0,
-        }
+    by = {fw: speed[speed["framework"] == fw].set_index("round") for fw in FRAMEWORKS}
+    for fw in FRAMEWORKS:
+        row = {"framework": fw}
+        for col in ("steps_per_cpu_s", "steps_per_s"):
+            ratio = by[fw][col] / by["trl"][col]
+            row[col], row[f"{col}_std"] = by[fw][col].mean(), by[fw][col].std(ddof=0)
+            row[f"{col}_vs_trl"], row[f"{col}_vs_trl_min"] = ratio.mean(), ratio.min()
         curve = runs[(runs["kind"] == "curve") & (runs["framework"] == fw)]
         for col in ("pass1_before", "pass1_after", "reward_first10", "reward_last10"):
-            if col in curve:
+            if col in curve and len(curve):
                 row[col], row[f"{col}_std"] = curve[col].mean(), curve[col].std(ddof=0)
         rows.append(row)
     return pd.DataFrame(rows)

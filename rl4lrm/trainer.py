@@ -121,6 +121,11 @@ class TrainConfig:
     """Also keep a frozen reference model when the preset's KL term does not need one, to log
     ``kl/<estimator>`` (one more forward per step). A reference runs whenever ``kl_coef > 0``;
     ``kl/ref_model`` logs 1 when one is in use."""
+    fused_forward: bool = True
+    """Compute log-probs (the update, the reference, off-policy checks) with ``rl4lrm.fused``'s forward where
+    it applies (Llama/Qwen2): the HF forward's function with each distinct prompt computed once per batch (about
+    half the tokens at G = 8); log-probs and gradients equal the HF forward's up to float rounding (~1e-6, a
+    different summation order). False runs the model's own forward."""
     seed: int = 0
     """Seeds the model's problems, sampling and minibatch order."""
     device: str = "auto"
@@ -396,7 +401,7 @@ class Trainer:
         behaviour, cap = exp.batch.old_logprobs, self.algo.tis_cap
         if exp.step == self.step and cap == 0:
             return behaviour, None, {}
-        current, _ = compute_logprobs(self.model, exp.batch)  # (N, T)
+        current, _ = compute_logprobs(self.model, exp.batch, fused=self.config.fused_forward)  # (N, T)
         weights, is_metrics = truncated_is_weights(current, behaviour, exp.batch.response_mask, max(cap, 1.0))
         metrics = {"offpolicy/staleness": float(self.step - exp.step), "offpolicy/kl": is_metrics.pop("is/kl")}
         if cap == 0:  # measured only: the ratio keeps referring to the sampling policy
@@ -407,7 +412,7 @@ class Trainer:
         """One optimizer step of the policy (and the critic) on the given rows of an experience."""
         cfg, algo = self.config, self.algo
         mb = exp.batch.select(rows)
-        logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True)  # (n, T) each
+        logprobs, entropy = compute_logprobs(self.model, mb, with_entropy=True, fused=cfg.fused_forward)  # (n, T)
         mask = mb.response_mask if exp.loss_mask is None else exp.loss_mask[rows]  # (n, T) what the loss sees
         loss, m = self.loss_fn(
             logprobs,
@@ -481,7 +486,8 @@ class Trainer:
         sampled = self.sampler.sample(self.sampling_context(model, step))
         if self.ref_model is not None:
             with torch.no_grad():
-                sampled.batch.ref_logprobs, _ = compute_logprobs(self.ref_model, sampled.batch)  # (N, T)
+                batch = sampled.batch
+                batch.ref_logprobs, _ = compute_logprobs(self.ref_model, batch, fused=self.config.fused_forward)
         return sampled
 
     def learn(self, sampled: Sampled, version: int, started: float, log: dict | None = None) -> dict:

@@ -1,0 +1,155 @@
+"""A training forward for Llama/Qwen2 over the model's own weights: fewer, larger ops than the HF forward.
+
+A zoo model's update is a forward and a backward over a few thousand tokens of width 128: each op is a few
+microseconds of arithmetic behind a few microseconds of dispatch and autograd bookkeeping, so the step's time
+follows the number of ops. This forward computes the same function as ``LlamaForCausalLM.forward`` (and
+Qwen2's) with about half of them, as ``rl4lrm.decoding``'s sampling decoder does, but differentiably:
+
+- q|k|v in one matrix and gate|up in another, concatenated from the parameters at each call (``torch.cat`` is
+  differentiable: the backward splits the gradient back to ``q_proj.weight``, ...);
+- the RMSNorm weights folded into the next matrix (``rms(x) * w @ W.T == rms(x) @ (W * w).T``) and the attention
+  scaling into the q rows, so a norm is one ``F.rms_norm`` and attention runs at ``scale=1``;
+- rotary on q and k at once, with ``roll`` and the sign of ``rotate_half`` folded into the sine table;
+- one additive mask for all layers; logits only for the last ``keep`` positions.
+
+The arithmetic is the model's; only the rounding order differs (log-probs and gradients agree with the HF
+forward to about 1e-6, ``tests/test_fused.py``). Models it does not cover (another architecture, dropout in
+training, sliding-window attention) go through their own forward: ``supports`` says which.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+FUSED_ARCHITECTURES = ("llama", "qwen2")
+
+
+def supports(model) -> bool:
+    """True when ``fused_logits`` computes exactly ``model``'s forward: a plain Llama/Qwen2 causal LM (not a
+    subclass, whose forward may differ), without attention dropout while training and without sliding windows."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or cfg.model_type not in FUSED_ARCHITECTURES:
+        return False
+    if type(model).__name__ not in ("LlamaForCausalLM", "Qwen2ForCausalLM"):
+        return False
+    if model.training and getattr(cfg, "attention_dropout", 0.0):
+        return False
+    return not getattr(cfg, "use_sliding_window", False) and not getattr(cfg, "pretraining_tp", 1) > 1
+
+
+def _fused(modules, scales, norm=None):
+    """The weights (out, in) of ``modules`` stacked, each scaled, times the norm weight; and their biases."""
+    weight = torch.cat([m.weight * c if c != 1.0 else m.weight for m, c in zip(modules, scales)])  # (out, in)
+    if norm is not None:
+        weight = weight * norm.weight
+    bias = None
+    if modules[0].bias is not None:
+        bias = torch.cat([m.bias * c if c != 1.0 else m.bias for m, c in zip(modules, scales)])  # (out,)
+    return weight, bias
+
+
+def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive (N, 1, L, L) mask of a padded causal batch: 0 where query i may attend to key j (j <= i, j a
+    real token), -inf elsewhere. A query with no key at all (a left pad) may attend to every key, which keeps its
+    softmax finite; its output reaches no real position, so neither values nor gradients change."""
+    L = attention_mask.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=attention_mask.device).tril()  # (L, L)
+    allowed = causal[None, None] & attention_mask.bool()[:, None, None, :]  # (N, 1, L, L)
+    allowed = allowed | ~allowed.any(-1, keepdim=True)
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+
+
+def _project_qkv(layer, x, cos, sin, heads: tuple[int, int, int], eps: float):
+    """One layer's rotated q (n, H, s, D), k and v (n, K, s, D) for hidden states x (n, s, hidden)."""
+    a = layer.self_attn
+    H, K, D = heads
+    n, s, hidden = x.shape
+    w_qkv, b_qkv = _fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
+    qkv = F.linear(F.rms_norm(x, (hidden,), None, eps), w_qkv, b_qkv).view(n, s, H + 2 * K, D).transpose(1, 2)
+    qk = qkv[:, : H + K]
+    qk = qk * cos + qk.roll(D // 2, -1) * sin  # rotary on q and k at once, (n, H+K, s, D)
+    return qk[:, :H], qk[:, H:], qkv[:, H + K :]
+
+
+def _finish_layer(layer, x, o, eps: float):
+    """The residual stream after attention output o (n, H, s, D) and the MLP."""
+    a, mlp = layer.self_attn, layer.mlp
+    n, s, hidden = x.shape
+    x = x + F.linear(o.transpose(1, 2).reshape(n, s, -1), a.o_proj.weight, a.o_proj.bias)
+    w_gu, b_gu = _fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
+    gate, up = F.linear(F.rms_norm(x, (hidden,), None, eps), w_gu, b_gu).chunk(2, dim=-1)  # (n, s, I) each
+    return x + F.linear(mlp.act_fn(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias)
+
+
+def _rotary(model, x, positions, D: int):
+    cos, sin = model.model.rotary_emb(x, positions)  # (n, s, D) each
+    sign = torch.ones(D, dtype=sin.dtype, device=sin.device)
+    sign[: D // 2] = -1  # rotate_half(x) == roll(x, D/2) * sign
+    return cos[:, None], (sin * sign)[:, None]  # (n, 1, s, D): broadcast over heads
+
+
+def shared_prompt_logits(
+    model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor, completion_mask
+) -> torch.Tensor:
+    """The logits that predict each completion token, computing every distinct prompt once.
+
+    Equal to ``model(cat(prompt, completion), logits_to_keep=T + 1).logits[:, :-1]`` for left-padded prompts
+    and right-padded completions, differentiably. The G rows of a group share their prompt, so the prompt's
+    hidden states, keys and values are the same in all of them: they are computed once per distinct prompt
+    (U rows) and gathered for the completions' attention; the gradient of each gathered copy flows back to the
+    one computation. The last completion token predicts nothing, so it is not run either: the forward covers
+    U * P + N * (T - 1) tokens instead of N * (P + T).
+
+    Args:
+        model: a model ``supports`` accepts.
+        prompt_ids: (N, P) left-padded prompts.
+        prompt_mask: (N, P) 1 on real prompt tokens.
+        completion_ids: (N, T) completions.
+        completion_mask: (N, T) the attention mask of the completion columns (1 on real tokens).
+
+    Returns:
+        Logits (N, T, V) in the model's dtype, row t predicting completion token t.
+    """
+    inner, layers = model.model, model.model.layers
+    N, P = prompt_ids.shape
+    T = completion_ids.shape[1]
+    S = T - 1  # completion tokens whose output predicts a later token
+    heads = (model.config.num_attention_heads, model.config.num_key_value_heads, layers[0].self_attn.head_dim)
+    D, eps = heads[2], layers[0].input_layernorm.variance_epsilon
+    prompt_mask = prompt_mask.long()
+    keys, inverse = torch.unique(torch.cat([prompt_ids, prompt_mask], 1), dim=0, return_inverse=True)
+    u_ids, u_mask = keys[:, :P], keys[:, P:]  # (U, P) each: the distinct prompts
+    full_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
+    positions = (full_mask.cumsum(-1) - 1).clamp(min=0)  # (N, P+T), as positions_from_mask
+    xp = inner.embed_tokens(u_ids)  # (U, P, hidden)
+    cos_p, sin_p = _rotary(model, xp, (u_mask.cumsum(-1) - 1).clamp(min=0), D)
+    bias_p = attention_bias(u_mask, xp.dtype)  # (U, 1, P, P)
+    if S > 0:
+        xc = inner.embed_tokens(completion_ids[:, :S])  # (N, S, hidden)
+        cos_c, sin_c = _rotary(model, xc, positions[:, P : P + S], D)
+        causal = torch.ones(S, S, dtype=torch.bool, device=xc.device).tril()  # (S, S)
+        allowed = torch.cat(
+            [
+                prompt_mask.bool()[:, None, None, :].expand(N, 1, S, P),  # every prompt token
+                causal[None, None] & full_mask[:, None, None, P : P + S].bool(),  # earlier completion tokens
+            ],
+            -1,
+        )  # (N, 1, S, P+S)
+        allowed = allowed | ~allowed.any(-1, keepdim=True)
+        bias_c = torch.zeros(allowed.shape, dtype=xc.dtype, device=xc.device).masked_fill_(~allowed, float("-inf"))
+    for layer in layers:
+        q, k, v = _project_qkv(layer, xp, cos_p, sin_p, heads, eps)  # prompts: (U, H|K, P, D)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias_p, scale=1.0, enable_gqa=heads[0] != heads[1])
+        if S > 0:
+            qc, kc, vc = _project_qkv(layer, xc, cos_c, sin_c, heads, eps)  # completions: (N, H|K, S, D)
+            kc, vc = torch.cat([k[inverse], kc], 2), torch.cat([v[inverse], vc], 2)  # (N, K, P+S, D)
+            oc = F.scaled_dot_product_attention(
+                qc, kc, vc, attn_mask=bias_c, scale=1.0, enable_gqa=heads[0] != heads[1]
+            )  # (N, H, S, D)
+            xc = _finish_layer(layer, xc, oc, eps)
+        xp = _finish_layer(layer, xp, o, eps)
+    last = xp[:, -1:][inverse]  # (N, 1, hidden): the last prompt position predicts completion token 0
+    x = torch.cat([last, xc], 1) if S > 0 else last  # (N, T, hidden)
+    w_head, b_head = _fused((model.lm_head,), (1.0,), inner.norm)
+    return F.linear(F.rms_norm(x, x.shape[-1:], None, inner.norm.variance_epsilon), w_head, b_head)  # (N, T, V)
