@@ -82,33 +82,11 @@ def distinct_prompts(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
     return keys[:, :P], keys[:, P:].to(prompt_mask.dtype), inverse
 
 
-def _project_qkv(layer, x, cos, sin, heads: tuple[int, int, int], eps: float):
-    """One layer's rotated q (n, H, s, D), k and v (n, K, s, D) for hidden states x (n, s, hidden)."""
-    a = layer.self_attn
-    H, K, D = heads
-    n, s, hidden = x.shape
-    w_qkv, b_qkv = _fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
-    qkv = F.linear(F.rms_norm(x, (hidden,), None, eps), w_qkv, b_qkv).view(n, s, H + 2 * K, D).transpose(1, 2)
-    qk = qkv[:, : H + K]
-    qk = qk * cos + qk.roll(D // 2, -1) * sin  # rotary on q and k at once, (n, H+K, s, D)
-    return qk[:, :H], qk[:, H:], qkv[:, H + K :]
-
-
-def _finish_layer(layer, x, o, eps: float):
-    """The residual stream after attention output o (n, H, s, D) and the MLP."""
-    a, mlp = layer.self_attn, layer.mlp
-    n, s, hidden = x.shape
-    x = x + F.linear(o.transpose(1, 2).reshape(n, s, -1), a.o_proj.weight, a.o_proj.bias)
-    w_gu, b_gu = _fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
-    gate, up = F.linear(F.rms_norm(x, (hidden,), None, eps), w_gu, b_gu).chunk(2, dim=-1)  # (n, s, I) each
-    return x + F.linear(mlp.act_fn(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias)
-
-
-def _rotary(model, x, positions, D: int):
-    cos, sin = model.model.rotary_emb(x, positions)  # (n, s, D) each
-    sign = torch.ones(D, dtype=sin.dtype, device=sin.device)
-    sign[: D // 2] = -1  # rotate_half(x) == roll(x, D/2) * sign
-    return cos[:, None], (sin * sign)[:, None]  # (n, 1, s, D): broadcast over heads
+def _linear(x, weight, bias=None, residual=None):
+    """x @ weight.T (+ bias) (+ residual) for 2-D x, the residual add riding on ``addmm``."""
+    if residual is None:
+        return F.linear(x, weight, bias)
+    return torch.addmm(residual if bias is None else residual + bias, x, weight.t())
 
 
 def shared_prompt_logits(
@@ -137,19 +115,23 @@ def shared_prompt_logits(
     N, P = prompt_ids.shape
     T = completion_ids.shape[1]
     S = T - 1  # completion tokens whose output predicts a later token
-    heads = (model.config.num_attention_heads, model.config.num_key_value_heads, layers[0].self_attn.head_dim)
-    D, eps = heads[2], layers[0].input_layernorm.variance_epsilon
+    H, K = model.config.num_attention_heads, model.config.num_key_value_heads
+    D, eps = layers[0].self_attn.head_dim, layers[0].input_layernorm.variance_epsilon
     prompt_mask = prompt_mask.long()
     u_ids, u_mask, inverse = distinct_prompts(prompt_ids, prompt_mask)  # (U, P), (U, P), (N,)
+    U, Np = len(u_ids), len(u_ids) * P  # Np prompt tokens, then N * S completion tokens, in one token axis
     full_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
-    positions = (full_mask.cumsum(-1) - 1).clamp(min=0)  # (N, P+T), as positions_from_mask
-    xp = inner.embed_tokens(u_ids)  # (U, P, hidden)
-    cos_p, sin_p = _rotary(model, xp, (u_mask.cumsum(-1) - 1).clamp(min=0), D)
-    bias_p = attention_bias(u_mask, xp.dtype)  # (U, 1, P, P)
+    positions = torch.cat(
+        [(u_mask.cumsum(-1) - 1).clamp(min=0).flatten(), (full_mask.cumsum(-1) - 1)[:, P : P + S].flatten()]
+    )  # (Np + N*S,), as positions_from_mask
+    x = inner.embed_tokens(torch.cat([u_ids.flatten(), completion_ids[:, :S].flatten()]))  # (Np + N*S, hidden)
+    cos, sin = inner.rotary_emb(x, positions[None])  # (1, Np + N*S, D) each
+    sign = torch.ones(D, dtype=sin.dtype, device=sin.device)
+    sign[: D // 2] = -1  # rotate_half(x) == roll(x, D/2) * sign
+    cos, sin = cos[0, :, None], (sin[0] * sign)[:, None]  # (Np + N*S, 1, D): broadcast over heads
+    bias_p = attention_bias(u_mask, x.dtype)  # (U, 1, P, P)
     if S > 0:
-        xc = inner.embed_tokens(completion_ids[:, :S])  # (N, S, hidden)
-        cos_c, sin_c = _rotary(model, xc, positions[:, P : P + S], D)
-        causal = torch.ones(S, S, dtype=torch.bool, device=xc.device).tril()  # (S, S)
+        causal = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()  # (S, S)
         allowed = torch.cat(
             [
                 prompt_mask.bool()[:, None, None, :].expand(N, 1, S, P),  # every prompt token
@@ -158,19 +140,33 @@ def shared_prompt_logits(
             -1,
         )  # (N, 1, S, P+S)
         allowed = allowed | ~allowed.any(-1, keepdim=True)
-        bias_c = torch.zeros(allowed.shape, dtype=xc.dtype, device=xc.device).masked_fill_(~allowed, float("-inf"))
+        bias_c = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
+    hidden, gqa = x.shape[-1], H != K
     for layer in layers:
-        q, k, v = _project_qkv(layer, xp, cos_p, sin_p, heads, eps)  # prompts: (U, H|K, P, D)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias_p, scale=1.0, enable_gqa=heads[0] != heads[1])
+        a, mlp = layer.self_attn, layer.mlp
+        w_qkv, b_qkv = _fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
+        qkv = _linear(F.rms_norm(x, (hidden,), None, eps), w_qkv, b_qkv).view(-1, H + 2 * K, D)  # (tokens, H+2K, D)
+        qk = qkv[:, : H + K]
+        qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)  # rotary on q and k at once
+        q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + K :]
+        kp = k[:Np].view(U, P, K, D).transpose(1, 2)  # (U, K, P, D)
+        vp = v[:Np].view(U, P, K, D).transpose(1, 2)
+        o = F.scaled_dot_product_attention(
+            q[:Np].view(U, P, H, D).transpose(1, 2), kp, vp, attn_mask=bias_p, scale=1.0, enable_gqa=gqa
+        )  # (U, H, P, D)
+        o = o.transpose(1, 2).reshape(Np, H * D)
         if S > 0:
-            qc, kc, vc = _project_qkv(layer, xc, cos_c, sin_c, heads, eps)  # completions: (N, H|K, S, D)
-            kc, vc = torch.cat([k[inverse], kc], 2), torch.cat([v[inverse], vc], 2)  # (N, K, P+S, D)
+            kc = torch.cat([kp[inverse], k[Np:].view(N, S, K, D).transpose(1, 2)], 2)  # (N, K, P+S, D)
+            vc = torch.cat([vp[inverse], v[Np:].view(N, S, K, D).transpose(1, 2)], 2)
             oc = F.scaled_dot_product_attention(
-                qc, kc, vc, attn_mask=bias_c, scale=1.0, enable_gqa=heads[0] != heads[1]
+                q[Np:].view(N, S, H, D).transpose(1, 2), kc, vc, attn_mask=bias_c, scale=1.0, enable_gqa=gqa
             )  # (N, H, S, D)
-            xc = _finish_layer(layer, xc, oc, eps)
-        xp = _finish_layer(layer, xp, o, eps)
-    last = xp[:, -1:][inverse]  # (N, 1, hidden): the last prompt position predicts completion token 0
-    x = torch.cat([last, xc], 1) if S > 0 else last  # (N, T, hidden)
+            o = torch.cat([o, oc.transpose(1, 2).reshape(N * S, H * D)])  # (tokens, H*D)
+        x = _linear(o, a.o_proj.weight, a.o_proj.bias, residual=x)
+        w_gu, b_gu = _fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
+        gate, up = _linear(F.rms_norm(x, (hidden,), None, eps), w_gu, b_gu).chunk(2, dim=-1)  # (tokens, I) each
+        x = _linear(mlp.act_fn(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias, residual=x)
+    last = x[:Np].view(U, P, hidden)[:, -1][inverse]  # (N, hidden): the last prompt position predicts token 0
+    x = torch.cat([last[:, None], x[Np:].view(N, S, hidden)], 1)  # (N, T, hidden)
     w_head, b_head = _fused((model.lm_head,), (1.0,), inner.norm)
     return F.linear(F.rms_norm(x, x.shape[-1:], None, inner.norm.variance_epsilon), w_head, b_head)  # (N, T, V)
