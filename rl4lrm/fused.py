@@ -89,6 +89,21 @@ def _linear(x, weight, bias=None, residual=None):
     return torch.addmm(residual if bias is None else residual + bias, x, weight.t())
 
 
+def _grid(packed: torch.Tensor, run: torch.Tensor | None, N: int, S: int) -> torch.Tensor:
+    """The M run tokens' rows (M, ...) placed at their ``run`` indices of an (N, S, ...) grid, zeros elsewhere
+    (``run`` None: all N * S tokens ran, in grid order)."""
+    if run is None:
+        return packed.view(N, S, *packed.shape[1:])
+    grid = packed.new_zeros((N * S, *packed.shape[1:])).index_copy(0, run, packed)  # differentiable in packed
+    return grid.view(N, S, *packed.shape[1:])
+
+
+def _packed(grid: torch.Tensor, run: torch.Tensor | None) -> torch.Tensor:
+    """The inverse of ``_grid``: rows (N, S, ...) -> the run tokens' rows (M, ...)."""
+    flat = grid.reshape(grid.shape[0] * grid.shape[1], *grid.shape[2:])  # (N*S, ...)
+    return flat if run is None else flat[run]
+
+
 def shared_prompt_logits(
     model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor, completion_mask
 ) -> torch.Tensor:
@@ -98,8 +113,9 @@ def shared_prompt_logits(
     and right-padded completions, differentiably. The G rows of a group share their prompt, so the prompt's
     hidden states, keys and values are the same in all of them: they are computed once per distinct prompt
     (U rows) and gathered for the completions' attention; the gradient of each gathered copy flows back to the
-    one computation. The last completion token predicts nothing, so it is not run either: the forward covers
-    U * P + N * (T - 1) tokens instead of N * (P + T).
+    one computation. A completion token runs only when a real token follows it (the last one predicts nothing
+    and pads predict masked positions), so the forward covers U * P + sum(length - 1) tokens instead of
+    N * (P + T); the logits of positions with no real token are those of a zero hidden state.
 
     Args:
         model: a model ``supports`` accepts.
@@ -119,16 +135,22 @@ def shared_prompt_logits(
     D, eps = layers[0].self_attn.head_dim, layers[0].input_layernorm.variance_epsilon
     prompt_mask = prompt_mask.long()
     u_ids, u_mask, inverse = distinct_prompts(prompt_ids, prompt_mask)  # (U, P), (U, P), (N,)
-    U, Np = len(u_ids), len(u_ids) * P  # Np prompt tokens, then N * S completion tokens, in one token axis
+    U, Np = len(u_ids), len(u_ids) * P  # Np prompt tokens, then M completion tokens, on one token axis
     full_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
+    # completion token t is run only when a real token follows it (its output predicts one, or its key is read)
+    steps = torch.arange(1, T + 1, device=full_mask.device)  # (T,)
+    last = (completion_mask.long() * steps).max(-1).values  # (N,) 1 + the index of each row's last real token
+    run = (steps[:S] < last[:, None]).flatten().nonzero().squeeze(1)  # (M,) indices into the (N, S) grid
+    if len(run) > 0.8 * N * S:  # packing would save less than its gathers and scatters cost: run the grid
+        run = None
     positions = torch.cat(
-        [(u_mask.cumsum(-1) - 1).clamp(min=0).flatten(), (full_mask.cumsum(-1) - 1)[:, P : P + S].flatten()]
-    )  # (Np + N*S,), as positions_from_mask
-    x = inner.embed_tokens(torch.cat([u_ids.flatten(), completion_ids[:, :S].flatten()]))  # (Np + N*S, hidden)
-    cos, sin = inner.rotary_emb(x, positions[None])  # (1, Np + N*S, D) each
+        [(u_mask.cumsum(-1) - 1).clamp(min=0).flatten(), _packed((full_mask.cumsum(-1) - 1)[:, P : P + S], run)]
+    )  # (Np + M,), as positions_from_mask
+    x = inner.embed_tokens(torch.cat([u_ids.flatten(), _packed(completion_ids[:, :S], run)]))  # (Np + M, hidden)
+    cos, sin = inner.rotary_emb(x, positions[None])  # (1, Np + M, D) each
     sign = torch.ones(D, dtype=sin.dtype, device=sin.device)
     sign[: D // 2] = -1  # rotate_half(x) == roll(x, D/2) * sign
-    cos, sin = cos[0, :, None], (sin[0] * sign)[:, None]  # (Np + N*S, 1, D): broadcast over heads
+    cos, sin = cos[0, :, None], (sin[0] * sign)[:, None]  # (Np + M, 1, D): broadcast over heads
     bias_p = attention_bias(u_mask, x.dtype)  # (U, 1, P, P)
     if S > 0:
         causal = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()  # (S, S)
@@ -156,17 +178,16 @@ def shared_prompt_logits(
         )  # (U, H, P, D)
         o = o.transpose(1, 2).reshape(Np, H * D)
         if S > 0:
-            kc = torch.cat([kp[inverse], k[Np:].view(N, S, K, D).transpose(1, 2)], 2)  # (N, K, P+S, D)
-            vc = torch.cat([vp[inverse], v[Np:].view(N, S, K, D).transpose(1, 2)], 2)
-            oc = F.scaled_dot_product_attention(
-                q[Np:].view(N, S, H, D).transpose(1, 2), kc, vc, attn_mask=bias_c, scale=1.0, enable_gqa=gqa
-            )  # (N, H, S, D)
-            o = torch.cat([o, oc.transpose(1, 2).reshape(N * S, H * D)])  # (tokens, H*D)
+            kc = torch.cat([kp[inverse], _grid(k[Np:], run, N, S).transpose(1, 2)], 2)  # (N, K, P+S, D)
+            vc = torch.cat([vp[inverse], _grid(v[Np:], run, N, S).transpose(1, 2)], 2)
+            qc = _grid(q[Np:], run, N, S).transpose(1, 2)  # (N, H, S, D)
+            oc = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=bias_c, scale=1.0, enable_gqa=gqa)
+            o = torch.cat([o, _packed(oc.transpose(1, 2).reshape(N, S, H * D), run)])  # (tokens, H*D)
         x = _linear(o, a.o_proj.weight, a.o_proj.bias, residual=x)
         w_gu, b_gu = _fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
         gate, up = _linear(F.rms_norm(x, (hidden,), None, eps), w_gu, b_gu).chunk(2, dim=-1)  # (tokens, I) each
         x = _linear(mlp.act_fn(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias, residual=x)
     last = x[:Np].view(U, P, hidden)[:, -1][inverse]  # (N, hidden): the last prompt position predicts token 0
-    x = torch.cat([last[:, None], x[Np:].view(N, S, hidden)], 1)  # (N, T, hidden)
+    x = torch.cat([last[:, None], _grid(x[Np:], run, N, S)], 1)  # (N, T, hidden), 0 where nothing ran
     w_head, b_head = _fused((model.lm_head,), (1.0,), inner.norm)
     return F.linear(F.rms_norm(x, x.shape[-1:], None, inner.norm.variance_epsilon), w_head, b_head)  # (N, T, V)
