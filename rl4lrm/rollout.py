@@ -34,6 +34,7 @@ from rl4lrm.decoding import (
     positions_from_mask,
     trim_pad_columns,
 )
+from rl4lrm.fused import shared_prompt_logits, supports
 
 
 @dataclass
@@ -309,16 +310,19 @@ def entropy_from_logits(logits: torch.Tensor, lse: torch.Tensor | None = None) -
     return (torch.logsumexp(logits, dim=-1) if lse is None else lse) - (probs * logits).sum(dim=-1)  # (N, T)
 
 
-def completion_logits(model, batch: RolloutBatch, temperature: float | None = None):
+def completion_logits(model, batch: RolloutBatch, temperature: float | None = None, fused: bool = True):
     """The temperature-scaled logits that predict each completion token, and their logsumexp.
 
     One forward over prompt + completion that keeps logits only for completion positions; every quantity
     computed from the policy's distribution over a batch (log-probs, entropy, self-certainty) starts here.
+    Llama/Qwen2 models go through ``rl4lrm.fused.shared_prompt_logits`` (the same function, each distinct prompt
+    computed once, gradients equal to the HF forward's up to rounding) unless ``fused`` is False.
 
     Args:
         model: the causal LM.
         batch: a ``RolloutBatch``.
         temperature: defaults to the batch's sampling temperature (0 counts as 1).
+        fused: use the fused forward where ``rl4lrm.fused.supports`` the model; False runs the model's own.
 
     Returns:
         ``logits`` (N, T, V) float32, position t predicting token t, and ``lse`` (N, T).
@@ -326,6 +330,12 @@ def completion_logits(model, batch: RolloutBatch, temperature: float | None = No
     temperature = (batch.temperature if temperature is None else temperature) or 1.0
     if not decodes_left_to_right(model):  # it scores its own way
         return model.completion_logits(batch, temperature)
+    if fused and supports(model):
+        logits = shared_prompt_logits(
+            model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.response_mask
+        )  # (N, T, V)
+        logits = logits.float() / temperature
+        return logits, torch.logsumexp(logits, dim=-1)  # (N, T, V), (N, T)
     return logits_over(model, batch, batch.attention_mask, temperature)
 
 
@@ -344,7 +354,9 @@ def logits_over(model, batch: RolloutBatch, attention_mask: torch.Tensor, temper
     return logits, torch.logsumexp(logits, dim=-1)  # (N, T, V), (N, T)
 
 
-def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = None, with_entropy: bool = False):
+def compute_logprobs(
+    model, batch: RolloutBatch, temperature: float | None = None, with_entropy: bool = False, fused: bool = True
+):
     """Log-probs of the batch's completion tokens under ``model`` (with gradients if enabled).
 
     One full forward over prompt + completion, computing logits only for completion positions.
@@ -354,11 +366,12 @@ def compute_logprobs(model, batch: RolloutBatch, temperature: float | None = Non
         batch: a ``RolloutBatch``.
         temperature: defaults to the batch's sampling temperature (0 counts as 1).
         with_entropy: also return the per-token entropy of ``softmax(logits / T)``.
+        fused: as in ``completion_logits``.
 
     Returns:
         ``logprobs`` (N, T), zero where ``response_mask`` is 0, and ``entropy`` (N, T) or None.
     """
-    logits, lse = completion_logits(model, batch, temperature)  # (N, T, V), (N, T): lse shared by both outputs
+    logits, lse = completion_logits(model, batch, temperature, fused)  # (N, T, V), (N, T): lse shared by both
     logprobs = token_logprobs(logits, batch.completion_ids, lse) * batch.response_mask  # (N, T)
     entropy = entropy_from_logits(logits, lse) * batch.response_mask if with_entropy else None  # (N, T)
     return logprobs, entropy

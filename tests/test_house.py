@@ -28,6 +28,7 @@ LAYERS = {
     "rl4lrm.checkpoint": 0,
     "rl4lrm.tasks": 1,
     "rl4lrm.decoding": 2,
+    "rl4lrm.fused": 2,
     "rl4lrm.rollout": 2,
     "rl4lrm.budget": 2,
     "rl4lrm.models": 2,
