@@ -1,7 +1,7 @@
 """Our GRPO step against TRL's ``GRPOTrainer`` on the same tiny model, task and config, on one CPU thread.
 
 Both frameworks train the zoo's ``addition`` model with the export's crosswalk (``rl4lrm.export``: the same
-``GRPOConfig`` a ``rl4lrm export --framework trl`` script builds): B=16 prompts x G=8 samples, 16 new tokens,
+``GRPOConfig`` a ``rl4lrm export --to trl`` script builds): B=16 prompts x G=8 samples, 16 new tokens,
 lr 3e-4, beta 0.04 (k3 in the loss, a frozen reference), clip 0.2, per-sequence-then-batch aggregation (TRL's
 ``loss_type="grpo"``), one update epoch of one minibatch, our reward as a TRL reward function
 (``rl4lrm.rewards.trl``). Each run is a fresh spawned process with one torch thread, run one at a time.
