@@ -84,6 +84,8 @@ from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 AGENTIC_SFT_STEPS = 1500
+SEARCH_SFT_STEPS = 1500
+SEARCH_BUDGET = 6
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,15 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=1500, lr=2e-3, noise=0.5, seed=1, train_problems=40000, device="cpu"),
         "countdown plus 1500 SFT steps on a new pool of 40000 problems (6500 in all; a stronger prior)",
         init="countdown",
+    ),
+    "countdown-search": ZooEntry(
+        "countdown-search",
+        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        "micro",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, seed=0, device="cpu"),
+        "Countdown that searches out loud ('3 5 7>22:' -> '3+5=8^5*3=15,15+7=22#5*3+7'): every answer a written "
+        f"random-order search that gives up after {SEARCH_BUDGET} steps (it solves a third of the problems); "
+        "targets never among the numbers; 0.65M-parameter Llama",
     ),
     "chain": ZooEntry(
         "chain",
