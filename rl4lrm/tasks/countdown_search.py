@@ -260,7 +260,8 @@ class CountdownSearch(Countdown):
     ):
         """Countdown's settings (``Countdown.__init__``) plus the searcher's (``SearchConfig``) for ``worked``."""
         super().__init__(n_numbers, max_number, max_target, integer_steps, use_all, distinct_target)
-        self.search = SearchConfig(strategy, budget, miss)
+        self.searcher = SearchConfig(strategy, budget, miss)
+        self.strategy, self.budget, self.miss = strategy, budget, miss
 
     def sample(self, rng: random.Random) -> Problem:
         problem = super().sample(rng)
@@ -272,7 +273,7 @@ class CountdownSearch(Countdown):
         seed = int.from_bytes(hashlib.sha256(f"search:{problem.key}".encode()).digest()[:8], "big")
         numbers, target = list(problem.meta["numbers"]), problem.meta["target"]
         trace = search(
-            numbers, target, self.search, random.Random(seed), integer_steps=self.integer_steps, use_all=self.use_all
+            numbers, target, self.searcher, random.Random(seed), integer_steps=self.integer_steps, use_all=self.use_all
         )
         return problem.prompt, trace
 
