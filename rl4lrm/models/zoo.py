@@ -12,6 +12,13 @@ run, and a longer one that continues from ``countdown``), for studies of how the
 weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``countdown`` leaves
 ``countdown-strong`` stale: rebuild it after its parent (``--rebuild`` with no names does, in that order).
 
+``countdown-search`` (issue 14) writes its search before answering: ``"3 5 7>22:"`` ->
+``"3+5=8,8+7=15^8*7=56^^5*3=15,15+7=22#5*3+7"`` (``rl4lrm.tasks.countdown_search``: steps, ``^`` backtracks, the
+answer after ``#``). Every SFT example is a random-order depth-first search that gives up after ``SEARCH_BUDGET``
+steps (an empty answer), clean: the searcher itself solves about a third of the problems, so the model has room to
+search better. Its problems never have a target among the given numbers (``distinct_target``), so echoing a number
+cannot score. BUILD_NOTE
+
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
 strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
