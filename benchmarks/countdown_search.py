@@ -9,13 +9,14 @@ the budget), evaluating every ``--eval-minutes``. Held-out metrics, on ``--eval-
 step; ``backtracks`` and ``length`` (characters before ``#``), means over all samples; ``gave up``: share of
 samples with an empty answer.
 
-    python benchmarks/countdown_search.py [--minutes 5] [--seeds 0 1 2] [--out benchmarks/results/countdown_search.csv]
+    python benchmarks/countdown_search.py [--task countdown-search] [--minutes 5] [--seeds 0 1 2] [--append]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -54,6 +55,7 @@ def run(args, seed: int) -> tuple[dict, list[dict]]:
         device="cpu",
     )
     trainer = Trainer(config, progress=False)
+    label = f"{args.task}, {args.preset}, {args.minutes:g} min"
     trainer.history.append({"step": 0})  # what train() logs first when it does not evaluate
     problems = trainer.task.problems("test", args.eval_problems, seed=0)
 
@@ -61,7 +63,7 @@ def run(args, seed: int) -> tuple[dict, list[dict]]:
         m = trace_metrics(
             trainer.model, trainer.tokenizer, trainer.task, problems, args.eval_samples, args.max_new_tokens, 1
         )
-        return {"seed": seed, "step": trainer.step, "train (s)": elapsed, **m}
+        return {"method": label, "seed": seed, "step": trainer.step, "train (s)": elapsed, **m}
 
     curve = [measure(0.0)]
     spent, next_eval = 0.0, args.eval_minutes * 60
@@ -74,7 +76,7 @@ def run(args, seed: int) -> tuple[dict, list[dict]]:
             print(f"  seed {seed} step {trainer.step} {spent:.0f}s pass@1 {curve[-1]['pass@1']:.3f}", flush=True)
             next_eval += args.eval_minutes * 60
     before, after = curve[0], curve[-1]
-    row = {"method": f"{args.preset}, {args.minutes:g} min", "seed": seed, "steps": trainer.step, "train (s)": spent}
+    row = {"method": label, "seed": seed, "steps": trainer.step, "train (s)": spent}
     for key in ("pass@1", "valid", "backtracks", "length", "gave up"):
         row[f"base {key}"], row[key] = before[key], after[key]
     return row, curve
@@ -92,6 +94,7 @@ def main() -> None:
     parser.add_argument("--eval-problems", type=int, default=128)
     parser.add_argument("--eval-samples", type=int, default=4)
     parser.add_argument("--out", default="benchmarks/results/countdown_search.csv")
+    parser.add_argument("--append", action="store_true", help="keep the other runs already in --out")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -107,11 +110,17 @@ def main() -> None:
         print(
             f"seed {seed}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} in {row['steps']} steps", flush=True
         )
-    runs = pd.DataFrame(rows)
+    runs, curves = pd.DataFrame(rows), pd.DataFrame(curves)
+    if args.append and Path(args.out).exists():  # replace only the (method, seed) pairs run now
+        stem = str(Path(args.out).with_suffix(""))
+        old_runs, old_curves = pd.read_csv(f"{stem}.runs.csv"), pd.read_csv(f"{stem}.curves.csv")
+        done = set(zip(runs["method"], runs["seed"]))
+        runs = pd.concat([old_runs[[k not in done for k in zip(old_runs["method"], old_runs["seed"])]], runs])
+        curves = pd.concat([old_curves[[k not in done for k in zip(old_curves["method"], old_curves["seed"])]], curves])
     table = summarise(runs)
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.to_string(index=False))
-    write_results(args.out, table, runs, pd.DataFrame(curves))
+    write_results(args.out, table, runs, curves)
 
 
 if __name__ == "__main__":

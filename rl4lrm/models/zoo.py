@@ -205,6 +205,14 @@ ZOO: dict[str, ZooEntry] = {
         f"random-order search that gives up after {SEARCH_BUDGET} steps (it solves a third of the problems); "
         "targets never among the numbers; 0.65M-parameter Llama",
     ),
+    "countdown-search-strong": ZooEntry(
+        "countdown-search",
+        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        "micro",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=2e-3, traces=1.0, seed=1, device="cpu"),
+        f"countdown-search plus {SEARCH_SFT_STEPS} SFT steps on a new pool of 20000 searches (the same searcher)",
+        init="countdown-search",
+    ),
     "chain": ZooEntry(
         "chain",
         {"min_steps": 2, "max_steps": 3, "max_operand": 5, "max_value": 30},
