@@ -19,7 +19,9 @@ steps (an empty answer), clean: the searcher itself solves about a third of the 
 search better. Its problems never have a target among the given numbers (``distinct_target``), so echoing a number
 cannot score. 1500 SFT steps: 8.7 minutes of one thread's CPU time (16.4 wall on the shared CPU). Its greedy decode
 always gives up (it replays one dead-end order), so whatever it solves comes from sampling other orders.
-``countdown-search-strong`` continues it for 1500 more steps on a new pool (8.8 minutes of CPU, 11.1 wall).
+``countdown-search-strong`` continues it for 1500 more steps on a new pool (8.8 minutes of CPU, 11.1 wall). Both
+rebuild byte for byte (``countdown-search`` checked: 8.4 minutes of CPU, 8.7 wall). Held-out pass@1 at T=1 before
+and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
 
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
