@@ -12,6 +12,17 @@ run, and a longer one that continues from ``countdown``), for studies of how the
 weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``countdown`` leaves
 ``countdown-strong`` stale: rebuild it after its parent (``--rebuild`` with no names does, in that order).
 
+``countdown-search`` (issue 14) writes its search before answering: ``"3 5 7>22:"`` ->
+``"3+5=8,8+7=15^8*7=56^^5*3=15,15+7=22#5*3+7"`` (``rl4lrm.tasks.countdown_search``: steps, ``^`` backtracks, the
+answer after ``#``). Every SFT example is a random-order depth-first search that gives up after ``SEARCH_BUDGET``
+steps (an empty answer), clean: the searcher itself solves about a third of the problems, so the model has room to
+search better. Its problems never have a target among the given numbers (``distinct_target``), so echoing a number
+cannot score. 1500 SFT steps: 8.7 minutes of one thread's CPU time (16.4 wall on the shared CPU). Its greedy decode
+always gives up (it replays one dead-end order), so whatever it solves comes from sampling other orders.
+``countdown-search-strong`` continues it for 1500 more steps on a new pool (8.8 minutes of CPU, 11.1 wall). Both
+rebuild byte for byte (``countdown-search`` checked: 8.4 minutes of CPU, 8.7 wall). Held-out pass@1 at T=1 before
+and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
+
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
 strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
@@ -84,6 +95,8 @@ from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 AGENTIC_SFT_STEPS = 1500
+SEARCH_SFT_STEPS = 1500
+SEARCH_BUDGET = 6
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,23 @@ ZOO: dict[str, ZooEntry] = {
         SFTConfig(steps=1500, lr=2e-3, noise=0.5, seed=1, train_problems=40000, device="cpu"),
         "countdown plus 1500 SFT steps on a new pool of 40000 problems (6500 in all; a stronger prior)",
         init="countdown",
+    ),
+    "countdown-search": ZooEntry(
+        "countdown-search",
+        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        "micro",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, seed=0, device="cpu"),
+        "Countdown that searches out loud ('3 5 7>22:' -> '3+5=8^5*3=15,15+7=22#5*3+7'): every answer a written "
+        f"random-order search that gives up after {SEARCH_BUDGET} steps (it solves a third of the problems); "
+        "targets never among the numbers; 0.65M-parameter Llama",
+    ),
+    "countdown-search-strong": ZooEntry(
+        "countdown-search",
+        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        "micro",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=2e-3, traces=1.0, seed=1, device="cpu"),
+        f"countdown-search plus {SEARCH_SFT_STEPS} SFT steps on a new pool of 20000 searches (the same searcher)",
+        init="countdown-search",
     ),
     "chain": ZooEntry(
         "chain",

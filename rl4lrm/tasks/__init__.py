@@ -14,6 +14,7 @@ from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, extract_answer
 from rl4lrm.tasks.chain import Chain, StepVerdict, first_error
 from rl4lrm.tasks.code import Code
 from rl4lrm.tasks.countdown import Countdown, solve
+from rl4lrm.tasks.countdown_search import CountdownSearch, check_trace, search, trace_valid
 from rl4lrm.tasks.custom import CustomTask
 from rl4lrm.tasks.discovery import Discovery
 from rl4lrm.tasks.expression import ExpressionError, evaluate
@@ -33,6 +34,7 @@ __all__ = [
     "Chain",
     "Code",
     "Countdown",
+    "CountdownSearch",
     "CustomTask",
     "Discovery",
     "ExpressionError",
@@ -43,12 +45,15 @@ __all__ = [
     "Task",
     "ThinkingAddition",
     "Verdict",
+    "check_trace",
     "evaluate",
     "extract_answer",
     "first_error",
     "get_task",
     "rechecks",
+    "search",
     "solve",
     "thinking",
     "thinks",
+    "trace_valid",
 ]

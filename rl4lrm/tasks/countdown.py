@@ -92,7 +92,10 @@ def solve(numbers: Sequence[int], target: int, *, integer_steps: bool = True, us
 
 @TASKS.register("countdown")
 class Countdown(Task):
-    """Reach a target from ``n_numbers`` random numbers using + - * / and each number once."""
+    """Reach a target from ``n_numbers`` random numbers using + - * / and each number once.
+
+    With ``distinct_target=True`` the target is never one of the given numbers, so echoing a number never scores
+    (the task-design fix that ``countdown-search`` problems use); the default leaves the original problems."""
 
     name = "countdown"
     alphabet = "0123456789+-*/()> :"
@@ -104,6 +107,7 @@ class Countdown(Task):
         max_target: int = 100,
         integer_steps: bool = True,
         use_all: bool = False,
+        distinct_target: bool = False,
     ):
         """Validates and stores the settings.
 
@@ -113,12 +117,17 @@ class Countdown(Task):
             max_target: targets are integers in ``[1, max_target]``, 1..10000.
             integer_steps: every division must come out exact, in generation and in answers.
             use_all: answers must use every number exactly once (TinyZero's rule).
+            distinct_target: never draw a target that is one of the given numbers. Under ``use_all=False`` about
+                10% of the default problems have such a target, and echoing it (``"3 22 7>22:"`` -> ``"22"``) scores
+                without any search; with this flag no answer of a single number can be right. False (the default)
+                keeps the problems every existing zoo entry and result was made with.
         """
         check_int("n_numbers", n_numbers, 2, 6)
         check_int("max_number", max_number, 1, 100)
         check_int("max_target", max_target, 1, 10_000)
         self.n_numbers, self.max_number, self.max_target = n_numbers, max_number, max_target
         self.integer_steps, self.use_all = bool(integer_steps), bool(use_all)
+        self.distinct_target = bool(distinct_target)
 
     def _random_expression(self, numbers: list[int], rng: random.Random) -> Item:
         """A random expression tree over ``numbers``: merge random pairs with random valid ops."""
@@ -141,7 +150,8 @@ class Countdown(Task):
             k = self.n_numbers if self.use_all else rng.randint(2, self.n_numbers)
             value, answer, _ = self._random_expression(rng.sample(numbers, k), rng)
             if value.denominator == 1 and 1 <= value <= self.max_target:
-                break
+                if not (self.distinct_target and value in numbers):
+                    break
         target = int(value)
         once = "exactly once" if self.use_all else "at most once"
         return Problem(
@@ -160,6 +170,10 @@ class Countdown(Task):
         parsed, failed = read_answer(completion, self.max_answer_chars)
         if failed:
             return failed
+        return self.check_expression(problem, parsed)
+
+    def check_expression(self, problem: Problem, parsed: str) -> Verdict:
+        """The verdict on an answer expression already read out of a completion (numbers used, then value)."""
         try:
             value, used = evaluate(
                 parsed, max_chars=self.max_answer_chars, max_value=MAX_VALUE, integer_steps=self.integer_steps
