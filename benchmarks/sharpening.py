@@ -20,6 +20,11 @@ The knob sweep of notebook 05 (``results/sharpening_knobs.csv``; about 2 minutes
     python benchmarks/sharpening.py --out benchmarks/results/sharpening_knobs.csv --append --bases countdown \
         --steps 400 --checkpoints 400
 
+A model that writes its search (issue 14; ``results/sharpening_search.csv``):
+
+    python benchmarks/sharpening.py --out benchmarks/results/sharpening_search.csv --bases countdown-search-strong \
+        --checkpoints 200 --max-new-tokens 96
+
 ``--quick`` (30 steps, 32 problems, still n = 256) checks that the script runs in about a minute; its
 CSV goes to ``benchmarks/results/sharpening_quick.csv`` so it never overwrites a full run's table.
 """
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--eval-temperature", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=None, help="default: the preset's (0.04)")
     parser.add_argument("--entropy-coef", type=float, default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: TrainConfig's; 96 for searches")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="30 steps, 32 problems: a check that it runs")
@@ -68,7 +74,8 @@ def main() -> None:
         f"eval_temperature={args.eval_temperature} seeds={args.seeds} quick={args.quick}",
         flush=True,
     )
-    overrides = {k: v for k, v in (("kl_coef", args.kl_coef), ("entropy_coef", args.entropy_coef)) if v is not None}
+    knobs = (("kl_coef", args.kl_coef), ("entropy_coef", args.entropy_coef), ("max_new_tokens", args.max_new_tokens))
+    overrides = {k: v for k, v in knobs if v is not None}
     rows, curves = [], []
     t_all = time.perf_counter()
     for base in args.bases:
