@@ -7,7 +7,7 @@ import html
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from rl4lrm.agents.studies import agent_rl, evaluate_agent, sample_episodes, with_config
 from rl4lrm.viz.controls import int_slider, log_slider
@@ -41,29 +41,34 @@ class EpisodeViewer:
         self.temperature = W.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.1, description="temperature")
         self.tools = W.Checkbox(value=True, description="tools on", indent=False)
         self.button = W.Button(description="Sample", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.out = W.HTML()
+        self.button.on_click(lambda _: self.run(seed=None))
+        self.out = W.Output()
         self.widget = W.VBox([W.HBox([self.problem, self.temperature, self.tools, self.button]), self.out])
-        self.last = None
+        self.last, self.presses = None, 0
 
-    def run(self, seed: int = 0) -> list[dict]:
-        """Samples the episodes the controls describe; returns one dict per episode (text, correct, masks)."""
+    def run(self, seed: int | None = 0) -> list[dict]:
+        """Samples the episodes the controls describe; returns one dict per episode (text, correct, masks).
+
+        ``seed=None`` (the button) draws new episodes on every press; an int repeats the same draw."""
+        if seed is None:
+            self.presses += 1
+            seed = self.presses
         problem = self.problems[self.problem.value]
         policy = with_config(self.policy, tools=self.tools.value)
         batch = sample_episodes(policy, self.tokenizer, [problem], self.samples, self.temperature.value, seed)
-        rows, lines = (
-            [],
-            [
-                f"<b>{html.escape(problem.prompt)}</b> answer {problem.answer} &nbsp; "
-                f'<span style="background:{POLICY_COLOR}">policy</span> '
-                f'<span style="background:{OBS_COLOR}">observation (masked)</span>'
-            ],
-        )
+        rows, cells = [], []
         for i, text in enumerate(batch.completions):
             ok = self.task.verify(problem, text).correct
             rows.append({"episode": text, "correct": ok, "obs_tokens": int(batch.aux["obs_mask"][i].sum())})
-            lines.append(("✓ " if ok else "✗ ") + episode_html(batch, i, self.tokenizer))
-        self.out.value = "<br>".join(lines)
+            cells.append(f"<tr><td>{'✓' if ok else '✗'}</td><td>{episode_html(batch, i, self.tokenizer)}</td></tr>")
+        header = (
+            f"<b>{html.escape(problem.prompt)}</b> answer {problem.answer} &nbsp; "
+            f'<span style="background:{POLICY_COLOR}">policy</span> '
+            f'<span style="background:{OBS_COLOR}">observation (masked)</span>'
+        )
+        self.out.clear_output(wait=True)
+        with self.out:
+            display(HTML(f"{header}<table>{''.join(cells)}</table>"))
         self.last = rows
         return rows
 

@@ -76,7 +76,7 @@ class VisionPanel:
             "rl_steps": int_slider(rl_steps, 0, 300, 10, description="GRPO steps"),
             "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate"),
         }
-        self.button = W.Button(description="Run RL", button_style="primary", icon="play")
+        self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.out = W.HTML(), W.Output()
         self.widget = W.VBox([W.HBox(list(self.controls.values())), W.HBox([self.button, self.status]), self.out])
