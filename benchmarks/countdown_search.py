@@ -1,15 +1,19 @@
 """Countdown that searches out loud: held-out pass@1 of the searching base model before and after GRPO on a fixed
 wall-clock budget, with what its traces look like (backtracks, length, validity) before and after.
 
-The base model (zoo ``countdown-search``) was trained by SFT on random-order searches that give up after a few
-steps (``rl4lrm.tasks.countdown_search``); RL rewards only the answer after ``#``. Each seed trains the ``grpo``
-preset for ``--minutes`` of wall time on one CPU thread (rollouts, updates; the held-out evaluations run outside
-the budget), evaluating every ``--eval-minutes``. Held-out metrics, on ``--eval-problems`` test problems x
-``--eval-samples`` samples at T=1: pass@1; ``valid``: share of traces the checker replays without an illegal
-step; ``backtracks`` and ``length`` (characters before ``#``), means over all samples; ``gave up``: share of
-samples with an empty answer.
+The base model (zoo ``countdown-search``) was trained by SFT on random-order searches that give up at each dead end
+with probability 0.2 (``rl4lrm.tasks.countdown_search``); ``--task countdown-search-optimal`` and
+``countdown-search-answer`` run its two contrasts (shortest path only, bare answer only). RL rewards only the answer
+after ``#``. Each seed trains the ``grpo`` preset for ``--minutes`` of wall time on one CPU thread (rollouts,
+updates; the held-out evaluations run outside the budget), evaluating every ``--eval-minutes``. Held-out metrics, on
+``--eval-problems`` test problems x ``--eval-samples`` samples at T=1: pass@1; ``valid``: share of traces the
+checker replays without an illegal step; ``backtracks`` and ``length`` (characters before ``#``), means over all
+samples; ``gave up``: share of samples with an empty answer or none (cut off at ``--max-new-tokens``).
 
     python benchmarks/countdown_search.py [--task countdown-search] [--minutes 5] [--seeds 0 1 2] [--append]
+
+On the 2-core CPU two seeds can run side by side, one thread and one ``--out`` each; ``--merge`` then combines
+their outputs into one table (``python benchmarks/countdown_search.py --merge a.csv b.csv --out all.csv``).
 """
 
 from __future__ import annotations
@@ -44,18 +48,22 @@ def trace_metrics(model, tokenizer, task, problems, samples: int, max_new_tokens
 
 def run(args, seed: int) -> tuple[dict, list[dict]]:
     """One seed: evaluate, train for the wall-clock budget, evaluating on the way; the run's row and its curve."""
+    axes = {} if args.kl_coef is None else {"kl_coef": args.kl_coef}
     config = TrainConfig.build(
         task=args.task,
         preset=args.preset,
         steps=100_000,  # the wall-clock budget stops the run; a constant learning rate ignores the step count
         seed=seed,
         lr=args.lr,
+        group_size=args.group_size,
         max_new_tokens=args.max_new_tokens,
         eval_every=0,
         device="cpu",
+        **axes,
     )
     trainer = Trainer(config, progress=False)
-    label = f"{args.task}, {args.preset}, {args.minutes:g} min"
+    knobs = "".join(f", kl {v:g}" for v in axes.values()) + f", lr {args.lr:g}, G {args.group_size}"
+    label = f"{args.task}, {args.preset}{knobs}, {args.minutes:g} min"
     trainer.history.append({"step": 0})  # what train() logs first when it does not evaluate
     problems = trainer.task.problems("test", args.eval_problems, seed=0)
 
@@ -89,13 +97,21 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training wall time per seed")
     parser.add_argument("--eval-minutes", type=float, default=1.0, help="wall time between held-out evaluations")
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--kl-coef", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--eval-problems", type=int, default=128)
     parser.add_argument("--eval-samples", type=int, default=4)
     parser.add_argument("--out", default="benchmarks/results/countdown_search.csv")
     parser.add_argument("--append", action="store_true", help="keep the other runs already in --out")
+    parser.add_argument("--merge", nargs="*", metavar="CSV", help="combine these outputs into --out; train nothing")
     args = parser.parse_args()
+    if args.merge:
+        stems = [str(Path(path).with_suffix("")) for path in args.merge]
+        runs = pd.concat([pd.read_csv(f"{stem}.runs.csv") for stem in stems])
+        save(args, runs, pd.concat([pd.read_csv(f"{stem}.curves.csv") for stem in stems]))
+        return
     torch.set_num_threads(1)
     print(
         f"task={args.task} preset={args.preset} minutes={args.minutes} lr={args.lr} seeds={args.seeds} "
@@ -110,7 +126,11 @@ def main() -> None:
         print(
             f"seed {seed}: pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f} in {row['steps']} steps", flush=True
         )
-    runs, curves = pd.DataFrame(rows), pd.DataFrame(curves)
+    save(args, pd.DataFrame(rows), pd.DataFrame(curves))
+
+
+def save(args, runs: pd.DataFrame, curves: pd.DataFrame) -> None:
+    """Writes the summary, runs and curves to ``--out`` (keeping its other runs with ``--append``) and prints it."""
     if args.append and Path(args.out).exists():  # replace only the (method, seed) pairs run now
         stem = str(Path(args.out).with_suffix(""))
         old_runs, old_curves = pd.read_csv(f"{stem}.runs.csv"), pd.read_csv(f"{stem}.curves.csv")

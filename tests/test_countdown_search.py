@@ -1,10 +1,12 @@
 """Tests for rl4lrm.tasks.countdown_search: trace language, searcher, checker, task and zoo entry."""
 
 import random
+import re
 
 import pytest
 import torch
 
+from rl4lrm.evaluation import sample_and_verify
 from rl4lrm.models.sft import SFTConfig
 from rl4lrm.models.zoo import ZOO, ZooEntry, build_base, load_base
 from rl4lrm.tasks import Countdown, CountdownSearch, check_trace, get_task, search, solve, trace_valid
@@ -101,6 +103,31 @@ def test_imperfect_strategies_miss_some_and_traces_stay_valid():
     assert mean < sum(len(heuristic.worked(p)[1]) for p in problems) / len(problems)
 
 
+def test_give_up_stops_at_a_dead_end_and_lower_patience_solves_less():
+    problems = get_task("countdown-search").problems("train", 300, seed=0)
+
+    def solved(give_up):
+        task = get_task("countdown-search", strategy="random", give_up=give_up)
+        traces = [task.worked(p)[1] for p in problems]
+        assert all(trace_valid(p, t) for p, t in zip(problems, traces))
+        gave_up = [t for p, t in zip(problems, traces) if not task.verify(p, t).correct]
+        assert all(t.endswith("#") and not t.endswith("^#") for t in gave_up)  # "#" where a backtrack was due
+        return 1 - len(gave_up) / len(problems)
+
+    assert solved(0.0) == 1.0
+    assert 1.0 > solved(0.1) > solved(0.3) > 0.1
+
+
+def test_max_value_keeps_every_result_small_and_still_solves():
+    task = get_task("countdown-search", strategy="random", max_value=100)
+    for p in task.problems("train", 200, seed=0):
+        trace = task.worked(p)[1]
+        assert all(int(c) <= 100 for c in re.findall(r"=(\d+)", trace)), trace
+    assert search([17, 19, 2], 21, SearchConfig("dfs", max_value=100), random.Random(0)).find("17*19") == -1
+    assert search([20, 15, 6], 50, SearchConfig("optimal", max_value=100), random.Random(0)) == "#"  # needs 300/6
+    assert search([20, 15, 6], 50, SearchConfig("optimal"), random.Random(0)) == "20*15=300,300/6=50#20*15/6"
+
+
 def test_worked_traces_are_a_function_of_the_problem():
     task = get_task("countdown-search", strategy="random", budget=6)
     p = task.problems("train", 1, seed=3)[0]
@@ -114,6 +141,10 @@ def test_search_config_is_validated():
         SearchConfig(miss=1.0)
     with pytest.raises(ValueError, match="budget"):
         get_task("countdown-search", budget=-1)
+    with pytest.raises(ValueError, match="give_up"):
+        get_task("countdown-search", give_up=1.0)
+    with pytest.raises(ValueError, match="max_value"):
+        SearchConfig(max_value=-5)
 
 
 # --- the task ----------------------------------------------------------------------------------
@@ -145,19 +176,23 @@ def test_distinct_target_option():
 # --- the zoo entry -----------------------------------------------------------------------------
 
 
-def test_zoo_entry_loads_and_its_samples_parse():
-    model, tok, task = load_base("countdown-search")
-    assert isinstance(task, CountdownSearch) and task.distinct_target
+@pytest.mark.parametrize("name", ["countdown-search", "countdown-search-optimal", "countdown-search-answer"])
+def test_zoo_entries_load_and_their_samples_parse(name):
+    model, tok, task = load_base(name)
+    assert isinstance(task, CountdownSearch) and task.distinct_target and task.max_value == 100
     problems = task.problems("test", 16, seed=0)
-    ids = tok([p.prompt for p in problems], return_tensors="pt", padding=True)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=96, do_sample=False, pad_token_id=tok.pad_token_id)
-    texts = tok.batch_decode(out[:, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-    assert tok.unk_token_id not in ids["input_ids"]
-    reports = [check_trace(p, t) for p, t in zip(problems, texts)]
-    assert sum(r.valid for r in reports) >= len(reports) // 2, [(p.prompt, t) for p, t in zip(problems, texts)]
-    assert sum(r.steps for r in reports) > len(reports)  # it writes searches, not bare answers
+    out = sample_and_verify(
+        model, tok, task, problems, 4, max_new_tokens=128, generator=torch.Generator().manual_seed(0)
+    )
+    rows = [p for p in problems for _ in range(4)]
+    reports = [check_trace(p, t) for p, t in zip(rows, out["completions"])]
+    assert sum(r.valid for r in reports) >= len(reports) // 2, list(zip(rows, out["completions"]))
+    steps = sum(r.steps for r in reports) / len(reports)
+    if name == "countdown-search-answer":
+        assert steps == 0 and all(t.startswith("#") for t in out["completions"])  # bare answers
+    else:
+        assert steps >= 1  # it writes searches (or paths), not bare answers
+    assert sum(out["correct"]) > 0
 
 
 def test_zoo_recipe_rebuilds_byte_for_byte(tmp_path, monkeypatch):

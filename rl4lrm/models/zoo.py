@@ -14,14 +14,15 @@ weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``
 
 ``countdown-search`` (issue 14) writes its search before answering: ``"3 5 7>22:"`` ->
 ``"3+5=8,8+7=15^8*7=56^^5*3=15,15+7=22#5*3+7"`` (``rl4lrm.tasks.countdown_search``: steps, ``^`` backtracks, the
-answer after ``#``). Every SFT example is a random-order depth-first search that gives up after ``SEARCH_BUDGET``
-steps (an empty answer), clean: the searcher itself solves about a third of the problems, so the model has room to
-search better. Its problems never have a target among the given numbers (``distinct_target``), so echoing a number
-cannot score. 1500 SFT steps: 8.7 minutes of one thread's CPU time (16.4 wall on the shared CPU). Its greedy decode
-always gives up (it replays one dead-end order), so whatever it solves comes from sampling other orders.
-``countdown-search-strong`` continues it for 1500 more steps on a new pool (8.8 minutes of CPU, 11.1 wall). Both
-rebuild byte for byte (``countdown-search`` checked: 8.4 minutes of CPU, 8.7 wall). Held-out pass@1 at T=1 before
-and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
+answer after ``#``). Every SFT example is a random-order depth-first search over intermediate results of at most 100
+that gives up at each dead end with probability ``SEARCH_GIVE_UP`` (an empty answer): the searcher itself solves
+about a third of the problems, and searching on would solve them all, so persisting is what RL can teach. Its
+problems never have a target among the given numbers (``distinct_target``), so echoing a number cannot score. Two
+contrasts share its problems, model and SFT recipe (Stream of Search's comparison): ``countdown-search-optimal`` is
+shown only the shortest correct path, ``countdown-search-answer`` only the bare answer. 3000 SFT steps each, on one
+thread of this 2-core CPU: 34.9 minutes for ``countdown-search`` (its traces run to about 250 characters and a batch
+is padded to its longest), 8.9 for ``countdown-search-optimal`` and 5.5 for ``countdown-search-answer``. Held-out
+pass@1 before and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
 
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
@@ -95,8 +96,10 @@ from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 AGENTIC_SFT_STEPS = 1500
-SEARCH_SFT_STEPS = 1500
-SEARCH_BUDGET = 6
+SEARCH_SFT_STEPS = 3000
+SEARCH_TASK = {"n_numbers": 3, "distinct_target": True, "max_value": 100}
+"""The searching models' problems and arithmetic: 3 numbers, targets never among them, intermediate results <= 100."""
+SEARCH_GIVE_UP = 0.2
 
 
 @dataclass(frozen=True)
@@ -201,20 +204,27 @@ ZOO: dict[str, ZooEntry] = {
     ),
     "countdown-search": ZooEntry(
         "countdown-search",
-        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        {**SEARCH_TASK, "strategy": "random", "give_up": SEARCH_GIVE_UP},
         "micro",
-        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, seed=0, device="cpu"),
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, device="cpu"),
         "Countdown that searches out loud ('3 5 7>22:' -> '3+5=8^5*3=15,15+7=22#5*3+7'): every answer a written "
-        f"random-order search that gives up after {SEARCH_BUDGET} steps (it solves a third of the problems); "
-        "targets never among the numbers; 0.65M-parameter Llama",
+        f"random-order search that gives up at each dead end with probability {SEARCH_GIVE_UP}; targets never among "
+        "the numbers; 0.65M-parameter Llama",
     ),
-    "countdown-search-strong": ZooEntry(
+    "countdown-search-optimal": ZooEntry(
         "countdown-search",
-        {"n_numbers": 3, "distinct_target": True, "strategy": "random", "budget": SEARCH_BUDGET},
+        {**SEARCH_TASK, "strategy": "optimal"},
         "micro",
-        SFTConfig(steps=SEARCH_SFT_STEPS, lr=2e-3, traces=1.0, seed=1, device="cpu"),
-        f"countdown-search plus {SEARCH_SFT_STEPS} SFT steps on a new pool of 20000 searches (the same searcher)",
-        init="countdown-search",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, device="cpu"),
+        "countdown-search's problems and recipe, every answer the shortest correct path only ('5*3=15,15+7=22#5*3+7': "
+        "no dead ends, Stream of Search's optimal-path baseline)",
+    ),
+    "countdown-search-answer": ZooEntry(
+        "countdown-search",
+        SEARCH_TASK,
+        "micro",
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=0.0, train_problems=50000, seed=0, device="cpu"),
+        "countdown-search's problems and recipe, every answer bare ('3 5 7>22:' -> '#5*3+7'): no written search",
     ),
     "chain": ZooEntry(
         "chain",

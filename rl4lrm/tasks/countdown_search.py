@@ -10,8 +10,9 @@ expression, the only part the verifier reads (an empty answer gives up)::
 
 ``search`` writes traces with a configurable strategy (``SearchConfig``): depth-first in a fixed order, breadth
 first (iterative deepening), a heuristic order (closest to the target first), a random order, or only the shortest
-correct path; ``budget`` and ``miss`` make it deliberately imperfect (it gives up after ``budget`` steps; each
-candidate step is overlooked with probability ``miss``), so that a model trained on its traces has room to improve.
+correct path; ``budget``, ``give_up`` and ``miss`` make it deliberately imperfect (it gives up after ``budget``
+steps, or at each dead end with probability ``give_up``; each candidate step is overlooked with probability
+``miss``), so that a model trained on its traces has room to improve, and ``max_value`` keeps its arithmetic small.
 ``check_trace`` replays a trace (each step legal, its numbers available) for analysis; ``CountdownSearch`` is the
 task whose worked solutions are these traces.
 """
@@ -51,16 +52,34 @@ class SearchConfig:
     """Steps written before giving up (an empty answer); 0 = no limit."""
     miss: float = 0.0
     """Probability that a candidate step is overlooked (pruning that sometimes misses), in [0, 1)."""
+    give_up: float = 0.0
+    """Probability of giving up at each dead end (after each backtrack), in [0, 1): a searcher that loses patience
+    at random times, so that persisting is one decision, taken again at every dead end, that RL can strengthen."""
+    max_value: int = 0
+    """Steps whose result exceeds this are never tried (0 = no limit): products such as ``17*19=323`` are arithmetic
+    that a tiny model gets wrong, and a target of at most ``max_target`` rarely needs them."""
 
     def __post_init__(self):
-        check_fields(self, {"strategy": STRATEGIES, "budget": NON_NEGATIVE, "miss": Range(0, 1, high_open=True)})
+        unit = Range(0, 1, high_open=True)
+        check_fields(
+            self,
+            {
+                "strategy": STRATEGIES,
+                "budget": NON_NEGATIVE,
+                "miss": unit,
+                "give_up": unit,
+                "max_value": NON_NEGATIVE,
+            },
+        )
 
 
-def candidates(items: list[Item], integer_steps: bool, use_all: bool) -> list[tuple[str, list[Item]]]:
+def candidates(
+    items: list[Item], integer_steps: bool, use_all: bool, max_value: int = 0
+) -> list[tuple[str, list[Item]]]:
     """Every step from the state ``items``: ``(written step, state after it)``, the new number last.
 
     The larger number goes first and results stay positive; ``x*1``, ``x/1`` and results of 0 are left out unless
-    ``use_all`` needs them (they never help otherwise).
+    ``use_all`` needs them (they never help otherwise), and so are results above ``max_value`` when it is not 0.
     """
     out = []
     for i in range(len(items)):
@@ -72,6 +91,8 @@ def candidates(items: list[Item], integer_steps: bool, use_all: bool) -> list[tu
                     continue
                 item = _combine(big, op, small, integer_steps)
                 if item is None or item[0] < 0 or (op == "/" and small[0] == 0):
+                    continue
+                if max_value and item[0] > max_value:
                     continue
                 out.append((f"{big[0]}{op}{small[0]}={item[0]}", rest + [item]))
     return out
@@ -103,7 +124,7 @@ def search(
         return ANSWER_MARK + hit[1]
     if config.strategy == "optimal":
         for depth in range(1, len(numbers)):
-            if (path := _shortest(start, goal, depth, integer_steps, use_all)) is not None:
+            if (path := _shortest(start, goal, depth, config.max_value, integer_steps, use_all)) is not None:
                 steps, item = path
                 return DEEPER.join(steps) + ANSWER_MARK + item[1]
         return ANSWER_MARK
@@ -112,7 +133,7 @@ def search(
 
     def dfs(items: list[Item], depth: int) -> Item | None:  # depth: levels left below this state
         nonlocal steps
-        children = candidates(items, integer_steps, use_all)
+        children = candidates(items, integer_steps, use_all, config.max_value)
         if config.strategy == "random":
             rng.shuffle(children)
         elif config.strategy == "heuristic":
@@ -131,6 +152,8 @@ def search(
             if depth > 1 and len(after) > 1 and (hit := dfs(after, depth - 1)) is not None:
                 return hit
             out.append(BACKTRACK)
+            if config.give_up and rng.random() < config.give_up:
+                raise _GiveUp
         return None
 
     limits = range(1, len(numbers)) if config.strategy == "bfs" else [len(numbers) - 1]
@@ -147,13 +170,14 @@ class _GiveUp(Exception):
     """The step budget ran out."""
 
 
-def _shortest(items, goal, depth, integer_steps, use_all) -> tuple[list[str], Item] | None:
-    """A path of exactly ``depth`` steps (in ``dfs`` order) that reaches ``goal``, or None."""
-    for step, after in candidates(items, integer_steps, use_all):
+def _shortest(items, goal, depth, max_value, integer_steps, use_all) -> tuple[list[str], Item] | None:
+    """A path of exactly ``depth`` steps (in ``dfs`` order, results at most ``max_value``) that reaches ``goal``,
+    or None."""
+    for step, after in candidates(items, integer_steps, use_all, max_value):
         if depth == 1:
             if (hit := _reached(after, goal, use_all)) is not None:
                 return [step], hit
-        elif len(after) > 1 and (path := _shortest(after, goal, depth - 1, integer_steps, use_all)) is not None:
+        elif len(after) > 1 and (path := _shortest(after, goal, depth - 1, max_value, integer_steps, use_all)):
             return [step, *path[0]], path[1]
     return None
 
@@ -257,11 +281,14 @@ class CountdownSearch(Countdown):
         strategy: str = "heuristic",
         budget: int = 0,
         miss: float = 0.0,
+        give_up: float = 0.0,
+        max_value: int = 0,
     ):
         """Countdown's settings (``Countdown.__init__``) plus the searcher's (``SearchConfig``) for ``worked``."""
         super().__init__(n_numbers, max_number, max_target, integer_steps, use_all, distinct_target)
-        self.searcher = SearchConfig(strategy, budget, miss)
+        self.searcher = SearchConfig(strategy, budget, miss, give_up, max_value)
         self.strategy, self.budget, self.miss = strategy, budget, miss
+        self.give_up, self.max_value = give_up, max_value
 
     def sample(self, rng: random.Random) -> Problem:
         problem = super().sample(rng)
