@@ -312,3 +312,15 @@ def test_chat_task_wraps_a_reasoning_gym_task(tok):
     assert problem.question in task.format_prompt(problem, "chat", tok)
     assert task.verify(problem, f"<answer>{problem.answer}</answer>").correct
     assert task.verify(problem, f"I think it is {problem.answer}").correct  # untagged, read leniently
+
+
+def test_real_panel_greys_out_the_rank_without_lora(tok):
+    from rl4lrm.real.viz import RealPanel
+
+    panel = RealPanel(gqa_llama(tok), tok, ChatTask(Addition(digits=1), system=None), lora=False)
+    rank = panel.controls["rank"]
+    assert rank.disabled
+    panel.controls["lora"].value = True
+    assert not rank.disabled
+    panel.controls["lora"].value = False
+    assert rank.disabled and panel.settings()["rank"] == 16  # the value stays for when LoRA comes back

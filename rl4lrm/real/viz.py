@@ -65,6 +65,10 @@ class RealPanel:
             "group_size": int_slider(group_size, 2, 16, 1, description="samples / prompt", style=style),
             "max_new_tokens": int_slider(max_new_tokens, 8, 256, 8, description="max new tokens", style=style),
         }
+        # the rank means nothing for full fine-tuning: greyed out while LoRA is off
+        rank = self.controls["rank"]
+        rank.disabled = not lora
+        self.controls["lora"].observe(lambda change: setattr(rank, "disabled", not change.new), "value")
         self.button = W.Button(description="Run", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run())
         self.status, self.out = W.HTML(), W.Output()
