@@ -305,3 +305,16 @@ def test_verifiers_are_total_on_random_junk(task):
         completion = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         verdict = task.verify(problem, completion)
         assert verdict.reason and (verdict.well_formed or not verdict.correct)
+
+
+def test_read_after_mark():
+    from rl4lrm.tasks.base import read_after_mark
+
+    assert read_after_mark("7+8=15;5+6+1=12#125", "#", 8) == ("125", None)
+    assert read_after_mark("3+5=8#8+7#5*3+7 ", "#", 8) == ("5*3+7", None)  # the last mark counts
+    assert read_after_mark("a=>b=>42", "=>", 8) == ("42", None)  # a mark of several characters
+    for text in ("125", "12#", "12#   "):
+        parsed, failed = read_after_mark(text, "#", 8)
+        assert parsed is None and failed.reason == "no answer" and not failed.well_formed
+    parsed, failed = read_after_mark("#123456789", "#", 4)
+    assert parsed == "123456789" and failed.reason == "too long" and failed.parsed == "1234…"

@@ -109,6 +109,20 @@ def read_answer(completion: str, max_chars: int) -> tuple[str | None, Verdict | 
     return parsed, None
 
 
+def read_after_mark(completion: str, mark: str, max_chars: int) -> tuple[str | None, Verdict | None]:
+    """The answer written after the last ``mark`` (``"7+8=15;5+6+1=12#125"`` -> ``"125"``) and, as ``read_answer``
+    gives, the failing verdict when it cannot be right: ``"no answer"`` (no mark, or nothing after it) or ``"too
+    long"`` (over ``max_chars``, shown cut with an ellipsis)."""
+    if mark not in completion:
+        return None, Verdict(None, False, False, "no answer")
+    parsed = completion[completion.rfind(mark) + len(mark) :].strip()
+    if not parsed:
+        return None, Verdict(None, False, False, "no answer")
+    if len(parsed) > max_chars:
+        return parsed, Verdict(parsed[:max_chars] + "…", False, False, "too long")
+    return parsed, None
+
+
 class Task(ABC):
     """A family of problems with a program that checks answers.
 

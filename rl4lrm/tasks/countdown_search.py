@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from rl4lrm.tasks.base import TASKS, Problem, Verdict
+from rl4lrm.tasks.base import TASKS, Problem, Verdict, read_after_mark
 from rl4lrm.tasks.countdown import Countdown, Item, _combine, _leaf
 from rl4lrm.tasks.expression import OPERATORS
 from rl4lrm.validation import NON_NEGATIVE, Range, check_fields
@@ -306,11 +306,5 @@ class CountdownSearch(Countdown):
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Checks the answer after the last ``#`` as Countdown does (numbers used, then value)."""
-        if ANSWER_MARK not in completion:
-            return Verdict(None, False, False, "no answer")
-        parsed = completion[completion.rfind(ANSWER_MARK) + 1 :].strip()
-        if not parsed:
-            return Verdict(None, False, False, "no answer")
-        if len(parsed) > self.max_answer_chars:
-            return Verdict(parsed[: self.max_answer_chars] + "…", False, False, "too long")
-        return self.check_expression(problem, parsed)
+        parsed, failed = read_after_mark(completion, ANSWER_MARK, self.max_answer_chars)
+        return failed or self.check_expression(problem, parsed)

@@ -22,7 +22,7 @@ import random
 import re
 
 from rl4lrm.tasks.addition import column_steps
-from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, extract_answer
+from rl4lrm.tasks.base import TASKS, Problem, Task, Verdict, check_int, read_after_mark, read_answer
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only (\d also matches other scripts' digits)
 ANSWER_MARK = "#"
@@ -102,15 +102,11 @@ class ThinkingAddition(Task):
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Checks the answer: the text after the last ``#`` (or in the last ``<answer>`` tags), a bare integer."""
         if "</answer>" in completion:
-            parsed = extract_answer(completion, self.max_answer_chars)
-        elif ANSWER_MARK in completion:
-            parsed = completion[completion.rfind(ANSWER_MARK) + 1 :].strip() or None
+            parsed, failed = read_answer(completion, self.max_answer_chars)
         else:
-            return Verdict(None, False, False, "no answer")
-        if parsed is None:
-            return Verdict(None, False, False, "no answer")
-        if len(parsed) > self.max_answer_chars:
-            return Verdict(parsed[: self.max_answer_chars] + "…", False, False, "too long")
+            parsed, failed = read_after_mark(completion, ANSWER_MARK, self.max_answer_chars)
+        if failed:
+            return failed
         if not _DIGITS.fullmatch(parsed):
             return Verdict(parsed, False, False, "not an integer")
         correct = int(parsed) == problem.meta["a"] + problem.meta["b"]
