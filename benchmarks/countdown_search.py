@@ -8,7 +8,8 @@ after ``#``. Each seed trains the ``grpo`` preset for ``--minutes`` of wall time
 updates; the held-out evaluations run outside the budget), evaluating every ``--eval-minutes``. Held-out metrics, on
 ``--eval-problems`` test problems x ``--eval-samples`` samples at T=1: pass@1; ``valid``: share of traces the
 checker replays without an illegal step; ``backtracks`` and ``length`` (characters before ``#``), means over all
-samples; ``gave up``: share of samples with an empty answer or none (cut off at ``--max-new-tokens``).
+samples; ``gave up``: share of samples with an empty answer; ``cut off``: share stopped by ``--max-new-tokens``
+before any answer.
 
     python benchmarks/countdown_search.py [--task countdown-search] [--minutes 5] [--seeds 0 1 2] [--append]
 
@@ -42,7 +43,8 @@ def trace_metrics(model, tokenizer, task, problems, samples: int, max_new_tokens
         "valid": sum(check_trace(p, t).valid for p, t in zip(rows, texts)) / len(texts),
         "backtracks": sum(map(backtracks, texts)) / len(texts),
         "length": sum(len(t.partition(ANSWER_MARK)[0]) for t in texts) / len(texts),
-        "gave up": sum(t.endswith(ANSWER_MARK) or ANSWER_MARK not in t for t in texts) / len(texts),
+        "gave up": sum(t.endswith(ANSWER_MARK) for t in texts) / len(texts),
+        "cut off": sum(ANSWER_MARK not in t for t in texts) / len(texts),
     }
 
 
@@ -85,7 +87,7 @@ def run(args, seed: int) -> tuple[dict, list[dict]]:
             next_eval += args.eval_minutes * 60
     before, after = curve[0], curve[-1]
     row = {"method": label, "seed": seed, "steps": trainer.step, "train (s)": spent}
-    for key in ("pass@1", "valid", "backtracks", "length", "gave up"):
+    for key in ("pass@1", "valid", "backtracks", "length", "gave up", "cut off"):
         row[f"base {key}"], row[key] = before[key], after[key]
     return row, curve
 
