@@ -20,10 +20,11 @@ The knob sweep of notebook 05 (``results/sharpening_knobs.csv``; about 2 minutes
     python benchmarks/sharpening.py --out benchmarks/results/sharpening_knobs.csv --append --bases countdown \
         --steps 400 --checkpoints 400
 
-A model that writes its search (issue 14; ``results/sharpening_search.csv``):
+A model that writes its search (issue 14; ``results/sharpening_search.csv``; the three seeds ran as three processes,
+their CSVs concatenated):
 
-    python benchmarks/sharpening.py --out benchmarks/results/sharpening_search.csv --bases countdown-search-strong \
-        --checkpoints 200 --max-new-tokens 96
+    python benchmarks/sharpening.py --out benchmarks/results/sharpening_search.csv --bases countdown-search \
+        --checkpoints 200 --max-new-tokens 128 --seeds 0 1 2
 
 ``--quick`` (30 steps, 32 problems, still n = 256) checks that the script runs in about a minute; its
 CSV goes to ``benchmarks/results/sharpening_quick.csv`` so it never overwrites a full run's table.
