@@ -8,10 +8,11 @@ import torch
 
 from rl4lrm.models import loaders
 from rl4lrm.models.loaders import load_hf, load_smollm2, smollm2_dir
-from rl4lrm.models.sft import SFTConfig, collate, corrupt, sft_example, train_sft
+from rl4lrm.models.sft import SFTConfig, batch_loss, collate, corrupt, sft_example, train_sft
 from rl4lrm.models.tiny import ARCHITECTURES, TINY_PRESETS, count_parameters, tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import ZOO, load_base, load_task
+from rl4lrm.tasks import get_task
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,8 @@ def test_collate_right_pads():
     [
         (dict(steps=0), "steps"),
         (dict(batch_size=0), "batch_size"),
+        (dict(chunks=0), "chunks"),
+        (dict(batch_size=8, chunks=9), "chunks"),
         (dict(train_problems=0), "train_problems"),
         (dict(lr=0.0), "lr"),
         (dict(lr=-1e-3), "lr"),
@@ -142,6 +145,22 @@ def test_sft_config_rejects_bad_values_naming_the_field(kwargs, field):
 def test_sft_config_accepts_edges():
     SFTConfig(steps=1, warmup=1, noise=0.0)
     SFTConfig(steps=5, warmup=0, noise=0.99)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_batch_loss_in_length_sorted_chunks_is_the_whole_batch_s_loss_and_gradient(tok, arch):
+    task = get_task("countdown-search", strategy="random", give_up=0.3)
+    examples = [sft_example(tok, *task.worked(p)) for p in task.problems("train", 12, seed=3)]
+    assert len({len(ids) for ids, _ in examples}) > 3  # lengths vary, so the pieces pad differently
+    results = []
+    for chunks in (1, 3, 5):
+        model = tiny_model("nano", tok, arch=arch, seed=0)
+        loss = batch_loss(model, examples, chunks, tok.pad_token_id, "cpu")
+        results.append((loss, [p.grad.clone() for p in model.parameters()]))
+    (loss, grads), pieces = results[0], results[1:]
+    for piece_loss, piece_grads in pieces:
+        assert piece_loss.item() == pytest.approx(loss.item(), rel=1e-5)
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads, piece_grads))
 
 
 def test_short_sft_lowers_the_loss(tok):

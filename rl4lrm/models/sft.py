@@ -33,6 +33,11 @@ class SFTConfig:
     """Optimizer steps. Fewer steps leave a weaker base model (lower pass@1)."""
     batch_size: int = 64
     """Problems per step."""
+    chunks: int = 1
+    """Pieces each step's batch is cut into, by length, before padding: the shortest examples are padded together
+    and the longest together, their losses summed over all the batch's answer tokens, so the step's gradient is the
+    one of the whole batch (equal up to float rounding) at less padding. Worth it where lengths vary a lot (written
+    searches: 4 pieces pad about 1.4x the real tokens instead of 2.9x); 1 pads the whole batch at once."""
     lr: float = 3e-3
     """Peak AdamW learning rate, reached after ``warmup`` steps, then cosine decay to 10%."""
     warmup: int = 50
@@ -57,6 +62,7 @@ class SFTConfig:
             {
                 "steps": AT_LEAST_ONE,
                 "batch_size": AT_LEAST_ONE,
+                "chunks": AT_LEAST_ONE,
                 "train_problems": AT_LEAST_ONE,
                 "lr": POSITIVE,
                 "noise": Range(0, 1, high_open=True),
@@ -65,6 +71,8 @@ class SFTConfig:
                 "seed": NON_NEGATIVE,
             },
         )
+        if not self.chunks <= self.batch_size:
+            raise ValueError(f"SFTConfig.chunks must be in 1..batch_size={self.batch_size}, got {self.chunks}")
         if not self.warmup <= self.steps:
             raise ValueError(f"SFTConfig.warmup must be in 0..steps={self.steps}, got {self.warmup}")
 
@@ -91,6 +99,25 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     for i, (x, y) in enumerate(examples):
         ids[i, : len(x)], labels[i, : len(y)], attn[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
     return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+def batch_loss(model, examples, chunks: int, pad_id: int, device) -> torch.Tensor:
+    """Backpropagates the mean token loss of ``examples`` (the loss of one padded batch) and returns it, computed
+    in ``chunks`` length-sorted pieces, each padded only to its own longest example (``SFTConfig.chunks``)."""
+    if chunks == 1:
+        loss = model(**{k: v.to(device) for k, v in collate(examples, pad_id).items()}).loss
+        loss.backward()
+        return loss.detach()
+    ordered = sorted(examples, key=lambda e: len(e[0]))
+    answer_tokens = sum(sum(label != -100 for label in labels[1:]) for _, labels in examples)  # what the loss scores
+    size = -(-len(ordered) // chunks)
+    total = torch.zeros(())
+    for start in range(0, len(ordered), size):
+        batch = {k: v.to(device) for k, v in collate(ordered[start : start + size], pad_id).items()}
+        loss = model(**batch, num_items_in_batch=answer_tokens).loss  # a sum over the piece / the batch's count
+        loss.backward()
+        total += loss.detach().cpu()
+    return total
 
 
 def noisy_answers(problems, noise: float, rng: random.Random) -> list[str]:
@@ -136,10 +163,8 @@ def train_sft(model, tokenizer, task: Task, config: SFTConfig | None = None, pro
     history = []
     for step in tqdm(range(config.steps), desc=f"SFT {task.name}", disable=not progress):
         idx = torch.randint(len(examples), (config.batch_size,), generator=gen).tolist()
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-        loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = batch_loss(model, [examples[i] for i in idx], config.chunks, tokenizer.pad_token_id, device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
