@@ -24,7 +24,7 @@ A model that writes its search (issue 14; ``results/sharpening_search.csv``; the
 their CSVs concatenated):
 
     python benchmarks/sharpening.py --out benchmarks/results/sharpening_search.csv --bases countdown-search \
-        --checkpoints 200 --max-new-tokens 128 --seeds 0 1 2
+        --steps 100 --checkpoints 100 --max-new-tokens 192 --seeds 0 1 2
 
 ``--quick`` (30 steps, 32 problems, still n = 256) checks that the script runs in about a minute; its
 CSV goes to ``benchmarks/results/sharpening_quick.csv`` so it never overwrites a full run's table.
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--eval-temperature", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=None, help="default: the preset's (0.04)")
     parser.add_argument("--entropy-coef", type=float, default=None)
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: TrainConfig's; 96 for searches")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: TrainConfig's; searches: 192")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="30 steps, 32 problems: a check that it runs")

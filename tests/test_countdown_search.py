@@ -2,12 +2,12 @@
 
 import random
 import re
+from dataclasses import replace
 
 import pytest
 import torch
 
 from rl4lrm.evaluation import sample_and_verify
-from rl4lrm.models.sft import SFTConfig
 from rl4lrm.models.zoo import ZOO, ZooEntry, build_base, load_base
 from rl4lrm.tasks import Countdown, CountdownSearch, check_trace, get_task, search, solve, trace_valid
 from rl4lrm.tasks.base import Problem
@@ -196,7 +196,7 @@ def test_zoo_entries_load_and_their_samples_parse(name):
 
 
 def test_zoo_recipe_rebuilds_byte_for_byte(tmp_path, monkeypatch):
-    sft = SFTConfig(steps=3, batch_size=4, train_problems=32, warmup=0, traces=1.0, device="cpu")
+    sft = replace(ZOO["countdown-search"].sft, steps=3, batch_size=8, train_problems=32, warmup=0)  # its 8 pieces
     entry = ZooEntry("countdown-search", ZOO["countdown-search"].task_kwargs, "micro", sft)
     monkeypatch.setitem(ZOO, "countdown-search-mini", entry)
     a = build_base("countdown-search-mini", tmp_path / "a", progress=False)

@@ -19,10 +19,12 @@ that gives up at each dead end with probability ``SEARCH_GIVE_UP`` (an empty ans
 about a third of the problems, and searching on would solve them all, so persisting is what RL can teach. Its
 problems never have a target among the given numbers (``distinct_target``), so echoing a number cannot score. Two
 contrasts share its problems, model and SFT recipe (Stream of Search's comparison): ``countdown-search-optimal`` is
-shown only the shortest correct path, ``countdown-search-answer`` only the bare answer. 3000 SFT steps each, on one
-thread of this 2-core CPU: 34.9 minutes for ``countdown-search`` (its traces run to about 250 characters and a batch
-is padded to its longest), 8.9 for ``countdown-search-optimal`` and 5.5 for ``countdown-search-answer``. Held-out
-pass@1 before and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
+shown only the shortest correct path, ``countdown-search-answer`` only the bare answer. They take 3000 SFT steps,
+``countdown-search`` twice as many: at 3000 it imitated its searcher poorly (held-out pass@1 0.10 against the
+searcher's 0.33), at 6000 well (0.28). On one thread of this 2-core CPU: 35.2 minutes for ``countdown-search`` (its
+traces run to about 250 characters; ``SFTConfig.chunks=8`` pads each eighth of a batch to its own longest, 2.5x
+faster than padding the whole batch), 8.9 for ``countdown-search-optimal`` and 5.5 for ``countdown-search-answer``.
+Held-out pass@1 before and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
 
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
@@ -206,7 +208,10 @@ ZOO: dict[str, ZooEntry] = {
         "countdown-search",
         {**SEARCH_TASK, "strategy": "random", "give_up": SEARCH_GIVE_UP},
         "micro",
-        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, device="cpu"),
+        # twice the contrasts' steps: a written search is harder to imitate than a path or an answer
+        SFTConfig(
+            steps=2 * SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, chunks=8, device="cpu"
+        ),
         "Countdown that searches out loud ('3 5 7>22:' -> '3+5=8^5*3=15,15+7=22#5*3+7'): every answer a written "
         f"random-order search that gives up at each dead end with probability {SEARCH_GIVE_UP}; targets never among "
         "the numbers; 0.65M-parameter Llama",
