@@ -36,7 +36,9 @@ def test_recipe_matches_the_trainer():
         )  # NaN in the frame: no evaluation on this step
         for key in ("reward/mean", "loss/total", "kl/k3", "clip/frac", "length/mean"):
             if key in mine:
-                assert mine[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-7), (mine["step"], key)
+                # the two paths round differently (kl/k3 agrees to about 2e-6), and a GRPO loss near 0 turns that
+                # into a large relative error: 2e-5 against 1.97e-5 at step 2 on a clean install of 2026-12-07
+                assert mine[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6), (mine["step"], key)
     assert any(row.get("reward/mean", 0) > 0 for row in ours[1:])  # the comparison is not of all-zero rewards
 
 
