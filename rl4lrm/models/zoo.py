@@ -19,11 +19,12 @@ that gives up at each dead end with probability ``SEARCH_GIVE_UP`` (an empty ans
 about a third of the problems, and searching on would solve them all, so persisting is what RL can teach. Its
 problems never have a target among the given numbers (``distinct_target``), so echoing a number cannot score. Two
 contrasts share its problems, model and SFT recipe (Stream of Search's comparison): ``countdown-search-optimal`` is
-shown only the shortest correct path, ``countdown-search-answer`` only the bare answer. They take 3000 SFT steps,
-``countdown-search`` twice as many: at 3000 it imitated its searcher poorly (held-out pass@1 0.10 against the
-searcher's 0.33), at 6000 well (0.28). On one thread of this 2-core CPU: 35.2 minutes for ``countdown-search`` (its
-traces run to about 250 characters; ``SFTConfig.chunks=8`` pads each eighth of a batch to its own longest, 2.5x
-faster than padding the whole batch), 8.9 for ``countdown-search-optimal`` and 5.5 for ``countdown-search-answer``.
+shown only the shortest correct path, ``countdown-search-answer`` only the bare answer. All three take
+``SEARCH_SFT_STEPS`` = 6000 steps, each batch cut into 8 length-sorted pieces (``SFTConfig.chunks``): at 3000 steps
+``countdown-search`` imitated its searcher poorly (held-out pass@1 0.10 against the searcher's 0.33), at 6000 well
+(0.28). On one thread of this 2-core CPU: 35.2 minutes for ``countdown-search`` (its traces run to about 250
+characters; padding each eighth of a batch to its own longest is 2.5x faster than padding the whole batch), 17.8 for
+``countdown-search-optimal`` and 13.1 for ``countdown-search-answer`` (these two built side by side).
 Held-out pass@1 before and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
 
 ``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
@@ -98,7 +99,7 @@ from rl4lrm.utils import resolve_device
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 AGENTIC_SFT_STEPS = 1500
-SEARCH_SFT_STEPS = 3000
+SEARCH_SFT_STEPS = 6000
 SEARCH_TASK = {"n_numbers": 3, "distinct_target": True, "max_value": 100}
 """The searching models' problems and arithmetic: 3 numbers, targets never among them, intermediate results <= 100."""
 SEARCH_GIVE_UP = 0.2
@@ -208,10 +209,7 @@ ZOO: dict[str, ZooEntry] = {
         "countdown-search",
         {**SEARCH_TASK, "strategy": "random", "give_up": SEARCH_GIVE_UP},
         "micro",
-        # twice the contrasts' steps: a written search is harder to imitate than a path or an answer
-        SFTConfig(
-            steps=2 * SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, chunks=8, device="cpu"
-        ),
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, chunks=8, device="cpu"),
         "Countdown that searches out loud ('3 5 7>22:' -> '3+5=8^5*3=15,15+7=22#5*3+7'): every answer a written "
         f"random-order search that gives up at each dead end with probability {SEARCH_GIVE_UP}; targets never among "
         "the numbers; 0.65M-parameter Llama",
@@ -220,7 +218,7 @@ ZOO: dict[str, ZooEntry] = {
         "countdown-search",
         {**SEARCH_TASK, "strategy": "optimal"},
         "micro",
-        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, device="cpu"),
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=1.0, train_problems=50000, seed=0, chunks=8, device="cpu"),
         "countdown-search's problems and recipe, every answer the shortest correct path only ('5*3=15,15+7=22#5*3+7': "
         "no dead ends, Stream of Search's optimal-path baseline)",
     ),
@@ -228,7 +226,7 @@ ZOO: dict[str, ZooEntry] = {
         "countdown-search",
         SEARCH_TASK,
         "micro",
-        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=0.0, train_problems=50000, seed=0, device="cpu"),
+        SFTConfig(steps=SEARCH_SFT_STEPS, lr=3e-3, traces=0.0, train_problems=50000, seed=0, chunks=8, device="cpu"),
         "countdown-search's problems and recipe, every answer bare ('3 5 7>22:' -> '#5*3+7'): no written search",
     ),
     "chain": ZooEntry(
