@@ -72,7 +72,7 @@ def run(args, seed: int) -> tuple[dict, list[dict]]:
         "".join(f", kl {v:g}" for v in axes.values())
         + f", lr {args.lr:g}, B {args.prompts_per_step}, G {args.group_size}"
     )
-    label = f"{args.task}, {args.preset}{knobs}, {args.minutes:g} min"
+    label = f"{args.task}, {args.preset}{knobs}, {args.max_new_tokens} tokens, {args.minutes:g} min"
     trainer.history.append({"step": 0})  # what train() logs first when it does not evaluate
     problems = trainer.task.problems("test", args.eval_problems, seed=0)
 

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from rl4lrm.fused import distinct_prompts, shared_prompt_logits, supports
+from rl4lrm import fused
+from rl4lrm.fused import attention_buckets, distinct_prompts, shared_prompt_logits, supports
 from rl4lrm.models.zoo import load_base
 from rl4lrm.rollout import compute_logprobs, positions_from_mask, rollout
 from rl4lrm.trainer import TrainConfig, Trainer, non_finite_parameters
@@ -180,9 +181,12 @@ def test_gradients_equal_the_hf_forward_on_cuda():
         _assert_close_to_scale(g[name], g_hf[name], tol=1e-4, what=name)
 
 
-def test_packed_completions_of_very_different_lengths(setup):
-    """Most rows cut to 1-2 tokens: only the tokens a real token follows run (the packed path); log-probs and
-    gradients still equal the HF forward's (float64)."""
+@pytest.mark.parametrize("bucket_rows", [32, 4])
+def test_packed_completions_of_very_different_lengths(setup, bucket_rows, monkeypatch):
+    """Most rows cut to 1-2 tokens: only the tokens a real token follows run (the packed path), and with 4 rows per
+    bucket the attention runs in 6 length buckets; log-probs and gradients still equal the HF forward's (float64)."""
+    monkeypatch.setattr(fused, "BUCKET_ROWS", bucket_rows)
+    monkeypatch.setattr(fused, "MIN_SAVING", 0.0)  # split whatever it saves
     model, batch = setup
     short = copy.copy(batch)
     lengths = torch.where(
@@ -195,6 +199,32 @@ def test_packed_completions_of_very_different_lengths(setup):
     net64 = copy.deepcopy(model).double().train()
     lp_ref, g_ref = _loss_and_grads(net64, short, fused=False)
     lp, g = _loss_and_grads(net64, short, fused=True)
+    _assert_close_to_scale(lp, lp_ref, 2e-5, "log-probs")
+    for name in g:
+        _assert_close_to_scale(g[name], g_ref[name], 1e-4, name)
+
+
+def test_attention_buckets_sort_rows_by_length_and_drop_empty_rows(monkeypatch):
+    monkeypatch.setattr(fused, "BUCKET_ROWS", 2)
+    queries = torch.tensor([5, 0, 1, 9, 3, 0, 7, 2])
+    buckets = attention_buckets(queries, 4)
+    assert [b.tolist() for b in buckets] == [[2, 7], [4, 0], [6, 3]]  # 6 rows that run tokens, 3 buckets of 2
+    monkeypatch.setattr(fused, "MAX_BUCKETS", 2)
+    assert [len(b) for b in attention_buckets(queries, 4)] == [3, 3]
+    assert attention_buckets(torch.zeros(4, dtype=torch.long), 4) == []
+    # work 2*3*7 + 2*4*8 = 106 of one bucket's 4*4*8 = 128: a saving under MIN_SAVING (a quarter) keeps one bucket
+    assert [b.tolist() for b in attention_buckets(torch.tensor([3, 4, 3, 4]), 4)] == [[0, 2, 1, 3]]
+
+
+@pytest.mark.parametrize("bucket_rows", [32, 4])
+def test_gradients_in_length_buckets_on_a_dense_batch(setup, bucket_rows, monkeypatch):
+    """A batch whose rows all run (no packing) in one or 6 buckets: the HF forward's gradients (float64)."""
+    monkeypatch.setattr(fused, "BUCKET_ROWS", bucket_rows)
+    monkeypatch.setattr(fused, "MIN_SAVING", 0.0)  # split whatever it saves
+    model, batch = setup
+    net64 = copy.deepcopy(model).double().train()
+    lp_ref, g_ref = _loss_and_grads(net64, batch, fused=False)
+    lp, g = _loss_and_grads(net64, batch, fused=True)
     _assert_close_to_scale(lp, lp_ref, 2e-5, "log-probs")
     for name in g:
         _assert_close_to_scale(g[name], g_ref[name], 1e-4, name)
