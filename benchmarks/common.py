@@ -41,6 +41,20 @@ def eval_every(steps: int, evaluations: int) -> int:
     return max(1, steps // evaluations)
 
 
+def hand_stepped_trainer(task: str, preset: str, seed: int, **settings):
+    """A CPU ``Trainer`` for a benchmark that steps it by hand (``collect``, then ``learn``) against a clock or to a
+    given step: a step count that never stops it, no held-out evaluations of its own, and the history's first row as
+    ``train()`` logs it when it does not evaluate. ``settings`` go to ``TrainConfig.build``."""
+    from rl4lrm.trainer import TrainConfig, Trainer
+
+    config = TrainConfig.build(
+        task=task, preset=preset, steps=100_000, seed=seed, eval_every=0, device="cpu", **settings
+    )  # a constant learning rate ignores the step count
+    trainer = Trainer(config, progress=False)
+    trainer.history.append({"step": 0})
+    return trainer
+
+
 def train_and_summarise(settings: dict, labels: dict, tail_from: float, tail_metrics: dict[str, str]) -> dict:
     """Trains ``TrainConfig.build(**settings)`` on the CPU and summarises it: ``labels``, held-out pass@1 before
     and after, the mean of each ``{name: history column}`` over the steps after ``tail_from`` of the run, the wall

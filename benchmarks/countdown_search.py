@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from common import summarise, write_results
+from common import hand_stepped_trainer, summarise, write_results
 
 from rl4lrm.evaluation import sample_and_verify
 from rl4lrm.tasks.countdown_search import ANSWER_MARK, backtracks, check_trace
-from rl4lrm.trainer import TrainConfig, Trainer
 
 
 def trace_metrics(model, tokenizer, task, problems, samples: int, max_new_tokens: int, seed: int) -> dict:
@@ -54,26 +53,21 @@ def trace_metrics(model, tokenizer, task, problems, samples: int, max_new_tokens
 def run(args, seed: int) -> tuple[dict, list[dict]]:
     """One seed: evaluate, train for the wall-clock budget, evaluating on the way; the run's row and its curve."""
     axes = {} if args.kl_coef is None else {"kl_coef": args.kl_coef}
-    config = TrainConfig.build(
-        task=args.task,
-        preset=args.preset,
-        steps=100_000,  # the wall-clock budget stops the run; a constant learning rate ignores the step count
-        seed=seed,
+    trainer = hand_stepped_trainer(  # the wall-clock budget stops the run
+        args.task,
+        args.preset,
+        seed,
         lr=args.lr,
         prompts_per_step=args.prompts_per_step,
         group_size=args.group_size,
         max_new_tokens=args.max_new_tokens,
-        eval_every=0,
-        device="cpu",
         **axes,
     )
-    trainer = Trainer(config, progress=False)
     knobs = (
         "".join(f", kl {v:g}" for v in axes.values())
         + f", lr {args.lr:g}, B {args.prompts_per_step}, G {args.group_size}"
     )
     label = f"{args.task}, {args.preset}{knobs}, {args.max_new_tokens} tokens, {args.minutes:g} min"
-    trainer.history.append({"step": 0})  # what train() logs first when it does not evaluate
     problems = trainer.task.problems("test", args.eval_problems, seed=0)
 
     def measure(elapsed: float) -> dict:

@@ -7,7 +7,7 @@ completions up to ``--max-new-tokens`` after each number of GRPO steps in ``--wa
 a searching Countdown model's traces grow from about 40 to 90 tokens in 20 steps), and each way computes the
 log-probs and entropy with gradients, then backpropagates a GRPO-like loss. The ways
 alternate over ``--repeats`` rounds on one CPU thread (a busy machine slows all alike) and the median time is
-reported, with the largest log-prob difference from the HF forward.
+reported, with the largest log-prob difference from the HF forward. The order of the ways flips each round.
 
     python benchmarks/fused_update.py [--tasks addition countdown-search] [--repeats 7]
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from common import hand_stepped_trainer
 
 from rl4lrm import fused
 from rl4lrm.rollout import compute_logprobs
-from rl4lrm.trainer import TrainConfig, Trainer
 
 WAYS = ("HF forward", "fused, one grid", "fused, length buckets")
 
@@ -49,19 +49,14 @@ def update(model, batch, way: str) -> tuple[float, torch.Tensor]:
 
 def measure(task: str, args) -> list[dict]:
     """The rows of one task: every way at every ``--warm-steps`` point."""
-    config = TrainConfig.build(
-        task=task,
-        preset="grpo",
-        steps=100_000,
-        seed=0,
+    trainer = hand_stepped_trainer(
+        task,
+        "grpo",
+        0,
         prompts_per_step=args.prompts_per_step,
         group_size=args.group_size,
         max_new_tokens=args.max_new_tokens,
-        eval_every=0,
-        device="cpu",
     )
-    trainer = Trainer(config, progress=False)
-    trainer.history.append({"step": 0})
     rows = []
     for warm in sorted(args.warm_steps):
         while trainer.step < warm:
@@ -71,13 +66,13 @@ def measure(task: str, args) -> list[dict]:
 
 
 def compare(trainer, task: str, repeats: int) -> list[dict]:
-    """Every way on one fresh batch of ``trainer``'s, alternating over ``repeats`` rounds."""
+    """Every way on one fresh batch of ``trainer``'s, in turn over ``repeats`` rounds."""
     batch = trainer.collect().batch
     model = copy.deepcopy(trainer.model).train()  # the trainer's own model stays in eval mode for its rollouts
     times = {way: [] for way in WAYS}
     logprobs = {}
-    for _ in range(repeats):
-        for way in WAYS:
+    for round_ in range(repeats):
+        for way in WAYS[:: 1 if round_ % 2 == 0 else -1]:  # the order flips each round: no way always runs last
             seconds, logprobs[way] = update(model, batch, way)
             times[way].append(seconds)
     lengths = batch.lengths

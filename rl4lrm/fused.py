@@ -21,9 +21,9 @@ the first saves about 12% of the forward and backward, the others fewer ops than
   of at least ``BUCKET_ROWS``, each attending over its own longest row rather than the batch's, and the LM head on
   the run tokens only. Attention was the one step left on the padded grid, and a search trace's lengths spread
   widely: on a GRPO batch of the ``countdown-search`` base model (256 rows, mean length 39 of 164 columns) it took
-  47% of the update's time (torch profiler, one CPU thread). Bucketed, the forward and backward take 1.09 s
-  instead of 1.73 (4.1x the HF forward's speed instead of 2.6x), and 2.51 s instead of 3.16 after 20 GRPO steps
-  (mean length 92 of 192); on ``addition``'s short, alike completions nothing changes
+  47% of the update's time (torch profiler, one CPU thread). Bucketed, the forward and backward take 0.94 s
+  instead of 1.58 (4.2x the HF forward's speed instead of 2.5x), and 2.26 s instead of 2.75 after 20 GRPO steps
+  (mean length 92 of 192); ``addition``'s short, alike completions keep one bucket
   (``benchmarks/fused_update.py``, ``results/fused_update.csv``).
 
 The function is the model's; only the rounding order differs (log-probs agree with the HF forward to ~2e-6 and

@@ -55,6 +55,16 @@ def _loss_and_grads(model, batch, fused: bool):
     return logprobs.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
+def _assert_equal_in_float64(model, batch):
+    """The fused forward's log-probs and gradients equal the HF forward's on a float64 copy of ``model``."""
+    net64 = copy.deepcopy(model).double().train()
+    lp_ref, g_ref = _loss_and_grads(net64, batch, fused=False)
+    lp, g = _loss_and_grads(net64, batch, fused=True)
+    _assert_close_to_scale(lp, lp_ref, 2e-5, "log-probs")
+    for name in g:
+        _assert_close_to_scale(g[name], g_ref[name], 1e-4, name)
+
+
 def test_the_zoo_models_are_supported(setup):
     model, _ = setup
     assert supports(model)
@@ -196,12 +206,7 @@ def test_packed_completions_of_very_different_lengths(setup, bucket_rows, monkey
     )
     short.response_mask = (torch.arange(batch.response_mask.shape[1])[None] < lengths[:, None]).float()
     short.completion_ids = batch.completion_ids.masked_fill(short.response_mask == 0, 0)
-    net64 = copy.deepcopy(model).double().train()
-    lp_ref, g_ref = _loss_and_grads(net64, short, fused=False)
-    lp, g = _loss_and_grads(net64, short, fused=True)
-    _assert_close_to_scale(lp, lp_ref, 2e-5, "log-probs")
-    for name in g:
-        _assert_close_to_scale(g[name], g_ref[name], 1e-4, name)
+    _assert_equal_in_float64(model, short)
 
 
 def test_attention_buckets_sort_rows_by_length_and_drop_empty_rows(monkeypatch):
@@ -222,9 +227,4 @@ def test_gradients_in_length_buckets_on_a_dense_batch(setup, bucket_rows, monkey
     monkeypatch.setattr(fused, "BUCKET_ROWS", bucket_rows)
     monkeypatch.setattr(fused, "MIN_SAVING", 0.0)  # split whatever it saves
     model, batch = setup
-    net64 = copy.deepcopy(model).double().train()
-    lp_ref, g_ref = _loss_and_grads(net64, batch, fused=False)
-    lp, g = _loss_and_grads(net64, batch, fused=True)
-    _assert_close_to_scale(lp, lp_ref, 2e-5, "log-probs")
-    for name in g:
-        _assert_close_to_scale(g[name], g_ref[name], 1e-4, name)
+    _assert_equal_in_float64(model, batch)
