@@ -6,6 +6,11 @@ samples of its group; single-query attention is two batched matmuls; rows that f
 from the batch (checked every step on the CPU, every 4 steps on a GPU). ``hf_rollout`` runs any
 causal LM through its regular ``forward`` with a ``DynamicCache``. Both share ``decode_loop``, the loop
 that samples tokens and records log-probs.
+
+Both can sample in a lower precision than the model's (``PRECISIONS``): the fast decoder casts its fused weights,
+KV cache and activations, the HF path runs under ``torch.autocast``. Sampling then runs a slightly different
+policy from the one the update trains (``rl4lrm.trainer.TrainConfig.rollout_precision`` says how the trainer
+measures and corrects that).
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from transformers import DynamicCache
 from rl4lrm.utils import eval_mode
 
 FAST_ARCHITECTURES = ("llama", "qwen2")
+PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""Sampling precisions by name; ``"auto"`` samples in the model's own dtype."""
+
+
+def sampling_dtype(model, precision: str) -> torch.dtype:
+    """The dtype a rollout of ``model`` computes in under ``precision`` (a key of ``PRECISIONS``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    return PRECISIONS[precision] or next(model.parameters()).dtype
 
 
 def unwrap_adapters(model):
@@ -99,8 +113,8 @@ def sample_tokens(
 _KV_WORKSPACE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (k, v) kept between CPU rollouts
 
 
-def _kv_buffers(model, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Key and value caches of ``shape`` (layers, rows, kv heads, slots, head dim).
+def _kv_buffers(model, shape: tuple[int, ...], dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key and value caches of ``shape`` (layers, rows, kv heads, slots, head dim), in ``dtype``.
 
     On the CPU a fresh multi-megabyte tensor costs a page fault per 4 KiB the first time it is written (copying
     the prompt cache to 128 rows took 0.85 ms in fresh memory, 0.23 ms in reused memory), so the buffers of the
@@ -108,12 +122,12 @@ def _kv_buffers(model, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torc
     must therefore not run at the same time (from two threads). On a GPU the caching allocator already reuses
     memory.
     """
-    if like.device.type != "cpu":
-        return tuple(torch.empty(shape, dtype=like.dtype, device=like.device) for _ in range(2))
+    if device.type != "cpu":
+        return tuple(torch.empty(shape, dtype=dtype, device=device) for _ in range(2))
     kept = _KV_WORKSPACE.get(model)
-    if kept is None or kept[0].dtype != like.dtype or any(have < need for have, need in zip(kept[0].shape, shape)):
+    if kept is None or kept[0].dtype != dtype or any(have < need for have, need in zip(kept[0].shape, shape)):
         grown = tuple(max(need, have) for need, have in zip(shape, kept[0].shape if kept is not None else shape))
-        kept = tuple(torch.empty(grown, dtype=like.dtype) for _ in range(2))
+        kept = tuple(torch.empty(grown, dtype=dtype) for _ in range(2))
         _KV_WORKSPACE[model] = kept
     index = tuple(slice(0, size) for size in shape)
     return kept[0][index], kept[1][index]
@@ -128,27 +142,33 @@ class _StaticCacheDecoder:
     stay 2-D (rows, hidden), residual adds ride on ``addmm``, and rotary uses ``roll`` with the sign of
     ``rotate_half`` folded into the sine table. The arithmetic is the model's; only the rounding order
     differs (log-probs agree with a training-mode forward to about 1e-5).
+
+    With ``dtype`` other than the model's, the weights are fused in the model's dtype and then cast, and the
+    activations and the KV cache are kept in ``dtype``: the whole forward runs in that precision.
     """
 
-    def __init__(self, model, rows: int, max_len: int):
+    def __init__(self, model, rows: int, max_len: int, dtype: torch.dtype):
         model = unwrap_adapters(model)
         cfg = model.config
-        self.model = model
+        self.model, self.dtype = model, dtype
         layers = model.model.layers
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = layers[0].self_attn.head_dim
         self.eps = layers[0].input_layernorm.variance_epsilon
         p = next(model.parameters())
-        self.k, self.v = _kv_buffers(model, (len(layers), rows, self.n_kv, max_len, self.head_dim), p)
+        self.k, self.v = _kv_buffers(model, (len(layers), rows, self.n_kv, max_len, self.head_dim), dtype, p.device)
         cos, sin = model.model.rotary_emb(p.new_empty(1), torch.arange(max_len, device=p.device)[None])  # (1, L, D)
         sign = torch.ones(self.head_dim, dtype=sin.dtype, device=p.device)
         sign[: self.head_dim // 2] = -1  # rotate_half(x) = roll(x, D/2) * sign
-        self.cos, self.sin = cos[0], sin[0] * sign  # (max_len, D)
+        self.cos, self.sin = cos[0].to(dtype), (sin[0] * sign).to(dtype)  # (max_len, D)
+
+        def cast(x):
+            return None if x is None else x.to(dtype)
 
         def fused(modules, scales, norm):  # W (out, in) stacked, scaled per module, times the norm weight
             weight = torch.cat([effective_weight(m) * c for m, c in zip(modules, scales)]) * norm.weight
             bias = torch.cat([m.bias * c for m, c in zip(modules, scales)]) if modules[0].bias is not None else None
-            return weight.t(), bias  # (in, out) for torch.mm / torch.addmm
+            return cast(weight.t()), cast(bias)  # (in, out) for torch.mm / torch.addmm
 
         self.blocks = []
         for layer in layers:
@@ -158,12 +178,12 @@ class _StaticCacheDecoder:
             self.blocks.append(
                 (
                     *qkv,
-                    effective_weight(a.o_proj).t(),
-                    a.o_proj.bias,
+                    cast(effective_weight(a.o_proj).t()),
+                    cast(a.o_proj.bias),
                     *gate_up,
                     mlp.act_fn,
-                    effective_weight(mlp.down_proj).t(),
-                    mlp.down_proj.bias,
+                    cast(effective_weight(mlp.down_proj).t()),
+                    cast(mlp.down_proj.bias),
                 )
             )
         self.lm_head = fused((model.lm_head,), (1.0,), model.model.norm)
@@ -194,13 +214,14 @@ class _StaticCacheDecoder:
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int, bias: torch.Tensor) -> torch.Tensor:
         """Runs ``ids`` (n, s) written at cache slots ``start..start+s``; returns last logits (n, V).
 
-        ``bias`` (n, 1, s, start+s) is 0 where a query may attend to a cache slot and -inf elsewhere.
+        ``bias`` (n, 1, s, start+s), in the decoder's dtype, is 0 where a query may attend to a cache slot and
+        -inf elsewhere.
         """
         n, s = ids.shape
         end = start + s
         H, K, D = self.n_heads, self.n_kv, self.head_dim
         cos, sin = self.cos[positions].view(n * s, 1, D), self.sin[positions].view(n * s, 1, D)
-        x = self.model.model.embed_tokens(ids).view(n * s, -1)  # (n*s, hidden)
+        x = self.model.model.embed_tokens(ids).view(n * s, -1).to(self.dtype)  # (n*s, hidden)
         for i, (w_qkv, b_qkv, w_o, b_o, w_gu, b_gu, act, w_down, b_down) in enumerate(self.blocks):
             qkv = _linear(F.rms_norm(x, x.shape[-1:], None, self.eps), w_qkv, b_qkv).view(n * s, H + 2 * K, D)
             qk = qkv[:, : H + K]  # rotary on q and k at once
@@ -274,26 +295,26 @@ def decode_loop(
     return tokens, logprobs, mask, truncated
 
 
-def _additive(allowed: torch.Tensor) -> torch.Tensor:
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A boolean attention mask as an additive one: 0 where allowed, -inf elsewhere."""
-    return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
 def fast_rollout(
-    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator
+    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator, dtype
 ):
     B, P = prompt_ids.shape
     N = B * group_size
-    dec = _StaticCacheDecoder(model, N, P + max_new_tokens)
+    dec = _StaticCacheDecoder(model, N, P + max_new_tokens, dtype)
     causal = torch.ones(P, P, dtype=torch.bool, device=prompt_ids.device).tril()
     mask = causal[None, None] & prompt_mask.bool()[:, None, None, :]  # (B, 1, P, P)
     # left padding leaves pad queries with no key at all; letting them see everything keeps the
     # softmax finite (their outputs are never used, but a NaN would leak through 0 * NaN)
     mask = mask | ~mask.any(-1, keepdim=True)
-    first = dec.forward(prompt_ids, positions_from_mask(prompt_mask), 0, _additive(mask))  # (B, V)
+    first = dec.forward(prompt_ids, positions_from_mask(prompt_mask), 0, _additive(mask, dtype))  # (B, V)
     dec.repeat_rows(group_size, P)
-    key_bias = torch.zeros(N, P + max_new_tokens, device=prompt_ids.device)  # (N, P+T): 0, or -inf on prompt pads
-    key_bias[:, :P] = _additive(prompt_mask.bool().repeat_interleave(group_size, 0))
+    key_bias = torch.zeros(N, P + max_new_tokens, dtype=dtype, device=prompt_ids.device)  # (N, P+T): 0 or -inf
+    key_bias[:, :P] = _additive(prompt_mask.bool().repeat_interleave(group_size, 0), dtype)  # -inf on prompt pads
     next_pos = prompt_mask.sum(-1).repeat_interleave(group_size)  # (N,)
     filled = P
 
@@ -322,9 +343,11 @@ def fast_rollout(
 
 
 def hf_rollout(
-    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator
+    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator, dtype
 ):
-    with eval_mode(model):  # no dropout while sampling (the static-cache decoder never applies any)
+    lowered = dtype != next(model.parameters()).dtype  # autocast: products in dtype, reductions in float32
+    autocast = torch.autocast(prompt_ids.device.type, dtype=dtype, enabled=lowered)
+    with eval_mode(model), autocast:  # no dropout while sampling (the static-cache decoder never applies any)
         ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
         attn = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
         cache = DynamicCache()

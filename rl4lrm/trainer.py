@@ -29,6 +29,7 @@ from rl4lrm.advantages import (
 from rl4lrm.aggregation import aggregate
 from rl4lrm.checkpoint import load_checkpoint, save_checkpoint
 from rl4lrm.critic import ValueModel, value_loss
+from rl4lrm.decoding import PRECISIONS
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
 from rl4lrm.losses import POLICY_LOSSES, truncated_is_weights
@@ -38,6 +39,7 @@ from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import (
     RolloutBatch,
+    check_precision,
     compute_logprobs,
     decodes_left_to_right,
     rollout,
@@ -101,6 +103,12 @@ class TrainConfig:
     """Rollout sampling temperature (log-probs are taken at the same temperature)."""
     top_p: float = 1.0
     """Rollout nucleus sampling mass."""
+    rollout_precision: str = "auto"
+    """The rollout engine's arithmetic: ``"auto"`` (the model's dtype), ``"float32"``, ``"bfloat16"`` or
+    ``"float16"``. A lower precision than the model's samples from a slightly different policy than the one the
+    update trains (the *training-inference mismatch*): each step then also recomputes the batch's log-probs in
+    the model's precision and logs the gap (``offpolicy/kl``), and the preset's ``tis_cap`` corrects it with
+    truncated importance weights. Held-out evaluation always samples in the model's precision."""
     max_new_tokens: int = 16
     """Length cap of a completion; capped rows count as truncated."""
     prompt_style: str = "plain"
@@ -190,6 +198,7 @@ _TRAIN_RANGES = {
     "lr": POSITIVE,
     "temperature": POSITIVE,
     "top_p": Range(0, 1, low_open=True),
+    "rollout_precision": tuple(PRECISIONS),
     "max_grad_norm": POSITIVE,
     "prompt_style": STYLES,
     "seed": Range(0, 2**32 - 1),  # NumPy's seed range
@@ -249,6 +258,8 @@ class Trainer:
             self.reward_mix,  # what used to fail at the first step
             task.problems("test", min(config.eval_problems, 64), seed=0),
         )
+        # a sampler in another precision than the learner's is slightly off-policy on every batch
+        self.mismatched = check_precision(self.model, config.rollout_precision) != next(model.parameters()).dtype
         needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
         self.ref_model = reference_policy(model) if needs_ref else None
         self.optimizer = torch.optim.AdamW(
@@ -328,6 +339,7 @@ class Trainer:
             max_new_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
+            precision=cfg.rollout_precision,
             prompt_style=cfg.prompt_style,
             generator=lambda stream, round=0: self.generator(stream, round, step),
             score=lambda problems, batch, group_size=None: self.score(problems, batch, group_size, model),
@@ -398,11 +410,12 @@ class Trainer:
         """The log-probs the ratio refers to, optional truncated IS weights, and drift metrics.
 
         A fresh batch without ``tis_cap`` uses its sampling log-probs. A replayed batch was sampled by
-        an older policy: its drift from the current one is measured, and with ``tis_cap`` the ratio is
+        an older policy, and a batch sampled in a lower precision (``rollout_precision``) by a slightly
+        different one: the drift from the current policy is measured, and with ``tis_cap`` the ratio is
         taken against the current policy while min(pi_current / pi_sampler, cap) corrects the sampling.
         """
         behaviour, cap = exp.batch.old_logprobs, self.algo.tis_cap
-        if exp.step == self.step and cap == 0:
+        if exp.step == self.step and cap == 0 and not self.mismatched:
             return behaviour, None, {}
         current, _ = compute_logprobs(self.model, exp.batch, fused=self.config.fast_update)  # (N, T)
         weights, is_metrics = truncated_is_weights(current, behaviour, exp.batch.response_mask, max(cap, 1.0))

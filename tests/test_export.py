@@ -88,6 +88,10 @@ def test_what_a_framework_cannot_express_is_listed_not_dropped_silently():
     assert all(f"#   - {line}" in text for line in ppo.dropped)
     tree = export_recipe(TrainConfig(sampler="tree", group_size=8, sampling={"branching": (4, 2)}), "verl")
     assert any("sampler='tree'" in line for line in tree.dropped)
+    for framework in FRAMEWORKS:  # the lab's sampling precision is the inference engine's option there
+        lowered = export_recipe(TrainConfig(rollout_precision="bfloat16"), framework)
+        assert any("rollout_precision='bfloat16'" in line for line in lowered.dropped)
+    assert not any("rollout_precision" in line for line in export_recipe(TrainConfig(), "verl").dropped)
 
 
 def test_verl_and_openrlhf_commands_carry_kl_and_dynamic_sampling():

@@ -155,6 +155,47 @@ def test_bad_arguments_are_rejected(tok, kwargs, fragment):
         rollout(model, tok, **args)
 
 
+@pytest.mark.parametrize("engine", ["fast", "hf"])
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_lower_precision_samples_a_nearby_policy(zoo, engine, precision):
+    """A lowered sampler really computes in its precision (its log-probs leave float32's 1e-4 agreement) and
+    still samples nearly the learner's policy; float32 afterwards is untouched (the kept KV buffers change dtype)."""
+    model, tok, _ = zoo
+    sample = dict(group_size=8, max_new_tokens=12, temperature=0.7, engine=engine)
+    low = rollout(model, tok, PROMPTS, **sample, generator=torch.Generator().manual_seed(0), precision=precision)
+    learner, _ = compute_logprobs(model, low)
+    gap = (learner - low.old_logprobs).abs() * low.response_mask  # (N, T)
+    assert 1e-3 < gap.max() < 0.5
+    assert gap.sum() / low.response_mask.sum() < 0.02
+    auto = rollout(model, tok, PROMPTS, **sample, generator=torch.Generator().manual_seed(0))
+    full = rollout(model, tok, PROMPTS, **sample, generator=torch.Generator().manual_seed(0), precision="float32")
+    assert torch.equal(auto.completion_ids, full.completion_ids) and torch.equal(auto.old_logprobs, full.old_logprobs)
+    assert (compute_logprobs(model, full)[0] - full.old_logprobs).abs().max() < 1e-4
+
+
+def test_precisions_a_sampler_cannot_run_are_refused(zoo, tok):
+    model, _, _ = zoo
+    with pytest.raises(ValueError, match=r"precision 'fp8'.*\['auto', 'float32', 'bfloat16', 'float16'\]"):
+        rollout(model, tok, PROMPTS, 2, 4, precision="fp8")
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2)).to(torch.bfloat16)
+    with pytest.raises(ValueError, match="above the model's torch.bfloat16.*'hf' engine only lowers"):
+        rollout(gpt2, tok, PROMPTS, 2, 4, precision="float32")
+    with pytest.raises(ValueError, match="_ShiftedPolicy samples with its own sampler"):
+        rollout(_ShiftedPolicy(model), tok, PROMPTS, 2, 4, precision="bfloat16")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bfloat16_sampling_stays_near_the_float32_learner(zoo):
+    model, tok, _ = zoo
+    model = model.cuda()
+    gen = torch.Generator("cuda").manual_seed(0)
+    batch = rollout(model, tok, PROMPTS, 8, 12, generator=gen, precision="bfloat16")
+    gap = (compute_logprobs(model, batch)[0] - batch.old_logprobs).abs() * batch.response_mask
+    assert gap.max() < 0.5 and gap.sum() / batch.response_mask.sum() < 0.02
+    model.cpu()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_rollout_matches_training_forward(zoo):

@@ -35,6 +35,7 @@ def _comparable(history):
         ("advantage", "nope"),
         ("clip_low", 1.5),
         ("kl_placement", "loss!"),
+        ("rollout_precision", "fp8"),
     ],
 )
 def test_bad_config_values_name_the_field(field, value):

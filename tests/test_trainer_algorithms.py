@@ -90,6 +90,21 @@ def test_truncated_importance_sampling_weights():
     assert fresh_only["is/mean"].iloc[1] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_a_lower_precision_sampler_is_measured_and_corrected():
+    """bfloat16 rollouts are off-policy on every fresh batch: the gap is logged, and tis_cap weights it."""
+    measured = Trainer(TrainConfig(steps=2, **FAST, rollout_precision="bfloat16"), progress=False).train()
+    drift = measured["offpolicy/kl"].dropna()
+    assert len(drift) == 2 and (drift.abs() > 1e-6).all() and (drift.abs() < 0.05).all()
+    assert "is/mean" not in measured  # measured only: the ratio keeps referring to the sampler
+    corrected = Trainer(
+        TrainConfig(steps=2, **FAST, rollout_precision="bfloat16", overrides={"tis_cap": 2.0}), progress=False
+    ).train()
+    weights = corrected["is/mean"].dropna()
+    assert len(weights) == 2 and (weights - 1).abs().max() > 1e-6 and (weights - 1).abs().max() < 0.1
+    plain = Trainer(TrainConfig(steps=1, **FAST, rollout_precision="float32"), progress=False).train()
+    assert "offpolicy/kl" not in plain  # the model's own precision: nothing to measure
+
+
 def test_resume_with_critic_and_replay_is_exact(tmp_path):
     config = dict(FAST, preset="ppo", overrides={"replay": 1}, eval_every=2)  # both runs evaluate at step 2
     straight = Trainer(TrainConfig(steps=4, **config), progress=False)

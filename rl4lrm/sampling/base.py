@@ -118,6 +118,8 @@ class SamplingContext:
     """Sampling temperature."""
     top_p: float
     """Nucleus sampling mass."""
+    precision: str
+    """The rollout engine's arithmetic (``rl4lrm.rollout.rollout``'s ``precision``)."""
     prompt_style: str
     """How problems become prompts (``rl4lrm.tasks.STYLES``)."""
     generator: Callable[[int, int], torch.Generator]
@@ -145,6 +147,7 @@ class SamplingContext:
             self.temperature,
             self.top_p,
             self.generator(0, round),
+            precision=self.precision,
         )
         return prompts, batch, self.score(self.per_row(problems), batch)
 
