@@ -328,7 +328,8 @@ def truncated_is_weights(
 
     Returns:
         weights: shape (N, T), 0 on padding; metrics: ``is/mean``, ``is/frac_truncated``,
-        ``is/kl`` (k1 estimate of KL(mu || pi_old): how off-policy the samples are).
+        ``is/kl`` (how off-policy the samples are: the k3 estimate of KL(mu || pi_old), the mean of
+        r - 1 - log r with r = pi_old / mu, each term >= 0, so small gaps do not average out to noise around 0).
     """
     if cap < 1:
         raise ValueError(f"the importance-weight cap must be >= 1, got {cap}")
@@ -339,6 +340,6 @@ def truncated_is_weights(
     metrics = {
         "is/mean": _masked_mean(weights, mask),
         "is/frac_truncated": _masked_mean((raw > cap).to(mask.dtype), mask),
-        "is/kl": _masked_mean(-log_w, mask),
+        "is/kl": _masked_mean(raw - 1 - log_w, mask),
     }
     return weights, metrics

@@ -16,7 +16,7 @@ from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.real import ChatTask, LoRAConfig, add_lora, engine_check, last_number, parameter_counts
 from rl4lrm.real import lora as lora_module
 from rl4lrm.real.lora import training_state_bytes
-from rl4lrm.real.measure import mfu, peak_flops, peak_memory_gib, update_flops
+from rl4lrm.real.measure import mfu, peak_flops, peak_memory_gib, rollout_speed, sampler_gap, update_flops
 from rl4lrm.real.studies import TINY_VS_REAL, real_config, run_grpo
 from rl4lrm.rollout import compute_logprobs, rollout
 from rl4lrm.tasks.addition import Addition
@@ -214,6 +214,21 @@ def test_measure_helpers():
     assert peak_memory_gib("cpu") > 0
 
 
+def test_sampler_gap_measures_a_known_shift(tok):
+    model = gqa_llama(tok)
+    speed, batch = rollout_speed(model, tok, ["12+3=", "4+5="], 4, 6)
+    assert speed["tokens"] == batch.response_mask.sum() and speed["tokens_per_s"] > 0
+    assert sampler_gap(model, batch)["max_abs"] < 1e-4  # the float32 sampler is the learner
+    shifted = copy.copy(batch)
+    shifted.old_logprobs = batch.old_logprobs + 0.1 * batch.response_mask  # the sampler 0.1 nats more sure
+    gap = sampler_gap(model, shifted)
+    assert gap["mean_abs"] == pytest.approx(0.1, abs=1e-4) and gap["max_abs"] == pytest.approx(0.1, abs=1e-4)
+    assert gap["kl"] == pytest.approx(math.exp(-0.1) - 1 + 0.1, abs=1e-4)
+    lengths = batch.response_mask.sum(-1)
+    spread = math.exp(-0.1 * lengths.min()) - math.exp(-0.1 * lengths.max())
+    assert gap["seq_ratio_range"] == pytest.approx(spread, abs=1e-3)
+
+
 @pytest.mark.parametrize("lora", [False, pytest.param(True, marks=needs_peft)])
 def test_run_grpo_on_a_tiny_llama(tok, lora):
     model = gqa_llama(tok)
@@ -246,6 +261,9 @@ def test_smollm2_fast_engine_matches_its_forward():
     assert "<answer>" in prompts[0] and prompts[0].endswith("assistant\n")
     out = engine_check(model, tokenizer, prompts, group_size=2, max_new_tokens=8)
     assert out["max_abs_diff"] < 1e-3
+    _, low = rollout_speed(model, tokenizer, prompts, 2, 8, precision="bfloat16")
+    gap = sampler_gap(model, low)  # bfloat16 sampling of the real model: off, but only slightly
+    assert out["max_abs_diff"] < gap["max_abs"] and gap["kl"] < 0.05
 
 
 @pytest.mark.gpu
@@ -257,8 +275,11 @@ def test_smollm2_grpo_step_on_cuda(lora):
 
     model, tokenizer = load_smollm2("cuda")
     task = ChatTask(Addition(digits=1))
-    out = engine_check(model, tokenizer, [task.format_prompt(task.problems("test", 1)[0], "chat", tokenizer)], 4, 16)
+    prompts = [task.format_prompt(task.problems("test", 1)[0], "chat", tokenizer)]
+    out = engine_check(model, tokenizer, prompts, 4, 16)
     assert out["max_abs_diff"] < 1e-3
+    _, low = rollout_speed(model, tokenizer, prompts, 4, 16, precision="bfloat16")
+    assert sampler_gap(model, low)["kl"] < 0.05
     config = real_config("quick", lora=lora, device="cuda", prompts_per_step=4, group_size=8, max_new_tokens=64)
     run = run_grpo(model, tokenizer, task, config, lora=lora)
     assert run.history["reward/mean"].iloc[1:].map(math.isfinite).all()

@@ -1,5 +1,5 @@
 """What a real model costs: peak memory, rollout throughput, the update's model-FLOPs utilisation (MFU), and
-whether the fast decoding engine agrees with the model's own forward.
+whether the sampler agrees with the model's own forward (the fast engine's rounding, a lower sampling precision).
 
 MFU (PaLM, Chowdhery et al., 2022, https://arxiv.org/abs/2204.02311, appendix B) is the FLOPs a step needs
 divided by the FLOPs the chip could do in the step's time. A forward and backward pass of a dense decoder costs
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from rl4lrm.rollout import compute_logprobs, rollout
+from rl4lrm.rollout import RolloutBatch, compute_logprobs, rollout
 
 # dense peak FLOP/s of one chip by (device-name substring, dtype) from the vendors' data sheets (no sparsity);
 # float32 matmuls run on TF32 tensor cores only when torch.backends.cuda.matmul.allow_tf32 is set
@@ -75,24 +75,57 @@ def rollout_speed(
     prompts: list[str],
     group_size: int,
     max_new_tokens: int,
-    engine: str,
+    engine: str = "auto",
     temperature: float = 1.0,
     seed: int = 0,
-) -> dict[str, float]:
-    """One timed rollout: ``{"seconds", "tokens", "tokens_per_s", "mean_length"}`` (tokens = generated ones)."""
+    precision: str = "auto",
+) -> tuple[dict[str, float], RolloutBatch]:
+    """One timed rollout: ``{"seconds", "tokens", "tokens_per_s", "mean_length"}`` (tokens = generated ones), and
+    the batch. ``engine`` and ``precision`` are ``rl4lrm.rollout.rollout``'s."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     _sync(device)
     start = time.perf_counter()
-    batch = rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature, generator=gen, engine=engine)
+    batch = rollout(
+        model, tokenizer, prompts, group_size, max_new_tokens, temperature, 1.0, gen, engine, precision=precision
+    )
     _sync(device)
     seconds = time.perf_counter() - start
     tokens = float(batch.response_mask.sum())
-    return {
+    speed = {
         "seconds": seconds,
         "tokens": tokens,
         "tokens_per_s": tokens / seconds,
         "mean_length": tokens / batch.response_mask.shape[0],
+    }
+    return speed, batch
+
+
+@torch.no_grad()
+def log_ratios(model, batch: RolloutBatch) -> torch.Tensor:
+    """d = log pi_learner - log pi_sampler of every sampled token, (N, T) and 0 on padding: ``model``'s
+    training-mode forward against the log-probs the sampler recorded."""
+    learner, _ = compute_logprobs(model, batch)  # (N, T)
+    return (learner - batch.old_logprobs) * batch.response_mask
+
+
+def sampler_gap(model, batch: RolloutBatch) -> dict[str, float]:
+    """How far the policy that sampled ``batch`` is from ``model``'s training-mode forward, on the sampled tokens.
+
+    With d = ``log_ratios``: ``kl`` is the k3 estimate of KL(sampler || learner), mean(exp(d) - 1 - d) (>= 0,
+    unbiased on the sampler's tokens); ``mean_abs`` and ``max_abs`` are |d|'s mean and maximum; ``seq_ratio_range``
+    is the range of exp(sum of d) over the rows, the whole-completion importance ratio that a sequence-level
+    correction would apply (its gap from 1 grows with the length).
+    """
+    mask = batch.response_mask
+    d = log_ratios(model, batch)  # (N, T)
+    tokens = mask.sum()
+    seq_ratio = d.sum(-1).exp()  # (N,)
+    return {
+        "kl": float(((d.exp() - 1 - d) * mask).sum() / tokens),
+        "mean_abs": float(d.abs().sum() / tokens),
+        "max_abs": float(d.abs().max()),
+        "seq_ratio_range": float(seq_ratio.max() - seq_ratio.min()),
     }
 
 
@@ -108,16 +141,9 @@ def engine_check(
     """
     out = {}
     for engine in ("fast", "hf"):
-        device = next(model.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
-        _sync(device)
-        start = time.perf_counter()
-        batch = rollout(model, tokenizer, prompts, group_size, max_new_tokens, 1.0, generator=gen, engine=engine)
-        _sync(device)
-        out[f"{engine}_tokens_per_s"] = float(batch.response_mask.sum()) / (time.perf_counter() - start)
+        speed, batch = rollout_speed(model, tokenizer, prompts, group_size, max_new_tokens, engine, seed=seed)
+        out[f"{engine}_tokens_per_s"] = speed["tokens_per_s"]
         if engine == "fast":
-            with torch.no_grad():
-                recomputed, _ = compute_logprobs(model, batch)  # (N, T)
-            out["max_abs_diff"] = float(((recomputed - batch.old_logprobs) * batch.response_mask).abs().max())
+            out["max_abs_diff"] = sampler_gap(model, batch)["max_abs"]
     out["speedup"] = out["fast_tokens_per_s"] / out["hf_tokens_per_s"]
     return out

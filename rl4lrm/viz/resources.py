@@ -4,14 +4,17 @@
 stacked on top of what it kept, so the eye follows the corpus shrinking step by step. ``plot_async_timeline`` draws
 ``rl4lrm.async_rl.AsyncTrainer.timeline_frame()``: the producer's and the learner's intervals on two lanes, so the
 synchronous loop's idle halves and the asynchronous overlap show at a glance. ``AsyncPanel`` runs the synchronous
-loop and one asynchronous run side by side and draws both.
+loop and one asynchronous run side by side and draws both. ``plot_token_gaps`` draws how far a lower-precision
+sampler's log-probs fall from the learner's, token by token, one distribution per precision.
 """
 
 from __future__ import annotations
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
 from IPython.display import display
 
 from rl4lrm.experiments.infrastructure import staleness_study
@@ -57,6 +60,38 @@ def plot_curation_funnel(counts: pd.DataFrame, ax=None, title: str | None = None
     ax.set_ylabel("rows", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
+    return ax.figure
+
+
+def plot_token_gaps(gaps: dict[str, torch.Tensor], ax=None, title: str | None = None, floor: float = 1e-8):
+    """The distribution of |log pi_learner - log pi_sampler| over the sampled tokens, one outline per sampler.
+
+    Args:
+        gaps: ``{label: d}``, each ``rl4lrm.real.measure.log_ratios`` of one batch (padding, 0, is left out).
+        ax: an existing axis to draw into.
+        title: the axis title.
+        floor: gaps below it (float32's rounding, or exactly 0) are drawn in the first bin.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: when ``gaps`` is empty.
+    """
+    if not gaps:
+        raise ValueError("gaps is empty: pass {label: log_ratios(model, batch)} for at least one sampler")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    bins = np.logspace(np.log10(floor), 0, 41)
+    for i, (label, d) in enumerate(gaps.items()):
+        values = d[d != 0].abs().clamp(min=floor).numpy()
+        ax.hist(values, bins=bins, histtype="step", lw=1.6, color=f"C{i}", label=f"{label} (mean {values.mean():.1e})")
+    ax.set_xscale("log")
+    ax.set_xlabel("|log π_learner − log π_sampler| of a sampled token (nats)", fontsize=9)
+    ax.set_ylabel("tokens", fontsize=9)
+    ax.set_title(title or "how far the sampler's log-probs fall from the learner's", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return ax.figure
 
 
