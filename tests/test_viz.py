@@ -218,6 +218,22 @@ def test_async_timeline_puts_sampling_and_learning_on_two_lanes_and_hatches_the_
         plot_async_timeline(timeline.drop(columns="learn_end"))
 
 
+def test_token_gaps_floor_exact_agreement_and_refuse_empty_samplers():
+    import torch
+
+    from rl4lrm.viz.resources import plot_token_gaps
+
+    gaps = {"exact": torch.zeros(3), "off": torch.tensor([0.1, -0.01, 1e-12])}
+    ax = plot_token_gaps(gaps).axes[0]
+    exact, off = (patch.get_path().vertices[:, 1] for patch in ax.patches)
+    assert exact.max() == 3 and off.max() == 1 and ax.get_xscale() == "log"  # 0 and 1e-12 go to the 1e-8 bin
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["exact (mean 1.0e-08)", "off (mean 3.7e-02)"]
+    with pytest.raises(ValueError, match="got none"):
+        plot_token_gaps({})
+    with pytest.raises(ValueError, match=r"no tokens for \['off'\]"):
+        plot_token_gaps({"off": torch.zeros(0)})
+
+
 def test_async_panel_runs_sync_and_the_chosen_bound_and_draws_the_timeline():
     from rl4lrm.viz import AsyncPanel
 

@@ -67,31 +67,37 @@ def plot_token_gaps(gaps: dict[str, torch.Tensor], ax=None, title: str | None = 
     """The distribution of |log pi_learner - log pi_sampler| over the sampled tokens, one outline per sampler.
 
     Args:
-        gaps: ``{label: d}``, each ``rl4lrm.real.measure.log_ratios`` of one batch (padding, 0, is left out).
+        gaps: ``{label: d}``, each the gaps of one batch's sampled tokens (1-D:
+            ``log_ratios(model, batch)[batch.response_mask.bool()]``, ``rl4lrm.real.measure``).
         ax: an existing axis to draw into.
         title: the axis title.
-        floor: gaps below it (float32's rounding, or exactly 0) are drawn in the first bin.
+        floor: gaps below it (float32's rounding, or exactly 0) are drawn in the first bin, gaps above 1 nat in
+            the last.
 
     Returns:
         The matplotlib figure.
 
     Raises:
-        ValueError: when ``gaps`` is empty.
+        ValueError: when ``gaps`` is empty or a sampler has no token.
     """
-    if not gaps:
-        raise ValueError("gaps is empty: pass {label: log_ratios(model, batch)} for at least one sampler")
+    empty = [label for label, d in gaps.items() if d.numel() == 0]
+    if not gaps or empty:
+        raise ValueError(
+            f"gaps needs {{label: the gaps of a batch's sampled tokens}} with at least one sampler and one token "
+            f"each; {'got none' if not gaps else f'no tokens for {empty}'}"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2))
-    bins = np.logspace(np.log10(floor), 0, 41)
+    bins = np.geomspace(floor, 1.0, 41)
     for i, (label, d) in enumerate(gaps.items()):
-        values = d[d != 0].abs().clamp(min=floor).numpy()
+        values = d.double().abs().clamp(floor, 1.0).numpy()
         ax.hist(values, bins=bins, histtype="step", lw=1.6, color=f"C{i}", label=f"{label} (mean {values.mean():.1e})")
     ax.set_xscale("log")
     ax.set_xlabel("|log π_learner − log π_sampler| of a sampled token (nats)", fontsize=9)
     ax.set_ylabel("tokens", fontsize=9)
     ax.set_title(title or "how far the sampler's log-probs fall from the learner's", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper right")
     return ax.figure
 
 
