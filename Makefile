@@ -55,6 +55,7 @@ test-gpu: install
 	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA device')"
 	$(PY) -m pytest -q tests -m gpu -p no:cacheprovider
 	$(PY) benchmarks/real_model.py --device cuda
+	$(PY) benchmarks/sampling_precision.py --device cuda --no-learning
 
 # the course as a Jupyter Book in book/_build/html, every chapter executed in quick mode (book/build.py)
 book: install

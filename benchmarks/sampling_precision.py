@@ -18,9 +18,11 @@ benchmark measures both halves on the lab's models, with ``TrainConfig.rollout_p
    Held-out pass@1 before and after, the mean measured KL(sampler || learner) per token, the mean importance
    weight, and seconds per step (which include the extra forward a lowered arm runs to measure its gap).
 
-Everything runs in this process with ``--threads`` torch threads (default 1).
+Everything runs in this process with ``--threads`` torch threads (default 1). On a GPU, ``--device cuda --no-learning``
+measures the gap table there (part of ``make test-gpu``; the learning runs are for the CPU).
 
     python benchmarks/sampling_precision.py [--repeats 5] [--seeds 0 1 2 3 4] [--steps 60] [--threads 1]
+                                            [--device cpu|cuda] [--no-learning]
 """
 
 from __future__ import annotations
@@ -44,14 +46,14 @@ ARMS = {
 RESULTS = Path(__file__).parent / "results"
 
 
-def smollm2_gaps(repeats: int) -> pd.DataFrame | None:
+def smollm2_gaps(repeats: int, device: str) -> pd.DataFrame | None:
     """``model_precision_gaps`` of SmolLM2-135M-Instruct, or None (with a note) when its package is missing."""
     from rl4lrm.models.loaders import load_smollm2
     from rl4lrm.real import ChatTask
     from rl4lrm.tasks.addition import Addition
 
     try:
-        model, tokenizer = load_smollm2("cpu")
+        model, tokenizer = load_smollm2(device)
     except ImportError as err:
         print(f"SmolLM2 left out: {err}", flush=True)
         return None
@@ -86,17 +88,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where the gap table samples: cpu or cuda")
+    parser.add_argument("--no-learning", action="store_true", help="the gap table only")
     parser.add_argument("--out", default=str(RESULTS / "sampling_precision.csv"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch={torch.__version__} threads={args.threads} {time.strftime('%Y-%m-%d')}", flush=True)
 
-    gaps = precision_gaps(("addition", "countdown", "countdown-search"), repeats=args.repeats, progress=False)
-    gaps = pd.concat([gaps, smollm2_gaps(args.repeats)], ignore_index=True)  # concat leaves a None out
+    models = ("addition", "countdown", "countdown-search")
+    gaps = precision_gaps(models, repeats=args.repeats, progress=False, device=args.device)
+    gaps = pd.concat([gaps, smollm2_gaps(args.repeats, args.device)], ignore_index=True)  # concat leaves a None out
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    gaps.to_csv(out.with_name(out.stem + "_gaps.csv"), index=False)
+    suffix = "_gaps.csv" if args.device == "cpu" else f"_gaps_{args.device}.csv"
+    gaps.to_csv(out.with_name(out.stem + suffix), index=False)
     print(gaps.to_string(index=False, float_format="{:.3g}".format), flush=True)
+    if args.no_learning:
+        return
 
     runs = precision_study(ARMS, seeds=tuple(args.seeds), steps=args.steps, eval_every=args.steps // 2, progress=False)
     per_run = learning_runs(runs)

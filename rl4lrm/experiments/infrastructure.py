@@ -169,6 +169,7 @@ def precision_gaps(
     prompts: int = 16,
     progress: bool = True,
     max_new_tokens: dict[str, int] | None = None,
+    device: str = "cpu",
     **settings,
 ) -> pd.DataFrame:
     """``model_precision_gaps`` for zoo base models, on ``prompts`` test problems of each one's task.
@@ -178,6 +179,7 @@ def precision_gaps(
         prompts: B test problems (G samples each: ``group_size``).
         progress: a bar over the models.
         max_new_tokens: the length cap by model (default: 16, and 192 for ``countdown-search``).
+        device: where the models sample and the learner recomputes (``"cpu"``, ``"cuda"``).
         **settings: ``model_precision_gaps``'s ``precisions``, ``group_size`` and ``repeats``.
 
     Returns:
@@ -186,7 +188,7 @@ def precision_gaps(
     caps = {"countdown-search": 192, **(max_new_tokens or {})}
     tables = []
     for name in tqdm(models, desc="models", disable=not progress):
-        model, tokenizer, task = load_base(name)
+        model, tokenizer, task = load_base(name, device=device)
         texts = [task.format_prompt(p, "plain", tokenizer) for p in task.problems("test", prompts, seed=0)]
         tables.append(model_precision_gaps(name, model, tokenizer, texts, caps.get(name, 16), **settings))
     return pd.concat(tables, ignore_index=True)
