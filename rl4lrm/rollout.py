@@ -270,9 +270,10 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     """Stacks rollout batches of the same group size and temperature into one.
 
     Prompts stay left-padded and completions right-padded (with ``pad_id``) to the widest batch;
-    group ids are renumbered 0, 1, ... in row order, so they index the concatenated groups.
-    Used by samplers that draw several
-    rounds (dynamic sampling) or build a batch group by group.
+    group ids are renumbered 0, 1, ... in row order, so they index the concatenated groups. An ``aux`` tensor that
+    follows the completion's columns (its second dimension is its batch's completion width in every batch, as an
+    agent's observation mask) is right-padded with zeros like the completions; other ``aux`` tensors are stacked.
+    Used by samplers that draw several rounds (dynamic sampling) or build a batch group by group.
     """
     if not batches:
         raise ValueError("concat_batches needs at least one batch")
@@ -300,6 +301,14 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     aux_keys = {frozenset(b.aux) for b in batches}
     if len(aux_keys) > 1:
         raise ValueError(f"concat_batches needs batches with the same aux tensors, got {[sorted(k) for k in aux_keys]}")
+
+    def stacked_aux(name):  # (n, t, ...) per completion column, right-padded; anything else as it is
+        parts = [b.aux[name] for b in batches]
+        by_column = all(x.dim() >= 2 and x.shape[1] == b.completion_ids.shape[1] for x, b in zip(parts, batches))
+        if by_column:
+            parts = [torch.nn.functional.pad(x.movedim(1, -1), (0, T - x.shape[1])).movedim(-1, 1) for x in parts]
+        return torch.cat(parts)
+
     return RolloutBatch(
         prompt_ids=torch.cat([left(b.prompt_ids, P, pad_id) for b in batches]),
         prompt_mask=torch.cat([left(b.prompt_mask, P, 0) for b in batches]),
@@ -312,7 +321,7 @@ def concat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         group_size=G,
         temperature=temperature,
         ref_logprobs=None if any(r is None for r in refs) else torch.cat([right(r, T, 0.0) for r in refs]),
-        aux={name: torch.cat([b.aux[name] for b in batches]) for name in batches[0].aux},
+        aux={name: stacked_aux(name) for name in batches[0].aux},
     )
 
 

@@ -271,6 +271,31 @@ def test_concat_batches_ref_logprobs_and_errors(addition):
         concat_batches([], tok.pad_token_id)
 
 
+def test_concat_batches_pads_per_column_aux_tensors_of_agent_episodes():
+    """Agent episodes carry (N, T) observation and attention masks in ``aux``: batches of different widths join, and
+    the joined batch recomputes each part's log-probs through the policy's own hook."""
+    from rl4lrm.agents.rollout import load_agent
+
+    policy, tok, task = load_agent()
+    prompts = [task.format_prompt(p, "plain", tok) for p in task.problems("test", 2)]
+    short = rollout(policy, tok, prompts, 2, 6, generator=torch.Generator().manual_seed(0))
+    wide = rollout(policy, tok, prompts, 2, 40, generator=torch.Generator().manual_seed(0))
+    assert short.completion_ids.shape[1] < wide.completion_ids.shape[1]
+    assert {"attend", "obs_mask"} <= set(short.aux) and short.aux["obs_mask"].shape == short.completion_ids.shape
+    joined = concat_batches([short, wide], tok.pad_token_id)
+    T = joined.completion_ids.shape[1]
+    for name, value in joined.aux.items():
+        parts = (short.aux[name], wide.aux[name])
+        if value.dim() >= 2 and value.shape[1] == T:  # per column: the narrow part padded with zeros
+            width = parts[0].shape[1]
+            assert torch.equal(value[:4, :width], parts[0]) and not value[:4, width:].any(), name
+            assert torch.equal(value[4:], parts[1]), name
+        else:
+            assert torch.equal(value, torch.cat(parts)), name
+    recomputed, _ = compute_logprobs(policy, joined)
+    assert (recomputed * joined.response_mask - joined.old_logprobs).abs().max() < 1e-4
+
+
 # ----------------------------------------------------------------------------------------- problem source
 def test_problem_source_stream_matches_the_flat_history():
     task = load_task("countdown")
