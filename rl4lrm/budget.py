@@ -5,11 +5,12 @@ time: when the thinking reaches its token budget, the end-of-thinking delimiter 
 then answers from what it has. (s1 also lengthens thinking by writing "Wait" where the model would stop; a
 column-addition trace is complete when it ends, so this lab has nothing for that half to add.)
 
-Here the delimiter is the thinking task's ``#`` (``rl4lrm.tasks.thinking``). Decoding runs in two phases:
+The delimiter defaults to the thinking task's ``#`` (``rl4lrm.tasks.thinking``); a chat model's would be its
+end-of-thinking tag, such as ``</think>``. Decoding runs in two phases:
 
 1. sample up to ``budget`` tokens;
-2. every row that neither finished nor wrote ``#`` gets ``#`` appended (it is *forced*), and every unfinished row
-   continues for at most ``answer_tokens`` more.
+2. every row that neither finished nor wrote the delimiter gets it appended (it is *forced*), and every unfinished
+   row continues for at most ``answer_tokens`` more.
 
 ``budget=0`` forces every row to answer at once; ``budget=None`` decodes as usual.
 """
@@ -30,7 +31,7 @@ class BudgetedCompletions:
 
     completions: list[str]
     tokens: list[int]
-    """Tokens each row generated (a forced ``#`` counts as one, the EOS too)."""
+    """Tokens each row generated (a forced delimiter counts as its tokens, the EOS too)."""
     forced: list[bool]
     """Whether the budget cut the row's thinking."""
 
@@ -45,6 +46,7 @@ def budget_forcing(
     max_new_tokens: int = 48,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    delimiter: str = ANSWER_MARK,
 ) -> BudgetedCompletions:
     """Samples ``group_size`` completions per prompt with at most ``budget`` tokens of thinking.
 
@@ -58,6 +60,7 @@ def budget_forcing(
         max_new_tokens: the length cap when ``budget`` is None.
         temperature: sampling temperature for both phases; 0 is greedy.
         generator: a ``torch.Generator`` for reproducible samples.
+        delimiter: the text that ends the thinking (written for the model when the budget runs out).
 
     Returns:
         A ``BudgetedCompletions`` of N = B*G rows.
@@ -66,6 +69,8 @@ def budget_forcing(
         raise ValueError(f"budget must be an int >= 0 (tokens of thinking) or None (no budget), got {budget!r}")
     if isinstance(answer_tokens, bool) or not isinstance(answer_tokens, int) or answer_tokens < 1:
         raise ValueError(f"answer_tokens must be an int >= 1, got {answer_tokens!r}")
+    if not isinstance(delimiter, str) or not delimiter:
+        raise ValueError(f"delimiter must be the non-empty text that ends the thinking, got {delimiter!r}")
     sample = dict(temperature=temperature, generator=generator)
     if budget is None:
         batch = rollout(model, tokenizer, prompts, group_size, max_new_tokens, **sample)
@@ -78,9 +83,10 @@ def budget_forcing(
         texts, lengths = list(batch.completions), batch.lengths.tolist()
         open_rows = [i for i, cut in enumerate(batch.truncated.tolist()) if cut]
     forced = [False] * len(rows)
+    mark_tokens = len(tokenizer(delimiter, add_special_tokens=False)["input_ids"])
     for i in open_rows:
-        if ANSWER_MARK not in texts[i]:
-            texts[i], lengths[i], forced[i] = texts[i] + ANSWER_MARK, lengths[i] + 1, True
+        if delimiter not in texts[i]:
+            texts[i], lengths[i], forced[i] = texts[i] + delimiter, lengths[i] + mark_tokens, True
     if open_rows:
         tail = rollout(model, tokenizer, [rows[i] + texts[i] for i in open_rows], 1, answer_tokens, **sample)
         for i, text, n in zip(open_rows, tail.completions, tail.lengths.tolist()):

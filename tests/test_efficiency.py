@@ -150,6 +150,17 @@ def test_a_budget_caps_the_thinking_and_forces_the_mark(base):
         budget_forcing(model, tokenizer, ["12+34="], -1)
     with pytest.raises(ValueError, match="answer_tokens"):
         budget_forcing(model, tokenizer, ["12+34="], 2, answer_tokens=0)
+    with pytest.raises(ValueError, match="delimiter must be the non-empty text"):
+        budget_forcing(model, tokenizer, ["12+34="], 2, delimiter="")
+
+
+def test_another_delimiter_is_forced_and_counted_in_tokens(base):
+    model, tokenizer, task = base
+    prompts = [p.prompt for p in task.problems("test", 4, seed=0)]
+    out = budget_forcing(model, tokenizer, prompts, 0, delimiter="##", generator=torch.Generator().manual_seed(0))
+    assert all(c.startswith("##") for c in out.completions) and all(out.forced)
+    # two characters, two tokens of the char tokenizer, then the answer and perhaps the EOS
+    assert all(n - len(c) in (0, 1) for c, n in zip(out.completions, out.tokens))
 
 
 def test_budget_sweep_trades_accuracy_for_tokens(base):
