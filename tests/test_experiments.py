@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from rl4lrm.exercises import check_aggregation_weights, check_kl_k3, check_rloo  # noqa: E402
-from rl4lrm.experiments.compare import compare_presets, final_table  # noqa: E402
+from rl4lrm.experiments.compare import compare_presets, final_table, staged_comparison  # noqa: E402
 from rl4lrm.experiments.kl_estimators import kl_estimator_study  # noqa: E402
 from rl4lrm.viz import ComparisonPanel, plot_comparison  # noqa: E402
 
@@ -65,6 +65,26 @@ def test_compare_presets_rejects_unknown_methods_before_training():
         compare_presets(["grpo", "nope"], steps=1, **SMALL)
     with pytest.raises(ValueError, match="steps"):
         compare_presets(["grpo"], steps=0, **SMALL)
+
+
+def test_staged_comparison_labels_each_stage_and_relays_every_run_so_far():
+    settings = {k: v for k, v in SMALL.items() if k != "task"} | {"steps": 1}
+    stages = [
+        ("addition", {"grpo": {"preset": "grpo", **settings}}, lambda runs: runs.assign(stage="a")),
+        (
+            "countdown",
+            {"grpo": {"preset": "grpo", **settings}, "rloo": {"preset": "rloo", **settings}},
+            lambda runs: runs.assign(stage="b"),
+        ),
+    ]
+    seen = []
+    runs = staged_comparison(stages, on_run_end=seen.append, progress=False)
+    assert runs.groupby("stage", sort=False)["method"].unique().map(list).to_dict() == {
+        "a": ["grpo"],
+        "b": ["grpo", "rloo"],
+    }
+    assert [len(df.groupby(["stage", "method"])) for df in seen] == [1, 2, 3]  # one more run each time, labelled
+    assert seen[-1]["stage"].notna().all() and len(seen[-1]) == len(runs)
 
 
 def test_comparison_panel_run_draws_mean_and_std():

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.experiments.compare import staged_comparison
 from rl4lrm.experiments.priors import STUDY_CONFIG
 from rl4lrm.models.tiny import count_parameters
 from rl4lrm.models.zoo import ZOO, load_base
@@ -125,22 +125,13 @@ def codesign_study(
         raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {lrs}")
     if "lr" in config or "task" in config:
         raise ValueError("set the learning rates with lrs= and the bases with bases=, not lr= or task=")
-    done: list[pd.DataFrame] = []
 
-    def label(runs: pd.DataFrame, base: str, lr: float) -> pd.DataFrame:
-        return runs.assign(base=base, lr=lr, method=base if len(lrs) == 1 else f"{base}, lr {lr:g}")
+    def label(base: str, lr: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        method = base if len(lrs) == 1 else f"{base}, lr {lr:g}"
+        return lambda runs: runs.assign(base=base, lr=lr, method=method)
 
-    for lr in lrs:
-        for base in bases:
-
-            def relay(runs: pd.DataFrame, base=base, lr=lr) -> None:
-                if on_run_end is not None:
-                    on_run_end(pd.concat([*done, label(runs, base, lr)], ignore_index=True))
-
-            arm = {base: {**CODESIGN_CONFIG, **config, "lr": lr}}
-            runs = compare_presets(arm, seeds=seeds, on_run_end=relay, progress=progress, task=base)
-            done.append(label(runs, base, lr))
-    return pd.concat(done, ignore_index=True)
+    stages = [(base, {base: {**CODESIGN_CONFIG, **config, "lr": lr}}, label(base, lr)) for lr in lrs for base in bases]
+    return staged_comparison(stages, seeds, on_run_end, progress)
 
 
 def run_stability(history: pd.DataFrame) -> dict:

@@ -1,4 +1,5 @@
-"""Train several presets (× seeds) under one budget and collect their histories side by side."""
+"""Train several presets (× seeds) under one budget and collect their histories side by side; ``staged_comparison``
+does it once per starting model (or any other stage) and labels each stage's runs."""
 
 from __future__ import annotations
 
@@ -50,6 +51,35 @@ def compare_presets(
         for seed in seeds
     ]
     return run_sweep(runs, backend, ray_address=ray_address, on_run_end=on_run_end, progress=progress)
+
+
+def staged_comparison(
+    stages: list[tuple[str, dict[str, dict], Callable[[pd.DataFrame], pd.DataFrame]]],
+    seeds: tuple[int, ...] = (0,),
+    on_run_end: Callable[[pd.DataFrame], None] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """``compare_presets`` once per stage, the stages' runs labelled and concatenated.
+
+    Args:
+        stages: ``(task, arms, label)`` each: the zoo entry the stage starts from, its ``{label: settings}`` arms
+            (``compare_presets``'s ``presets``), and ``label(runs) -> runs`` adding the stage's columns.
+        seeds: seeds of every arm.
+        on_run_end: called after each run with every run so far, labelled (live plots).
+        progress: a bar over each stage's runs.
+
+    Returns:
+        The labelled runs of every stage, in order.
+    """
+    done: list[pd.DataFrame] = []
+    for task, arms, label in stages:
+
+        def relay(runs: pd.DataFrame, label=label) -> None:
+            if on_run_end is not None:
+                on_run_end(pd.concat([*done, label(runs)], ignore_index=True))
+
+        done.append(label(compare_presets(arms, seeds=seeds, on_run_end=relay, progress=progress, task=task)))
+    return pd.concat(done, ignore_index=True)
 
 
 def final_table(runs: pd.DataFrame, metrics=("acc/pass@1",)) -> pd.DataFrame:

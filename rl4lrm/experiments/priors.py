@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from rl4lrm.evaluation import sample_and_verify
-from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.experiments.compare import staged_comparison
 from rl4lrm.models.tiny import count_parameters
 from rl4lrm.models.zoo import ZOO, load_base
 from rl4lrm.passk import pass_at_k_curve
@@ -129,19 +129,12 @@ def priors_study(
     _check_names(bases, rewards)
     if not bases or not rewards:
         raise ValueError("priors_study needs at least one base model and one reward")
-    done: list[pd.DataFrame] = []
 
-    def relay(runs: pd.DataFrame) -> None:
-        if on_run_end is not None:
-            on_run_end(pd.concat([*done, label(runs)], ignore_index=True))
+    def label(base: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        return lambda runs: runs.assign(base=base, reward=runs["method"], method=base + ", " + runs["method"])
 
-    def label(runs: pd.DataFrame) -> pd.DataFrame:
-        return runs.assign(base=base, reward=runs["method"], method=base + ", " + runs["method"])
-
-    for base in bases:
-        arms = {r: {**STUDY_CONFIG, **config, "rewards": REWARD_ARMS[r]} for r in rewards}
-        done.append(label(compare_presets(arms, seeds=seeds, on_run_end=relay, progress=progress, task=base)))
-    return pd.concat(done, ignore_index=True)
+    arms = {r: {**STUDY_CONFIG, **config, "rewards": REWARD_ARMS[r]} for r in rewards}
+    return staged_comparison([(base, arms, label(base)) for base in bases], seeds, on_run_end, progress)
 
 
 def gains_table(runs: pd.DataFrame) -> pd.DataFrame:
