@@ -82,6 +82,19 @@ def staged_comparison(
     return pd.concat(done, ignore_index=True)
 
 
+def seed_verdict(changes: pd.Series, up: str = "up", down: str = "down") -> str:
+    """What the seeds say of an effect: ``up`` (``down``) when at least 3 seeds' ``changes`` are all above (below)
+    0, "no clear effect" when they disagree, and "1 seed" or "2 seeds" below 3."""
+    n = len(changes)
+    if n < 3:
+        return f"{n} seed{'s' if n > 1 else ''}"
+    if (changes > 0).all():
+        return up
+    if (changes < 0).all():
+        return down
+    return "no clear effect"
+
+
 def final_table(runs: pd.DataFrame, metrics=("acc/pass@1",)) -> pd.DataFrame:
     """Last logged value of each metric per (method, seed), then mean and std over seeds per method."""
     last = runs.groupby(["method", "seed"], sort=False)[list(metrics)].agg(lambda s: s.dropna().iloc[-1])

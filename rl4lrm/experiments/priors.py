@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from rl4lrm.evaluation import sample_and_verify
-from rl4lrm.experiments.compare import staged_comparison
+from rl4lrm.experiments.compare import seed_verdict, staged_comparison
 from rl4lrm.models.tiny import count_parameters
 from rl4lrm.models.zoo import ZOO, load_base
 from rl4lrm.passk import pass_at_k_curve
@@ -153,14 +153,6 @@ def gains_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (base, reward), df in per_seed.groupby(level=["base", "reward"], sort=False):
         n = len(df)
-        if n < 3:
-            verdict = f"{n} seed{'s' if n > 1 else ''}"
-        elif (df["gain"] > 0).all():
-            verdict = "up"
-        elif (df["gain"] < 0).all():
-            verdict = "down"
-        else:
-            verdict = "no clear effect"
         rows.append(
             {
                 "base": base,
@@ -171,7 +163,7 @@ def gains_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "gain (points) mean": df["gain"].mean(),
                 "gain (points) std": df["gain"].std(ddof=1) if n > 1 else 0.0,
                 "seeds": n,
-                "verdict": verdict,
+                "verdict": seed_verdict(df["gain"]),
             }
         )
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from rl4lrm.advantages import NORMALISATIONS
-from rl4lrm.experiments.compare import compare_presets
+from rl4lrm.experiments.compare import compare_presets, seed_verdict
 
 BASELINE: dict = {"preset": "grpo", "kl_coef": 0.0}
 """The recipe every trick is added to: GRPO's axes (group mean and std, PPO clip 0.2 / 0.2, per-sequence mean
@@ -157,16 +157,6 @@ def tricks_table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
     rows = []
     for (base, method), df in final.groupby(["base", "method"], sort=False):
         n = len(df)
-        if method == baseline:
-            verdict = "—"
-        elif n < 3:
-            verdict = f"{n} seed{'s' if n > 1 else ''}"
-        elif (df["delta"] > 0).all():
-            verdict = "helps"
-        elif (df["delta"] < 0).all():
-            verdict = "hurts"
-        else:
-            verdict = "no clear effect"
         rows.append(
             {
                 "base": base,
@@ -177,7 +167,7 @@ def tricks_table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
                 "vs baseline (points) mean": df["delta"].mean(),
                 "vs baseline (points) std": df["delta"].std(ddof=1) if n > 1 else 0.0,
                 "seeds": n,
-                "verdict": verdict,
+                "verdict": "—" if method == baseline else seed_verdict(df["delta"], "helps", "hurts"),
             }
         )
     return pd.DataFrame(rows)
