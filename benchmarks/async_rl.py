@@ -26,7 +26,7 @@ import os
 import time
 
 import pandas as pd
-from common import run_logged, write_results
+from common import before_after, run_logged, write_results
 
 
 def method_name(staleness: int | None, producer: str = "thread") -> str:
@@ -135,10 +135,7 @@ def printable(table: pd.DataFrame) -> pd.DataFrame:
             "producer blocked (s)": pm("producer blocked (s)", ".1f"),
             "mean lag": table["mean lag mean"].map("{:.2f}".format),
             "cores used": table["cores used mean"].map("{:.2f}".format),
-            "pass@1 (base → after)": [
-                f"{b:.3f} → {m:.3f} ± {s:.3f}"
-                for b, m, s in zip(table["base pass@1 mean"], table["pass@1 mean"], table["pass@1 std"])
-            ],
+            "pass@1 (base → after)": before_after(table["base pass@1 mean"], table["pass@1 mean"], table["pass@1 std"]),
             "reward (last quarter)": pm("reward (last quarter)", ".3f"),
         }
     )

@@ -90,6 +90,16 @@ def pass1_change(row) -> str:
     return f"pass@1 {row['base pass@1']:.3f} -> {row['pass@1']:.3f}"
 
 
+def before_after(base: pd.Series, mean: pd.Series, std: pd.Series) -> list[str]:
+    """``"0.424 → 0.719 ± 0.008"`` per row: pass@1 before training, then the mean ± std over seeds after it."""
+    return [f"{b:.3f} → {m:.3f} ± {s:.3f}" for b, m, s in zip(base, mean, std)]
+
+
+def signed_mean_std(mean: pd.Series, std: pd.Series) -> list[str]:
+    """``"+3.1 ± 1.2"`` per row: a change in points, mean ± std over seeds."""
+    return [f"{m:+.1f} ± {s:.1f}" for m, s in zip(mean, std)]
+
+
 def write_results(out: str | Path, table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None):
     """Writes the summary to ``out``, the per-run rows to ``*.runs.csv`` and the curves, if any, to ``*.curves.csv``."""
     out = Path(out)

@@ -23,7 +23,16 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from common import eval_every, in_given_order, pass1_change, run_logged, train_and_summarise, write_results
+from common import (
+    before_after,
+    eval_every,
+    in_given_order,
+    pass1_change,
+    run_logged,
+    signed_mean_std,
+    train_and_summarise,
+    write_results,
+)
 
 from rl4lrm.experiments.priors import PRIORS, REWARD_ARMS, STUDY_CONFIG, gains_table, prior_profile
 
@@ -90,13 +99,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         {
             "base": table["base"],
             "reward": table["reward"],
-            "pass@1 (base → after)": [
-                f"{b:.3f} → {m:.3f} ± {s:.3f}"
-                for b, m, s in zip(table["base pass@1"], table["pass@1 mean"], table["pass@1 std"])
-            ],
-            "gain (points)": [
-                f"{m:+.1f} ± {s:.1f}" for m, s in zip(table["gain (points) mean"], table["gain (points) std"])
-            ],
+            "pass@1 (base → after)": before_after(table["base pass@1"], table["pass@1 mean"], table["pass@1 std"]),
+            "gain (points)": signed_mean_std(table["gain (points) mean"], table["gain (points) std"]),
             "verdict": table["verdict"],
             "entropy": table["entropy"].map("{:.3f}".format),
             "clip frac": table["clip frac"].map("{:.4f}".format),

@@ -19,7 +19,16 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from common import eval_every, in_given_order, pass1_change, run_logged, train_and_summarise, write_results
+from common import (
+    before_after,
+    eval_every,
+    in_given_order,
+    pass1_change,
+    run_logged,
+    signed_mean_std,
+    train_and_summarise,
+    write_results,
+)
 
 from rl4lrm.experiments.tricks import STUDY_CONFIG, ablation_arms, tricks_table
 
@@ -89,14 +98,10 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         {
             "base": table["base"],
             "method": table["method"],
-            "pass@1 (base → after)": [
-                f"{b:.3f} → {m:.3f} ± {s:.3f}"
-                for b, m, s in zip(table["base pass@1"], table["pass@1 mean"], table["pass@1 std"])
-            ],
-            "vs baseline (points)": [
-                f"{m:+.1f} ± {s:.1f}"
-                for m, s in zip(table["vs baseline (points) mean"], table["vs baseline (points) std"])
-            ],
+            "pass@1 (base → after)": before_after(table["base pass@1"], table["pass@1 mean"], table["pass@1 std"]),
+            "vs baseline (points)": signed_mean_std(
+                table["vs baseline (points) mean"], table["vs baseline (points) std"]
+            ),
             "verdict": table["verdict"],
             "entropy": table["entropy"].map("{:.3f}".format),
             "clip frac": table["clip frac"].map("{:.4f}".format),
