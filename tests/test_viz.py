@@ -176,6 +176,37 @@ def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
     assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5
 
 
+def test_run_panel_lays_out_reads_and_greys_out_its_button_while_running():
+    import ipywidgets as W
+
+    from rl4lrm.viz.controls import RunPanel
+
+    class Failing(RunPanel):
+        def __init__(self):
+            self.layout({"a": W.IntSlider(value=3), "b": W.Checkbox(value=True), "c": W.Text(value="x")}, left=2)
+            self.seen = None
+
+        def run(self):
+            with self.busy():
+                self.seen = self.button.disabled
+                raise RuntimeError("boom")
+
+    panel = Failing()
+    assert panel.settings() == {"a": 3, "b": True, "c": "x"}
+    columns = panel.widget.children[0].children
+    assert [len(c.children) for c in columns] == [2, 1]  # the first two controls on the left
+    with pytest.raises(RuntimeError, match="boom"):
+        panel.run()  # what the button calls
+    assert panel.seen is True and panel.button.disabled is False  # greyed out during the run, enabled after it
+    row = RunPanel()
+    row.layout({"a": W.IntSlider()})
+    assert isinstance(row.widget.children[0].children[0], W.IntSlider)  # one row without ``left``
+    calls = []
+    row.run = lambda: calls.append("run")
+    row.button.click()
+    assert calls == ["run"]  # the button calls the panel's run
+
+
 def test_curation_funnel_stacks_what_each_step_dropped_on_what_it_kept():
     from rl4lrm.corpus import CurationConfig, curate
     from rl4lrm.viz.resources import plot_curation_funnel

@@ -10,7 +10,7 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from rl4lrm.agents.studies import agent_rl, evaluate_agent, sample_episodes, with_config
-from rl4lrm.viz.controls import int_slider, log_slider
+from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 
 POLICY_COLOR, OBS_COLOR = "#dbeafe", "#fde68a"
 
@@ -76,7 +76,7 @@ class EpisodeViewer:
         display(self.widget)
 
 
-class AgentPanel:
+class AgentPanel(RunPanel):
     """GRPO on episodes with a mask toggle, the environment (tools on/off), the reward kind and the steps; Run
     trains a copy of the policy and shows held-out accuracy and tool calls before and after, and the curves.
 
@@ -105,7 +105,7 @@ class AgentPanel:
         self.policy, self.tokenizer, self.task = policy, tokenizer, task
         self.eval_problems, self.prompts_per_step, self.group_size = eval_problems, prompts_per_step, group_size
         style = {"description_width": "110px"}
-        self.controls = {
+        controls = {
             "mask_observations": W.Checkbox(value=True, description="mask observations", indent=False),
             "tools": W.Checkbox(value=True, description="tools on", indent=False),
             "reward": W.Dropdown(
@@ -114,23 +114,13 @@ class AgentPanel:
             "steps": int_slider(steps, 0, 60, 5, description="GRPO steps", style=style),
             "lr": log_slider(lr, 1e-5, 1e-2, description="learning rate", style=style),
         }
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
-        values = list(self.controls.values())
-        self.widget = W.VBox(
-            [W.HBox([W.VBox(values[:3]), W.VBox(values[3:])]), W.HBox([self.button, self.status]), self.out]
-        )
+        self.layout(controls, left=3)
         self.result = None
-
-    def settings(self) -> dict:
-        return {name: c.value for name, c in self.controls.items()}
 
     def run(self, seed: int = 0) -> dict:
         """Evaluates, trains a copy with the current settings, evaluates again; returns the numbers shown."""
-        self.button.disabled = True
         self.status.value = "running…"
-        try:
+        with self.busy():
             s = self.settings()
             rewards, preset = self.REWARDS[s["reward"]]
             base = with_config(self.policy, tools=s["tools"])
@@ -155,8 +145,6 @@ class AgentPanel:
             )
             after = evaluate_agent(trained, self.tokenizer, self.task, self.eval_problems, 2, seed)
             self.result = {"settings": s, "before": before, "after": after, "history": history, "policy": trained}
-        finally:
-            self.button.disabled = False
         self.status.value = ""
         self._show(self.result)
         return self.result
@@ -168,9 +156,6 @@ class AgentPanel:
             if len(r["history"]):
                 plot_history(r["history"])
                 plt.show()
-
-    def _ipython_display_(self):
-        display(self.widget)
 
 
 def plot_history(history: pd.DataFrame, axes=None):

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from rl4lrm.diffusion.sampling import diffusion_sample
 from rl4lrm.diffusion.studies import train_grpo
 from rl4lrm.evaluation import evaluate
-from rl4lrm.viz.controls import int_slider, log_slider
+from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 
 MASKED_CELL = "▒"
 
@@ -119,7 +119,7 @@ def plot_estimators(per_sequence: pd.DataFrame, ax=None):
     return ax
 
 
-class DiffusionPanel:
+class DiffusionPanel(RunPanel):
     """Sampler settings (steps, remasking, block length, temperature) and RL settings (GRPO steps, learning
     rate); Run decodes one prompt step by step, measures held-out accuracy with these settings, and, with
     RL steps > 0, trains a copy of the model with GRPO through the trainer and measures it again.
@@ -147,7 +147,7 @@ class DiffusionPanel:
         self.eval_problems, self.eval_samples, self.result = eval_problems, eval_samples, None
         L, style = model.gen_length, {"description_width": "110px"}
         blocks = [None] + [b for b in range(1, L) if L % b == 0]
-        self.controls = {
+        controls = {
             "steps": W.IntSlider(value=steps, min=1, max=L, description="denoising steps", style=style),
             "remasking": W.Dropdown(
                 options=["low_confidence", "random"], value=remasking, description="remasking", style=style
@@ -165,17 +165,11 @@ class DiffusionPanel:
             "rl_steps": int_slider(rl_steps, 0, 100, 5, description="GRPO steps", style=style),
             "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate", style=style),
         }
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
-        values = list(self.controls.values())
-        self.widget = W.VBox(
-            [W.HBox([W.VBox(values[:4]), W.VBox(values[4:])]), W.HBox([self.button, self.status]), self.out]
-        )
+        self.layout(controls, left=4)
 
     def settings(self) -> dict:
         """The sampler and RL settings the controls describe (``block_length`` None: the whole completion)."""
-        values = {name: c.value for name, c in self.controls.items()}
+        values = super().settings()
         return values | {"block_length": values["block_length"] or None}
 
     def _accuracy(self, model, temperature: float) -> float:
@@ -194,8 +188,7 @@ class DiffusionPanel:
 
     def run(self) -> dict:
         """Decodes, evaluates (and trains) with the current settings; returns the numbers shown."""
-        self.button.disabled = True
-        try:
+        with self.busy():
             s = self.settings()
             model = copy.deepcopy(self.model)
             model.sampling.steps, model.sampling.remasking, model.sampling.block_length = (
@@ -255,9 +248,4 @@ class DiffusionPanel:
             with self.out:
                 self.out.clear_output(wait=True)
                 display(fig)
-        finally:
-            self.button.disabled = False
         return self.result
-
-    def _ipython_display_(self):
-        display(self.widget)

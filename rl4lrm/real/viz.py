@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.real.lora import LoRAConfig
 from rl4lrm.real.studies import real_config, run_grpo
-from rl4lrm.viz.controls import int_slider, log_slider
+from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 
 
 def plot_state_memory(table: pd.DataFrame, ax=None):
@@ -30,7 +30,7 @@ def plot_state_memory(table: pd.DataFrame, ax=None):
     return ax
 
 
-class RealPanel:
+class RealPanel(RunPanel):
     """GRPO settings for a real chat model; Run trains a copy of the model for a few steps through the course's
     trainer (full fine-tuning or LoRA) and shows the batch reward and what the run cost.
 
@@ -56,7 +56,7 @@ class RealPanel:
     ):
         self.model, self.tokenizer, self.task, self.device, self.result = model, tokenizer, task, device, None
         style = {"description_width": "120px"}
-        self.controls = {
+        controls = {
             "steps": int_slider(steps, 1, 50, 1, description="GRPO steps", style=style),
             "lora": W.Checkbox(value=lora, description="LoRA (else full)", style=style),
             "rank": int_slider(rank, 1, 64, 1, description="LoRA rank", style=style),
@@ -66,25 +66,14 @@ class RealPanel:
             "max_new_tokens": int_slider(max_new_tokens, 8, 256, 8, description="max new tokens", style=style),
         }
         # the rank means nothing for full fine-tuning: greyed out while LoRA is off
-        rank = self.controls["rank"]
+        rank = controls["rank"]
         rank.disabled = not lora
-        self.controls["lora"].observe(lambda change: setattr(rank, "disabled", not change.new), "value")
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
-        values = list(self.controls.values())
-        self.widget = W.VBox(
-            [W.HBox([W.VBox(values[:4]), W.VBox(values[4:])]), W.HBox([self.button, self.status]), self.out]
-        )
-
-    def settings(self) -> dict:
-        """The values of the controls."""
-        return {name: c.value for name, c in self.controls.items()}
+        controls["lora"].observe(lambda change: setattr(rank, "disabled", not change.new), "value")
+        self.layout(controls, left=4)
 
     def run(self):
         """Trains a copy with the current settings; returns the ``RealRun`` shown."""
-        self.button.disabled = True
-        try:
+        with self.busy():
             s = self.settings()
             self.status.value = "<i>training with GRPO…</i>"
             config = real_config(
@@ -117,9 +106,4 @@ class RealPanel:
             with self.out:
                 self.out.clear_output(wait=True)
                 display(fig, run.table())
-        finally:
-            self.button.disabled = False
         return self.result
-
-    def _ipython_display_(self):
-        display(self.widget)

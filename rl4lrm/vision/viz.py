@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
 from rl4lrm.vision.studies import answer_table, summarize, vision_rl
 from rl4lrm.vision.task import ERROR_KINDS, to_rgb
-from rl4lrm.viz.controls import int_slider, log_slider
+from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 
 KIND_COLOURS = {"correct": "tab:green", "perception": "tab:red", "reasoning": "tab:orange", "format": "tab:gray"}
 
@@ -55,7 +54,7 @@ def plot_rl_curves(history: pd.DataFrame, ax=None):
     return ax.figure
 
 
-class VisionPanel:
+class VisionPanel(RunPanel):
     """GRPO steps and learning rate; Run shows images with the base model's answers, then trains a copy with
     GRPO through the trainer and shows its answers, the error kinds before and after, and the curves.
 
@@ -72,22 +71,16 @@ class VisionPanel:
             eval_problems,
             None,
         )
-        self.controls = {
-            "rl_steps": int_slider(rl_steps, 0, 300, 10, description="GRPO steps"),
-            "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate"),
-        }
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
-        self.widget = W.VBox([W.HBox(list(self.controls.values())), W.HBox([self.button, self.status]), self.out])
-
-    def settings(self) -> dict:
-        return {name: c.value for name, c in self.controls.items()}
+        self.layout(
+            {
+                "rl_steps": int_slider(rl_steps, 0, 300, 10, description="GRPO steps"),
+                "lr": log_slider(lr, 1e-5, 1e-3, description="learning rate"),
+            }
+        )
 
     def run(self) -> dict:
         """Measures the base, trains a copy with the current settings, measures it; returns the numbers shown."""
-        self.button.disabled = True
-        try:
+        with self.busy():
             s = self.settings()
             rows = [{"model": "base", **summarize(self.model, self.tokenizer, self.task, self.eval_problems)}]
             result = {"settings": s, "models": {"base": self.model}}
@@ -100,8 +93,6 @@ class VisionPanel:
             self.result = result
             self._show(result)
             return result
-        finally:
-            self.button.disabled = False
 
     def _show(self, r: dict) -> None:
         frame = r["frame"]
@@ -123,6 +114,3 @@ class VisionPanel:
             fig.tight_layout()
             display(fig)
             plt.close(fig)
-
-    def _ipython_display_(self):
-        display(self.widget)

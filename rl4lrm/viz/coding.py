@@ -15,7 +15,7 @@ from IPython.display import display
 from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.experiments.coding import REWARD_CHOICES, CodeRun, train_code
-from rl4lrm.viz.controls import int_slider
+from rl4lrm.viz.controls import RunPanel, int_slider
 
 CURVES = {
     "reward/correct": ("all tests pass (sandbox)", "#2ca02c"),
@@ -61,7 +61,7 @@ def plot_before_after(table: pd.DataFrame, ax=None, metrics=("pass@1", "naive pa
     return ax.figure
 
 
-class CodingPanel:
+class CodingPanel(RunPanel):
     """Training reward (binary, partial, or the unsafe naive harness), GRPO steps and seed; Run trains from the zoo's
     ``code`` model and shows the curves and the held-out pass@1 before and after.
 
@@ -74,23 +74,17 @@ class CodingPanel:
         self, reward: str = "unit_tests_all", steps: int = 20, seed: int = 0, eval_problems=48, eval_samples=2
     ):
         self.eval_problems, self.eval_samples, self.result = eval_problems, eval_samples, None
-        self.controls = {
-            "reward": W.Dropdown(options=list(REWARD_CHOICES), value=reward, description="training reward"),
-            "steps": int_slider(steps, 5, 80, 5, description="GRPO steps"),
-            "seed": int_slider(seed, 0, 9, 1, description="seed"),
-        }
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status, self.out = W.HTML(), W.Output()
-        self.widget = W.VBox([W.HBox(list(self.controls.values())), W.HBox([self.button, self.status]), self.out])
-
-    def settings(self) -> dict:
-        return {name: c.value for name, c in self.controls.items()}
+        self.layout(
+            {
+                "reward": W.Dropdown(options=list(REWARD_CHOICES), value=reward, description="training reward"),
+                "steps": int_slider(steps, 5, 80, 5, description="GRPO steps"),
+                "seed": int_slider(seed, 0, 9, 1, description="seed"),
+            }
+        )
 
     def run(self) -> CodeRun:
         """Trains with the current settings and shows the result; returns the ``CodeRun``."""
-        self.button.disabled = True
-        try:
+        with self.busy():
             s = self.settings()
             self.status.value = "<i>training…</i>"
             run = train_code(
@@ -107,6 +101,4 @@ class CodingPanel:
             with self.out:
                 self.out.clear_output(wait=True)
                 display(fig)
-        finally:
-            self.button.disabled = False
         return self.result

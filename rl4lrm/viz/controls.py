@@ -1,15 +1,22 @@
-"""Slider factories for the panels: a control must show, and send back, exactly the value it was given.
+"""What the panels are built from: slider factories, and the layout of a panel that runs an experiment.
 
-A browser slider snaps its value to the grid ``min + k * step``: an ``IntSlider(value=15, min=10, step=10)``
-displays 20 and trains 20 once touched, and a ``FloatLogSlider`` on a 0.25-wide exponent grid turns 3e-4 into
-10^-3.5 = 3.2e-4. These factories widen the range to include the value and put the value on the grid.
+A control must show, and send back, exactly the value it was given. A browser slider snaps its value to the grid
+``min + k * step``: an ``IntSlider(value=15, min=10, step=10)`` displays 20 and trains 20 once touched, and a
+``FloatLogSlider`` on a 0.25-wide exponent grid turns 3e-4 into 10^-3.5 = 3.2e-4. The factories widen the range to
+include the value and put the value on the grid.
+
+``RunPanel`` is the frame of the chapters' Run panels: named controls above a Run button, a status line and an
+output area; a subclass chooses the controls and writes ``run()``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ipywidgets as W
+from IPython.display import display
 
 STYLE = {"description_width": "120px"}  # room for the panels' longest labels ("curriculum stage", ...)
 WIDTH = "400px"
@@ -46,3 +53,38 @@ def log_slider(
     kw.setdefault("style", STYLE)
     kw.setdefault("layout", W.Layout(width=WIDTH))
     return W.FloatLogSlider(value=value, base=10, min=e_lo, max=e_hi, step=step, readout_format=readout_format, **kw)
+
+
+class RunPanel:
+    """Named controls above a Run button with a status line, and an output area below them.
+
+    A subclass calls ``self.layout(controls)`` in its ``__init__`` and defines ``run()``, which the button calls;
+    ``settings()`` reads the controls by name, and ``run()`` wraps its work in ``with self.busy():`` so that the
+    button is greyed out while it lasts (and enabled again if it fails).
+    """
+
+    def layout(self, controls: dict[str, W.Widget], left: int | None = None) -> None:
+        """Builds the panel: ``controls`` in one row, or in two columns with the first ``left`` of them on the left."""
+        self.controls = controls
+        self.button = W.Button(description="Run", button_style="primary", icon="play")
+        self.button.on_click(lambda _: self.run())
+        self.status, self.out = W.HTML(), W.Output()
+        values = list(controls.values())
+        top = W.HBox(values) if left is None else W.HBox([W.VBox(values[:left]), W.VBox(values[left:])])
+        self.widget = W.VBox([top, W.HBox([self.button, self.status]), self.out])
+
+    def settings(self) -> dict:
+        """The values of the controls, by name."""
+        return {name: c.value for name, c in self.controls.items()}
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """The Run button greyed out for the duration."""
+        self.button.disabled = True
+        try:
+            yield
+        finally:
+            self.button.disabled = False
+
+    def _ipython_display_(self):
+        display(self.widget)
