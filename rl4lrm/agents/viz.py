@@ -8,6 +8,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
+from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.agents.studies import agent_rl, evaluate_agent, sample_episodes, with_config
 from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
@@ -167,6 +168,8 @@ def plot_history(history: pd.DataFrame, axes=None):
     axes[0].set(xlabel="step", ylabel="training accuracy", ylim=(0, 1))
     axes[1].plot(h["step"], h["length/mean"], marker="o")
     axes[1].set(xlabel="step", ylabel="policy tokens per episode")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     plt.tight_layout()
     return axes
 
