@@ -269,8 +269,20 @@ def test_async_panel_runs_sync_and_the_chosen_bound_and_draws_the_timeline():
     from rl4lrm.viz import AsyncPanel
 
     panel = AsyncPanel(staleness=1, steps=10, prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=1)
-    panel.steps.value, panel.staleness.value = 10, 2
+    panel.controls["steps"].value, panel.controls["staleness"].value = 10, 2
     runs = panel.run()
     assert list(runs["method"].unique()) == ["sync", "staleness 2"] and runs["step"].max() == 10
     assert len(panel.timeline) == 10 and runs["async/staleness"].max() <= 2
     assert "mean lag" in panel.status.value and not panel.button.disabled
+
+
+def test_precision_panel_trains_float32_beside_the_chosen_rollouts():
+    from rl4lrm.viz import PrecisionPanel
+
+    panel = PrecisionPanel(steps=10, prompts_per_step=4, group_size=4, eval_problems=8, eval_samples=1)
+    panel.controls["precision"].value, panel.controls["tis_cap"].value = "float16", 2.0
+    runs = panel.run()
+    assert list(runs["method"].unique()) == ["float32", "float16 + TIS (cap 2)"] and runs["step"].max() == 10
+    lowered = runs[(runs["method"] != "float32") & (runs["step"] > 0)]
+    assert lowered["offpolicy/kl"].notna().all() and lowered["is/mean"].between(0.9, 1.1).all()
+    assert "KL(sampler ‖ learner)" in panel.status.value and not panel.button.disabled

@@ -29,7 +29,7 @@ from rl4lrm.viz.model_based import plot_best_of_n, plot_proxy_vs_true
 from rl4lrm.viz.plots import CURVES, plot_curves
 from rl4lrm.viz.priors import PRIOR_CURVES, PriorsPanel
 from rl4lrm.viz.process_outcome import ProcessOutcomePanel, plot_proxy_vs_gold, plot_rl_curves, plot_selection
-from rl4lrm.viz.resources import AsyncPanel, plot_async_timeline, plot_curation_funnel, plot_token_gaps
+from rl4lrm.viz.resources import AsyncPanel, PrecisionPanel, plot_async_timeline, plot_curation_funnel, plot_token_gaps
 from rl4lrm.viz.rewards import JudgeHackingPanel, RewardMixPanel, plot_group_rewards, plot_judge_hacking
 from rl4lrm.viz.rl_vs_sft import RLvsSFTPanel, plot_razor, plot_rl_vs_sft
 from rl4lrm.viz.sampling import SAMPLING_CURVES, plot_curriculum, plot_tree
@@ -61,6 +61,7 @@ def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[st
 
 __all__ = [
     "AsyncPanel",
+    "PrecisionPanel",
     "BudgetPanel",
     "CODESIGN_CURVES",
     "COMPARISON_CURVES",

@@ -5,7 +5,8 @@ stacked on top of what it kept, so the eye follows the corpus shrinking step by 
 ``rl4lrm.async_rl.AsyncTrainer.timeline_frame()``: the producer's and the learner's intervals on two lanes, so the
 synchronous loop's idle halves and the asynchronous overlap show at a glance. ``AsyncPanel`` runs the synchronous
 loop and one asynchronous run side by side and draws both. ``plot_token_gaps`` draws how far a lower-precision
-sampler's log-probs fall from the learner's, token by token, one distribution per precision.
+sampler's log-probs fall from the learner's, token by token, one distribution per precision; ``PrecisionPanel``
+trains with float32 rollouts and with lowered ones (with or without the correction) side by side.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from rl4lrm.experiments.infrastructure import staleness_study
+from rl4lrm.experiments.infrastructure import precision_study, staleness_study
 from rl4lrm.viz.compare import plot_comparison
-from rl4lrm.viz.controls import STYLE, int_slider
+from rl4lrm.viz.controls import STYLE, RunPanel, int_slider
 
 DROP_COLOR, KEEP_COLOR = "#d62728", "#1f77b4"
 
@@ -151,7 +152,7 @@ def plot_async_timeline(timeline: pd.DataFrame, ax=None, title: str | None = Non
 ASYNC_CURVES = [("acc/pass@1", "held-out pass@1"), ("reward/mean", "training reward"), ("async/staleness", "lag")]
 
 
-class AsyncPanel:
+class AsyncPanel(RunPanel):
     """Staleness bound, truncated-IS cap, steps and seed; Run trains the synchronous loop and ``AsyncTrainer`` at that
     bound (``staleness_study``) and draws their curves and the async run's timeline.
 
@@ -162,28 +163,25 @@ class AsyncPanel:
 
     def __init__(self, staleness: int = 2, steps: int = 20, seed: int = 0, **config):
         self.config, self.runs, self.timeline = dict(config), None, None
-        self.staleness = int_slider(staleness, 0, 8, description="staleness bound")
-        self.tis_cap = W.FloatSlider(value=2.0, min=1.0, max=10.0, step=0.5, description="tis_cap", style=STYLE)
-        self.steps = int_slider(steps, 10, 200, 10, description="steps")
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE)
-        self.button = W.Button(description="Run", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run())
-        self.status = W.HTML()
-        self.out = W.Output()
-        controls = W.VBox([W.HBox([self.staleness, self.tis_cap]), W.HBox([self.steps, self.seed])])
-        self.widget = W.VBox([controls, W.HBox([self.button, self.status]), self.out])
+        controls = {
+            "staleness": int_slider(staleness, 0, 8, description="staleness bound"),
+            "steps": int_slider(steps, 10, 200, 10, description="steps"),
+            "tis_cap": W.FloatSlider(value=2.0, min=1.0, max=10.0, step=0.5, description="tis_cap", style=STYLE),
+            "seed": W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE),
+        }
+        self.layout(controls, left=2)
 
     def run(self) -> pd.DataFrame:
         """Trains both runs with the chosen settings and draws them; returns the runs."""
-        self.button.disabled = True
         self.status.value = "<i>training…</i>"
-        try:
-            steps = self.steps.value
+        with self.busy():
+            s = self.settings()
+            steps = s["steps"]
             self.runs, timelines = staleness_study(
-                (self.staleness.value,),
-                seeds=(self.seed.value,),
+                (s["staleness"],),
+                seeds=(s["seed"],),
                 steps=steps,
-                tis_cap=self.tis_cap.value,
+                tis_cap=s["tis_cap"],
                 progress=False,
                 **{"eval_every": max(1, steps // 4), **self.config},
             )
@@ -202,9 +200,63 @@ class AsyncPanel:
                 f"wall time of the steps: sync {speed.iloc[0]:.1f} s, async {speed.iloc[1]:.1f} s; "
                 f"mean lag {self.runs['async/staleness'].mean():.2f}"
             )
-        finally:
-            self.button.disabled = False
         return self.runs
 
-    def _ipython_display_(self):
-        display(self.widget)
+
+PRECISION_CURVES = [
+    ("acc/pass@1", "held-out pass@1"),
+    ("offpolicy/kl", "KL(sampler ‖ learner) per token"),
+    ("is/mean", "mean importance weight"),
+]
+
+
+class PrecisionPanel(RunPanel):
+    """The rollouts' precision and the truncated-IS cap; Run trains GRPO with float32 rollouts and with the chosen
+    ones (``precision_study``, the same seed) and draws held-out pass@1, the measured gap and the mean weight.
+
+    Args:
+        precision: ``"bfloat16"`` or ``"float16"`` at first. tis_cap: the cap at first (0: no correction).
+        steps: training steps at first. seed: seed at first.
+        **config: ``TrainConfig`` fields for both runs, over ``STUDY_CONFIG`` (``eval_problems``, ...).
+    """
+
+    CAPS = (("off", 0.0), ("1.5", 1.5), ("2", 2.0), ("5", 5.0))
+
+    def __init__(self, precision: str = "bfloat16", tis_cap: float = 0.0, steps: int = 20, seed: int = 0, **config):
+        self.config, self.runs = dict(config), None
+        controls = {
+            "precision": W.Dropdown(
+                options=["bfloat16", "float16"], value=precision, description="rollouts in", style=STYLE
+            ),
+            "tis_cap": W.Dropdown(options=self.CAPS, value=tis_cap, description="TIS cap", style=STYLE),
+            "steps": int_slider(steps, 10, 200, 10, description="steps"),
+            "seed": W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE),
+        }
+        self.layout(controls, left=2)
+
+    def run(self) -> pd.DataFrame:
+        """Trains both arms with the chosen settings and draws them; returns the runs."""
+        self.status.value = "<i>training…</i>"
+        with self.busy():
+            s = self.settings()
+            label = s["precision"] + (f" + TIS (cap {s['tis_cap']:g})" if s["tis_cap"] else "")
+            arms = {"float32": ("float32", 0.0), label: (s["precision"], s["tis_cap"])}
+            self.runs = precision_study(
+                arms,
+                seeds=(s["seed"],),
+                steps=s["steps"],
+                progress=False,
+                **{"eval_every": max(1, s["steps"] // 4), **self.config},
+            )
+            fig = plot_comparison(self.runs, PRECISION_CURVES, title=f"rollouts in float32 vs {label}")
+            plt.close(fig)
+            with self.out:
+                self.out.clear_output(wait=True)
+                display(fig)
+            final = self.runs.dropna(subset=["acc/pass@1"]).groupby("method", sort=False)["acc/pass@1"].last()
+            gap = self.runs.loc[self.runs["method"] == label, "offpolicy/kl"].mean()
+            self.status.value = (
+                f"held-out pass@1 after: float32 {final['float32']:.3f}, {label} {final[label]:.3f}; "
+                f"KL(sampler ‖ learner) {gap:.1e} per token"
+            )
+        return self.runs
