@@ -286,3 +286,6 @@ def test_precision_panel_trains_float32_beside_the_chosen_rollouts():
     lowered = runs[(runs["method"] != "float32") & (runs["step"] > 0)]
     assert lowered["offpolicy/kl"].notna().all() and lowered["is/mean"].between(0.9, 1.1).all()
     assert "KL(sampler ‖ learner)" in panel.status.value and not panel.button.disabled
+    panel.controls["tis_cap"].value = 0.0
+    panel.run()
+    assert "is/mean" not in panel.runs  # no correction: no weights, and no panel drawn for them

@@ -248,7 +248,8 @@ class PrecisionPanel(RunPanel):
                 progress=False,
                 **{"eval_every": max(1, s["steps"] // 4), **self.config},
             )
-            fig = plot_comparison(self.runs, PRECISION_CURVES, title=f"rollouts in float32 vs {label}")
+            curves = PRECISION_CURVES if s["tis_cap"] else PRECISION_CURVES[:2]  # weights only with the correction
+            fig = plot_comparison(self.runs, curves, title=f"rollouts in float32 vs {label}")
             plt.close(fig)
             with self.out:
                 self.out.clear_output(wait=True)
