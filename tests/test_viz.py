@@ -187,8 +187,8 @@ def test_run_panel_lays_out_reads_and_greys_out_its_button_while_running():
             self.seen = None
 
         def run(self):
-            with self.busy():
-                self.seen = self.button.disabled
+            with self.busy("working…"):
+                self.seen = self.button.disabled, self.status.value
                 raise RuntimeError("boom")
 
     panel = Failing()
@@ -197,7 +197,8 @@ def test_run_panel_lays_out_reads_and_greys_out_its_button_while_running():
     assert [len(c.children) for c in columns] == [2, 1]  # the first two controls on the left
     with pytest.raises(RuntimeError, match="boom"):
         panel.run()  # what the button calls
-    assert panel.seen is True and panel.button.disabled is False  # greyed out during the run, enabled after it
+    assert panel.seen == (True, "<i>working…</i>")  # greyed out, with its message, during the run
+    assert panel.button.disabled is False  # and enabled after it, although it failed
     row = RunPanel()
     row.layout({"a": W.IntSlider()})
     assert isinstance(row.widget.children[0].children[0], W.IntSlider)  # one row without ``left``

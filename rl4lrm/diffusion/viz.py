@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
@@ -245,7 +244,5 @@ class DiffusionPanel(RunPanel):
                 axes[0, 1].legend(fontsize=8)
             fig.tight_layout()
             plt.close(fig)
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig)
+            self.show(fig)
         return self.result

@@ -8,7 +8,6 @@ import copy
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
 from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.real.lora import LoRAConfig
@@ -73,9 +72,8 @@ class RealPanel(RunPanel):
 
     def run(self):
         """Trains a copy with the current settings; returns the ``RealRun`` shown."""
-        with self.busy():
+        with self.busy("training with GRPO…"):
             s = self.settings()
-            self.status.value = "<i>training with GRPO…</i>"
             config = real_config(
                 "quick",
                 lora=s["lora"],
@@ -103,7 +101,5 @@ class RealPanel(RunPanel):
             ax.legend(fontsize=8)
             fig.tight_layout()
             plt.close(fig)
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig, run.table())
+            self.show(fig, run.table())
         return self.result

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
 from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.experiments.coding import REWARD_CHOICES, CodeRun, train_code
@@ -84,9 +83,8 @@ class CodingPanel(RunPanel):
 
     def run(self) -> CodeRun:
         """Trains with the current settings and shows the result; returns the ``CodeRun``."""
-        with self.busy():
+        with self.busy("training…"):
             s = self.settings()
-            self.status.value = "<i>training…</i>"
             run = train_code(
                 s["reward"], s["steps"], s["seed"], eval_problems=self.eval_problems, eval_samples=self.eval_samples
             )
@@ -98,7 +96,5 @@ class CodingPanel(RunPanel):
             )
             fig = plot_run(run)
             plt.close(fig)
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig)
+            self.show(fig)
         return self.result

@@ -55,6 +55,11 @@ def log_slider(
     return W.FloatLogSlider(value=value, base=10, min=e_lo, max=e_hi, step=step, readout_format=readout_format, **kw)
 
 
+def seed_box(value: int = 0) -> W.BoundedIntText:
+    """A seed entry box (any seed NumPy accepts)."""
+    return W.BoundedIntText(value=value, min=0, max=2**31 - 1, description="seed", style=STYLE)
+
+
 class RunPanel:
     """Named controls above a Run button with a status line, and an output area below them.
 
@@ -77,9 +82,17 @@ class RunPanel:
         """The values of the controls, by name."""
         return {name: c.value for name, c in self.controls.items()}
 
+    def show(self, *items) -> None:
+        """Replaces what the output area shows by ``items`` (figures, tables, anything ``display`` takes)."""
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(*items)
+
     @contextmanager
-    def busy(self) -> Iterator[None]:
-        """The Run button greyed out for the duration."""
+    def busy(self, message: str | None = None) -> Iterator[None]:
+        """The Run button greyed out for the duration, and ``message`` (in italics) on the status line first."""
+        if message is not None:
+            self.status.value = f"<i>{message}</i>"
         self.button.disabled = True
         try:
             yield

@@ -16,11 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 
 from rl4lrm.experiments.infrastructure import precision_study, staleness_study
 from rl4lrm.viz.compare import plot_comparison
-from rl4lrm.viz.controls import STYLE, RunPanel, int_slider
+from rl4lrm.viz.controls import STYLE, RunPanel, int_slider, seed_box
 
 DROP_COLOR, KEEP_COLOR = "#d62728", "#1f77b4"
 
@@ -167,14 +166,13 @@ class AsyncPanel(RunPanel):
             "staleness": int_slider(staleness, 0, 8, description="staleness bound"),
             "steps": int_slider(steps, 10, 200, 10, description="steps"),
             "tis_cap": W.FloatSlider(value=2.0, min=1.0, max=10.0, step=0.5, description="tis_cap", style=STYLE),
-            "seed": W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE),
+            "seed": seed_box(seed),
         }
         self.layout(controls, left=2)
 
     def run(self) -> pd.DataFrame:
         """Trains both runs with the chosen settings and draws them; returns the runs."""
-        self.status.value = "<i>training…</i>"
-        with self.busy():
+        with self.busy("training…"):
             s = self.settings()
             steps = s["steps"]
             self.runs, timelines = staleness_study(
@@ -192,9 +190,7 @@ class AsyncPanel(RunPanel):
             plot_async_timeline(self.timeline, ax=fig.add_subplot(grid[1, :]), steps=min(steps, 12))
             fig.tight_layout()
             plt.close(fig)
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig)
+            self.show(fig)
             speed = self.runs.groupby("method", sort=False)["time/step"].sum()
             self.status.value = (
                 f"wall time of the steps: sync {speed.iloc[0]:.1f} s, async {speed.iloc[1]:.1f} s; "
@@ -230,14 +226,13 @@ class PrecisionPanel(RunPanel):
             ),
             "tis_cap": W.Dropdown(options=self.CAPS, value=tis_cap, description="TIS cap", style=STYLE),
             "steps": int_slider(steps, 10, 200, 10, description="steps"),
-            "seed": W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE),
+            "seed": seed_box(seed),
         }
         self.layout(controls, left=2)
 
     def run(self) -> pd.DataFrame:
         """Trains both arms with the chosen settings and draws them; returns the runs."""
-        self.status.value = "<i>training…</i>"
-        with self.busy():
+        with self.busy("training…"):
             s = self.settings()
             label = s["precision"] + (f" + TIS (cap {s['tis_cap']:g})" if s["tis_cap"] else "")
             arms = {"float32": ("float32", 0.0), label: (s["precision"], s["tis_cap"])}
@@ -251,9 +246,7 @@ class PrecisionPanel(RunPanel):
             curves = PRECISION_CURVES if s["tis_cap"] else PRECISION_CURVES[:2]  # weights only with the correction
             fig = plot_comparison(self.runs, curves, title=f"rollouts in float32 vs {label}")
             plt.close(fig)
-            with self.out:
-                self.out.clear_output(wait=True)
-                display(fig)
+            self.show(fig)
             final = self.runs.dropna(subset=["acc/pass@1"]).groupby("method", sort=False)["acc/pass@1"].last()
             gap = self.runs.loc[self.runs["method"] == label, "offpolicy/kl"].mean()
             self.status.value = (
