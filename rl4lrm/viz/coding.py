@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.experiments.coding import REWARD_CHOICES, CodeRun, train_code
-from rl4lrm.viz.controls import RunPanel, int_slider
+from rl4lrm.viz.controls import STYLE, RunPanel, int_slider
 
 CURVES = {
     "reward/correct": ("all tests pass (sandbox)", "#2ca02c"),
@@ -75,7 +75,9 @@ class CodingPanel(RunPanel):
         self.eval_problems, self.eval_samples, self.result = eval_problems, eval_samples, None
         self.layout(
             {
-                "reward": W.Dropdown(options=list(REWARD_CHOICES), value=reward, description="training reward"),
+                "reward": W.Dropdown(
+                    options=list(REWARD_CHOICES), value=reward, description="training reward", style=STYLE
+                ),
                 "steps": int_slider(steps, 5, 80, 5, description="GRPO steps"),
                 "seed": int_slider(seed, 0, 9, 1, description="seed"),
             }
