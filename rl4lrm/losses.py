@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from rl4lrm.aggregation import aggregate
+from rl4lrm.kl import kl_k3
 from rl4lrm.registry import Registry
 
 POLICY_LOSSES = Registry("policy loss")
@@ -340,6 +341,6 @@ def truncated_is_weights(
     metrics = {
         "is/mean": _masked_mean(weights, mask),
         "is/frac_truncated": _masked_mean((raw > cap).to(mask.dtype), mask),
-        "is/kl": _masked_mean(raw - 1 - log_w, mask),
+        "is/kl": _masked_mean(kl_k3(behavior_logprobs, old_logprobs), mask),
     }
     return weights, metrics
