@@ -49,13 +49,19 @@ test: lint chromium
 test-fast: install
 	$(PY) -m pytest -q tests -m "not slow and not browser" -p no:cacheprovider
 
-# on request, on a machine with a CUDA GPU: the gpu-marked tests (the CUDA rollout, SmolLM2's GRPO step with and
-# without LoRA) and the real-model benchmark (SmolLM2-135M GRPO: rollout tokens/s, s/step, peak memory, update MFU)
+# on request, on a machine with a CUDA GPU: the gpu-marked tests (the CUDA rollout and its CUDA graphs, SmolLM2's
+# GRPO step with and without LoRA), the engines against generate (with the CUDA-graph engine), the real-model
+# benchmark (SmolLM2-135M GRPO: rollout tokens/s, s/step, peak memory, update MFU; once more with CUDA graphs), the
+# bfloat16 sampling gap, and 300 GRPO steps of the zoo models with and without CUDA graphs (steps/s)
 test-gpu: install
 	@$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA device')"
 	$(PY) -m pytest -q tests -m gpu -p no:cacheprovider
+	$(PY) benchmarks/rollout_throughput.py --device cuda --repeats 3
 	$(PY) benchmarks/real_model.py --device cuda
+	$(PY) benchmarks/real_model.py --device cuda --engine graph
 	$(PY) benchmarks/sampling_precision.py --device cuda --no-learning
+	$(PY) benchmarks/learning_curve.py --device cuda
+	$(PY) benchmarks/learning_curve.py --device cuda --engine graph
 
 # the course as a Jupyter Book in book/_build/html, every chapter executed in quick mode (book/build.py)
 book: install

@@ -6,7 +6,9 @@ the ``grpo`` preset for a fixed number of steps (the preset's own hyperparameter
 Held-out pass@1 is the mean over ``--eval-problems`` test problems x ``--eval-samples`` samples at temperature 1.
 Wall time covers the training steps (rollouts, updates, and the periodic evaluations).
 
-    python benchmarks/learning_curve.py [--steps 300] [--seeds 0 1 2] [--device auto]
+    python benchmarks/learning_curve.py [--steps 300] [--seeds 0 1 2] [--device auto] [--engine auto|graph]
+
+``--engine graph`` samples through CUDA graphs (``rl4lrm.cuda_graphs``; a GPU only).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ def main() -> None:
     parser.add_argument("--eval-problems", type=int, default=256)
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine", default="auto", help="rollout engine: auto, fast, graph (CUDA) or hf")
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(
         f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} steps={args.steps} "
-        f"seeds={args.seeds}"
+        f"seeds={args.seeds} engine={args.engine}"
     )
     rows = []
     for task in args.tasks:
@@ -49,6 +52,7 @@ def main() -> None:
                 eval_problems=args.eval_problems,
                 eval_samples=args.eval_samples,
                 device=str(device),
+                rollout_engine=args.engine,
             )
             t0 = time.perf_counter()
             history = Trainer(config, progress=False).train()
@@ -63,6 +67,7 @@ def main() -> None:
                     "GRPO pass@1": curve["acc/pass@1"].iloc[-1],
                     "gain (points)": 100 * (curve["acc/pass@1"].iloc[-1] - curve["acc/pass@1"].iloc[0]),
                     "wall (s)": wall,
+                    "steps/s": args.steps / wall,
                     "curve": " ".join(f"{v:.2f}" for v in curve["acc/pass@1"]),
                 }
             )

@@ -6,7 +6,8 @@ right, so GRPO's groups carry a signal. On the CPU the run is a few small steps 
 GPU (``--device cuda``, part of ``make test-gpu``) the batch is the size of a real run's step. Each fine-tuning mode
 runs in a fresh process, so that the CPU's peak RSS (which cannot be reset) is that mode's own.
 
-    python benchmarks/real_model.py [--device auto|cpu|cuda] [--steps N] [--out benchmarks/results/real_model.csv]
+    python benchmarks/real_model.py [--device auto|cpu|cuda] [--steps N] [--engine auto|graph]
+        [--out benchmarks/results/real_model.csv]
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from rl4lrm.tasks.addition import Addition
 from rl4lrm.utils import resolve_device, seed_everything
 
 
-def measure(job: tuple[bool, str, int, int]) -> dict:
+def measure(job: tuple[bool, str, int, int, str]) -> dict:
     """Loads SmolLM2 and runs GRPO with one fine-tuning mode (``lora``) in this process; returns its table row."""
-    lora, device_name, steps, seed = job
+    lora, device_name, steps, seed, engine = job
     device = resolve_device(device_name)
     gpu = device.type == "cuda"
     # CPU: 2 prompts x 4 samples x 32 tokens; GPU: 16 x 8 x 128 (a real step's shape at a short length)
@@ -41,7 +42,7 @@ def measure(job: tuple[bool, str, int, int]) -> dict:
     prompts = [task.format_prompt(p, "chat", tokenizer) for p in task.problems("test", 4, seed=seed)]
     check = engine_check(model, tokenizer, prompts, group_size=4 if gpu else 2, max_new_tokens=32)
     base = base_accuracy(model, tokenizer, task, n=32 if gpu else 8, samples=4 if gpu else 2)
-    config = real_config("quick", lora=lora, device=str(device), steps=steps, seed=seed, **shape)
+    config = real_config("quick", lora=lora, device=str(device), steps=steps, seed=seed, rollout_engine=engine, **shape)
     run = run_grpo(model, tokenizer, task, config, lora=lora)
     print(run.table().to_string(index=False), flush=True)
     steps_df = run.history[run.history["step"] > 0]
@@ -51,6 +52,9 @@ def measure(job: tuple[bool, str, int, int]) -> dict:
         "load s": round(load_s, 1),
         "engine max |dlogp|": check["max_abs_diff"],
         "fast/hf tok/s": round(check["speedup"], 2),
+        **({"graph/hf tok/s": round(check["graph_speedup"], 2)} if gpu else {}),
+        **({"graph max |dlogp|": check["graph_max_abs_diff"]} if gpu else {}),
+        "GRPO engine": engine,
         "base pass@1": base["acc/pass@1"],
         "steps": steps,
         "B x G x T": f"{config.prompts_per_step} x {config.group_size} x {config.max_new_tokens}",
@@ -70,6 +74,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: 2 CPU, 5 GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", default="auto", help="the GRPO runs' rollout engine (graph: CUDA graphs)")
     parser.add_argument("--out", default=None, help="CSV path (default benchmarks/results/real_model_<device>.csv)")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -78,10 +83,11 @@ def main() -> None:
     rows = []
     for lora in (False, True):  # one fresh process per mode: its own peak memory
         with mp.get_context("spawn").Pool(1) as pool:
-            rows.append(pool.apply(measure, ((lora, str(device), steps, args.seed),)))
+            rows.append(pool.apply(measure, ((lora, str(device), steps, args.seed, args.engine),)))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    out = Path(args.out or Path(__file__).parent / "results" / f"real_model_{device.type}.csv")
+    suffix = "" if args.engine == "auto" else f"_{args.engine}"
+    out = Path(args.out or Path(__file__).parent / "results" / f"real_model_{device.type}{suffix}.csv")
     table.to_csv(out, index=False)
     print(f"wrote {out}")
 

@@ -7,7 +7,8 @@ repeats and the median is reported, since this machine is noisy. Also prints the
 difference between the engine's sampling log-probs and a training-mode recomputation, and how much
 of the engine's time its matrix products alone take: every GEMM of one rollout is recorded, replayed
 on its own and timed (warm, so a lower bound). Those products are work ``generate`` does as well, so
-``generate`` time / GEMM time bounds the ratio any engine doing the same arithmetic could reach.
+``generate`` time / GEMM time bounds the ratio any engine doing the same arithmetic could reach. On a GPU the
+CUDA-graph engine (``engine="graph"``) runs in the same rounds, with its own ratio and log-prob check.
 
     python benchmarks/rollout_throughput.py [--repeats 5] [--device auto]
 """
@@ -84,15 +85,18 @@ def gemm_seconds(model, tok, prompts, G, T, device, repeats=3) -> float:
 
 
 def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
-    speeds = {"rollout": [], "generate": []}
+    # on a GPU also the CUDA-graph engine; its graphs are captured in the warm-up round
+    engines = ("rollout", "graph", "generate") if device.type == "cuda" else ("rollout", "generate")
+    speeds = {engine: [] for engine in engines}
     for r in range(repeats + 1):  # the first round warms up and is dropped
-        for engine in ("rollout", "generate"):
+        for engine in engines:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            if engine == "rollout":
+            if engine != "generate":
                 gen = torch.Generator(device=device).manual_seed(r)
-                n = int(rollout(model, tok, prompts, G, T, 1.0, generator=gen).response_mask.sum())
+                kind = "graph" if engine == "graph" else "fast"
+                n = int(rollout(model, tok, prompts, G, T, 1.0, generator=gen, engine=kind).response_mask.sum())
             else:
                 n = generate_tokens(model, tok, prompts, G, T, r)
             if device.type == "cuda":
@@ -106,7 +110,7 @@ def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
     fast, slow = statistics.median(speeds["rollout"]), statistics.median(speeds["generate"])
     tokens = int(batch.response_mask.sum())  # the seed-0 rollout whose GEMMs are replayed
     gemm = gemm_seconds(model, tok, prompts, G, T, device)
-    return {
+    row = {
         "model": name,
         "rows": len(prompts) * G,
         "max_new": T,
@@ -117,6 +121,17 @@ def bench(name, model, tok, prompts, G, T, repeats, device) -> dict:
         "ratio bound": round(tokens / gemm / slow, 1),
         "max |logprob diff|": f"{(lp - batch.old_logprobs).abs().max().item():.1e}",
     }
+    if "graph" in speeds:
+        graphed = rollout(
+            model, tok, prompts, G, T, 1.0, generator=torch.Generator(device).manual_seed(0), engine="graph"
+        )
+        with torch.no_grad():
+            lp, _ = compute_logprobs(model.train(), graphed)
+        model.eval()
+        row["graph tok/s"] = round(statistics.median(speeds["graph"]))
+        row["graph ratio"] = round(row["graph tok/s"] / slow, 2)
+        row["graph max |logprob diff|"] = f"{(lp - graphed.old_logprobs).abs().max().item():.1e}"
+    return row
 
 
 def main() -> None:

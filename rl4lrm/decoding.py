@@ -150,7 +150,8 @@ class _StaticCacheDecoder:
     def __init__(self, model, rows: int, max_len: int, dtype: torch.dtype):
         model = unwrap_adapters(model)
         cfg = model.config
-        self.model, self.dtype = model, dtype
+        self.dtype = dtype
+        self.embed_tokens = model.model.embed_tokens  # the module, not the model: a kept decoder must not keep it
         layers = model.model.layers
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = layers[0].self_attn.head_dim
@@ -161,6 +162,11 @@ class _StaticCacheDecoder:
         sign = torch.ones(self.head_dim, dtype=sin.dtype, device=p.device)
         sign[: self.head_dim // 2] = -1  # rotate_half(x) = roll(x, D/2) * sign
         self.cos, self.sin = cos[0].to(dtype), (sin[0] * sign).to(dtype)  # (max_len, D)
+        self.blocks, self.lm_head = self._fuse(model)
+
+    def _fuse(self, model):
+        """The per-layer fused weights (``self.blocks``) and the head fused with the final norm."""
+        dtype = self.dtype
 
         def cast(x):
             return None if x is None else x.to(dtype)
@@ -170,12 +176,12 @@ class _StaticCacheDecoder:
             bias = torch.cat([m.bias * c for m, c in zip(modules, scales)]) if modules[0].bias is not None else None
             return cast(weight.t()), cast(bias)  # (in, out) for torch.mm / torch.addmm
 
-        self.blocks = []
-        for layer in layers:
+        blocks = []
+        for layer in model.model.layers:
             a, mlp = layer.self_attn, layer.mlp
             qkv = fused((a.q_proj, a.k_proj, a.v_proj), (a.scaling, 1.0, 1.0), layer.input_layernorm)
             gate_up = fused((mlp.gate_proj, mlp.up_proj), (1.0, 1.0), layer.post_attention_layernorm)
-            self.blocks.append(
+            blocks.append(
                 (
                     *qkv,
                     cast(effective_weight(a.o_proj).t()),
@@ -186,13 +192,21 @@ class _StaticCacheDecoder:
                     cast(mlp.down_proj.bias),
                 )
             )
-        self.lm_head = fused((model.lm_head,), (1.0,), model.model.norm)
+        return blocks, fused((model.lm_head,), (1.0,), model.model.norm)
 
-    def repeat_rows(self, repeats: int, filled: int) -> None:
-        """Copies each row's first ``filled`` cache slots to ``repeats`` consecutive rows."""
-        rows = self.k.shape[1] // repeats
+    def load_weights(self, model) -> None:
+        """Fuses ``model``'s weights (the same architecture) again, into this decoder's tensors in place, so that
+        anything holding their addresses (a captured CUDA graph) computes with the new ones."""
+        blocks, lm_head = self._fuse(unwrap_adapters(model))
+        for old, new in zip((*self.blocks, self.lm_head), (*blocks, lm_head)):
+            for o, n in zip(old, new):
+                if isinstance(o, torch.Tensor) and o.data_ptr() != n.data_ptr():  # not a view of the parameter
+                    o.copy_(n)
+
+    def repeat_rows(self, rows: int, repeats: int, filled: int) -> None:
+        """Copies each of the first ``rows`` rows' first ``filled`` cache slots to ``repeats`` consecutive rows."""
         for cache in (self.k, self.v):
-            cache[:, :, :, :filled] = cache[:, :rows, :, :filled].repeat_interleave(repeats, dim=1)
+            cache[:, : rows * repeats, :, :filled] = cache[:, :rows, :, :filled].repeat_interleave(repeats, dim=1)
 
     def keep_rows(self, keep: torch.Tensor, filled: int) -> None:
         """Moves the cache rows ``keep`` (indices) to the front, dropping finished rows."""
@@ -211,23 +225,32 @@ class _StaticCacheDecoder:
         scores = torch.matmul(q, k.transpose(-1, -2)).add_(bias)  # (n, kv, rep, L)
         return torch.matmul(scores.softmax(-1), v).view(n, -1)  # (n, heads*D)
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start, bias: torch.Tensor) -> torch.Tensor:
         """Runs ``ids`` (n, s) written at cache slots ``start..start+s``; returns last logits (n, V).
 
-        ``bias`` (n, 1, s, start+s), in the decoder's dtype, is 0 where a query may attend to a cache slot and
-        -inf elsewhere.
+        ``start`` is an int, and then ``bias`` (n, 1, s, start+s), in the decoder's dtype, is 0 where a query may
+        attend to a cache slot and -inf elsewhere. Or it is a (1,) tensor holding the slot of a single query
+        (s = 1), and then the query attends over every slot of the cache with ``bias`` (n, 1, 1, slots): no shape
+        depends on the slot's value, as a CUDA graph needs (``rl4lrm.cuda_graphs``).
         """
         n, s = ids.shape
-        end = start + s
+        static = isinstance(start, torch.Tensor)
+        end = self.k.shape[3] if static else start + s
         H, K, D = self.n_heads, self.n_kv, self.head_dim
         cos, sin = self.cos[positions].view(n * s, 1, D), self.sin[positions].view(n * s, 1, D)
-        x = self.model.model.embed_tokens(ids).view(n * s, -1).to(self.dtype)  # (n*s, hidden)
+        x = self.embed_tokens(ids).view(n * s, -1).to(self.dtype)  # (n*s, hidden)
         for i, (w_qkv, b_qkv, w_o, b_o, w_gu, b_gu, act, w_down, b_down) in enumerate(self.blocks):
             qkv = _linear(F.rms_norm(x, x.shape[-1:], None, self.eps), w_qkv, b_qkv).view(n * s, H + 2 * K, D)
             qk = qkv[:, : H + K]  # rotary on q and k at once
             qk = torch.addcmul(qk * cos, qk.roll(D // 2, -1), sin)
-            self.k[i, :n, :, start:end] = qk[:, H:].view(n, s, K, D).transpose(1, 2)
-            self.v[i, :n, :, start:end] = qkv[:, H + K :].view(n, s, K, D).transpose(1, 2)
+            new_k = qk[:, H:].view(n, s, K, D).transpose(1, 2)  # (n, kv, s, D)
+            new_v = qkv[:, H + K :].view(n, s, K, D).transpose(1, 2)
+            if static:
+                self.k[i, :n].index_copy_(2, start, new_k)
+                self.v[i, :n].index_copy_(2, start, new_v)
+            else:
+                self.k[i, :n, :, start:end] = new_k
+                self.v[i, :n, :, start:end] = new_v
             q = qk[:, :H].view(n, s, H, D).transpose(1, 2)  # (n, heads, s, D)
             o = self.attend(q, self.k[i, :n, :, :end], self.v[i, :n, :, :end], bias)  # (n*s, heads*D)
             x = _linear(o, w_o, b_o, residual=x)
@@ -300,22 +323,34 @@ def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
-def fast_rollout(
-    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator, dtype
-):
-    B, P = prompt_ids.shape
-    N = B * group_size
-    dec = _StaticCacheDecoder(model, N, P + max_new_tokens, dtype)
+def prefill(dec: _StaticCacheDecoder, prompt_ids, prompt_mask, group_size: int, dtype):
+    """Runs the B prompts through ``dec`` once and copies their caches to the G rows of each group.
+
+    Returns:
+        The first logits of the N = B*G rows (N, V), the additive key bias of their prompt slots (N, P): -inf on
+        prompt pads, and each row's next position (N,).
+    """
+    P = prompt_ids.shape[1]
     causal = torch.ones(P, P, dtype=torch.bool, device=prompt_ids.device).tril()
     mask = causal[None, None] & prompt_mask.bool()[:, None, None, :]  # (B, 1, P, P)
     # left padding leaves pad queries with no key at all; letting them see everything keeps the
     # softmax finite (their outputs are never used, but a NaN would leak through 0 * NaN)
     mask = mask | ~mask.any(-1, keepdim=True)
     first = dec.forward(prompt_ids, positions_from_mask(prompt_mask), 0, _additive(mask, dtype))  # (B, V)
-    dec.repeat_rows(group_size, P)
+    dec.repeat_rows(len(prompt_ids), group_size, P)
+    prompt_bias = _additive(prompt_mask.bool().repeat_interleave(group_size, 0), dtype)  # (N, P)
+    return first.repeat_interleave(group_size, 0), prompt_bias, prompt_mask.sum(-1).repeat_interleave(group_size)
+
+
+def fast_rollout(
+    model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_id, pad_id, temperature, top_p, generator, dtype
+):
+    B, P = prompt_ids.shape
+    N = B * group_size
+    dec = _StaticCacheDecoder(model, N, P + max_new_tokens, dtype)
+    first, prompt_bias, next_pos = prefill(dec, prompt_ids, prompt_mask, group_size, dtype)
     key_bias = torch.zeros(N, P + max_new_tokens, dtype=dtype, device=prompt_ids.device)  # (N, P+T): 0 or -inf
-    key_bias[:, :P] = _additive(prompt_mask.bool().repeat_interleave(group_size, 0), dtype)  # -inf on prompt pads
-    next_pos = prompt_mask.sum(-1).repeat_interleave(group_size)  # (N,)
+    key_bias[:, :P] = prompt_bias
     filled = P
 
     def step(tok, t):
@@ -328,18 +363,7 @@ def fast_rollout(
         dec.keep_rows(keep, filled)
         key_bias, next_pos = key_bias[keep], next_pos[keep]
 
-    return decode_loop(
-        step,
-        first.repeat_interleave(group_size, 0),
-        N,
-        max_new_tokens,
-        eos_id,
-        pad_id,
-        temperature,
-        top_p,
-        generator,
-        compact,
-    )
+    return decode_loop(step, first, N, max_new_tokens, eos_id, pad_id, temperature, top_p, generator, compact)
 
 
 def hf_rollout(

@@ -78,6 +78,11 @@ def _common_drops(config: TrainConfig, out: Exported, *, entropy: bool, overlong
         out.dropped.append("overlong_filter=True: no overlong filter (shape the reward of long answers instead)")
     if config.sampler not in ("flat", "dynamic"):
         out.dropped.append(f"sampler={config.sampler!r}: trains on flat groups")
+    if config.rollout_engine != "auto":
+        out.dropped.append(
+            f"rollout_engine={config.rollout_engine!r}: rollouts run on the framework's inference engine "
+            "(vLLM captures CUDA graphs unless enforce_eager=True)"
+        )
     if config.rollout_precision != "auto":
         out.dropped.append(
             f"rollout_precision={config.rollout_precision!r}: the inference engine samples in its own dtype "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from rl4lrm.cuda_graphs import graph_rollout
 from rl4lrm.decoding import (
     FAST_ARCHITECTURES,
     fast_rollout,
@@ -36,6 +37,9 @@ from rl4lrm.decoding import (
     trim_pad_columns,
 )
 from rl4lrm.fused import shared_prompt_logits, supports
+
+ENGINES = ("auto", "fast", "graph", "hf")
+"""``rollout``'s engines: ``"auto"`` picks ``"fast"`` for Llama/Qwen2-style models and ``"hf"`` for the rest."""
 
 
 @dataclass
@@ -123,6 +127,18 @@ def decodes_left_to_right(model) -> bool:
     return not hasattr(model, "sample_rollout")
 
 
+def pick_engine(model, engine: str):
+    """The decoding function (``rl4lrm.decoding``) that ``rollout`` runs a left-to-right ``model`` with under
+    ``engine`` (one of ``ENGINES``); raises ValueError where that engine cannot run it."""
+    fast_ok = model.config.model_type in FAST_ARCHITECTURES
+    if engine in ("fast", "graph") and not fast_ok:
+        raise ValueError(f"engine={engine!r} supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
+    device = next(model.parameters()).device
+    if engine == "graph" and device.type != "cuda":
+        raise ValueError(f"engine='graph' captures CUDA graphs and needs a CUDA device, not {device}; use 'fast'")
+    return {"graph": graph_rollout, "hf": hf_rollout}.get(engine, fast_rollout if fast_ok else hf_rollout)
+
+
 def check_precision(model, precision: str, engine: str = "auto") -> torch.dtype:
     """The dtype ``rollout`` samples ``model`` in under ``precision``; raises ValueError where it cannot.
 
@@ -172,7 +188,8 @@ def rollout(
         temperature: sampling temperature; 0 decodes greedily.
         top_p: nucleus sampling mass in (0, 1].
         generator: optional ``torch.Generator`` (on the model's device) for reproducible samples.
-        engine: ``"fast"`` (static-cache decoder, Llama/Qwen2 only), ``"hf"`` (the model's own
+        engine: ``"fast"`` (static-cache decoder, Llama/Qwen2 only), ``"graph"`` (the same decoder with its decode
+            step captured as CUDA graphs, on a CUDA device: ``rl4lrm.cuda_graphs``), ``"hf"`` (the model's own
             forward with a ``DynamicCache``, any causal LM) or ``"auto"`` (fast when supported).
         precision: the arithmetic of the sampling forward: ``"auto"`` (the model's dtype), ``"float32"``,
             ``"bfloat16"`` or ``"float16"``. A lower one than the model's samples faster where the hardware has
@@ -226,18 +243,15 @@ def rollout_ids(
         raise ValueError(f"group_size and max_new_tokens must be >= 1, got {group_size} and {max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got temperature={temperature}, top_p={top_p}")
-    if engine not in ("auto", "fast", "hf"):
-        raise ValueError(f"unknown engine {engine!r}; choose 'auto', 'fast' or 'hf'")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
     dtype = check_precision(model, precision, engine)
     if not decodes_left_to_right(model):  # it brings its own sampler
         return model.sample_rollout(
             tokenizer, prompt_ids, prompt_mask, group_size, max_new_tokens, temperature, top_p, generator
         )
-    fast_ok = model.config.model_type in FAST_ARCHITECTURES
-    if engine == "fast" and not fast_ok:
-        raise ValueError(f"engine='fast' supports {FAST_ARCHITECTURES}, not {model.config.model_type!r}; use 'hf'")
     device = prompt_ids.device
-    run = hf_rollout if engine == "hf" or not fast_ok else fast_rollout
+    run = pick_engine(model, engine)
     tokens, logprobs, mask, truncated = run(
         model,
         prompt_ids,

@@ -38,10 +38,12 @@ from rl4lrm.preflight import check_setup
 from rl4lrm.presets import PRESET_AXES, Preset, resolve_preset
 from rl4lrm.rewards import RewardContext, RewardMix
 from rl4lrm.rollout import (
+    ENGINES,
     RolloutBatch,
     check_precision,
     compute_logprobs,
     decodes_left_to_right,
+    pick_engine,
     rollout,
 )
 from rl4lrm.sampling import SAMPLERS, FlatConfig, Sampled, SamplingContext, Scores
@@ -109,6 +111,10 @@ class TrainConfig:
     update trains (the *training-inference mismatch*): each step then also recomputes the batch's log-probs in
     the model's precision and logs the gap (``offpolicy/kl``), and the preset's ``tis_cap`` corrects it with
     truncated importance weights. Held-out evaluation always samples in the model's precision."""
+    rollout_engine: str = "auto"
+    """How rollouts decode (``rl4lrm.rollout.rollout``'s ``engine``): ``"auto"`` (``"fast"`` for Llama/Qwen2-style
+    models, else ``"hf"``), ``"fast"``, ``"graph"`` (the fast decoder's step captured as CUDA graphs; a model on a
+    CUDA device) or ``"hf"``. Held-out evaluation always uses ``"auto"``."""
     max_new_tokens: int = 16
     """Length cap of a completion; capped rows count as truncated."""
     prompt_style: str = "plain"
@@ -199,6 +205,7 @@ _TRAIN_RANGES = {
     "temperature": POSITIVE,
     "top_p": Range(0, 1, low_open=True),
     "rollout_precision": tuple(PRECISIONS),
+    "rollout_engine": ENGINES,
     "max_grad_norm": POSITIVE,
     "prompt_style": STYLES,
     "seed": Range(0, 2**32 - 1),  # NumPy's seed range
@@ -259,7 +266,10 @@ class Trainer:
             task.problems("test", min(config.eval_problems, 64), seed=0),
         )
         # a sampler in another precision than the learner's is slightly off-policy on every batch
-        self.mismatched = check_precision(self.model, config.rollout_precision) != next(model.parameters()).dtype
+        lowered = check_precision(self.model, config.rollout_precision, config.rollout_engine)
+        self.mismatched = lowered != next(model.parameters()).dtype
+        if decodes_left_to_right(self.model):
+            pick_engine(self.model, config.rollout_engine)  # refuses an engine that cannot run it, before step 1
         needs_ref = self.algo.kl_coef > 0 or config.track_kl  # no reference forward when nothing reads it
         self.ref_model = reference_policy(model) if needs_ref else None
         self.optimizer = torch.optim.AdamW(
@@ -340,6 +350,7 @@ class Trainer:
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             precision=cfg.rollout_precision,
+            engine=cfg.rollout_engine,
             prompt_style=cfg.prompt_style,
             generator=lambda stream, round=0: self.generator(stream, round, step),
             score=lambda problems, batch, group_size=None: self.score(problems, batch, group_size, model),

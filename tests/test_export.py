@@ -92,6 +92,8 @@ def test_what_a_framework_cannot_express_is_listed_not_dropped_silently():
         lowered = export_recipe(TrainConfig(rollout_precision="bfloat16"), framework)
         assert any("rollout_precision='bfloat16'" in line for line in lowered.dropped)
     assert not any("rollout_precision" in line for line in export_recipe(TrainConfig(), "verl").dropped)
+    graphed = export_recipe(TrainConfig(rollout_engine="graph"), "trl")
+    assert any("rollout_engine='graph'" in line for line in graphed.dropped)
 
 
 def test_verl_and_openrlhf_commands_carry_kl_and_dynamic_sampling():

@@ -27,6 +27,7 @@ LAYERS = {
     "rl4lrm.validation": 0,
     "rl4lrm.checkpoint": 0,
     "rl4lrm.tasks": 1,
+    "rl4lrm.cuda_graphs": 2,
     "rl4lrm.decoding": 2,
     "rl4lrm.fused": 2,
     "rl4lrm.rollout": 2,

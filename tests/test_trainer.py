@@ -36,6 +36,7 @@ def _comparable(history):
         ("clip_low", 1.5),
         ("kl_placement", "loss!"),
         ("rollout_precision", "fp8"),
+        ("rollout_engine", "vllm"),
     ],
 )
 def test_bad_config_values_name_the_field(field, value):

@@ -105,6 +105,16 @@ def test_a_lower_precision_sampler_is_measured_and_corrected():
     assert "offpolicy/kl" not in plain  # the model's own precision: nothing to measure
 
 
+def test_the_rollout_engine_is_the_configs():
+    """Engines sample the same policy: a seed's run is the same with "hf" as with "fast", up to rounding. The CUDA
+    graph engine is refused before the first step on the CPU."""
+    fast = Trainer(TrainConfig(steps=2, **FAST, rollout_engine="fast"), progress=False).train()
+    hf = Trainer(TrainConfig(steps=2, **FAST, rollout_engine="hf"), progress=False).train()
+    assert fast["reward/mean"].dropna().tolist() == hf["reward/mean"].dropna().tolist()
+    with pytest.raises(ValueError, match="engine='graph' captures CUDA graphs and needs a CUDA device, not cpu"):
+        Trainer(TrainConfig(steps=1, **FAST, rollout_engine="graph"), progress=False)
+
+
 def test_resume_with_critic_and_replay_is_exact(tmp_path):
     config = dict(FAST, preset="ppo", overrides={"replay": 1}, eval_every=2)  # both runs evaluate at step 2
     straight = Trainer(TrainConfig(steps=4, **config), progress=False)

@@ -132,18 +132,25 @@ def sampler_gap(model, batch: RolloutBatch) -> dict[str, float]:
 def engine_check(
     model, tokenizer, prompts: list[str], group_size: int = 2, max_new_tokens: int = 24, seed: int = 0
 ) -> dict[str, float]:
-    """The fast static-cache engine against the model's own forward on one model.
+    """The fast static-cache engine (and on a GPU its CUDA-graph form) against the model's own forward on one model.
 
     Returns:
         ``max_abs_diff``: the largest gap between the fast engine's sampling log-probs and a training-mode
         recomputation (``compute_logprobs``), which on-policy training relies on; ``fast_tokens_per_s``,
-        ``hf_tokens_per_s`` and ``speedup`` from one rollout each (the same seed, the same prompts).
+        ``hf_tokens_per_s`` and ``speedup`` from one rollout each (the same seed, the same prompts). On a CUDA
+        device also ``graph_tokens_per_s``, ``graph_speedup`` (against ``hf``) and ``graph_max_abs_diff``, timed
+        after one rollout that captures the graphs.
     """
     out = {}
-    for engine in ("fast", "hf"):
+    engines = ("fast", "hf", "graph") if next(model.parameters()).device.type == "cuda" else ("fast", "hf")
+    for engine in engines:
+        if engine == "graph":  # capture first: a training run pays it once
+            rollout_speed(model, tokenizer, prompts, group_size, max_new_tokens, engine, seed=seed)
         speed, batch = rollout_speed(model, tokenizer, prompts, group_size, max_new_tokens, engine, seed=seed)
         out[f"{engine}_tokens_per_s"] = speed["tokens_per_s"]
-        if engine == "fast":
-            out["max_abs_diff"] = sampler_gap(model, batch)["max_abs"]
+        if engine != "hf":
+            out[f"{'' if engine == 'fast' else 'graph_'}max_abs_diff"] = sampler_gap(model, batch)["max_abs"]
     out["speedup"] = out["fast_tokens_per_s"] / out["hf_tokens_per_s"]
+    if "graph" in engines:
+        out["graph_speedup"] = out["graph_tokens_per_s"] / out["hf_tokens_per_s"]
     return out

@@ -120,6 +120,8 @@ class SamplingContext:
     """Nucleus sampling mass."""
     precision: str
     """The rollout engine's arithmetic (``rl4lrm.rollout.rollout``'s ``precision``)."""
+    engine: str
+    """How rollouts decode (``rl4lrm.rollout.rollout``'s ``engine``)."""
     prompt_style: str
     """How problems become prompts (``rl4lrm.tasks.STYLES``)."""
     generator: Callable[[int, int], torch.Generator]
@@ -148,6 +150,7 @@ class SamplingContext:
             self.top_p,
             self.generator(0, round),
             precision=self.precision,
+            engine=self.engine,
         )
         return prompts, batch, self.score(self.per_row(problems), batch)
 

@@ -72,6 +72,7 @@ def tree_rollout(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     precision: str = "auto",
+    engine: str = "auto",
 ) -> TreeRollout:
     """Grows one sampling tree per prompt.
 
@@ -80,7 +81,7 @@ def tree_rollout(
         branching: children per node at each depth; G = prod(branching) leaf rows per prompt.
         segment_len: tokens per segment below the last branching point.
         max_new_tokens: length cap of a whole completion; must leave the last level at least one token.
-        temperature, top_p, generator, precision: as in ``rl4lrm.rollout.rollout``.
+        temperature, top_p, generator, precision, engine: as in ``rl4lrm.rollout.rollout``.
 
     Returns:
         A ``TreeRollout`` whose ``batch`` has N = B*G rows, rows of one prompt contiguous and the
@@ -115,9 +116,7 @@ def tree_rollout(
         inputs = [prompt_tokens[group[n]] + path[n] for n in frontier]
         prefill += sum(len(x) for x in inputs)
         ids, mask = left_pad(inputs, pad, device)
-        sub = rollout_ids(
-            model, tokenizer, ids, mask, width, budget, temperature, top_p, generator, precision=precision
-        )
+        sub = rollout_ids(model, tokenizer, ids, mask, width, budget, temperature, top_p, generator, engine, precision)
         lengths = sub.response_mask.sum(-1).long().tolist()
         next_frontier = []
         for j, length in enumerate(lengths):
@@ -256,6 +255,7 @@ class TreeSampler(Sampler):
             ctx.top_p,
             ctx.generator(0, 0),
             ctx.precision,
+            ctx.engine,
         )
         scores = ctx.score(ctx.per_row(problems), tree.batch)
         metrics = {
