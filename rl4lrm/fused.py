@@ -126,32 +126,37 @@ def _packed(grid: torch.Tensor, run: torch.Tensor | None) -> torch.Tensor:
     return flat if run is None else flat[run]
 
 
-def attention_buckets(queries: torch.Tensor, keys: int) -> list[torch.Tensor]:
-    """Rows grouped for the completions' attention: row indices sorted by ``queries`` (N,), the number of
-    completion tokens each row runs, and split into up to ``MAX_BUCKETS`` groups of at least ``BUCKET_ROWS``
-    rows; rows that run no token are left out. One group when the split would save less than ``MIN_SAVING`` of the
-    attention's work (rows x width x (``keys`` prompt columns + width)): a small batch, or lengths alike."""
+def attention_buckets(queries: torch.Tensor, keys: int) -> list[tuple[torch.Tensor, int]]:
+    """Rows grouped for the completions' attention: ``(row indices, width)`` pairs, the rows sorted by ``queries``
+    (N,), the number of completion tokens each row runs, and split into up to ``MAX_BUCKETS`` groups of at least
+    ``BUCKET_ROWS`` rows, each group's width its most queries; rows that run no token are left out. One group when
+    the split would save less than ``MIN_SAVING`` of the attention's work (rows x width x (``keys`` prompt columns
+    + width)): a small batch, or lengths alike. The lengths are read on the host once (one sync on a GPU)."""
     order = torch.argsort(queries, stable=True)
-    order = order[queries[order] > 0]
+    lengths = queries[order].tolist()  # ascending
+    skip = lengths.count(0)
+    order, lengths = order[skip:], lengths[skip:]
     count = max(1, min(MAX_BUCKETS, len(order) // BUCKET_ROWS))
-    buckets = [rows for rows in order.tensor_split(count) if len(rows)]
+    buckets, end = [], 0
+    for rows in order.tensor_split(count):
+        if len(rows):
+            end += len(rows)
+            buckets.append((rows, lengths[end - 1]))
 
-    def work(rows):
-        width = int(queries[rows].max())
+    def work(rows, width):
         return len(rows) * width * (keys + width)
 
-    if len(buckets) > 1 and sum(map(work, buckets)) > (1 - MIN_SAVING) * work(order):
-        return [order]
+    if len(buckets) > 1 and sum(work(*b) for b in buckets) > (1 - MIN_SAVING) * work(order, lengths[-1]):
+        return [(order, lengths[-1])]
     return buckets
 
 
-def _bucket_plan(rows, queries, starts, prompt_mask, full_mask, P: int, dtype):
+def _bucket_plan(rows, w: int, queries, starts, prompt_mask, full_mask, P: int, dtype):
     """What one bucket's attention needs, built once for all layers: ``(rows, index, valid, bias)``.
 
     ``index`` (n, w) holds the packed position of each row's completion token t (w the bucket's longest row),
     ``valid`` (n, w) which of them the row runs, and ``bias`` (n, 1, w, P + w) the additive mask over the
     prompt and the bucket's completion columns (``additive_mask``)."""
-    w = int(queries[rows].max())
     t = torch.arange(w, device=rows.device)  # (w,)
     valid = t[None] < queries[rows, None]  # (n, w)
     index = torch.where(valid, starts[rows, None] + t[None], 0)  # (n, w): invalid slots read token 0, unused
@@ -217,7 +222,9 @@ def shared_prompt_logits(
     # the completions' attention, bucket by bucket: each row's queries are its run tokens 0 .. last - 2
     queries = (last - 1).clamp(min=0)  # (N,)
     starts = (queries.cumsum(0) - queries) if run is not None else torch.arange(N, device=x.device) * S  # (N,)
-    plan = [_bucket_plan(r, queries, starts, prompt_mask, full_mask, P, x.dtype) for r in attention_buckets(queries, P)]
+    plan = [
+        _bucket_plan(*b, queries, starts, prompt_mask, full_mask, P, x.dtype) for b in attention_buckets(queries, P)
+    ]
     ran = torch.cat([index[valid] for _, index, valid, _ in plan]) if plan else None  # packed positions, in order
     M = x.shape[0] - Np
     hidden, gqa = x.shape[-1], H != K

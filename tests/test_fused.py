@@ -213,12 +213,12 @@ def test_attention_buckets_sort_rows_by_length_and_drop_empty_rows(monkeypatch):
     monkeypatch.setattr(fused, "BUCKET_ROWS", 2)
     queries = torch.tensor([5, 0, 1, 9, 3, 0, 7, 2])
     buckets = attention_buckets(queries, 4)
-    assert [b.tolist() for b in buckets] == [[2, 7], [4, 0], [6, 3]]  # 6 rows that run tokens, 3 buckets of 2
+    assert [(b.tolist(), w) for b, w in buckets] == [([2, 7], 2), ([4, 0], 5), ([6, 3], 9)]  # 6 rows, 3 buckets of 2
     monkeypatch.setattr(fused, "MAX_BUCKETS", 2)
-    assert [len(b) for b in attention_buckets(queries, 4)] == [3, 3]
+    assert [(len(b), w) for b, w in attention_buckets(queries, 4)] == [(3, 3), (3, 9)]
     assert attention_buckets(torch.zeros(4, dtype=torch.long), 4) == []
     # work 2*3*7 + 2*4*8 = 106 of one bucket's 4*4*8 = 128: a saving under MIN_SAVING (a quarter) keeps one bucket
-    assert [b.tolist() for b in attention_buckets(torch.tensor([3, 4, 3, 4]), 4)] == [[0, 2, 1, 3]]
+    assert [(b.tolist(), w) for b, w in attention_buckets(torch.tensor([3, 4, 3, 4]), 4)] == [([0, 2, 1, 3], 4)]
 
 
 @pytest.mark.parametrize("bucket_rows", [32, 4])
