@@ -75,7 +75,7 @@ class LocalProducer:
         self.model = copy.deepcopy(trainer.model).eval().requires_grad_(False)
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
-        self.model.load_state_dict(weights)
+        self.model.load_state_dict(weights, assign=True)  # the snapshot is its own: take it, do not copy it
 
     def produce(self, step: int) -> Sampled:
         return self.trainer.collect(self.model, step)

@@ -26,7 +26,7 @@ from collections import Counter
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rl4lrm.decoding import _StaticCacheDecoder, decode_loop, prefill
+from rl4lrm.decoding import _StaticCacheDecoder, decode_loop, prefill, unwrap_adapters
 
 _KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its GraphDecoder
 
@@ -49,8 +49,8 @@ class GraphDecoder:
         slots: the most cache slots a rollout may fill (prompt width + max new tokens).
         dtype: the dtype it computes in.
 
-    It holds its own copy of the weights in ``dtype`` (for SmolLM2-135M in float32, 0.5 GiB) besides its KV cache,
-    for as long as the model lives.
+    It holds its own copy of the weights in ``dtype`` (for SmolLM2-135M in float32, 0.6 GiB with the embedding
+    table) besides its KV cache, for as long as the model lives.
     """
 
     def __init__(self, model, rows: int, slots: int, dtype: torch.dtype):
@@ -58,11 +58,14 @@ class GraphDecoder:
         self.rows, self.slots, self.dtype = rows, slots, dtype
         device = dec.k.device
         self.capture = device.type == "cuda"
-        # its own copies: a weight that is a view of a parameter would be overwritten by ``load_weights``, and the
-        # CPU decoder's shared cache by other rollouts. Zeros: every slot must stay finite, since a masked slot's
-        # NaN would still leak through 0 * NaN in softmax @ v
+        # its own copies: a weight that is a view of a parameter would be overwritten by ``load_weights``; the
+        # embedding table, which the eager decoder reads from the model, could be replaced there (a state dict
+        # loaded with ``assign=True``) and the graph would read freed memory; the CPU decoder's cache is shared
+        # with other rollouts. Zeros: every slot must stay finite, since a masked slot's NaN would still leak
+        # through 0 * NaN in softmax @ v
         dec.blocks = [tuple(_own(x) for x in block) for block in dec.blocks]
         dec.lm_head = tuple(_own(x) for x in dec.lm_head)
+        dec.embed_tokens = torch.nn.Embedding.from_pretrained(_own(dec.embed_tokens.weight.detach()))
         dec.k, dec.v = torch.zeros_like(dec.k), torch.zeros_like(dec.v)
         self.ids = torch.zeros(rows, 1, dtype=torch.long, device=device)  # the tokens just sampled
         self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)  # their position ids
@@ -83,6 +86,7 @@ class GraphDecoder:
     def load_weights(self, model) -> None:
         """Copies ``model``'s current weights into the decoder (in place: the graphs keep their addresses)."""
         self.dec.load_weights(model)
+        self.dec.embed_tokens.weight.copy_(unwrap_adapters(model).model.embed_tokens.weight)
 
     def start(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group_size: int):
         """Prefills the prompts (eagerly) and sets the static inputs for N = B*G rows.

@@ -98,6 +98,18 @@ def test_a_producer_gets_the_learners_weights_before_its_first_batch():
     assert trainer.history[1]["reward/mean"] > 0  # sampled by the learner's weights, not the zeroed ones
 
 
+def test_a_local_producer_takes_the_snapshot_without_copying_it():
+    trainer = AsyncTrainer(TrainConfig(steps=1, **FAST), staleness=0, progress=False)
+    producer, snapshot = LocalProducer(trainer), trainer._weights()
+    producer.set_weights(snapshot, 0)
+    taken = producer.model.state_dict()
+    assert all(taken[k].data_ptr() == v.data_ptr() for k, v in snapshot.items())
+    assert not any(p.requires_grad for p in producer.model.parameters())
+    with torch.no_grad():
+        next(trainer.model.parameters()).add_(1.0)  # the learner's next update
+    assert all(torch.equal(taken[k], v) for k, v in snapshot.items())  # leaves the producer's weights alone
+
+
 class FailingProducer(LocalProducer):
     def produce(self, step):
         if step == 2:

@@ -71,6 +71,11 @@ def test_kept_decoder_follows_the_weights_and_grows(tok):
     fast, graph = _both(model, tok, PROMPTS[:3], 4, 12, seed=1)  # smaller: the same decoder, rows past N decode too
     assert _KEPT[model] is kept
     _agree(fast, graph)
+    # new parameter tensors altogether (the embedding table included), as load_state_dict(assign=True) makes them
+    model.load_state_dict({k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}, assign=True)
+    fast, graph = _both(model, tok, PROMPTS, 8, 12, seed=3)
+    assert _KEPT[model] is kept
+    _agree(fast, graph)
     fast, graph = _both(model, tok, PROMPTS * 3, 4, 30, seed=2)  # wider and longer: a new, grown decoder
     assert _KEPT[model] is not kept and (_KEPT[model].rows, _KEPT[model].slots) == (48, 8 + 30)
     _agree(fast, graph)
@@ -80,7 +85,8 @@ def test_kept_decoder_owns_its_tensors_and_lets_the_model_go(tok):
     model = tiny_model("nano", tok, "llama", seed=5).eval()
     dec = graph_decoder(model, 8, 16, torch.float32).dec
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    mine = [x for block in dec.blocks for x in block if isinstance(x, torch.Tensor)] + [dec.lm_head[0], dec.k, dec.v]
+    mine = [x for block in dec.blocks for x in block if isinstance(x, torch.Tensor)]
+    mine += [dec.lm_head[0], dec.embed_tokens.weight, dec.k, dec.v]
     assert not params & {x.untyped_storage().data_ptr() for x in mine}  # load_weights never writes a parameter
     ref = weakref.ref(model)
     del model, dec, mine
