@@ -23,7 +23,7 @@ def tok():
     return char_tokenizer()
 
 
-def _both(model, tok, prompts, group_size, max_new_tokens, seed=0, dtype=torch.float32):
+def both_engines(model, tok, prompts, group_size, max_new_tokens, seed=0, dtype=torch.float32):
     """(fast engine, graph engine) outputs: tokens, log-probs, mask, truncated, from the same seed."""
     ids, mask = left_pad(prompt_token_ids(tok, prompts), tok.pad_token_id, next(model.parameters()).device)
     args = (ids, mask, group_size, max_new_tokens, tok.eos_token_id, tok.pad_token_id, 1.0, 1.0)
@@ -48,7 +48,7 @@ def test_buckets_are_powers_of_two_capped_by_the_rows():
 def test_static_step_samples_what_the_fast_engine_samples(tok, arch):
     """Random weights: rows stop at scattered steps, so rows are dropped and buckets hold rows past the live ones."""
     model = tiny_model("nano", tok, arch, seed=3).eval()
-    fast, graph = _both(model, tok, PROMPTS, group_size=6, max_new_tokens=20)
+    fast, graph = both_engines(model, tok, PROMPTS, group_size=6, max_new_tokens=20)
     lengths = fast[2].sum(1)
     assert lengths.min() < lengths.max()  # the batch shrank on the way
     _agree(fast, graph)
@@ -56,27 +56,29 @@ def test_static_step_samples_what_the_fast_engine_samples(tok, arch):
 
 def test_static_step_in_bfloat16_matches_the_fast_engine(tok):
     model, tok, _ = load_base("addition")
-    fast, graph = _both(model, tok, PROMPTS, 8, 12, dtype=torch.bfloat16)
+    fast, graph = both_engines(model, tok, PROMPTS, 8, 12, dtype=torch.bfloat16)
     assert (fast[1] - graph[1]).abs().max() < 0.05  # bf16 rounding of a different reduction order
     assert (fast[0] == graph[0]).float().mean() > 0.9
 
 
 def test_kept_decoder_follows_the_weights_and_grows(tok):
     model = tiny_model("nano", tok, "llama", seed=4).eval()
-    _both(model, tok, PROMPTS, 8, 12)
+    both_engines(model, tok, PROMPTS, 8, 12)
     kept = _KEPT[model]
     with torch.no_grad():  # what an optimizer step does: the parameters change in place
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    fast, graph = _both(model, tok, PROMPTS[:3], 4, 12, seed=1)  # smaller: the same decoder, rows past N decode too
+    fast, graph = both_engines(
+        model, tok, PROMPTS[:3], 4, 12, seed=1
+    )  # smaller: the same decoder, rows past N decode too
     assert _KEPT[model] is kept
     _agree(fast, graph)
     # new parameter tensors altogether (the embedding table included), as load_state_dict(assign=True) makes them
     model.load_state_dict({k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}, assign=True)
-    fast, graph = _both(model, tok, PROMPTS, 8, 12, seed=3)
+    fast, graph = both_engines(model, tok, PROMPTS, 8, 12, seed=3)
     assert _KEPT[model] is kept
     _agree(fast, graph)
-    fast, graph = _both(model, tok, PROMPTS * 3, 4, 30, seed=2)  # wider and longer: a new, grown decoder
+    fast, graph = both_engines(model, tok, PROMPTS * 3, 4, 30, seed=2)  # wider and longer: a new, grown decoder
     assert _KEPT[model] is not kept and (_KEPT[model].rows, _KEPT[model].slots) == (48, 8 + 30)
     _agree(fast, graph)
 
@@ -122,7 +124,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_cuda_graphs_sample_what_the_fast_engine_samples(tok, arch):
     model = tiny_model("nano", tok, arch, seed=3).cuda().eval()
-    fast, graph = _both(model, tok, PROMPTS * 8, group_size=8, max_new_tokens=24)
+    fast, graph = both_engines(model, tok, PROMPTS * 8, group_size=8, max_new_tokens=24)
     assert len(_KEPT[model].graphs) >= 2  # captured, and replayed in more than one bucket
     _agree(fast, graph, tol=1e-4)
 

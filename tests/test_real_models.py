@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from test_cuda_graphs import both_engines
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rl4lrm.models.tokenizer import char_tokenizer
@@ -154,6 +155,13 @@ def test_fast_engine_samples_from_the_adapted_weights(tok):
     with model.disable_adapter():  # the adapters change the policy: the base model scores the tokens differently
         base, _ = compute_logprobs(model, fast)
     assert ((base - fast.old_logprobs) * fast.response_mask).abs().max() > 1e-3
+    kept = both_engines(model, tok, prompts, 3, 10)  # the CUDA-graph engine's decoder, kept with the model
+    assert torch.equal(kept[0][0], kept[1][0]) and (kept[0][1] - kept[1][1]).abs().max() < 1e-5
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with model.disable_adapter():  # it takes the base weights in place, and never writes into them
+        base_fast, base_graph = both_engines(model, tok, prompts, 3, 10)
+    assert torch.equal(base_fast[0], base_graph[0]) and not torch.equal(base_fast[1], kept[0][1])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 @needs_peft
@@ -264,6 +272,8 @@ def test_smollm2_fast_engine_matches_its_forward():
     _, low = rollout_speed(model, tokenizer, prompts, 2, 8, precision="bfloat16")
     gap = sampler_gap(model, low)  # bfloat16 sampling of the real model: off, but only slightly
     assert out["max_abs_diff"] < gap["max_abs"] and gap["kl"] < 0.05
+    fast, graph = both_engines(model, tokenizer, prompts, 2, 8)  # the CUDA-graph engine's step, run eagerly
+    assert torch.equal(fast[0], graph[0]) and (fast[1] - graph[1]).abs().max() < 1e-4
 
 
 @pytest.mark.gpu
@@ -277,10 +287,12 @@ def test_smollm2_grpo_step_on_cuda(lora):
     task = ChatTask(Addition(digits=1))
     prompts = [task.format_prompt(task.problems("test", 1)[0], "chat", tokenizer)]
     out = engine_check(model, tokenizer, prompts, 4, 16)
-    assert out["max_abs_diff"] < 1e-3
+    assert out["max_abs_diff"] < 1e-3 and out["graph_max_abs_diff"] < 1e-3
     _, low = rollout_speed(model, tokenizer, prompts, 4, 16, precision="bfloat16")
     assert sampler_gap(model, low)["kl"] < 0.05
-    config = real_config("quick", lora=lora, device="cuda", prompts_per_step=4, group_size=8, max_new_tokens=64)
+    config = real_config(
+        "quick", lora=lora, device="cuda", prompts_per_step=4, group_size=8, max_new_tokens=64, rollout_engine="graph"
+    )
     run = run_grpo(model, tokenizer, task, config, lora=lora)
     assert run.history["reward/mean"].iloc[1:].map(math.isfinite).all()
     assert run.update_mfu is None or 0 < run.update_mfu < 1
