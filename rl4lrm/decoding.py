@@ -196,11 +196,13 @@ class _StaticCacheDecoder:
 
     def load_weights(self, model) -> None:
         """Fuses ``model``'s weights (the same architecture) again, into this decoder's tensors in place, so that
-        anything holding their addresses (a captured CUDA graph) computes with the new ones."""
+        anything holding their addresses (a captured CUDA graph) computes with the new ones. The tensors must be
+        the decoder's own: a weight used as it is (the model's dtype, no LoRA) is a view of a parameter until
+        cloned (``rl4lrm.cuda_graphs.GraphDecoder`` does)."""
         blocks, lm_head = self._fuse(unwrap_adapters(model))
         for old, new in zip((*self.blocks, self.lm_head), (*blocks, lm_head)):
             for o, n in zip(old, new):
-                if isinstance(o, torch.Tensor) and o.data_ptr() != n.data_ptr():  # not a view of the parameter
+                if isinstance(o, torch.Tensor):
                     o.copy_(n)
 
     def repeat_rows(self, rows: int, repeats: int, filled: int) -> None:
