@@ -6,9 +6,10 @@ import weakref
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from rl4lrm.cuda_graphs import _KEPT, bucket, graph_decoder, graph_rollout, step_ops
+from rl4lrm.cuda_graphs import _KEPT, GraphDecoder, bucket, graph_decoder, graph_rollout, step_ops
 from rl4lrm.decoding import fast_rollout
 from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
@@ -105,6 +106,35 @@ def test_a_step_is_the_same_program_for_any_number_of_rows(tok):
         n for (kind, _), n in ops.items() if kind == "compute"
     )
     assert per_layer % 2 == 0 and 20 <= per_layer // 2 <= 40  # about 30 kernels per layer
+
+
+class _HostReads(TorchDispatchMode):
+    """Records the operations that read a tensor's values on the host: on a GPU each waits for the device, which a
+    graph capture refuses (``.item()``, ``int()``, ``nonzero``, ``torch.equal``, boolean-mask indexing...)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "equal", "is_nonzero", "masked_select", "unique_dim", "_unique2"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__.split(".")[0]
+        masks = name == "index" and any(i is not None and i.dtype == torch.bool for i in args[1])
+        if name in self.SYNCING or masks:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_static_step_never_reads_values_on_the_host(tok):
+    dec = GraphDecoder(tiny_model("nano", tok, "qwen2"), 16, 24, torch.float32)
+    with _HostReads() as reads:
+        dec.step(torch.tensor([3, 4, 5]), torch.tensor([7, 7, 6]), 9)  # the inputs' copies, the replayed step
+    assert reads.seen == []
+    with _HostReads() as reads:  # the recorder sees what a capture would refuse
+        int(torch.arange(3).max())
+        torch.arange(3)[torch.arange(3) > 0]
+    assert reads.seen == ["_local_scalar_dense", "index"]
 
 
 def test_graph_engine_asks_for_cuda_and_a_fast_architecture(tok):
