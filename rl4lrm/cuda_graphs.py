@@ -54,19 +54,18 @@ class GraphDecoder:
     """
 
     def __init__(self, model, rows: int, slots: int, dtype: torch.dtype):
-        self.dec = dec = _StaticCacheDecoder(model, rows, slots, dtype)
+        self.dec = dec = _StaticCacheDecoder(model, rows, slots, dtype, own_cache=True)
         self.rows, self.slots, self.dtype = rows, slots, dtype
         device = dec.k.device
         self.capture = device.type == "cuda"
         # its own copies: a weight that is a view of a parameter would be overwritten by ``load_weights``; the
         # embedding table, which the eager decoder reads from the model, could be replaced there (a state dict
-        # loaded with ``assign=True``) and the graph would read freed memory; the CPU decoder's cache is shared
-        # with other rollouts. Zeros: every slot must stay finite, since a masked slot's NaN would still leak
-        # through 0 * NaN in softmax @ v
+        # loaded with ``assign=True``) and the graph would read freed memory. Its own cache, zeroed: the CPU
+        # decoder's is shared with other rollouts, and every slot must stay finite, since a masked slot's NaN
+        # would still leak through 0 * NaN in softmax @ v
         dec.blocks = [tuple(_own(x) for x in block) for block in dec.blocks]
         dec.lm_head = tuple(_own(x) for x in dec.lm_head)
         dec.embed_tokens = torch.nn.Embedding.from_pretrained(_own(dec.embed_tokens.weight.detach()))
-        dec.k, dec.v = torch.zeros_like(dec.k), torch.zeros_like(dec.v)
         self.ids = torch.zeros(rows, 1, dtype=torch.long, device=device)  # the tokens just sampled
         self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)  # their position ids
         self.slot = torch.zeros(1, dtype=torch.long, device=device)  # the cache slot they are written at

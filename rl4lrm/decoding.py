@@ -147,7 +147,9 @@ class _StaticCacheDecoder:
     activations and the KV cache are kept in ``dtype``: the whole forward runs in that precision.
     """
 
-    def __init__(self, model, rows: int, max_len: int, dtype: torch.dtype):
+    def __init__(self, model, rows: int, max_len: int, dtype: torch.dtype, own_cache: bool = False):
+        """``own_cache``: a zeroed KV cache of its own rather than the buffers ``_kv_buffers`` shares between
+        rollouts (a decoder kept between rollouts needs one)."""
         model = unwrap_adapters(model)
         cfg = model.config
         self.dtype = dtype
@@ -157,7 +159,11 @@ class _StaticCacheDecoder:
         self.head_dim = layers[0].self_attn.head_dim
         self.eps = layers[0].input_layernorm.variance_epsilon
         p = next(model.parameters())
-        self.k, self.v = _kv_buffers(model, (len(layers), rows, self.n_kv, max_len, self.head_dim), dtype, p.device)
+        shape = (len(layers), rows, self.n_kv, max_len, self.head_dim)
+        if own_cache:
+            self.k, self.v = (torch.zeros(shape, dtype=dtype, device=p.device) for _ in range(2))
+        else:
+            self.k, self.v = _kv_buffers(model, shape, dtype, p.device)
         cos, sin = model.model.rotary_emb(p.new_empty(1), torch.arange(max_len, device=p.device)[None])  # (1, L, D)
         sign = torch.ones(self.head_dim, dtype=sin.dtype, device=p.device)
         sign[: self.head_dim // 2] = -1  # rotate_half(x) = roll(x, D/2) * sign

@@ -149,7 +149,8 @@ def engine_check(
         speed, batch = rollout_speed(model, tokenizer, prompts, group_size, max_new_tokens, engine, seed=seed)
         out[f"{engine}_tokens_per_s"] = speed["tokens_per_s"]
         if engine != "hf":
-            out[f"{'' if engine == 'fast' else 'graph_'}max_abs_diff"] = sampler_gap(model, batch)["max_abs"]
+            key = "max_abs_diff" if engine == "fast" else "graph_max_abs_diff"
+            out[key] = sampler_gap(model, batch)["max_abs"]
     out["speedup"] = out["fast_tokens_per_s"] / out["hf_tokens_per_s"]
     if "graph" in engines:
         out["graph_speedup"] = out["graph_tokens_per_s"] / out["hf_tokens_per_s"]
