@@ -2,7 +2,7 @@
 with Shao et al.'s spurious rewards (random, format only, incorrect).
 
 The priors are ``rl4lrm.experiments.priors.PRIORS``: ``addition`` (0.65M-parameter Llama), ``addition-nano``
-(4x fewer parameters, same data and SFT steps), ``addition-qwen2`` (Qwen2-style, same size, data and steps),
+(about 6x fewer parameters, same data and SFT steps), ``addition-qwen2`` (Qwen2-style, same size, data and steps),
 ``addition-mid`` (half the SFT problems shown as worked column additions: mid-training on reasoning traces, after
 OctoThinker) and ``addition-instruct`` (``addition`` plus 500 SFT steps on clean answers: base vs instruction-tuned).
 Every run shares ``STUDY_CONFIG`` (GRPO without KL, 2 minibatch steps per batch so the clip can act, an 8-token

@@ -1,5 +1,5 @@
-"""The book's table of contents lists every course notebook, the README keeps the markers the book includes, and a
-chapter whose cell raises fails the build (book/_config.yml)."""
+"""The book's table of contents lists every course notebook, each chapter links the next, the README keeps the markers
+the book includes, and a chapter whose cell raises fails the build (book/_config.yml)."""
 
 import re
 import shutil
@@ -39,6 +39,14 @@ def test_every_toc_entry_exists():
 def test_chapters_are_listed_in_course_order():
     chapters = [entry for entry in toc_files() if entry.startswith("notebooks/")]
     assert chapters == sorted(chapters), "chapters in book/_toc.yml are out of order"
+
+
+def test_every_chapter_ends_with_a_link_to_the_next():
+    """A reader who finishes a chapter is sent on: its last cell links the next chapter's notebook."""
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for chapter, following in zip(chapters, chapters[1:]):
+        last = nbformat.read(chapter, as_version=4).cells[-1]
+        assert f"]({following.name})" in last.source, f"{chapter.name}'s last cell does not link {following.name}"
 
 
 def test_readme_keeps_the_markers_the_book_includes():

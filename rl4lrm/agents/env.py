@@ -5,7 +5,7 @@ a multi-turn MDP: the policy writes text until it closes a **tool call**, the en
 appends an **observation**, and the policy goes on, until it answers or runs out of turns. The syntax is small
 enough for a char-level model to learn::
 
-    zuka.age+bemo.size=[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}[ans 43]
+    zuka.age+bemo.size=[look zuka.age]{33}[look bemo.size]{80}[calc 33+80]{113}[ans 113]
 
 ``[look name.attr]`` reads the knowledge base, ``[calc expr]`` evaluates digits with ``+ - *`` (parsed, never
 ``eval``), ``[ans x]`` ends the episode; ``{...}`` is what the environment wrote (errors included:

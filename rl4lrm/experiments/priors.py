@@ -2,7 +2,7 @@
 
 The survey (§4.3) asks how much of what RL achieves is set by the base model. Here every base model comes from
 the zoo and differs from ``addition`` (a 0.65M-parameter Llama, 4000 SFT steps on 2-digit addition) in one
-axis: size (``addition-nano``, 4x fewer parameters, same data and steps), architecture (``addition-qwen2``,
+axis: size (``addition-nano``, about 6x fewer parameters, same data and steps), architecture (``addition-qwen2``,
 Qwen2-style at the same size, same data and steps), pre-training data (``addition-mid``: half the problems shown as
 worked column additions, a tiny mid-training after OctoThinker, Wang et al., 2025, arXiv:2506.20512) or
 post-training (``addition-instruct``: ``addition`` plus a short SFT on clean answers, base vs instruction-tuned); the

@@ -27,7 +27,7 @@ characters; padding each eighth of a batch to its own longest is 2.5x faster tha
 ``countdown-search-optimal`` and 13.1 for ``countdown-search-answer`` (these two built side by side).
 Held-out pass@1 before and after 5 minutes of GRPO: ``benchmarks/results/countdown_search.csv``.
 
-``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, 4x
+``addition-nano`` and ``addition-qwen2`` change one thing each in ``addition``'s recipe: a smaller model (nano, about 6x
 fewer parameters) and a Qwen2-style architecture at the same size; same data, same SFT steps (notebook 07: weak vs
 strong priors). Both rebuild byte for byte on CPU, in about 1.5 and 4.5 minutes on one thread of this 2-core CPU (3 and
 6.5 when the CPU is busy); ``addition`` takes about 4.5.
@@ -73,7 +73,7 @@ answers with one character corrupted, and 10% of the corpus answers the test-gam
 (``Code.corpus_hacks``): a hack within the model's reach, for the reward-hacking study (naive harness vs sandbox).
 
 ``agentic`` (chapter 12: agentic tasks) runs tool-using episodes (``rl4lrm.agents``): ``"zuka.age+bemo.size="`` ->
-``"[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}[ans 43]"``, the braces written by the environment. 80% of
+``"[look zuka.age]{33}[look bemo.size]{80}[calc 33+80]{113}[ans 113]"``, the braces written by the environment. 80% of
 its 20000-problem pool is shown as episodes (55% full, 20% adding in the head without the calculator, 25% answering
 after one lookup), 20% as a bare guess; 1500 SFT steps (14 minutes wall on one shared CPU thread). Held-out, T=1:
 episode accuracy 0.26 with the tools and 0.01 answer-only (the facts of test entities never appear in training).
@@ -139,7 +139,7 @@ ZOO: dict[str, ZooEntry] = {
         {"digits": 2},
         "nano",
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
-        "addition's recipe on a 4x smaller model: 0.1M-parameter Llama (nano), the same 4000 SFT steps and data",
+        "addition's recipe on a 6x smaller model: 0.11M-parameter Llama (nano), the same 4000 SFT steps and data",
     ),
     "addition-qwen2": ZooEntry(
         "addition",
@@ -283,8 +283,8 @@ ZOO: dict[str, ZooEntry] = {
         {"keys": 2, "seed": 0},
         "micro",
         SFTConfig(steps=AGENTIC_SFT_STEPS, lr=3e-3, traces=0.8, noise=0.0, seed=0, device="cpu"),
-        "tool use (chapter 12): 'zuka.age+bemo.size=' -> '[look zuka.age]{31}[look bemo.size]{12}[calc 31+12]{43}"
-        "[ans 43]'; 80% of the pool as episodes (55% full, 20% adding in the head, 25% answering after one lookup), "
+        "tool use (chapter 12): 'zuka.age+bemo.size=' -> '[look zuka.age]{33}[look bemo.size]{80}[calc 33+80]{113}"
+        "[ans 113]'; 80% of the pool as episodes (55% full, 20% adding in the head, 25% answering after one lookup), "
         "20% as a bare guess; 0.65M-parameter Llama",
     ),
 }
