@@ -20,7 +20,7 @@ The knob sweep of notebook 05 (``results/sharpening_knobs.csv``; about 2 minutes
     python benchmarks/sharpening.py --out benchmarks/results/sharpening_knobs.csv --append --bases countdown \
         --steps 400 --checkpoints 400
 
-A model that writes its search (issue 14; ``results/sharpening_search.csv``; the three seeds ran as three processes,
+A model that writes its search (``results/sharpening_search.csv``; the three seeds ran as three processes,
 their CSVs concatenated):
 
     python benchmarks/sharpening.py --out benchmarks/results/sharpening_search.csv --bases countdown-search \

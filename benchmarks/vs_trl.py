@@ -6,7 +6,7 @@ lr 3e-4, beta 0.04 (k3 in the loss, a frozen reference), clip 0.2, per-sequence-
 ``loss_type="grpo"``), one update epoch of one minibatch, our reward as a TRL reward function
 (``rl4lrm.rewards.trl``). Each run is a fresh spawned process with one torch thread, run one at a time.
 
-1. **Speed**: ``--pairs`` rounds of runs of ``--speed-steps`` steps: ours as before issue 16
+1. **Speed**: ``--pairs`` rounds of runs of ``--speed-steps`` steps: ours as before the fused update
    (``fast_update=False``: the HF forward and the per-tensor AdamW, ``ours-hf``), ours, TRL's, in turn
    (alternating, so a busy CPU slows all alike). A step's time runs from one step's end to the next (sampling,
    scoring, update, logging), the first ``--warmup`` steps left out; steps/s = 1 / mean step time, both in CPU

@@ -1,4 +1,5 @@
-"""Seeded fuzzing of every class of fault, bad setting and hostile reward input of issue 23.
+"""Seeded fuzzing of every class of fault, bad setting and hostile reward input the package must
+survive.
 
 Each test draws its cases from ``random.Random(seed)``, keeps inputs small (bounded memory) and runs under a
 hard per-test timeout (``pytest-timeout``), since a hang is the failure feared. The ``N_*`` constants are the

@@ -1,5 +1,6 @@
 """Tiny VLM: counting images and their verifier, patches, the image prefix, rollout hooks, RL through Trainer."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -201,3 +202,20 @@ def test_panel_run_measures_trains_and_plots():
     result = panel.run()
     assert list(result["frame"]["model"]) == ["base", "GRPO"] and "history" in result
     assert result["models"]["GRPO"] is not model
+
+
+def test_answer_grid_title_sits_above_the_images_titles():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rl4lrm.vision.viz import plot_answers
+
+    task = CountingTask()
+    problems = task.problems("test", 4, seed=0)
+    table = pd.DataFrame([{"asked": "b+r", "completion": "1+2=3", "kind": "correct"}] * 4)
+    fig = plot_answers(task, problems, table, title="GRPO")
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert fig._suptitle.get_text() == "GRPO"
+    tops = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
+    assert title.y0 >= tops - 2  # above the images' titles, not among them (2 px of text padding)

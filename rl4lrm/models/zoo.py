@@ -12,7 +12,7 @@ run, and a longer one that continues from ``countdown``), for studies of how the
 weak 0.067 / 0.856, countdown 0.113 / 0.930, strong 0.129 / 0.955. Rebuilding ``countdown`` leaves
 ``countdown-strong`` stale: rebuild it after its parent (``--rebuild`` with no names does, in that order).
 
-``countdown-search`` (issue 14) writes its search before answering: ``"3 5 7>22:"`` ->
+``countdown-search`` writes its search before answering: ``"3 5 7>22:"`` ->
 ``"3+5=8,8+7=15^8*7=56^^5*3=15,15+7=22#5*3+7"`` (``rl4lrm.tasks.countdown_search``: steps, ``^`` backtracks, the
 answer after ``#``). Every SFT example is a random-order depth-first search over intermediate results of at most 100
 that gives up at each dead end with probability ``SEARCH_GIVE_UP`` (an empty answer): the searcher itself solves

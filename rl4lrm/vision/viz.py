@@ -13,9 +13,9 @@ from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 KIND_COLOURS = {"correct": "tab:green", "perception": "tab:red", "reasoning": "tab:orange", "format": "tab:gray"}
 
 
-def plot_answers(task, problems, table: pd.DataFrame, n: int = 8):
+def plot_answers(task, problems, table: pd.DataFrame, n: int = 8, title: str = ""):
     """The first ``n`` images with the question, the model's completion and the truth, titled in the kind's colour
-    (an ``answer_table`` with one completion per problem)."""
+    (an ``answer_table`` with one completion per problem), under ``title`` if given."""
     n = min(n, len(problems))
     fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.1), squeeze=False)
     for ax, p, (_, row) in zip(axes[0], problems[:n], table.head(n).iterrows()):
@@ -25,7 +25,9 @@ def plot_answers(task, problems, table: pd.DataFrame, n: int = 8):
         ax.set_title(
             f"{row['asked']}?\n{row['completion'] or '∅'}\n(true {truth})", fontsize=8, color=KIND_COLOURS[row["kind"]]
         )
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10, fontweight="bold")
+    fig.tight_layout()  # after the title, so that the images' titles make room for it
     return fig
 
 
@@ -103,8 +105,8 @@ class VisionPanel(RunPanel):
         problems = self.task.problems("test", 8, seed=0)
         with self.out:
             for name, model in r["models"].items():
-                fig = plot_answers(self.task, problems, answer_table(model, self.tokenizer, self.task, problems))
-                fig.suptitle(name, fontsize=9)
+                table = answer_table(model, self.tokenizer, self.task, problems)
+                fig = plot_answers(self.task, problems, table, title=name)
                 display(fig)
                 plt.close(fig)
             fig, axes = plt.subplots(1, 2, figsize=(9, 3))

@@ -7,8 +7,8 @@ math with MathJax (``mjx-container``, no TeX error), show every image (``natural
 of the stored widget state (controls in the DOM, no "Error displaying widget"). A full-page screenshot of each goes
 to ``build/screenshots/book/``.
 
-The session fixture runs ``book/build.py`` (every chapter in quick mode, about six minutes on 2 cores) unless the
-built book is newer than everything it is built from; without npm (needed once, to vendor the JavaScript) it fails
+The session fixture runs ``book/build.py`` (every chapter in quick mode, about 13 minutes on 2 cores) unless the built
+book is newer than everything it is built from; without npm (needed once, to vendor the JavaScript) it fails
 with the install command. Chromium is conftest's ``browser`` fixture (``chromium.py``).
 """
 
