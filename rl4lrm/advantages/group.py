@@ -289,8 +289,10 @@ def passk(
     shares average to the group's unbiased pass@k, 1 - C(n, k) / C(G, k), the baseline. Relative
     to pass@1 the weight moves to hard prompts: a group that already solves the prompt in most
     samples has pass@k near 1 and gets almost no gradient. There is deliberately no division by
-    the group std: within a group the advantages take two values with mean 0, so dividing by
-    their std would give back GRPO's advantages for every k. With k = 1 this is ``dr_grpo``.
+    the group std: in a group with at least one right and at least k wrong samples the advantages
+    take two values with mean 0, so dividing by their std would give back GRPO's advantages (a group
+    with fewer than k wrong samples is solved by every k-subset and gets 0 either way). With k = 1
+    this is ``dr_grpo``.
 
     Args:
         rewards: Binary reward per sample (0 or 1), shape (N,).

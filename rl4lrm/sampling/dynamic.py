@@ -39,7 +39,7 @@ def zero_variance(rewards: torch.Tensor, group_size: int, low: float = 0.0, high
 
 
 @FILTERS.register("pass_band")
-def pass_band(rewards: torch.Tensor, group_size: int, low: float = 0.2, high: float = 1.0) -> torch.Tensor:
+def pass_band(rewards: torch.Tensor, group_size: int, low: float = 0.2, high: float = 0.8) -> torch.Tensor:
     """Keeps the groups whose mean reward (pass rate for 0/1 rewards) lies in [low, high], shape (B,) bool."""
     rate = group_view(rewards, group_size).float().mean(1)  # (B,)
     return (rate >= low) & (rate <= high)
