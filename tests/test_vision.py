@@ -215,7 +215,7 @@ def test_answer_grid_title_sits_above_the_images_titles():
     table = pd.DataFrame([{"asked": "b+r", "completion": "1+2=3", "kind": "correct"}] * 4)
     fig = plot_answers(task, problems, table, title="GRPO")
     renderer = fig.canvas.get_renderer()
-    title = fig._suptitle.get_window_extent(renderer)
-    assert fig._suptitle.get_text() == "GRPO"
+    assert fig.get_suptitle() == "GRPO"
+    title = fig.texts[0].get_window_extent(renderer)  # the suptitle, the figure's only text
     tops = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes)
     assert title.y0 >= tops - 2  # above the images' titles, not among them (2 px of text padding)

@@ -139,7 +139,7 @@ ZOO: dict[str, ZooEntry] = {
         {"digits": 2},
         "nano",
         SFTConfig(steps=4000, lr=3e-3, noise=0.5, seed=0, device="cpu"),
-        "addition's recipe on a 6x smaller model: 0.11M-parameter Llama (nano), the same 4000 SFT steps and data",
+        "addition's recipe on a model about 6x smaller: 0.11M-parameter Llama (nano), same 4000 SFT steps and data",
     ),
     "addition-qwen2": ZooEntry(
         "addition",
