@@ -18,6 +18,20 @@ from rl4lrm.kl import kl_penalty
 from rl4lrm.passk import coverage_sets, crossover_k, pass_at_k
 
 
+def brief(value, digits: int = 4):
+    """``value`` for a checker's message: tensors as lists and every float rounded to ``digits`` places, through
+    lists, tuples and dicts, so a mismatch reads ``0.1923`` rather than ``0.1923076923076923``."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: brief(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(brief(v, digits) for v in value)
+    return value
+
+
 def report_check(name: str, attempt: Callable[[], None]) -> bool:
     """Runs a checker's ``attempt`` and prints whether the student's function matches the library; every
     exercise checker (here and in ``rl4lrm.experiments``) reports through it."""
@@ -91,8 +105,8 @@ def check_kl_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cases:
             got, want = torch.as_tensor(fn(logprobs.clone(), ref.clone())), kl_penalty(logprobs, ref, "k3")
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
             assert torch.allclose(got.float(), want, atol=1e-5), (
-                f"logprobs={logprobs[0, :2].tolist()}, ref={ref[0, :2].tolist()}: got {got[0, :2].tolist()}, "
-                f"expected {want[0, :2].tolist()}"
+                f"logprobs={brief(logprobs[0, :2])}, ref={brief(ref[0, :2])}: got {brief(got[0, :2])}, "
+                f"expected {brief(want[0, :2])}"
             )
             assert (got >= -1e-6).all(), "k3 is never negative"
 
@@ -301,7 +315,7 @@ def check_filtered_token_weights(
             got = torch.as_tensor(fn(mask.clone(), truncated.clone())).float()
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), (
                 f"lengths={lengths.tolist()}, T={t}, truncated={truncated.tolist()}: got row sums "
-                f"{got.sum(1).tolist()}, expected {want.sum(1).tolist()}"
+                f"{brief(got.sum(1))}, expected {brief(want.sum(1))}"
             )
 
     return report_check("token weights after the overlong filter", attempt)

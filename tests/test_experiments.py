@@ -1,5 +1,7 @@
 """Canned studies: the KL-estimator Monte Carlo, preset comparisons and their panel, exercise checkers."""
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,7 +9,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rl4lrm.exercises import check_aggregation_weights, check_kl_k3, check_rloo  # noqa: E402
+from rl4lrm.exercises import brief, check_aggregation_weights, check_kl_k3, check_rloo  # noqa: E402
 from rl4lrm.experiments.compare import compare_presets, final_table, staged_comparison  # noqa: E402
 from rl4lrm.experiments.kl_estimators import kl_estimator_study  # noqa: E402
 from rl4lrm.viz import ComparisonPanel, plot_comparison  # noqa: E402
@@ -119,6 +121,14 @@ def test_new_exercise_checkers_accept_the_right_answer_and_catch_wrong_ones():
         raise NotImplementedError
 
     assert not check_rloo(stub)
+
+
+def test_checker_messages_show_short_numbers(capsys):
+    shown = brief({"a": [1 / 3, (2 / 3, 7)], "b": torch.tensor([0.123456])})
+    assert shown == {"a": [0.3333, (0.6667, 7)], "b": [0.1235]}
+    assert not check_kl_k3(lambda lp, ref: lp - ref)
+    message = capsys.readouterr().out
+    assert "✗ k3 estimator" in message and not any(len(n) > 7 for n in re.findall(r"\d+\.\d+", message))
 
 
 def test_length_bias_study_grpo_lengthens_wrong_answers_dr_grpo_does_not():

@@ -59,3 +59,13 @@ def test_committed_notebooks_store_outputs_only_for_checked_cells():
             checked = "nbval-check-output" in cell.metadata.get("tags", [])
             assert bool(cell.outputs) == checked, f"{path.name} code cell {i}: stored outputs ≠ tag"
             assert not any(out.output_type == "error" for out in cell.outputs), f"{path.name} code cell {i}"
+
+
+def test_exercise_checks_do_not_echo_their_verdict():
+    """A checker prints ✓/✗ and returns a bool for ``assert``; a cell that ends in a bare call would also show
+    ``Out: False`` under the message, so exercise cells end the call with ``;``."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            last = cell.source.rstrip().splitlines()[-1:] if cell.cell_type == "code" else []
+            assert not (last and last[0].startswith("check_") and last[0].endswith(")")), f"{path.name} cell {i}"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from rl4lrm.exercises import report_check
+from rl4lrm.exercises import brief, report_check
 from rl4lrm.losses import ppo_clip
 from rl4lrm.rewards import RewardContext, compute_reward
 from rl4lrm.tasks import get_task
@@ -82,7 +82,7 @@ def check_clipped_surrogate(
             got = torch.as_tensor(fn(ratio.clone(), adv.clone(), clip)).float()
             assert got.shape == (n,), f"expected shape ({n},), got {tuple(got.shape)}"
             assert torch.allclose(-got.mean(), want, atol=1e-5), (
-                f"ratio {ratio.tolist()}, advantages {adv.tolist()}, ε={clip:.3f}: your mean objective "
+                f"ratio {brief(ratio, 3)}, advantages {brief(adv, 3)}, ε={clip:.3f}: your mean objective "
                 f"{got.mean().item():.5f}, expected {-want.item():.5f}"
             )
 

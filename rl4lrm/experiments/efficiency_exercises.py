@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from rl4lrm.exercises import report_check
+from rl4lrm.exercises import brief, report_check
 from rl4lrm.experiments.efficiency import pareto_front
 from rl4lrm.rewards.efficiency import kimi_length_reward
 
@@ -29,7 +29,7 @@ def check_kimi_length(fn: Callable[[list[int], list[bool]], list[float]], cases:
             want = kimi_length_reward(torch.tensor(lengths), torch.tensor(correct), torch.zeros(g, dtype=torch.long))
             got = list(fn(list(lengths), list(correct)))
             assert len(got) == g and all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(got, want.tolist())), (
-                f"lengths {lengths}, correct {correct}: expected {[round(x, 4) for x in want.tolist()]}, got {got}"
+                f"lengths {lengths}, correct {correct}: expected {brief(want)}, got {brief(got)}"
             )
 
     return report_check("Kimi length reward", attempt)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from rl4lrm.exercises import report_check
+from rl4lrm.exercises import brief, report_check
 from rl4lrm.experiments.continual import forgetting, replay_weights
 
 
@@ -27,7 +27,7 @@ def check_replay_weights(fn: Callable[[str, list[str], float], dict], cases: int
             want = replay_weights(current, list(earlier), replay)
             got = dict(fn(current, list(earlier), replay))
             assert set(got) == set(want) and all(math.isclose(got[k], want[k], abs_tol=1e-9) for k in want), (
-                f"current={current!r}, earlier={earlier}, replay={replay}: expected {want}, got {got}"
+                f"current={current!r}, earlier={earlier}, replay={replay}: expected {brief(want)}, got {brief(got)}"
             )
 
     return report_check("replay weights", attempt)
@@ -57,7 +57,7 @@ def check_forgetting(
             want = table[table["role"] == "earlier stage"].set_index("part")["change"].to_dict()
             got = dict(fn([dict(a) for a in accuracy], list(stages)))
             assert set(got) == set(want) and all(math.isclose(got[k], want[k], abs_tol=1e-9) for k in want), (
-                f"accuracy={accuracy}, stages={stages}: expected {want}, got {got}"
+                f"accuracy={accuracy}, stages={stages}: expected {brief(want)}, got {brief(got)}"
             )
 
     return report_check("forgetting", attempt)

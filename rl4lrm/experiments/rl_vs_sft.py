@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from rl4lrm.exercises import report_check
+from rl4lrm.exercises import brief, report_check
 from rl4lrm.losses import POLICY_LOSSES
 from rl4lrm.models.sft import SFTConfig, train_sft
 from rl4lrm.models.zoo import ZOO, load_base
@@ -247,7 +247,7 @@ def check_sequence_kl(fn: Callable, cases: int = 50, seed: int = 0) -> bool:
             got = torch.as_tensor(fn(logits.clone(), ref.clone(), mask.clone()), dtype=torch.float32).reshape(-1)
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
             assert torch.allclose(got, want, atol=1e-4), (
-                f"N={N}, T={T}, V={V}, lengths={lengths.tolist()}: got {got.tolist()}, expected {want.tolist()}"
+                f"N={N}, T={T}, V={V}, lengths={lengths.tolist()}: got {brief(got)}, expected {brief(want)}"
             )
 
     return report_check("sequence KL", attempt)
