@@ -154,6 +154,7 @@ def test_show_table_wraps_long_cells_instead_of_cutting_them(monkeypatch):
     viz.show_table(pd.DataFrame({"concept": ["clip"], "note": [long], "value": [0.123456]}))
     html = shown[0].to_html()
     assert long.strip() in html and "pre-wrap" in html and "max-width: 22em" in html  # whole text, wrapped
+    assert "overflow-wrap: anywhere" in html  # a config key with no space breaks instead of overlapping
     assert "0.123" in html and "0.123456" not in html
 
 
@@ -174,6 +175,27 @@ def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]
     assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5
+
+
+def test_comparison_bands_of_a_metric_that_is_never_negative_stop_at_zero():
+    from rl4lrm.viz import plot_comparison
+
+    runs = pd.DataFrame(
+        {
+            "method": "grpo",
+            "seed": [0, 0, 1, 1],
+            "step": [1, 2, 1, 2],
+            "kl/k3": [0.0, 0.1, 0.0, 0.9],  # mean 0.5 ± 0.57 at step 2
+            "clip/frac": 0.0,  # on-policy: never clipped
+            "reward/mean": [-1.0, 0.5, 0.0, 0.5],  # may be negative: its band is not cut
+        }
+    )
+    curves = [("kl/k3", "KL"), ("clip/frac", "clipped"), ("reward/mean", "reward")]
+    fig = plot_comparison(runs, curves)
+    kl, clipped, reward = fig.axes[:3]
+    assert kl.collections[0].get_paths()[0].vertices[:, 1].min() == 0
+    assert clipped.get_ylim()[0] == 0 and kl.get_ylim()[0] == 0
+    assert reward.collections[0].get_paths()[0].vertices[:, 1].min() < -0.5
 
 
 def test_run_panel_lays_out_reads_and_greys_out_its_button_while_running():

@@ -50,11 +50,18 @@ def show_source(obj) -> None:
 
 def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[str, str] | None = None) -> None:
     """Displays a DataFrame whose long cells wrap onto several lines instead of being cut ("…") or stretching
-    the table past the page: no column is wider than ``max_width``; floats show ``precision`` decimals, or the
+    the table past the page: no column is wider than ``max_width``, and a long name with no space in it (a config
+    key) breaks where it must rather than run into the next column; floats show ``precision`` decimals, or the
     format of ``formats`` (``{column: "{:.1e}"}``) for the columns it names; a missing value shows as "—"."""
     display(
         df.style.format(formats, precision=precision, na_rep="—").set_properties(
-            **{"white-space": "pre-wrap", "max-width": max_width, "text-align": "left", "vertical-align": "top"}
+            **{
+                "white-space": "pre-wrap",
+                "overflow-wrap": "anywhere",
+                "max-width": max_width,
+                "text-align": "left",
+                "vertical-align": "top",
+            }
         )
     )
 

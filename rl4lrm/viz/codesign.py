@@ -28,7 +28,9 @@ def _bars(ax, table: pd.DataFrame, metric: str, ylabel: str) -> None:
     for j, lr in enumerate(lrs):
         rows = table[table["lr"] == lr].set_index("base").reindex(bases)
         xs = [i + (j - (len(lrs) - 1) / 2) * width for i in range(len(bases))]
-        ax.bar(xs, rows[f"{metric} mean"], width, yerr=rows[f"{metric} std"], capsize=3, label=f"lr {lr:g}")
+        mean, std = rows[f"{metric} mean"], rows[f"{metric} std"]
+        below = std if metric == "gain" else std.clip(upper=mean)  # a KL's error bar stops at 0
+        ax.bar(xs, mean, width, yerr=[below, std], capsize=3, label=f"lr {lr:g}")
         if metric == "gain" and "collapse rate" in rows:
             for x, rate in zip(xs, rows["collapse rate"]):
                 if rate > 0:  # along the top of the panel, clear of the bars and their error bars

@@ -27,7 +27,8 @@ COMPARISON_CURVES = [
 
 
 def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None, x: str = "step"):
-    """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1.
+    """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1 (cut at 0 for a
+    metric that is never negative in ``runs``).
 
     Args:
         runs: long DataFrame with ``method``, ``seed``, ``step`` and metric columns
@@ -45,9 +46,11 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
     for ax, (metric, _) in zip(axes, curves):
         ax.clear()
         if metric in runs:
+            never_negative = bool((runs[metric].dropna() >= 0).all())  # a KL, a fraction, a length: no band below 0
             for i, (method, df) in enumerate(runs.groupby("method", sort=False)):
                 table = df.pivot_table(index="step", columns="seed", values=metric).dropna(how="all")
                 mean, std = table.mean(axis=1), table.std(axis=1)
+                low = (mean - std).clip(lower=0) if never_negative else mean - std
                 xs = mean.index if x == "step" else df.groupby("step")[x].mean().reindex(mean.index)
                 if x != "step" and 0 in xs.index and pd.isna(xs.loc[0]):
                     xs = xs.copy()
@@ -55,7 +58,9 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
                 color = f"C{i}"
                 ax.plot(xs, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
                 if table.shape[1] > 1:
-                    ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+                    ax.fill_between(xs, low, mean + std, color=color, alpha=0.2, lw=0)
+            if never_negative and ax.get_ylim()[0] < 0:
+                ax.set_ylim(bottom=0)  # a metric that is 0 throughout (no clipping on-policy) sits on the axis
     fig = finish_panels(axes, curves, title, legend=True)
     if x != "step":
         for ax in axes[: len(curves)]:
