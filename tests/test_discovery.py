@@ -48,6 +48,8 @@ def test_verifier_checks_held_out_points_and_equivalent_forms():
     for bad in (f"{a}x+{b}", "__import__('os')", "x**2", "", "x+" * 40 + "1"):
         assert not task.verify(p, bad).correct
         assert task.fit(p, bad) == 0.0
+    x = p.meta["points"][0][0]  # the error's position is in the substituted text, so that text is shown
+    assert f"in '{a}({x})+{b}' (x = {x} substituted)" in task.verify(p, f"{a}x+{b}").reason
 
 
 def test_fit_counts_points_hit():

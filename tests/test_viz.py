@@ -198,6 +198,17 @@ def test_comparison_bands_of_a_metric_that_is_never_negative_stop_at_zero():
     assert reward.collections[0].get_paths()[0].vertices[:, 1].min() < -0.5
 
 
+def test_the_legend_goes_into_a_spare_panel_where_it_hides_no_curve():
+    from rl4lrm.viz import plot_comparison
+
+    runs = pd.DataFrame({"method": ["a", "a", "b", "b"], "seed": 0, "step": [1, 2, 1, 2], "reward/mean": 0.5})
+    four = [("reward/mean", "reward")] * 4  # a grid of 3 + 3 panels: two spare
+    axes = plot_comparison(runs, four).axes
+    assert axes[0].get_legend() is None and [t.get_text() for t in axes[4].get_legend().get_texts()] == ["a", "b"]
+    three = plot_comparison(runs, four[:3]).axes  # no spare panel: on the first
+    assert [t.get_text() for t in three[0].get_legend().get_texts()] == ["a", "b"]
+
+
 def test_run_panel_lays_out_reads_and_greys_out_its_button_while_running():
     import ipywidgets as W
 

@@ -46,7 +46,11 @@ def evaluate_at(expr: str, x: int, max_chars: int = 64) -> Fraction:
     """The value of ``expr`` at ``x`` (exact, divisions may be fractional); raises ``ExpressionError``."""
     if len(expr) > max_chars:
         raise ExpressionError(f"too long: {len(expr)} characters, limit {max_chars}")
-    return evaluate(substitute(expr, x), max_chars=max_chars * 4, max_value=10**9, integer_steps=False)[0]
+    text = substitute(expr, x)
+    try:
+        return evaluate(text, max_chars=max_chars * 4, max_value=10**9, integer_steps=False)[0]
+    except ExpressionError as err:  # the position is in the substituted text: show it ("9x" became "9(3)")
+        raise ExpressionError(f"{err} in {text!r} (x = {x} substituted)") from None
 
 
 def _unit(text: str) -> float:

@@ -21,13 +21,16 @@ def _smooth(series: pd.Series, window: int) -> pd.Series:
     return series.rolling(window, min_periods=1).mean()
 
 
-def plot_proxy_vs_true(curves: pd.DataFrame, window: int = 5, ax=None):
+def plot_proxy_vs_true(
+    curves: pd.DataFrame, window: int = 5, ax=None, title: str = "the learned model's reward (dashed) vs the true reward"
+):
     """Proxy reward (dashed) and true reward (solid) over the steps, one color per mode, averaged over seeds.
 
     Args:
         curves: rows with ``mode``, ``step``, ``reward/correct`` and, for learned-reward modes,
             ``reward/learned_verifier`` (``model_based_run`` histories concatenated, or the benchmark's curves).
         window: steps of the moving average.
+        title: the panel's title (it describes the run, so it is the caller's to state a finding).
 
     Returns:
         The matplotlib figure.
@@ -43,7 +46,7 @@ def plot_proxy_vs_true(curves: pd.DataFrame, window: int = 5, ax=None):
             proxy = _smooth(mean["reward/learned_verifier"], window)
             ax.plot(mean.index, proxy, color=color, ls="--", label=f"{mode}: learned model's reward")
     ax.set(xlabel="RL step", ylabel="reward on the step's samples", ylim=(0, 1))
-    ax.set_title("the proxy rises, the truth falls: the policy exploits a fixed model", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", ncol=2)
     return ax.figure
 

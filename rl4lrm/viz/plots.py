@@ -47,17 +47,24 @@ def panel_grid(n: int, cols: int = 3):
 
 
 def finish_panels(axes, curves, title: str | None, legend: bool):
-    """Titles, grid and small ticks on each metric panel, unused panels hidden; returns the figure."""
+    """Titles, grid and small ticks on each metric panel, unused panels hidden; returns the figure. The legend
+    goes into the first unused panel of the grid, where it hides no curve, or onto the first panel if none is
+    spare."""
     for ax, (_, label) in zip(axes, curves):
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no ticks at 1.5, 2.5, ...
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
-    if legend:
-        axes[0].legend(fontsize=8)
-    for ax in axes[len(curves) :]:
+    spare = axes[len(curves) :]
+    for ax in spare:
         ax.axis("off")
+    if legend:
+        handles, labels = max((ax.get_legend_handles_labels() for ax in axes[: len(curves)]), key=lambda h: len(h[1]))
+        if len(spare):
+            spare[0].legend(handles, labels, loc="upper left", fontsize=9, frameon=False)
+        else:
+            axes[0].legend(handles, labels, fontsize=8)
     fig = axes[0].figure
     if title:
         fig.suptitle(title)
