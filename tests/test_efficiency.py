@@ -220,7 +220,8 @@ def test_figures_draw_and_the_panel_samples_under_its_budget(base):
     import matplotlib
 
     matplotlib.use("Agg")
-    from rl4lrm.viz import BudgetPanel, plot_modes, plot_pareto, plot_profiles
+    from rl4lrm.viz import BudgetPanel, plot_budget_sweep, plot_modes, plot_pareto, plot_profiles
+    from rl4lrm.viz.efficiency import METHOD_COLORS
 
     model, tokenizer, task = base
     problems = task.problems("test", 12, seed=0)
@@ -234,6 +235,16 @@ def test_figures_draw_and_the_panel_samples_under_its_budget(base):
     assert {t.get_text() for t in ax.texts} >= {"a", "b", "B=0", "no cap"}
     with pytest.raises(ValueError, match="lacks columns"):
         plot_pareto(points.drop(columns="acc"))
+    # a cap the answers never reach lands on the no-cap point: one label, not two printed over each other
+    budgets, tokens = [0.0, 64.0, float("nan")], [5.5, 24.52, 24.59]
+    sweep = pd.DataFrame({"budget": budgets, "tokens": tokens, "acc": [0.03, 0.26, 0.26]})
+    assert sorted(t.get_text() for t in plot_budget_sweep(sweep).axes[0].texts) == ["B=0", "B=64, no cap"]
+    # a method keeps its color from figure to figure, whichever methods a run has
+    grpo = pd.DataFrame({"method": ["base", "GRPO"], "tokens": [5.0, 9.0], "acc": [0.2, 0.4]})
+    colors = [line.get_color() for line in plot_pareto(grpo).axes[0].lines]
+    assert colors == [METHOD_COLORS["base"], METHOD_COLORS["GRPO"]] and len(set(METHOD_COLORS.values())) == 8
+    drawn = plot_profiles({"GRPO": profile}).axes[0].lines[0].get_color()
+    assert drawn == METHOD_COLORS["GRPO"]
     panel = BudgetPanel(model, tokenizer, task, problems, budget=4, samples=1)
     out = panel.run()
     assert len(out) == 12 and (out.tokens <= 4 + 1 + 8).all() and "tokens per answer" in panel.status.value

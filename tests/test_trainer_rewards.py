@@ -99,6 +99,8 @@ def test_reward_contract_errors():
     assert (
         "correct" in REWARDS
         and repr(RewardMix({"correct": 1.0, "test_half": 0.5})) == "RewardMix(1·correct + 0.5·test_half)"
+        and str(RewardMix({"correct": 1.0, "numeric": (0.5, {"rel_tol": 0.01})}))
+        == "1·correct + 0.5·numeric(rel_tol=0.01)"
     )
 
 

@@ -156,8 +156,15 @@ class RewardMix:
         dense = [weight * parts[name] for name, weight, _ in self.terms if parts[name].dim() == 2]
         return total, parts, (sum(dense) if dense else None)
 
+    def __str__(self) -> str:
+        """The mix as a sum, each term's parameters after its name: ``1·correct + 0.5·target_length(target=24)``."""
+        return " + ".join(
+            f"{w:g}·{n}" + (f"({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+            for n, w, params in self.terms
+        )
+
     def __repr__(self) -> str:
-        return "RewardMix(" + " + ".join(f"{w:g}·{n}" for n, w, _ in self.terms) + ")"
+        return f"RewardMix({self})"
 
 
 @register_reward("correct", requires=("task",))

@@ -22,7 +22,7 @@ from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparis
 from rl4lrm.viz.continual import ContinualPanel, plot_continual
 from rl4lrm.viz.dashboard import TrainingDashboard
 from rl4lrm.viz.discovery import plot_discovery, plot_law
-from rl4lrm.viz.efficiency import BudgetPanel, plot_modes, plot_pareto, plot_profiles
+from rl4lrm.viz.efficiency import BudgetPanel, plot_budget_sweep, plot_modes, plot_pareto, plot_profiles
 from rl4lrm.viz.explorer import SampleExplorer
 from rl4lrm.viz.memory import plot_memory
 from rl4lrm.viz.model_based import plot_best_of_n, plot_proxy_vs_true
@@ -104,6 +104,7 @@ __all__ = [
     "plot_group_rewards",
     "plot_judge_hacking",
     "plot_modes",
+    "plot_budget_sweep",
     "plot_pareto",
     "plot_passk_curves",
     "plot_profiles",

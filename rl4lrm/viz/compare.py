@@ -26,7 +26,14 @@ COMPARISON_CURVES = [
 ]
 
 
-def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, title: str | None = None, x: str = "step"):
+def plot_comparison(
+    runs: pd.DataFrame,
+    curves=COMPARISON_CURVES,
+    axes=None,
+    title: str | None = None,
+    x: str = "step",
+    colors: dict[str, str] | None = None,
+):
     """One panel per metric; per method the mean over seeds, with a ±1 std band when seeds > 1 (cut at 0 for a
     metric that is never negative in ``runs``).
 
@@ -38,6 +45,7 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
         title: figure title.
         x: the horizontal axis: ``"step"`` or another per-step column such as ``"tokens/cumulative"``
             (then each point is the seeds' mean of both coordinates at one step).
+        colors: ``{method: color}`` to keep a method's color across figures; by default C0, C1, ... in order.
 
     Returns:
         The matplotlib figure.
@@ -55,7 +63,7 @@ def plot_comparison(runs: pd.DataFrame, curves=COMPARISON_CURVES, axes=None, tit
                 if x != "step" and 0 in xs.index and pd.isna(xs.loc[0]):
                     xs = xs.copy()
                     xs.loc[0] = 0.0  # the evaluation before training: nothing generated yet, so it starts the curve
-                color = f"C{i}"
+                color = (colors or {}).get(method, f"C{i}")
                 ax.plot(xs, mean, color=color, label=method, marker="o" if len(mean) < 15 else None, ms=3)
                 if table.shape[1] > 1:
                     ax.fill_between(xs, low, mean + std, color=color, alpha=0.2, lw=0)

@@ -12,11 +12,14 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
+from matplotlib.ticker import MaxNLocator
 
-from rl4lrm.experiments.efficiency import pareto_front, sample_answers, thinking_profile
+from rl4lrm.experiments.efficiency import METHODS, pareto_front, sample_answers, thinking_profile
 from rl4lrm.viz.controls import STYLE, int_slider
 
 THINK_COLOR, QUICK_COLOR = "#1f77b4", "#ff7f0e"
+# one color per method in every figure of the chapter (the base black), whichever methods a run has
+METHOD_COLORS = {"base": "black", **{name: f"C{i}" for i, name in enumerate(METHODS)}}
 
 
 def _by_steps(profile: pd.DataFrame) -> pd.DataFrame:
@@ -75,8 +78,9 @@ def plot_profiles(profiles: dict[str, pd.DataFrame], axes=None):
     for label, profile in profiles.items():
         rows = _by_steps(profile)
         for ax, column in zip(axes, ("p(think)", "acc", "tokens")):
-            ax.plot(rows.index.astype(int), rows[column], marker="o", label=label)
+            ax.plot(rows.index.astype(int), rows[column], marker="o", label=label, color=METHOD_COLORS.get(label))
     for ax, name in zip(axes, ("share of answers that think", "accuracy", "mean tokens per answer")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # 2, 3, 4 digits: no tick at 2.25
         ax.set_xlabel("digits per number (difficulty)", fontsize=9)
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
@@ -86,6 +90,48 @@ def plot_profiles(profiles: dict[str, pd.DataFrame], axes=None):
     fig = axes[0].figure
     fig.tight_layout()
     return fig
+
+
+def _sweep_points(sweep: pd.DataFrame) -> list[tuple[float, float, str]]:
+    """``(tokens, acc, label)`` per point of a budget sweep; budgets that land on the same point (a cap the answers
+    never reach is no cap) share one label, "B=64, no cap", instead of printing over each other."""
+    near_x = 0.02 * (sweep["tokens"].max() - sweep["tokens"].min())
+    points: list[tuple[float, float, list[str]]] = []
+    for _, r in sweep.iterrows():
+        name = "no cap" if pd.isna(r["budget"]) else f"B={int(r['budget'])}"
+        same = [p for p in points if abs(p[0] - r["tokens"]) <= near_x and abs(p[1] - r["acc"]) <= 0.01]
+        if same:
+            same[0][2].append(name)
+        else:
+            points.append((r["tokens"], r["acc"], [name]))
+    return [(x, y, ", ".join(names)) for x, y, names in points]
+
+
+def plot_budget_sweep(sweep: pd.DataFrame, ax=None, color: str = "C0", fontsize: int = 8, **line):
+    """Budget forcing's accuracy against tokens, one point per budget, labelled (``budget_sweep``'s frame:
+    ``budget``, ``tokens``, ``acc``); ``line`` goes to ``ax.plot`` (a ``label`` for the legend, say).
+
+    Returns:
+        The matplotlib figure.
+    """
+    if missing := {"budget", "tokens", "acc"} - set(sweep.columns):
+        raise ValueError(f"sweep lacks columns {sorted(missing)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(sweep["tokens"], sweep["acc"], "--", color=color, marker="o", ms=4, **line)
+    right = sweep["tokens"].min() + 0.85 * (sweep["tokens"].max() - sweep["tokens"].min())
+    for x, y, label in _sweep_points(sweep):
+        ax.annotate(  # below the point, turned leftwards near the right edge so that it stays inside the axes
+            label,
+            (x, y),
+            xytext=(-4 if x > right else 4, -10),
+            textcoords="offset points",
+            fontsize=fontsize,
+            color=color,
+            ha="right" if x > right else "left",
+        )
+    ax.margins(x=0.06, y=0.1)  # room for the lowest label above the axis
+    return ax.figure
 
 
 def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None, title: str | None = None):
@@ -106,13 +152,10 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 5))
     if sweep is not None:
-        ax.plot(sweep["tokens"], sweep["acc"], "--", color="0.5", marker=".", label="base + budget forcing")
-        for _, r in sweep.iterrows():
-            label = "no cap" if pd.isna(r["budget"]) else f"B={int(r['budget'])}"
-            ax.annotate(
-                label, (r["tokens"], r["acc"]), fontsize=7, color="0.4", xytext=(3, -9), textcoords="offset points"
-            )
+        plot_budget_sweep(sweep, ax=ax, color="0.5", fontsize=7, label="base + budget forcing")
     front = pareto_front(points)
+    xs = pd.concat([points["tokens"], sweep["tokens"] if sweep is not None else points["tokens"]])
+    right = xs.min() + 0.85 * (xs.max() - xs.min())
     colors = plt.get_cmap("tab10")
     for i, r in points.reset_index(drop=True).iterrows():
         ax.errorbar(
@@ -121,13 +164,20 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
             xerr=r.get("tokens_std", None) if pd.notna(r.get("tokens_std", float("nan"))) else None,
             yerr=r.get("acc_std", None) if pd.notna(r.get("acc_std", float("nan"))) else None,
             fmt="o",
-            color=colors(i % 10),
+            color=METHOD_COLORS.get(r["method"], colors(i % 10)),
             capsize=3,
             label=r["method"],
         )
         weight = "bold" if front.iloc[i] else "normal"
+        at_right = r["tokens"] > right  # turned leftwards so that it stays inside the axes
         ax.annotate(
-            r["method"], (r["tokens"], r["acc"]), fontsize=8, weight=weight, xytext=(5, 4), textcoords="offset points"
+            r["method"],
+            (r["tokens"], r["acc"]),
+            fontsize=8,
+            weight=weight,
+            xytext=(-5 if at_right else 5, 4),
+            textcoords="offset points",
+            ha="right" if at_right else "left",
         )
     ax.set_xlabel("mean tokens per answer", fontsize=9)
     ax.set_ylabel("held-out accuracy", fontsize=9)

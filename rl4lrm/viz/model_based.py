@@ -22,7 +22,10 @@ def _smooth(series: pd.Series, window: int) -> pd.Series:
 
 
 def plot_proxy_vs_true(
-    curves: pd.DataFrame, window: int = 5, ax=None, title: str = "the learned model's reward (dashed) vs the true reward"
+    curves: pd.DataFrame,
+    window: int = 5,
+    ax=None,
+    title: str = "the learned model's reward (dashed) vs the true reward",
 ):
     """Proxy reward (dashed) and true reward (solid) over the steps, one color per mode, averaged over seeds.
 
