@@ -14,6 +14,7 @@ from rl4lrm.agents.studies import agent_rl, evaluate_agent, sample_episodes, wit
 from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
 
 POLICY_COLOR, OBS_COLOR = "#dbeafe", "#fde68a"
+LABELS = {"acc_after": "held-out accuracy after RL", "acc_before": "held-out accuracy before RL"}  # axis titles
 
 
 def episode_html(batch, row: int, tokenizer) -> str:
@@ -39,7 +40,9 @@ class EpisodeViewer:
         self.policy, self.tokenizer, self.task, self.samples = policy, tokenizer, task, samples
         self.problems = task.problems("test", n_problems, seed=0)
         self.problem = W.Dropdown(options=[(p.prompt, i) for i, p in enumerate(self.problems)], description="problem")
-        self.temperature = W.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.1, description="temperature")
+        self.temperature = W.FloatSlider(
+            value=1.0, min=0.0, max=1.5, step=0.1, description="temperature", style={"description_width": "initial"}
+        )
         self.tools = W.Checkbox(value=True, description="tools on", indent=False)
         self.button = W.Button(description="Sample", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run(seed=None))
@@ -61,7 +64,8 @@ class EpisodeViewer:
         for i, text in enumerate(batch.completions):
             ok = self.task.verify(problem, text).correct
             rows.append({"episode": text, "correct": ok, "obs_tokens": int(batch.aux["obs_mask"][i].sum())})
-            cells.append(f"<tr><td>{'✓' if ok else '✗'}</td><td>{episode_html(batch, i, self.tokenizer)}</td></tr>")
+            mark, turns = "✓" if ok else "✗", episode_html(batch, i, self.tokenizer)
+            cells.append(f'<tr><td>{mark}</td><td style="text-align:left">{turns}</td></tr>')  # turns line up left
         header = (
             f"<b>{html.escape(problem.prompt)}</b> answer {problem.answer} &nbsp; "
             f'<span style="background:{POLICY_COLOR}">policy</span> '
@@ -186,6 +190,7 @@ def plot_comparison(df: pd.DataFrame, metric: str = "acc_after", ax=None):
         for i, name in enumerate(means.index):
             base = df.loc[df["variant"] == name, "acc_before"].mean()
             ax.hlines(base, i - 0.4, i + 0.4, colors="r", linestyles="--", label="before RL" if i == 0 else None)
-        ax.legend()
-    ax.set(ylabel=metric)
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)  # beside the bars: it hides no seed's dot
+    ax.set(ylabel=LABELS.get(metric, metric))
+    ax.figure.tight_layout()
     return ax
