@@ -175,6 +175,7 @@ def test_comparison_against_tokens_starts_at_the_evaluation_before_training():
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [0.0, 200.0] and list(line.get_ydata()) == [0.2, 0.4]
     assert fig.axes[0].xaxis.get_major_locator()._integer  # whole numbers on the axis, never 1.5
+    assert fig.axes[0].get_xlabel() == "tokens sampled so far"  # words, not the column's name
 
 
 def test_comparison_bands_of_a_metric_that_is_never_negative_stop_at_zero():

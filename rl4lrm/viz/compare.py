@@ -16,6 +16,8 @@ from rl4lrm.presets import PRESETS
 from rl4lrm.viz.controls import int_slider
 from rl4lrm.viz.plots import finish_panels, panel_grid
 
+X_LABELS = {"tokens/cumulative": "tokens sampled so far"}  # the horizontal axes other than the step
+
 COMPARISON_CURVES = [
     ("acc/pass@1", "held-out pass@1"),
     ("reward/mean", "train reward"),
@@ -72,7 +74,7 @@ def plot_comparison(
     fig = finish_panels(axes, curves, title, legend=True)
     if x != "step":
         for ax in axes[: len(curves)]:
-            ax.set_xlabel(x, fontsize=8)
+            ax.set_xlabel(X_LABELS.get(x, x), fontsize=8)
     return fig
 
 

@@ -21,8 +21,8 @@ STYLES = {
     "majority vote": dict(color="#2e7d32", lw=2),
     "ORM": dict(color="#c62828", lw=2),
     "PRM (min)": dict(color="#1565c0", lw=2),
-    "PRM (prod)": dict(color="#1565c0", ls=":"),
-    "PRM (last)": dict(color="#6a1b9a", ls="-."),
+    "PRM (prod)": dict(color="#ef6c00", ls=":", lw=1.8, marker="s"),  # each aggregation its own color and marker
+    "PRM (last)": dict(color="#6a1b9a", ls="-.", lw=1.5, marker="^"),
 }
 
 
@@ -36,7 +36,7 @@ def plot_selection(curves: pd.DataFrame, ax=None, title: str | None = None):
     for method, df in curves.groupby("method", sort=False):
         g = df.groupby("N")["accuracy"]
         mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-        ax.plot(mean.index, mean.values, marker="o", ms=3, label=method, **STYLES.get(method, {}))
+        ax.plot(mean.index, mean.values, label=method, **{"marker": "o", "ms": 3.5, **STYLES.get(method, {})})
         ax.fill_between(mean.index, mean - std, mean + std, alpha=0.12, color=STYLES.get(method, {}).get("color"))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (samples per problem)", fontsize=9)
