@@ -237,8 +237,13 @@ class DiffusionPanel(RunPanel):
             )
             if "history" in result:
                 h = result["history"]
-                axes[0, 1].plot(h["step"], h["reward/mean"], label="batch reward")
+                axes[0, 1].plot(h["step"], h["reward/mean"], label="training reward (one batch: noisy)")
+                if "acc/pass@1" in h and h["acc/pass@1"].notna().any():
+                    held_out = h.dropna(subset=["acc/pass@1"])
+                    axes[0, 1].plot(held_out["step"], held_out["acc/pass@1"], "o-", label="held-out pass@1")
                 axes[0, 1].set_xlabel("GRPO step")
+                axes[0, 1].set_ylabel("reward / accuracy")
+                axes[0, 1].set_title("GRPO on the diffusion model", fontsize=10)
                 axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True))
                 axes[0, 1].grid(alpha=0.3)
                 axes[0, 1].legend(fontsize=8)
