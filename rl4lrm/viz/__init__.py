@@ -1,22 +1,10 @@
 """Plots and widgets for the notebooks (the library itself never imports this package)."""
 
+import importlib
 import inspect
 
 from IPython.display import Code, display
 
-from rl4lrm.diffusion.viz import (
-    DiffusionPanel,
-    plot_estimators,
-    plot_steps_study,
-    plot_unmasking,
-)
-from rl4lrm.latent.viz import (
-    LatentPanel,
-    plot_accuracy_vs_tokens,
-    plot_thought_heatmap,
-    plot_thoughts_sweep,
-    plot_tradeoff,
-)
 from rl4lrm.viz.codesign import CODESIGN_CURVES, plot_codesign
 from rl4lrm.viz.compare import COMPARISON_CURVES, ComparisonPanel, plot_comparison
 from rl4lrm.viz.continual import ContinualPanel, plot_continual
@@ -64,6 +52,25 @@ def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[st
             }
         )
     )
+
+
+# The diffusion and latent figures live with their packages, whose modules import this package's controls: imported
+# here eagerly, ``import rl4lrm.diffusion.viz`` on its own would meet itself half built. They load on first use.
+_ELSEWHERE = {
+    **dict.fromkeys(
+        ["DiffusionPanel", "plot_estimators", "plot_steps_study", "plot_unmasking"], "rl4lrm.diffusion.viz"
+    ),
+    **dict.fromkeys(
+        ["LatentPanel", "plot_accuracy_vs_tokens", "plot_thought_heatmap", "plot_thoughts_sweep", "plot_tradeoff"],
+        "rl4lrm.latent.viz",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module 'rl4lrm.viz' has no attribute {name!r}")
 
 
 __all__ = [
