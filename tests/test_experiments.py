@@ -100,6 +100,7 @@ def test_comparison_panel_run_draws_mean_and_std():
     runs = panel.run()
     assert runs.groupby(["method", "seed"]).ngroups == 4
     assert "held-out pass@1" in panel.status.value and not panel.button.disabled
+    assert panel.presets.rows == len(panel.presets.options)  # no selected method scrolled out of view
     fig = plot_comparison(runs)
     assert len(fig.axes[0].collections) == 2  # one ±std band per method
     panel.presets.value = ()

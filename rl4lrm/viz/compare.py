@@ -109,7 +109,11 @@ class ComparisonPanel:
         steps = self.config.pop("steps", 60)
         style = {"description_width": "90px"}
         self.presets = W.SelectMultiple(
-            options=list(self.methods), value=tuple(presets), rows=6, description="methods", style=style
+            options=list(self.methods),
+            value=tuple(presets),
+            rows=len(self.methods),  # every method in view, so a selected one is never scrolled away
+            description="methods",
+            style=style,
         )
         hint = W.HTML("<small>Ctrl-click (⌘-click on a Mac) selects several; Shift-click a range.</small>")
         self.seeds = W.IntSlider(value=seeds, min=1, max=max(3, seeds), description="seeds", style=style)

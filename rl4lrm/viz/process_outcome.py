@@ -69,7 +69,7 @@ def plot_proxy_vs_gold(table: pd.DataFrame, axes=None):
         axes[0].plot(table.index, table[col], color=color, label=col)
         axes[1].scatter(table["KL to start"], table[col], color=color, s=8, label=col)
     axes[0].set_xlabel("step", fontsize=9)
-    axes[1].set_xlabel("KL(π ‖ π_start) per token (k3, rolling mean)", fontsize=9)
+    axes[1].set_xlabel(r"KL($\pi \,\|\, \pi_{\mathrm{start}}$) per token (k3, rolling mean)", fontsize=9)
     for ax in axes:
         ax.set_ylabel("train reward (rolling mean)", fontsize=9)
         ax.grid(alpha=0.3)

@@ -93,7 +93,9 @@ def plot_token_gaps(gaps: dict[str, torch.Tensor], ax=None, title: str | None = 
         values = d.double().abs().clamp(floor, 1.0).numpy()
         ax.hist(values, bins=bins, histtype="step", lw=1.6, color=f"C{i}", label=f"{label} (mean {values.mean():.1e})")
     ax.set_xscale("log")
-    ax.set_xlabel("|log π_learner − log π_sampler| of a sampled token (nats)", fontsize=9)
+    ax.set_xlabel(
+        r"$|\log \pi_{\mathrm{learner}} - \log \pi_{\mathrm{sampler}}|$ of a sampled token (nats)", fontsize=9
+    )
     ax.set_ylabel("tokens", fontsize=9)
     ax.set_title(title or "how far the sampler's log-probs fall from the learner's", fontsize=10)
     ax.grid(alpha=0.3)

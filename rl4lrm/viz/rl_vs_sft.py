@@ -60,7 +60,7 @@ def plot_rl_vs_sft(result: RLvsSFTResult | pd.DataFrame, title: str | None = Non
     acc_ax.set_title("what each arm does on each part", fontsize=10)
     tuned = [a for a in arms if a != "base"]
     _bars(kl_ax, table, "kl", tuned, roles)
-    kl_ax.set_ylabel("KL(π ‖ π_base), nats per answer", fontsize=9)
+    kl_ax.set_ylabel(r"KL($\pi \,\|\, \pi_{\mathrm{base}}$), nats per answer", fontsize=9)
     kl_ax.set_title("how far each arm moved from the base", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -54,7 +54,7 @@ def plot_tree(tree: TreeRollout, rewards: torch.Tensor, prompt: int = 0, title: 
     place(prompt)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6.0, 1.25 * slot), 1.3 + 1.25 * max(depth[n] for n in nodes)))
-    cmap = plt.get_cmap("RdYlGn")
+    cmap = plt.get_cmap("RdYlGn")  # its middle 60%: red to green light enough for black labels
     for n in nodes:
         if parent[n] >= 0:
             ax.plot([x[parent[n]], x[n]], [-depth[parent[n]], -depth[n]], color="0.6", lw=1, zorder=1)
@@ -70,7 +70,7 @@ def plot_tree(tree: TreeRollout, rewards: torch.Tensor, prompt: int = 0, title: 
             fontsize=8,
             zorder=2,
             family="monospace",
-            bbox={"boxstyle": "round,pad=0.3", "fc": cmap(float(values[n])), "ec": "0.4", "alpha": 0.9},
+            bbox={"boxstyle": "round,pad=0.3", "fc": cmap(0.2 + 0.6 * float(values[n])), "ec": "0.4", "alpha": 0.9},
         )
     ax.set_xlim(-0.7, slot - 0.3)
     ax.set_ylim(-max(depth[n] for n in nodes) - 0.6, 0.6)
