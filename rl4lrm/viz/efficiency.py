@@ -92,6 +92,13 @@ def plot_profiles(profiles: dict[str, pd.DataFrame], axes=None):
     return fig
 
 
+def _checked_axes(frame: pd.DataFrame, needed: tuple[str, ...], what: str, ax, figsize: tuple[float, float]):
+    """``ax``, or a new one of ``figsize``, once ``frame`` (named ``what`` in the error) has the ``needed`` columns."""
+    if missing := set(needed) - set(frame.columns):
+        raise ValueError(f"{what} lacks columns {sorted(missing)}")
+    return plt.subplots(figsize=figsize)[1] if ax is None else ax
+
+
 def _sweep_points(sweep: pd.DataFrame) -> list[tuple[float, float, str]]:
     """``(tokens, acc, label)`` per point of a budget sweep; budgets that land on the same point (a cap the answers
     never reach is no cap) share one label, "B=64, no cap", instead of printing over each other."""
@@ -114,10 +121,7 @@ def plot_budget_sweep(sweep: pd.DataFrame, ax=None, color: str = "C0", fontsize:
     Returns:
         The matplotlib figure.
     """
-    if missing := {"budget", "tokens", "acc"} - set(sweep.columns):
-        raise ValueError(f"sweep lacks columns {sorted(missing)}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+    ax = _checked_axes(sweep, ("budget", "tokens", "acc"), "sweep", ax, (7, 4))
     ax.plot(sweep["tokens"], sweep["acc"], "--", color=color, marker="o", ms=4, **line)
     right = sweep["tokens"].min() + 0.85 * (sweep["tokens"].max() - sweep["tokens"].min())
     for x, y, label in _sweep_points(sweep):
@@ -147,10 +151,7 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
     Returns:
         The matplotlib figure.
     """
-    if missing := {"method", "tokens", "acc"} - set(points.columns):
-        raise ValueError(f"points lacks columns {sorted(missing)}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+    ax = _checked_axes(points, ("method", "tokens", "acc"), "points", ax, (8, 5))
     if sweep is not None:
         plot_budget_sweep(sweep, ax=ax, color="0.5", fontsize=7, label="base + budget forcing")
     front = pareto_front(points)
