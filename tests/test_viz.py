@@ -154,8 +154,10 @@ def test_show_table_wraps_long_cells_instead_of_cutting_them(monkeypatch):
     viz.show_table(pd.DataFrame({"concept": ["clip"], "note": [long], "value": [0.123456]}))
     html = shown[0].to_html()
     assert long.strip() in html and "pre-wrap" in html and "max-width: 22em" in html  # whole text, wrapped
-    assert "overflow-wrap: anywhere" in html  # a config key with no space breaks instead of overlapping
+    assert "overflow-wrap: break-word" in html  # a config key with no space breaks instead of overlapping
     assert "0.123" in html and "0.123456" not in html
+    viz.show_table(pd.DataFrame({"acc": [0.5, 0.25]}, index=pd.Index([0.0, 0.3], name="noise")))
+    assert ">0.300<" in shown[1].to_html() and "0.300000" not in shown[1].to_html()  # the index formatted too
 
 
 def test_comparison_against_tokens_starts_at_the_evaluation_before_training():

@@ -238,9 +238,9 @@ class DiffusionPanel(RunPanel):
             if "history" in result:
                 h = result["history"]
                 axes[0, 1].plot(h["step"], h["reward/mean"], label="training reward (one batch: noisy)")
-                if "acc/pass@1" in h and h["acc/pass@1"].notna().any():
-                    held_out = h.dropna(subset=["acc/pass@1"])
-                    axes[0, 1].plot(held_out["step"], held_out["acc/pass@1"], "o-", label="held-out pass@1")
+                axes[0, 1].plot(  # the status line's two measurements, at the steps they were taken
+                    [0, s["rl_steps"]], [result["before"], result["after"]], "o-", label="held-out accuracy"
+                )
                 axes[0, 1].set_xlabel("GRPO step")
                 axes[0, 1].set_ylabel("reward / accuracy")
                 axes[0, 1].set_title("GRPO on the diffusion model", fontsize=10)

@@ -42,10 +42,12 @@ def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[st
     key) breaks where it must rather than run into the next column; floats show ``precision`` decimals, or the
     format of ``formats`` (``{column: "{:.1e}"}``) for the columns it names; a missing value shows as "—"."""
     display(
-        df.style.format(formats, precision=precision, na_rep="—").set_properties(
+        df.style.format(formats, precision=precision, na_rep="—")
+        .format_index(precision=precision, na_rep="—")  # a numeric index too (noise 0.3, not 0.300000)
+        .set_properties(
             **{
                 "white-space": "pre-wrap",
-                "overflow-wrap": "anywhere",
+                "overflow-wrap": "break-word",  # only what would overflow: a squeezed table keeps words whole
                 "max-width": max_width,
                 "text-align": "left",
                 "vertical-align": "top",

@@ -123,16 +123,17 @@ def plot_budget_sweep(sweep: pd.DataFrame, ax=None, color: str = "C0", fontsize:
     """
     ax = _checked_axes(sweep, ("budget", "tokens", "acc"), "sweep", ax, (7, 4))
     ax.plot(sweep["tokens"], sweep["acc"], "--", color=color, marker="o", ms=4, **line)
-    right = sweep["tokens"].min() + 0.85 * (sweep["tokens"].max() - sweep["tokens"].min())
-    for x, y, label in _sweep_points(sweep):
-        ax.annotate(  # below the point, turned leftwards near the right edge so that it stays inside the axes
+    points = _sweep_points(sweep)
+    last = max(x for x, _, _ in points)
+    for x, y, label in points:
+        ax.annotate(  # below and right of its point; the last one leftwards, so that it stays inside the axes
             label,
             (x, y),
-            xytext=(-4 if x > right else 4, -10),
+            xytext=(-4 if x == last else 4, -10),
             textcoords="offset points",
             fontsize=fontsize,
             color=color,
-            ha="right" if x > right else "left",
+            ha="right" if x == last else "left",
         )
     ax.margins(x=0.06, y=0.1)  # room for the lowest label above the axis
     return ax.figure
