@@ -126,10 +126,10 @@ def plot_budget_sweep(sweep: pd.DataFrame, ax=None, color: str = "C0", fontsize:
     points = _sweep_points(sweep)
     last = max(x for x, _, _ in points)
     for x, y, label in points:
-        ax.annotate(  # below and right of its point; the last one leftwards, so that it stays inside the axes
+        ax.annotate(  # below and right of its point; the last one above and left, inside the axes and clear of the line
             label,
             (x, y),
-            xytext=(-4 if x == last else 4, -10),
+            xytext=(-4, 5) if x == last else (4, -10),
             textcoords="offset points",
             fontsize=fontsize,
             color=color,
