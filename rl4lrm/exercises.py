@@ -76,9 +76,9 @@ def _check_group_estimator(fn, name: str, label: str, min_group: int, cases: int
             want = reference(rewards, torch.ones(B * G, 1), G)[0][:, 0]
             got = torch.as_tensor(fn(rewards.clone(), G), dtype=torch.float32).reshape(-1)
             assert got.shape == want.shape, f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
-            short = lambda t: [round(x, 3) for x in t.tolist()[:G]]  # noqa: B023 (first group only, used at once)
-            assert torch.allclose(got, want, atol=1e-4), (
-                f"G={G}, first group rewards={short(rewards)}: got {short(got)}, expected {short(want)}"
+            assert torch.allclose(got, want, atol=1e-4), (  # the first group only
+                f"G={G}, first group rewards={brief(rewards[:G], 3)}: got {brief(got[:G], 3)}, "
+                f"expected {brief(want[:G], 3)}"
             )
 
     return report_check(label, attempt)

@@ -155,11 +155,9 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
     ax = _checked_axes(points, ("method", "tokens", "acc"), "points", ax, (8, 5))
     if sweep is not None:
         plot_budget_sweep(sweep, ax=ax, color="0.5", fontsize=7, label="base + budget forcing")
-    front = pareto_front(points)
-    xs = pd.concat([points["tokens"], sweep["tokens"] if sweep is not None else points["tokens"]])
-    right = xs.min() + 0.85 * (xs.max() - xs.min())
     colors = plt.get_cmap("tab10")
-    for i, r in points.reset_index(drop=True).iterrows():
+    points = points.reset_index(drop=True)
+    for i, r in points.iterrows():
         ax.errorbar(
             r["tokens"],
             r["acc"],
@@ -170,8 +168,11 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
             capsize=3,
             label=r["method"],
         )
+    front = pareto_front(points)
+    lo, hi = ax.dataLim.intervalx  # every point and the sweep drawn: a label near the right edge turns leftwards
+    for i, r in points.iterrows():
         weight = "bold" if front.iloc[i] else "normal"
-        at_right = r["tokens"] > right  # turned leftwards so that it stays inside the axes
+        at_right = r["tokens"] > lo + 0.85 * (hi - lo)
         ax.annotate(
             r["method"],
             (r["tokens"], r["acc"]),

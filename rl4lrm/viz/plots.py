@@ -60,7 +60,9 @@ def finish_panels(axes, curves, title: str | None, legend: bool):
     for ax in spare:
         ax.axis("off")
     if legend:
-        handles, labels = max((ax.get_legend_handles_labels() for ax in axes[: len(curves)]), key=lambda h: len(h[1]))
+        handles, labels = max(
+            (ax.get_legend_handles_labels() for ax in axes[: len(curves)]), key=lambda h: len(h[1]), default=([], [])
+        )
         if len(spare):
             spare[0].legend(handles, labels, loc="upper left", fontsize=9, frameon=False)
         else:
