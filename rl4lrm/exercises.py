@@ -8,6 +8,7 @@ not done yet, so a notebook with unsolved exercises still runs top to bottom.
 from __future__ import annotations
 
 import random
+import textwrap
 from collections.abc import Callable
 
 import torch
@@ -32,6 +33,15 @@ def brief(value, digits: int = 4):
     return value
 
 
+def _wrapped(message: str, width: int = 110) -> str:
+    """``message`` broken at spaces into lines of at most ``width`` characters (a long word stays whole), each
+    line of it on its own: Jupyter wraps a long output line anywhere, even inside a number."""
+    return "\n".join(
+        "\n  ".join(textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)) or line
+        for line in message.splitlines()
+    )
+
+
 def report_check(name: str, attempt: Callable[[], None]) -> bool:
     """Runs a checker's ``attempt`` and prints whether the student's function matches the library; every
     exercise checker (here and in ``rl4lrm.experiments``) reports through it."""
@@ -41,7 +51,7 @@ def report_check(name: str, attempt: Callable[[], None]) -> bool:
         print(f"… {name}: not implemented yet — fill in the function and run the cell again")
         return False
     except AssertionError as err:
-        print(f"✗ {name}: {err}")
+        print(_wrapped(f"✗ {name}: {err}"))
         return False
     print(f"✓ {name}: matches the library on all random cases")
     return True

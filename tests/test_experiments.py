@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rl4lrm.exercises import brief, check_aggregation_weights, check_kl_k3, check_rloo  # noqa: E402
+from rl4lrm.exercises import _wrapped, brief, check_aggregation_weights, check_kl_k3, check_rloo  # noqa: E402
 from rl4lrm.experiments.compare import compare_presets, final_table, staged_comparison  # noqa: E402
 from rl4lrm.experiments.kl_estimators import kl_estimator_study  # noqa: E402
 from rl4lrm.viz import ComparisonPanel, plot_comparison  # noqa: E402
@@ -130,6 +130,9 @@ def test_checker_messages_show_short_numbers(capsys):
     assert not check_kl_k3(lambda lp, ref: lp - ref)
     message = capsys.readouterr().out
     assert "✗ k3 estimator" in message and not any(len(n) > 7 for n in re.findall(r"\d+\.\d+", message))
+    assert max(map(len, message.splitlines())) <= 110  # broken at spaces: Jupyter would break a number
+    words = lambda text: text.split()  # noqa: E731
+    assert words(_wrapped("✗ a: " + "0.1234 " * 40)) == words("✗ a: " + "0.1234 " * 40)  # nothing lost
 
 
 def test_length_bias_study_grpo_lengthens_wrong_answers_dr_grpo_does_not():

@@ -156,8 +156,12 @@ def test_show_table_wraps_long_cells_instead_of_cutting_them(monkeypatch):
     assert long.strip() in html and "pre-wrap" in html and "max-width: 22em" in html  # whole text, wrapped
     assert "overflow-wrap: break-word" in html  # a config key with no space breaks instead of overlapping
     assert "0.123" in html and "0.123456" not in html
-    viz.show_table(pd.DataFrame({"acc": [0.5, 0.25]}, index=pd.Index([0.0, 0.3], name="noise")))
-    assert ">0.300<" in shown[1].to_html() and "0.300000" not in shown[1].to_html()  # the index formatted too
+    viz.show_table(pd.DataFrame({"acc": [0.5, 0.25, 0.1, 0.2]}, index=pd.Index([1.0, 0.3, 0.123456, 3e-5], name="x")))
+    html = shown[1].to_html()  # the index formatted too: as short as its value, at most 3 decimals
+    assert ">1.0<" in html and ">0.3<" in html and ">0.123<" in html and ">3e-05<" in html
+    assert "0.300" not in html and "0.1234" not in html
+    viz.show_table(pd.DataFrame([[0.5, 0.25]], columns=pd.Index([0.7, 1.0], name="temperature")))
+    assert ">0.7<" in shown[2].to_html() and ">1.0<" in shown[2].to_html()  # and float column labels
 
 
 def test_comparison_against_tokens_starts_at_the_evaluation_before_training():

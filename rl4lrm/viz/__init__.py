@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+import numbers
 
 from IPython.display import Code, display
 
@@ -43,7 +44,8 @@ def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[st
     format of ``formats`` (``{column: "{:.1e}"}``) for the columns it names; a missing value shows as "—"."""
     display(
         df.style.format(formats, precision=precision, na_rep="—")
-        .format_index(precision=precision, na_rep="—")  # a numeric index too (noise 0.3, not 0.300000)
+        .format_index(lambda label: _index_label(label, precision))
+        .format_index(lambda label: _index_label(label, precision), axis="columns")
         .set_properties(
             **{
                 "white-space": "pre-wrap",
@@ -54,6 +56,20 @@ def show_table(df, max_width: str = "22em", precision: int = 3, formats: dict[st
             }
         )
     )
+
+
+def _index_label(label, precision: int) -> str:
+    """A row or column label as a reader wants it: a float with no trailing zeros (a noise of 0.3, a temperature
+    of 1.0, not 0.300000 or 1.000) and at most ``precision`` decimals, a tiny one (a learning rate) in ``e``
+    notation; a missing label as "—"."""
+    if isinstance(label, numbers.Real) and not isinstance(label, numbers.Integral):
+        if label != label:
+            return "—"
+        if 0 < abs(label) < 10**-precision:  # a learning rate: 3e-05, not 0.0
+            return f"{label:.{precision}g}"
+        short = f"{label:.{precision}f}".rstrip("0")
+        return short + "0" if short.endswith(".") else short
+    return str(label)
 
 
 # The diffusion and latent figures live with their packages, whose modules import this package's controls: imported
