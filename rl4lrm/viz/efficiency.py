@@ -170,15 +170,18 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
         )
     front = pareto_front(points)
     lo, hi = ax.dataLim.intervalx  # every point and the sweep drawn: a label near the right edge turns leftwards
+    labelled = [] if sweep is None else [(x, y) for x, y, _ in _sweep_points(sweep)]
     for i, r in points.iterrows():
         weight = "bold" if front.iloc[i] else "normal"
         at_right = r["tokens"] > lo + 0.85 * (hi - lo)
+        # the base model is the sweep's no-cap point: its label goes below, the sweep's stays above
+        on_sweep = any(abs(x - r["tokens"]) <= 0.02 * (hi - lo) and abs(y - r["acc"]) <= 0.01 for x, y in labelled)
         ax.annotate(
             r["method"],
             (r["tokens"], r["acc"]),
             fontsize=8,
             weight=weight,
-            xytext=(-5 if at_right else 5, 4),
+            xytext=(-5 if at_right else 5, -12 if on_sweep else 4),
             textcoords="offset points",
             ha="right" if at_right else "left",
         )
