@@ -11,7 +11,7 @@ from IPython.display import HTML, display
 from matplotlib.ticker import MaxNLocator
 
 from rl4lrm.agents.studies import agent_rl, evaluate_agent, sample_episodes, with_config
-from rl4lrm.viz.controls import RunPanel, int_slider, log_slider
+from rl4lrm.viz.controls import STYLE, RunPanel, int_slider, log_slider
 
 POLICY_COLOR, OBS_COLOR = "#dbeafe", "#fde68a"
 LABELS = {"acc_after": "held-out accuracy after RL", "acc_before": "held-out accuracy before RL"}  # axis titles
@@ -40,9 +40,8 @@ class EpisodeViewer:
         self.policy, self.tokenizer, self.task, self.samples = policy, tokenizer, task, samples
         self.problems = task.problems("test", n_problems, seed=0)
         self.problem = W.Dropdown(options=[(p.prompt, i) for i, p in enumerate(self.problems)], description="problem")
-        self.temperature = W.FloatSlider(
-            value=1.0, min=0.0, max=1.5, step=0.1, description="temperature", style={"description_width": "initial"}
-        )
+        # a label box as wide as the panels' keeps "temperature" clear of the dropdown
+        self.temperature = W.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.1, description="temperature", style=STYLE)
         self.tools = W.Checkbox(value=True, description="tools on", indent=False)
         self.button = W.Button(description="Sample", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run(seed=None))
