@@ -30,13 +30,14 @@ import pandas as pd
 from rl4lrm.evaluation import sample_and_verify
 from rl4lrm.tasks.base import extract_answer
 from rl4lrm.tasks.custom import CustomTask
-from rl4lrm.validation import NON_NEGATIVE, UNIT, check_fields
+from rl4lrm.validation import NON_NEGATIVE, UNIT, check_fields, named_keywords
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 NGRAM_UNITS = ("word", "char")
 DATA = Path(__file__).parent / "data"
 
 
+@named_keywords()
 @dataclass
 class CurationConfig:
     """Which curation steps run and how strict each is."""

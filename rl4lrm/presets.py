@@ -23,6 +23,7 @@ from rl4lrm.validation import (
     UNIT,
     Range,
     check_fields,
+    named_keywords,
 )
 
 KL_PLACEMENTS = ("loss", "reward")
@@ -53,6 +54,7 @@ PRESET_RANGES = {
 """Allowed values of each axis (``TrainConfig`` checks its overrides against them too)."""
 
 
+@named_keywords()
 @dataclass(frozen=True)
 class Preset:
     """One algorithm as a combination of axes."""

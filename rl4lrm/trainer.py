@@ -10,6 +10,7 @@ problems and sampling noise of step s depend only on (seed, s), and the optimize
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from rl4lrm.advantages import (
 from rl4lrm.aggregation import aggregate
 from rl4lrm.checkpoint import load_checkpoint, save_checkpoint
 from rl4lrm.critic import ValueModel, value_loss
+from rl4lrm.crosswalk import CROSSWALK
 from rl4lrm.decoding import PRECISIONS
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
@@ -56,9 +58,34 @@ from rl4lrm.validation import (
     POSITIVE,
     Range,
     check_fields,
+    named_keywords,
 )
 
+# TRL's name -> ours, for the knobs both projects set by a plain keyword (rl4lrm.crosswalk; the learning rate is a
+# field of the transformers TrainingArguments that TRL's configs extend)
+_TRL_NAMES = {
+    "learning_rate": "lr",
+    **{k.trl: k.rl4lrm for k in CROSSWALK if k.trl.isidentifier() and k.rl4lrm.isidentifier() and k.trl != k.rl4lrm},
+}
 
+
+def _where_it_lives(name: str) -> str:
+    """Where a keyword ``TrainConfig`` has no field for lives: a TRL name's rl4lrm field, a preset axis' home, or
+    the preset axes it is close to ("" when it is closer to a run field, which ``named_keywords`` then suggests)."""
+    ours = _TRL_NAMES.get(name, name)
+    said = f"TRL's {name} is {ours} here" if ours != name else ""
+    home = "set through TrainConfig(overrides={{{!r}: ...}}) or TrainConfig.build({}=...)"
+    if ours in PRESET_AXES:
+        return f"{said + '; ' if said else ''}{ours} is an axis of the preset, {home.format(ours, ours)}"
+    if said:
+        return f"{said}: TrainConfig({ours}=...)"
+    axes = difflib.get_close_matches(name, PRESET_AXES, n=2)
+    if axes and not difflib.get_close_matches(name, [f.name for f in fields(TrainConfig)], n=1):
+        return f"did you mean the preset axis {' or '.join(axes)}? It is {home.format(axes[0], axes[0])}"
+    return ""
+
+
+@named_keywords(_where_it_lives)
 @dataclass
 class TrainConfig:
     """Everything a run needs; defaults train a zoo model on the CPU in about a minute.

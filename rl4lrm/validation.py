@@ -4,15 +4,19 @@ Every config class calls ``check_fields(self, ranges)`` in its ``__post_init__``
 match its annotation (``int`` refuses ``True`` and ``1.0``; ``float`` accepts ints but refuses NaN and
 ±inf; ``X | None`` also accepts None; ``tuple[int, ...]`` checks every element), then lie in its
 ``Range`` or among its allowed values. All the bad fields are reported in one ``ValueError`` that names
-``Class.field``, what is allowed and the bad value, at construction, before any work.
+``Class.field``, what is allowed and the bad value, at construction, before any work. A keyword the class has no
+field for fails too, through ``named_keywords``: its ``TypeError`` names the closest fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -137,3 +141,31 @@ def from_mapping(cls: type, value, label: str):
     if unknown:
         raise ValueError(f"{label}: unknown keys {unknown}; {cls.__name__} has {names}")
     return cls(**value)
+
+
+def named_keywords(where: Callable[[str], str] = lambda name: ""):
+    """A class decorator for a config dataclass: a keyword it has no field for raises a ``TypeError`` that names the
+    keyword, the closest field names and, through ``where(name)``, where that setting lives instead, rather than
+    Python's bare "unexpected keyword argument". The signature (and so a notebook's completion) stays the dataclass's.
+    """
+
+    def decorate(cls):
+        init, names = cls.__init__, [f.name for f in dataclasses.fields(cls) if f.init]
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            unknown = [k for k in kwargs if k not in names]
+            if unknown:
+                raise TypeError("; ".join(_no_field(cls.__name__, k, names, where(k)) for k in unknown))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+        return cls
+
+    return decorate
+
+
+def _no_field(label: str, name: str, names: list[str], where: str) -> str:
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = where or (f"did you mean {' or '.join(close)}?" if close else f"its fields are {names}")
+    return f"{label} has no field {name!r}: {hint}"

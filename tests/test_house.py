@@ -44,10 +44,10 @@ LAYERS = {
     "rl4lrm.critic": 3,
     "rl4lrm.rewards": 4,
     "rl4lrm.presets": 5,
+    "rl4lrm.crosswalk": 5,  # a table of names, no imports: the trainer names TRL's knobs in its errors
     "rl4lrm.sampling": 5,
     "rl4lrm.trainer": 6,
     "rl4lrm.exercises": 7,
-    "rl4lrm.crosswalk": 7,
     "rl4lrm.export": 7,
     "rl4lrm.sweep": 7,
     "rl4lrm.async_rl": 7,
@@ -189,3 +189,11 @@ def test_the_config_classes_are_found():
 def test_every_config_field_has_a_docstring(name):
     undocumented = [f for f, doc in field_docs(_config_classes()[name]).items() if not doc]
     assert undocumented == [], f"{name}: fields without a docstring: {undocumented}"
+
+
+@pytest.mark.parametrize("name", sorted(_config_classes()))
+def test_every_config_names_a_keyword_it_has_no_field_for(name):
+    # Python's own "unexpected keyword argument" names neither the class's fields nor the closest one
+    cls = _config_classes()[name]
+    with pytest.raises(TypeError, match=rf"{cls.__name__} has no field 'no_such_setting': its fields are"):
+        cls(no_such_setting=1)

@@ -84,6 +84,27 @@ def test_bad_overrides_name_the_preset_field():
         TrainConfig(overrides={"nope": 1})
 
 
+@pytest.mark.parametrize(
+    "keyword, match",
+    [
+        (
+            "beta",
+            r"TRL's beta is kl_coef here; kl_coef is an axis of the preset, set through "
+            r"TrainConfig\(overrides=\{'kl_coef': \.\.\.\}\) or TrainConfig\.build\(kl_coef=\.\.\.\)",
+        ),
+        ("num_generations", r"TRL's num_generations is group_size here: TrainConfig\(group_size=\.\.\.\)"),
+        ("learning_rate", r"TRL's learning_rate is lr here"),
+        ("kl_coef", r"no field 'kl_coef': kl_coef is an axis of the preset"),
+        ("clip_eps", r"did you mean the preset axis clip_low\?"),
+        ("stepz", r"no field 'stepz': did you mean steps\?"),
+        ("zzz", r"no field 'zzz': its fields are \['task', 'preset'"),
+    ],
+)
+def test_an_unknown_keyword_says_where_that_setting_lives(keyword, match):
+    with pytest.raises(TypeError, match=match):
+        TrainConfig(**{keyword: 1})
+
+
 def test_all_bad_fields_are_reported_together():
     with pytest.raises(ValueError) as err:
         TrainConfig(lr=math.nan, temperature=-1.0, seed="x")

@@ -27,9 +27,10 @@ from rl4lrm.agents.env import CLOSE, OBS_CLOSE, OBS_OPEN, OPEN, AgentEnv, Knowle
 from rl4lrm.decoding import cache_kwargs, positions_from_mask, sample_tokens, trim_pad_columns
 from rl4lrm.rollout import RolloutBatch, logits_over
 from rl4lrm.utils import eval_mode
-from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, check_fields, named_keywords
 
 
+@named_keywords()
 @dataclass
 class AgentConfig:
     """How an ``AgentPolicy`` runs episodes (read at every rollout, so changing it changes RL)."""

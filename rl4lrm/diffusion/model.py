@@ -39,13 +39,14 @@ from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Task, get_task
 from rl4lrm.utils import resolve_device
-from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields, named_keywords
 
 DIFFUSION_DIR = CHECKPOINTS / "diffusion-addition"
 MASK_TOKEN = "<mask>"
 REMASKING = ("low_confidence", "random")
 
 
+@named_keywords()
 @dataclass
 class DiffusionSamplingConfig:
     """How the iterative unmasking sampler decodes (LLaDA's sampler; ``rl4lrm.diffusion.sampling``).
@@ -80,6 +81,7 @@ class DiffusionSamplingConfig:
         )
 
 
+@named_keywords()
 @dataclass
 class DiffusionPretrainConfig:
     """The masked-diffusion pre-training recipe (defaults build the shipped checkpoint in a few CPU minutes)."""

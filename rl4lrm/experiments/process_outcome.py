@@ -31,10 +31,12 @@ from rl4lrm.rewards.rerank import (
     outcome_record,
 )
 from rl4lrm.utils import auroc
+from rl4lrm.validation import named_keywords
 
 LABELS = ("prefix_ok", "hard")
 
 
+@named_keywords()
 @dataclass
 class VerifierConfig:
     """How the PRM and the ORM of a study are trained; defaults take about 20 s on one CPU thread."""

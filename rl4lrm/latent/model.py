@@ -36,12 +36,13 @@ from rl4lrm.decoding import cache_kwargs, decode_loop, positions_from_mask, trim
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch, token_logprobs
 from rl4lrm.utils import eval_mode
-from rl4lrm.validation import NON_NEGATIVE, check_fields
+from rl4lrm.validation import NON_NEGATIVE, check_fields, named_keywords
 
 BOT, EOT, LAT = "<bot>", "<eot>", "<lat>"
 _OFF = -1e4  # logit of impossible choices at halting positions (finite: 0 * -inf would make the entropy NaN)
 
 
+@named_keywords()
 @dataclass
 class LatentConfig:
     """How a ``LatentReasoner`` thinks at sampling time (read by ``sample_rollout``, so changing it changes RL)."""

@@ -40,12 +40,13 @@ from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.tasks import Problem, Task, get_task
 from rl4lrm.utils import resolve_device
-from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields, named_keywords
 
 TASK_KWARGS = {"min_steps": 3, "max_steps": 3, "max_operand": 5, "max_value": 30}
 KINDS = ("cot", "nocot", "latent")
 
 
+@named_keywords()
 @dataclass
 class CurriculumConfig:
     """The recipe of the three chain models (defaults: the shipped checkpoints)."""

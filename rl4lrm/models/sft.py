@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from rl4lrm.tasks import Task
 from rl4lrm.utils import resolve_device
-from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, check_fields, named_keywords
 
 
+@named_keywords()
 @dataclass
 class SFTConfig:
     """Hyperparameters of the SFT recipe (defaults train a tiny model on CPU in about a minute)."""

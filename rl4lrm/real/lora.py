@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-from rl4lrm.validation import AT_LEAST_ONE, POSITIVE, Range, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, POSITIVE, Range, check_fields, named_keywords
 
 LORA_INSTALL = 'pip install -e ".[lora]"  (or: pip install "peft>=0.21")'
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+@named_keywords()
 @dataclass
 class LoRAConfig:
     """Where the low-rank adapters go and how big they are."""

@@ -29,11 +29,13 @@ import torch
 
 from rl4lrm.registry import Registry
 from rl4lrm.tasks import Problem, Task
+from rl4lrm.validation import named_keywords
 
 REWARDS = Registry("reward")
 CONTEXT_FIELDS = ("task", "batch", "model", "tokenizer", "ref_model")
 
 
+@named_keywords()
 @dataclass
 class RewardContext:
     """What a reward may read besides the problems and completions (fields a reward does not need may be None)."""

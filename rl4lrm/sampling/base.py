@@ -19,13 +19,14 @@ import torch
 from rl4lrm.registry import Registry
 from rl4lrm.rollout import RolloutBatch, rollout
 from rl4lrm.tasks import Problem, Task
-from rl4lrm.validation import NON_NEGATIVE, check_fields
+from rl4lrm.validation import NON_NEGATIVE, check_fields, named_keywords
 
 SAMPLERS = Registry("sampler")
 # seeds of round r > 0 of a step: far from every step's round-0 seed
 _ROUND_STRIDE = 10_000_019
 
 
+@named_keywords()
 @dataclass
 class FlatConfig:
     """Settings every sampler has; the flat sampler has no others."""
@@ -90,6 +91,7 @@ class Sampled:
         return self.scores.total
 
 
+@named_keywords()
 @dataclass
 class SamplingContext:
     """What a sampler sees of the run at one step: never the trainer itself.

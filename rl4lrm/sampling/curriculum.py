@@ -27,7 +27,7 @@ from rl4lrm.sampling.base import (
     SamplingContext,
     generated_tokens,
 )
-from rl4lrm.validation import POSITIVE, UNIT, Range
+from rl4lrm.validation import POSITIVE, UNIT, Range, named_keywords
 
 ALLOCATIONS = ("one_group", "proportional")
 
@@ -73,6 +73,7 @@ def curriculum_weights(pass_rate: torch.Tensor, target: float = 0.5, width: floa
     return torch.exp(-0.5 * ((pass_rate - target) / width) ** 2)
 
 
+@named_keywords()
 @dataclass
 class CurriculumConfig(FlatConfig):
     """Settings of the curriculum (it draws from a fixed pool: ``pool_size`` > 0)."""

@@ -27,7 +27,7 @@ from rl4lrm.sampling.base import (
     Scores,
     generated_tokens,
 )
-from rl4lrm.validation import AT_LEAST_ONE, UNIT
+from rl4lrm.validation import AT_LEAST_ONE, UNIT, named_keywords
 
 FILTERS = Registry("group filter")
 
@@ -54,6 +54,7 @@ def group_signal_probability(pass_rate: torch.Tensor, group_size: int) -> torch.
     return 1 - pass_rate**group_size - (1 - pass_rate) ** group_size
 
 
+@named_keywords()
 @dataclass
 class DynamicConfig(FlatConfig):
     """Settings of dynamic sampling."""

@@ -37,11 +37,12 @@ import torch
 from rl4lrm.advantages import group_view, zero_std_groups
 from rl4lrm.rollout import RolloutBatch, compute_logprobs, decodes_left_to_right
 from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext, generated_tokens
-from rl4lrm.validation import NON_NEGATIVE
+from rl4lrm.validation import NON_NEGATIVE, named_keywords
 
 KEEP = ("shortest", "first", "latest")
 
 
+@named_keywords()
 @dataclass
 class MemoryConfig(FlatConfig):
     """Settings of the memory sampler (it draws from a fixed pool: ``pool_size`` > 0)."""

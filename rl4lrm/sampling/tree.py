@@ -32,7 +32,7 @@ from rl4lrm.rollout import (
     rollout_ids,
 )
 from rl4lrm.sampling.base import SAMPLERS, FlatConfig, Sampled, Sampler, SamplingContext
-from rl4lrm.validation import AT_LEAST_ONE
+from rl4lrm.validation import AT_LEAST_ONE, named_keywords
 
 
 @dataclass
@@ -194,6 +194,7 @@ def tree_rollout(
     )
 
 
+@named_keywords()
 @dataclass
 class TreeConfig(FlatConfig):
     """Settings of tree rollouts."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rl4lrm.validation import AT_LEAST_ONE, POSITIVE, Range, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, POSITIVE, Range, check_fields, named_keywords
 
 STATUSES = ("ok", "error", "timeout", "killed", "bad_output")
 
@@ -33,6 +33,7 @@ class CallResult:
             raise ValueError(f"CallResult.status must be one of {list(STATUSES)}, got {self.status!r}")
 
 
+@named_keywords()
 @dataclass
 class SandboxConfig:
     """Limits and isolation of one sandbox (``rl4lrm.sandbox.run.run_calls``).

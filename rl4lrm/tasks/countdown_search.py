@@ -28,7 +28,7 @@ from fractions import Fraction
 from rl4lrm.tasks.base import TASKS, Problem, Verdict, read_after_mark
 from rl4lrm.tasks.countdown import Countdown, Item, _combine, _leaf
 from rl4lrm.tasks.expression import OPERATORS
-from rl4lrm.validation import NON_NEGATIVE, Range, check_fields
+from rl4lrm.validation import NON_NEGATIVE, Range, check_fields, named_keywords
 
 ANSWER_MARK = "#"
 """Ends the search; the answer expression follows it."""
@@ -40,6 +40,7 @@ STRATEGIES = ("dfs", "bfs", "heuristic", "random", "optimal")
 _STEP = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
 
 
+@named_keywords()
 @dataclass(frozen=True)
 class SearchConfig:
     """How ``search`` explores and how imperfect it is."""

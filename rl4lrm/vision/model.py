@@ -30,10 +30,11 @@ from rl4lrm.models.tiny import tiny_model
 from rl4lrm.models.tokenizer import char_tokenizer
 from rl4lrm.rollout import RolloutBatch
 from rl4lrm.utils import eval_mode
-from rl4lrm.validation import AT_LEAST_ONE, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, check_fields, named_keywords
 from rl4lrm.vision.task import PALETTE, PIXEL_TOKENS
 
 
+@named_keywords()
 @dataclass
 class VisionConfig:
     """Shape of the vision side of a ``VisionLM`` (saved next to the checkpoint)."""

@@ -26,7 +26,7 @@ from rl4lrm.models.sft import warmup_cosine
 from rl4lrm.models.zoo import CHECKPOINTS, load_checkpoint
 from rl4lrm.rollout import left_pad
 from rl4lrm.utils import resolve_device
-from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_fields
+from rl4lrm.validation import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_fields, named_keywords
 from rl4lrm.vision.model import VisionConfig, VisionLM, new_vision_model, vision_state, vision_tokenizer
 from rl4lrm.vision.task import CountingTask
 
@@ -35,6 +35,7 @@ TASK_KWARGS = {"grid": 4, "cell": 3, "max_count": 3, "max_distractors": 2}
 """The shipped model's task (``CountingTask``'s defaults)."""
 
 
+@named_keywords()
 @dataclass
 class VisionSFTConfig:
     """The recipe of the shipped base VLM (defaults: the shipped checkpoint)."""
