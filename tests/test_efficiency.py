@@ -239,10 +239,15 @@ def test_figures_draw_and_the_panel_samples_under_its_budget(base):
     budgets, tokens = [0.0, 64.0, float("nan")], [5.5, 24.52, 24.59]
     sweep = pd.DataFrame({"budget": budgets, "tokens": tokens, "acc": [0.03, 0.26, 0.26]})
     assert sorted(t.get_text() for t in plot_budget_sweep(sweep).axes[0].texts) == ["B=0", "B=64, no cap"]
-    # the base model on that point: its label below the point, the sweep's above
-    base_point = pd.DataFrame({"method": ["base", "GRPO"], "tokens": [24.59, 12.0], "acc": [0.26, 0.4]})
-    offsets = {t.get_text(): t.xyann[1] for t in plot_pareto(base_point, sweep).axes[0].texts}
-    assert offsets["base"] < 0 < offsets["B=64, no cap"] and offsets["GRPO"] > 0
+    # the base model on that point, or next to a budget's point: every label clear of the others, inside the axes
+    for at in (24.59, 24.1, 5.6):
+        near = pd.DataFrame({"method": ["base", "GRPO", "Kimi"], "tokens": [at, 12.0, 12.3], "acc": [0.26, 0.4, 0.4]})
+        ax = plot_pareto(near, sweep).axes[0]
+        renderer = ax.figure.canvas.get_renderer()
+        boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+        inside = ax.get_window_extent(renderer)
+        assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 for b in boxes.values()), at
+        assert not [(a, b) for a in boxes for b in boxes if a < b and boxes[a].overlaps(boxes[b])], at
     # a method keeps its color from figure to figure, whichever methods a run has
     grpo = pd.DataFrame({"method": ["base", "GRPO"], "tokens": [5.0, 9.0], "acc": [0.2, 0.4]})
     colors = [line.get_color() for line in plot_pareto(grpo).axes[0].lines]

@@ -42,7 +42,7 @@ class EpisodeViewer:
         self.problem = W.Dropdown(options=[(p.prompt, i) for i, p in enumerate(self.problems)], description="problem")
         # a label box as wide as the panels' keeps "temperature" clear of the dropdown
         self.temperature = W.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.1, description="temperature", style=STYLE)
-        self.tools = W.Checkbox(value=True, description="tools on", indent=False)
+        self.tools = W.Checkbox(value=True, description="tools on", indent=False, layout=W.Layout(width="auto"))
         self.button = W.Button(description="Sample", button_style="primary", icon="play")
         self.button.on_click(lambda _: self.run(seed=None))
         self.out = W.Output()

@@ -169,22 +169,6 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
             label=r["method"],
         )
     front = pareto_front(points)
-    lo, hi = ax.dataLim.intervalx  # every point and the sweep drawn: a label near the right edge turns leftwards
-    labelled = [] if sweep is None else [(x, y) for x, y, _ in _sweep_points(sweep)]
-    for i, r in points.iterrows():
-        weight = "bold" if front.iloc[i] else "normal"
-        at_right = r["tokens"] > lo + 0.85 * (hi - lo)
-        # the base model is the sweep's no-cap point: its label goes below, the sweep's stays above
-        on_sweep = any(abs(x - r["tokens"]) <= 0.02 * (hi - lo) and abs(y - r["acc"]) <= 0.01 for x, y in labelled)
-        ax.annotate(
-            r["method"],
-            (r["tokens"], r["acc"]),
-            fontsize=8,
-            weight=weight,
-            xytext=(-5 if at_right else 5, -12 if on_sweep else 4),
-            textcoords="offset points",
-            ha="right" if at_right else "left",
-        )
     ax.set_xlabel("mean tokens per answer", fontsize=9)
     ax.set_ylabel("held-out accuracy", fontsize=9)
     ax.set_title(title or "thinking the right amount: accuracy vs tokens (bold: Pareto front)", fontsize=10)
@@ -192,7 +176,40 @@ def plot_pareto(points: pd.DataFrame, sweep: pd.DataFrame | None = None, ax=None
     ax.legend(fontsize=7, loc="lower right")
     fig = ax.figure
     fig.tight_layout()
+    lo, hi = ax.dataLim.intervalx  # every point and the sweep drawn: a label near the right edge turns leftwards
+    for i, r in points.iterrows():
+        at_right = r["tokens"] > lo + 0.85 * (hi - lo)
+        label = ax.annotate(
+            r["method"],
+            (r["tokens"], r["acc"]),
+            fontsize=8,
+            weight="bold" if front.iloc[i] else "normal",
+            xytext=(5, 4),
+            textcoords="offset points",
+        )
+        _place_clear(label, left_first=at_right)
     return fig
+
+
+def _place_clear(label, left_first: bool) -> None:
+    """Puts a point's ``label`` at the first offset (above the point or below it, left or right of it) where it stays
+    inside the axes and overlaps no text drawn before it (a budget's label, another method's); at the first offset
+    if none is clear, or where the canvas cannot measure text."""
+    ax, canvas = label.axes, label.axes.figure.canvas
+    sides = [(-5, "right"), (5, "left")] if left_first else [(5, "left"), (-5, "right")]
+    offsets = [(dx, dy, ha) for dy in (4, -12, 14, -22) for dx, ha in sides]
+    renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
+    drawn = [t.get_window_extent(renderer) for t in ax.texts if t is not label] if renderer else []
+    inside = ax.get_window_extent(renderer) if renderer else None
+    for dx, dy, ha in offsets + offsets[:1]:
+        label.xyann = (dx, dy)
+        label.set_horizontalalignment(ha)
+        if renderer is None:
+            return
+        box = label.get_window_extent(renderer)
+        clear = not any(box.overlaps(other) for other in drawn)
+        if clear and inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1:
+            return
 
 
 class BudgetPanel:
