@@ -10,6 +10,7 @@ from rl4lrm.experiments.model_based import (
     model_based_run,
     rerank_curve,
     run_summary,
+    train_run,
 )
 from rl4lrm.models.zoo import load_base
 from rl4lrm.rewards import REWARDS, RewardContext, compute_reward
@@ -91,6 +92,13 @@ def test_logprob_model_reranks_better_than_random(base):
     assert at4["learned"] > at4["random"] + 0.15 and at4["oracle"] >= at4["learned"] - 0.05
 
 
+def test_a_fixed_run_built_then_trained_logs_its_labels():
+    # chapter 17 builds the run to keep its trainer; its summary must still count the labels
+    trainer, vm = build_run("fixed", steps=1, labels=16, every=1, refit_labels=4, prompts_per_step=4, eval_problems=8)
+    h = train_run(trainer, vm, "fixed")
+    assert run_summary(h)["labels"] == vm.n_labels == 20 and set(h["mode"]) == {"fixed"}
+
+
 def test_dyna_run_refits_with_true_labels():
     h = model_based_run(
         "dyna", steps=2, labels=16, every=1, refit_labels=4, prompts_per_step=4, group_size=4, eval_problems=8
@@ -105,9 +113,9 @@ def test_answers_after_scores_what_the_policy_says(base):
     model, tok, task = base
     vm, _, _ = fit_verifier(model, tok, task, labels=32, view="logprob")
     a = answers_after(model, tok, task, vm, problems=6, samples=2)
-    assert len(a) == 12 and set(a.correct) <= {0.0, 1.0} and a.learned.between(0, 1).all()
+    assert len(a) == 12 and set(a.correct) <= {0, 1} and a.correct.dtype.kind == "i" and a.learned.between(0, 1).all()
     right = [task.verify(p, ans).correct for p, ans in zip(task.problems("test", 6, 0), a.answer[::2])]
-    assert a.correct[::2].tolist() == [float(r) for r in right]
+    assert a.correct[::2].tolist() == [int(r) for r in right]
     trainer, none = build_run("verifier", steps=1)
     assert none is None and trainer.config.rewards is None
     with pytest.raises(ValueError, match="view must be one of"):

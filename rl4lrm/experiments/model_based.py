@@ -187,14 +187,19 @@ def build_run(
 
 
 def model_based_run(mode: str = "fixed", **settings) -> pd.DataFrame:
-    """Builds (``build_run``, same arguments) and trains one run.
+    """Builds (``build_run``, same arguments) and trains one run (``train_run``).
 
     Returns:
         The trainer's history with ``mode``, ``seed`` and ``wall_s`` columns: ``reward/learned_verifier`` (the proxy
         being optimised; absent for ``"verifier"``), ``reward/correct`` (the verifier on the same samples, never
         learned from), ``acc/pass@1`` (held-out) and ``model/labels`` (true-verifier calls of the learned model).
     """
-    trainer, vm = build_run(mode, **settings)
+    return train_run(*build_run(mode, **settings), mode=mode)
+
+
+def train_run(trainer: Trainer, vm: VerifierModel | None, mode: str) -> pd.DataFrame:
+    """Trains a run ``build_run`` made (keep the trainer to look at its policy afterwards); returns the history as
+    ``model_based_run`` does."""
     started = time.perf_counter()
     history = trainer.train()
     history["mode"], history["seed"], history["wall_s"] = mode, trainer.config.seed, time.perf_counter() - started
@@ -219,7 +224,7 @@ def answers_after(
         {
             "problem": [p.prompt for p in rows],
             "answer": [answer_text(a) for a in answers],
-            "correct": y.tolist(),
+            "correct": y.int().tolist(),
             "learned": scores,
         }
     )
