@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import math
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ def named_keywords(where: Callable[[str], str] = lambda name: ""):
     def decorate(cls):
         init, names = cls.__init__, [f.name for f in dataclasses.fields(cls) if f.init]
 
-        @functools.wraps(init)
+        @wraps(init)
         def __init__(self, *args, **kwargs):
             unknown = [k for k in kwargs if k not in names]
             if unknown:
