@@ -150,7 +150,7 @@ def run_table(runs: Sequence[MemoryRun]) -> pd.DataFrame:
                 "zero_signal": steps["reward/frac_zero_std"].mean(),
                 "fresh_zero_signal": steps["memory/fresh_frac_zero_std"].mean(),
                 "fresh_correct": steps["memory/fresh_correct"].mean(),
-                "injected": steps["memory/injected"].sum(),
+                "injected": int(steps["memory/injected"].sum()),
             }
         )
     return pd.DataFrame(rows)
