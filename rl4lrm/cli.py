@@ -10,12 +10,15 @@ axis is a flag that overrides the preset (``--clip-high 0.28``), and the chosen 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from rl4lrm.checkpoint import check_writable
+from rl4lrm.crosswalk import TRL_NAMES
 from rl4lrm.export import FRAMEWORKS
 from rl4lrm.fielddocs import field_docs, first_sentence
 from rl4lrm.models.zoo import ZOO
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extra = _add_run_flags(train)
     extra.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_train, parser=train)
     export = sub.add_parser(
         "export",
         help="write the same recipe as a TRL script or a verl / OpenRLHF command (rl4lrm.export)",
@@ -206,13 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     extra.add_argument("--to", required=True, choices=FRAMEWORKS, help="the framework")
     extra.add_argument("--out", default=None, help="the file to write (default run_trl.py or run_<framework>.sh)")
     extra.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=_export, parser=export)
     return parser
+
+
+def _unknown_flags(command: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """argparse's "unrecognized arguments" with, per unknown flag, its name here: a TRL keyword's flag
+    (``--beta`` is ``--kl-coef``) or the closest flags."""
+    flags = sorted(set(re.findall(r"--[\w-]+", command.format_usage())))
+    notes = []
+    for flag in (arg.partition("=")[0] for arg in unknown if arg.startswith("--")):
+        ours = TRL_NAMES.get(flag[2:].replace("-", "_"))
+        close = difflib.get_close_matches(flag, flags, n=3)
+        if ours:
+            notes.append(f"TRL's {flag} is --{ours.replace('_', '-')} here")
+        elif close:
+            notes.append(f"{flag}: did you mean {' or '.join(close)}?")
+    return f"unrecognized arguments: {' '.join(unknown)}" + "".join(f"; {note}" for note in notes)
 
 
 def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.parser.error(_unknown_flags(args.parser, unknown))
     try:
         args.func(args)
     except ValueError as err:  # bad settings: one clear line instead of a traceback

@@ -382,6 +382,13 @@ CROSSWALK: tuple[Knob, ...] = (
     ),
 )
 
+TRL_NAMES: dict[str, str] = {
+    "learning_rate": "lr",  # a field of the transformers TrainingArguments that TRL's configs extend
+    **{k.trl: k.rl4lrm for k in CROSSWALK if k.trl.isidentifier() and k.rl4lrm.isidentifier() and k.trl != k.rl4lrm},
+}
+"""TRL's keyword -> rl4lrm's field, for the knobs both projects set by a plain keyword (``beta`` -> ``kl_coef``):
+what ``TrainConfig`` and the command line answer when a TRL name is passed to them."""
+
 
 def crosswalk_frame() -> pd.DataFrame:
     """The crosswalk as a DataFrame, one row per knob.

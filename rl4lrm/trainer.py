@@ -30,7 +30,7 @@ from rl4lrm.advantages import (
 from rl4lrm.aggregation import aggregate
 from rl4lrm.checkpoint import load_checkpoint, save_checkpoint
 from rl4lrm.critic import ValueModel, value_loss
-from rl4lrm.crosswalk import CROSSWALK
+from rl4lrm.crosswalk import TRL_NAMES
 from rl4lrm.decoding import PRECISIONS
 from rl4lrm.evaluation import evaluate
 from rl4lrm.kl import kl_penalty
@@ -61,18 +61,11 @@ from rl4lrm.validation import (
     named_keywords,
 )
 
-# TRL's name -> ours, for the knobs both projects set by a plain keyword (rl4lrm.crosswalk; the learning rate is a
-# field of the transformers TrainingArguments that TRL's configs extend)
-_TRL_NAMES = {
-    "learning_rate": "lr",
-    **{k.trl: k.rl4lrm for k in CROSSWALK if k.trl.isidentifier() and k.rl4lrm.isidentifier() and k.trl != k.rl4lrm},
-}
-
 
 def _where_it_lives(name: str) -> str:
     """Where a keyword ``TrainConfig`` has no field for lives: a TRL name's rl4lrm field, a preset axis' home, or
     the preset axes it is close to ("" when it is closer to a run field, which ``named_keywords`` then suggests)."""
-    ours = _TRL_NAMES.get(name, name)
+    ours = TRL_NAMES.get(name, name)
     said = f"TRL's {name} is {ours} here" if ours != name else ""
     home = "set through TrainConfig(overrides={{{!r}: ...}}) or TrainConfig.build({}=...)"
     if ours in PRESET_AXES:

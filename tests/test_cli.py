@@ -50,6 +50,24 @@ def test_unknown_choice_exits_2_listing_the_choices(capsys, flag, bad, choices):
 
 
 @pytest.mark.parametrize(
+    "command, argv, expected",
+    [
+        ("train", ["--beta", "0.04"], "unrecognized arguments: --beta 0.04; TRL's --beta is --kl-coef here"),
+        ("export", ["--to", "trl", "--num-generations=4"], "TRL's --num-generations is --group-size here"),
+        ("train", ["--stepz", "3"], "--stepz: did you mean --steps"),
+        ("train", ["--zzz", "1"], "unrecognized arguments: --zzz 1\n"),
+    ],
+)
+def test_an_unknown_flag_is_named_with_its_flag_here(capsys, tmp_path, command, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *argv, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"rl4lrm {command}: error: " in err and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
     "argv, expected",
     [
         (["--steps", "0"], "TrainConfig.steps"),
