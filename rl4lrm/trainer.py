@@ -67,14 +67,17 @@ def _where_it_lives(name: str) -> str:
     the preset axes it is close to ("" when it is closer to a run field, which ``named_keywords`` then suggests)."""
     ours = TRL_NAMES.get(name, name)
     said = f"TRL's {name} is {ours} here" if ours != name else ""
-    home = "set through TrainConfig(overrides={{{!r}: ...}}) or TrainConfig.build({}=...)"
+
+    def home(axis: str) -> str:
+        return f"set through TrainConfig(overrides={{{axis!r}: ...}}) or TrainConfig.build({axis}=...)"
+
     if ours in PRESET_AXES:
-        return f"{said + '; ' if said else ''}{ours} is an axis of the preset, {home.format(ours, ours)}"
+        return f"{said + '; ' if said else ''}{ours} is an axis of the preset, {home(ours)}"
     if said:
         return f"{said}: TrainConfig({ours}=...)"
     axes = difflib.get_close_matches(name, PRESET_AXES, n=2)
     if axes and not difflib.get_close_matches(name, [f.name for f in fields(TrainConfig)], n=1):
-        return f"did you mean the preset axis {' or '.join(axes)}? It is {home.format(axes[0], axes[0])}"
+        return f"did you mean the preset axis {' or '.join(axes)}? It is {home(axes[0])}"
     return ""
 
 

@@ -195,21 +195,25 @@ def _place_clear(label, left_first: bool) -> None:
     """Puts a point's ``label`` at the first offset (above the point or below it, left or right of it) where it stays
     inside the axes and overlaps no text drawn before it (a budget's label, another method's); at the first offset
     if none is clear, or where the canvas cannot measure text."""
-    ax, canvas = label.axes, label.axes.figure.canvas
     sides = [(-5, "right"), (5, "left")] if left_first else [(5, "left"), (-5, "right")]
     offsets = [(dx, dy, ha) for dy in (4, -12, 14, -22) for dx, ha in sides]
-    renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
-    drawn = [t.get_window_extent(renderer) for t in ax.texts if t is not label] if renderer else []
-    inside = ax.get_window_extent(renderer) if renderer else None
-    for dx, dy, ha in offsets + offsets[:1]:
+
+    def put(dx: int, dy: int, ha: str) -> None:
         label.xyann = (dx, dy)
         label.set_horizontalalignment(ha)
-        if renderer is None:
-            return
-        box = label.get_window_extent(renderer)
-        clear = not any(box.overlaps(other) for other in drawn)
-        if clear and inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1:
-            return
+
+    ax, canvas = label.axes, label.axes.figure.canvas
+    if hasattr(canvas, "get_renderer"):
+        renderer = canvas.get_renderer()
+        drawn = [t.get_window_extent(renderer) for t in ax.texts if t is not label]
+        inside = ax.get_window_extent(renderer)
+        for offset in offsets:
+            put(*offset)
+            box = label.get_window_extent(renderer)
+            within = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if within and not any(box.overlaps(other) for other in drawn):
+                return
+    put(*offsets[0])
 
 
 class BudgetPanel:
